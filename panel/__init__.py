@@ -1,0 +1,128 @@
+"""The routing panel: a Flask application for VoIP wholesale carriers."""
+
+import os
+
+from flask import Flask, abort, g, redirect, request, url_for
+from flask_login import current_user
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
+from panel.config import Config
+from panel.extensions import csrf, db, login_manager, migrate
+
+# (import path, url prefix). Each section is one blueprint package with `bp` in its __init__.py.
+BLUEPRINTS = [
+    ("panel.main", ""),
+    ("panel.auth", "/auth"),
+    ("panel.clients", "/clients"),
+    ("panel.accounts", "/accounts"),
+    ("panel.gateways", "/gateways"),
+    ("panel.rates", "/rate-tables"),
+    ("panel.codedecks", "/code-decks"),
+    ("panel.timeprofiles", "/time-profiles"),
+    ("panel.policies", "/policies"),
+    ("panel.dids", "/dids"),
+    ("panel.plans", "/plans"),
+    ("panel.routetest", "/route-test"),
+    ("panel.manager_views", "/manager"),
+    ("panel.stats", "/statistics"),
+    ("panel.audit_views", "/audit"),
+    ("panel.companies", "/companies"),
+    ("panel.users", "/users"),
+    ("panel.tokens", "/tokens"),
+    ("panel.imports", "/imports"),
+    ("panel.api", "/api/v1"),
+]
+
+# Endpoints reachable without a login; the API authenticates with its own bearer tokens.
+PUBLIC_ENDPOINTS = {"auth.login", "static", "main.health"}
+# Writes a viewer may still make (its own session and password).
+VIEWER_WRITES = {"auth.logout", "auth.password"}
+
+
+@event.listens_for(Engine, "connect")
+def _sqlite_pragmas(dbapi_connection, _record):
+    """SQLite: enforce foreign keys, use WAL so readers never wait for the writer, wait for locks."""
+    if type(dbapi_connection).__module__.startswith("sqlite3"):
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+
+def create_app(test_config: dict | None = None) -> Flask:
+    """Create the panel: settings, extensions, blueprints, access rules and the manager thread."""
+    app = Flask(__name__, template_folder="../templates", static_folder="../static", instance_relative_config=True)
+    app.config.from_object(Config)
+    if test_config:
+        app.config.update(test_config)
+    os.makedirs(app.instance_path, exist_ok=True)
+
+    db.init_app(app)
+    migrate.init_app(app, db, render_as_batch=True, directory=os.path.join(os.path.dirname(__file__), "..", "migrations"))
+    csrf.init_app(app)
+    login_manager.init_app(app)
+    login_manager.login_view = "auth.login"
+    login_manager.login_message = "Please log in to see this page."
+
+    import importlib
+
+    for module, prefix in BLUEPRINTS:
+        bp = importlib.import_module(module).bp
+        app.register_blueprint(bp, url_prefix=prefix or None)
+
+    _install_access_rules(app)
+    _install_template_helpers(app)
+
+    from panel import cli
+
+    cli.register(app)
+
+    if app.config.get("MANAGER_ENABLED") and not app.config.get("TESTING"):
+        from panel import manager
+
+        if hasattr(manager, "start"):
+            manager.start(app)
+    return app
+
+
+def _install_access_rules(app: Flask) -> None:
+    """Login required everywhere but the public endpoints; viewers never write (403)."""
+
+    @app.before_request
+    def _fresh_request_state():
+        # g belongs to the app context, which tests keep across requests: start each request clean.
+        for key in [k for k in g if k.startswith("_")]:
+            g.pop(key)
+
+    @app.before_request
+    def _require_login():
+        endpoint = request.endpoint or ""
+        if endpoint in PUBLIC_ENDPOINTS or endpoint.startswith("api."):
+            return None
+        if request.endpoint is None:
+            return None  # 404 follows
+        if not current_user.is_authenticated:
+            from panel.htmx import is_htmx
+
+            target = url_for("auth.login", next=request.full_path if request.method == "GET" else None)
+            if is_htmx():
+                from flask import make_response
+
+                response = make_response("", 401)
+                response.headers["HX-Redirect"] = target
+                return response
+            return redirect(target)
+        if request.method not in ("GET", "HEAD", "OPTIONS") and not current_user.can_write:
+            if endpoint not in VIEWER_WRITES:
+                abort(403)
+        return None
+
+
+def _install_template_helpers(app: Flask) -> None:
+    """Filters and globals every template uses."""
+    from panel import templating
+
+    templating.install(app)

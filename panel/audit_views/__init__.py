@@ -1,0 +1,7 @@
+"""."""
+
+from flask import Blueprint
+
+bp = Blueprint("audit_views", __name__)
+
+from panel.audit_views import views  # noqa: E402,F401

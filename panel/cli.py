@@ -1,0 +1,44 @@
+"""Command-line commands: `flask --app wsgi create-admin`, `demo-data`."""
+
+import click
+from flask import Flask
+
+
+def register(app: Flask) -> None:
+    """Attach the commands to the app."""
+
+    @app.cli.command("create-admin")
+    @click.option("--username", prompt=True)
+    @click.option("--company", default="Operator", show_default=True, help="Name of the root company.")
+    @click.password_option()
+    def create_admin(username: str, company: str, password: str) -> None:
+        """Create the root company (if missing) and its first admin user."""
+        from panel.auth.passwords import hash_password, password_problem
+        from panel.extensions import db
+        from panel.models import Company, User
+
+        problem = password_problem(password)
+        if problem:
+            raise click.ClickException(problem)
+        root = db.session.scalar(db.select(Company).where(Company.parent_id.is_(None)))
+        if root is None:
+            root = Company(name=company, kind="root")
+            db.session.add(root)
+            db.session.flush()
+        if db.session.scalar(db.select(User).where(User.username == username)):
+            raise click.ClickException(f"A user named {username!r} exists already.")
+        db.session.add(User(company_id=root.id, username=username, role="admin", password_hash=hash_password(password)))
+        db.session.commit()
+        click.echo(f"Admin {username} created in {root.name}.")
+
+    @app.cli.command("demo-data")
+    @click.option("--if-empty", is_flag=True, help="Do nothing when the database already has companies.")
+    def demo_data(if_empty: bool) -> None:
+        """Load a believable carrier: companies, users, clients, accounts, rates and routing plans."""
+        from panel import demo
+
+        loaded = demo.load(if_empty=if_empty)
+        if loaded:
+            click.echo(demo.LOGIN_HELP)
+        else:
+            click.echo("The database has data already; demo data not loaded.")

@@ -1,0 +1,7 @@
+"""."""
+
+from flask import Blueprint
+
+bp = Blueprint("clients", __name__)
+
+from panel.clients import views  # noqa: E402,F401

@@ -1,0 +1,1 @@
+"""The Traffic Rules manager thread (SPEC §6): not built yet."""

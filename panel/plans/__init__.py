@@ -1,0 +1,7 @@
+"""."""
+
+from flask import Blueprint
+
+bp = Blueprint("plans", __name__)
+
+from panel.plans import views  # noqa: E402,F401

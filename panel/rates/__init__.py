@@ -1,0 +1,7 @@
+"""."""
+
+from flask import Blueprint
+
+bp = Blueprint("rates", __name__)
+
+from panel.rates import views  # noqa: E402,F401

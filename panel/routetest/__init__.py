@@ -1,0 +1,7 @@
+"""."""
+
+from flask import Blueprint
+
+bp = Blueprint("routetest", __name__)
+
+from panel.routetest import views  # noqa: E402,F401

@@ -1,0 +1,7 @@
+"""."""
+
+from flask import Blueprint
+
+bp = Blueprint("stats", __name__)
+
+from panel.stats import views  # noqa: E402,F401

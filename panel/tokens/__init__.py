@@ -1,0 +1,7 @@
+"""."""
+
+from flask import Blueprint
+
+bp = Blueprint("tokens", __name__)
+
+from panel.tokens import views  # noqa: E402,F401

@@ -1,0 +1,7 @@
+"""."""
+
+from flask import Blueprint
+
+bp = Blueprint("users", __name__)
+
+from panel.users import views  # noqa: E402,F401

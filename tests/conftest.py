@@ -1,0 +1,149 @@
+"""Composable fixtures: a database per test run (SQLite or PostgreSQL), the app, a company tree, logged-in clients.
+
+PANEL_TEST_DB chooses the database: `sqlite` (default) or a PostgreSQL URL; for PostgreSQL a database of its own
+is created for this run (so parallel runs never collide) and dropped at the end. The schema is created once per
+run; every test starts with empty tables.
+"""
+
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from panel import create_app
+from panel.config import normalise_database_url
+from panel.extensions import db
+from tests import factories
+
+TEST_DB = os.environ.get("PANEL_TEST_DB", "sqlite")
+IS_POSTGRES = TEST_DB.startswith("postgres")
+
+
+def pytest_collection_modifyitems(config, items):
+    """On the PostgreSQL pass, skip tests marked sqlite_only."""
+    if IS_POSTGRES:
+        skip = pytest.mark.skip(reason="runs in the SQLite pass only")
+        for item in items:
+            if "sqlite_only" in item.keywords:
+                item.add_marker(skip)
+
+
+def _create_postgres_database(base_url: str) -> tuple[str, callable]:
+    """Create a fresh database next to `base_url`; return its URL and a function that drops it."""
+    url = make_url(normalise_database_url(base_url))
+    name = f"panel_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+
+    def drop() -> None:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+    return url.set(database=name).render_as_string(hide_password=False), drop
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory):
+    """The URL of this run's empty database (schema not created)."""
+    if IS_POSTGRES:
+        url, drop = _create_postgres_database(TEST_DB)
+        yield url
+        drop()
+    else:
+        path: Path = tmp_path_factory.mktemp("db") / "panel.sqlite3"
+        yield f"sqlite:///{path}"
+
+
+def make_test_app(database_url: str, **overrides):
+    """A panel app for tests: manager off, CSRF off unless asked, cheap password hashing."""
+    config = {
+        "TESTING": True,
+        "SQLALCHEMY_DATABASE_URI": database_url,
+        "WTF_CSRF_ENABLED": False,
+        "MANAGER_ENABLED": False,
+        "PASSWORD_HASH_METHOD": "pbkdf2:sha256:1000",
+        "IMPORTS_SYNCHRONOUS": True,
+        "SECRET_KEY": "test-secret",
+        "ACCOUNT_PASSWORD_KEY": "test-account-key",
+        "SERVER_NAME": None,
+    }
+    config.update(overrides)
+    return create_app(config)
+
+
+@pytest.fixture(scope="session")
+def _schema(database_url):
+    """Create every table once for the run."""
+    app = make_test_app(database_url)
+    with app.app_context():
+        db.create_all()
+        db.engine.dispose()
+    return database_url
+
+
+def _empty_tables() -> None:
+    """Delete every row (fast on both databases) so the next test starts clean."""
+    tables = [t.name for t in reversed(db.metadata.sorted_tables)]
+    with db.engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY CASCADE"))
+        else:
+            conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
+            for table in tables:
+                conn.exec_driver_sql(f'DELETE FROM "{table}"')
+            conn.exec_driver_sql("DELETE FROM sqlite_sequence") if conn.exec_driver_sql(
+                "SELECT 1 FROM sqlite_master WHERE name='sqlite_sequence'"
+            ).first() else None
+            conn.exec_driver_sql("PRAGMA foreign_keys=ON")
+
+
+@pytest.fixture
+def app_config():
+    """Override this fixture (or parametrize it) to change the app's settings for a test."""
+    return {}
+
+
+@pytest.fixture
+def app(_schema, app_config):
+    """The app with an empty database and an app context pushed."""
+    app = make_test_app(_schema, **app_config)
+    with app.app_context():
+        yield app
+        db.session.remove()
+        _empty_tables()
+        db.engine.dispose()
+
+
+@pytest.fixture
+def client(app):
+    """An anonymous test client."""
+    return app.test_client()
+
+
+@pytest.fixture
+def tree(app):
+    """A company tree: Operator (root) > Alpha (reseller) > Alpha Sub (sub-reseller); Operator > Beta (reseller).
+
+    Returns a namespace with the companies and a user of each role: root_admin, alpha_admin, alpha_operator,
+    alpha_viewer, sub_operator, beta_admin.
+    """
+    return factories.company_tree()
+
+
+@pytest.fixture
+def login(app):
+    """`login(user)` returns a test client logged in as that user."""
+
+    def _login(user):
+        test_client = app.test_client()
+        with test_client.session_transaction() as session:
+            session["_user_id"] = user.get_id()
+            session["_fresh"] = True
+        return test_client
+
+    return _login
