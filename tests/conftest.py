@@ -147,3 +147,75 @@ def login(app):
         return test_client
 
     return _login
+
+
+@pytest.fixture
+def live_server(app, _schema):
+    """The panel served over HTTP on a free port (CSRF on, as in production), against the test database.
+
+    Data the test creates must be committed to be seen. Returns the base URL.
+    """
+    import threading
+
+    from werkzeug.serving import make_server
+
+    served = make_test_app(_schema, WTF_CSRF_ENABLED=True, IMPORTS_SYNCHRONOUS=False)
+    server = make_server("127.0.0.1", 0, served, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    thread.join(timeout=5)
+    with served.app_context():
+        db.engine.dispose()
+
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--headless=new",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Debian's chromium driven by Playwright; tests using it are skipped when chromium is missing."""
+    if not Path(CHROMIUM).exists():
+        pytest.skip("chromium is not installed (.ci/run installs it)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        instance = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield instance
+        instance.close()
+
+
+@pytest.fixture
+def page(browser, live_server):
+    """A fresh browser page; `page.base_url` is the live server."""
+    context = browser.new_context(base_url=live_server)
+    context.set_default_timeout(10_000)
+    pg = context.new_page()
+    yield pg
+    context.close()
+
+
+@pytest.fixture
+def browser_login(page):
+    """`browser_login(user)` logs the page in through the real login form."""
+
+    def _login(user, password: str = factories.PASSWORD):
+        page.goto("/auth/login")
+        page.fill("input[name=username]", user.username)
+        page.fill("input[name=password]", password)
+        page.click("button[type=submit]")
+        page.wait_for_url("**/")
+        return page
+
+    return _login
