@@ -54,14 +54,18 @@ def _sqlite_pragmas(dbapi_connection, _record):
 
 def create_app(test_config: dict | None = None) -> Flask:
     """Create the panel: settings, extensions, blueprints, access rules and the manager thread."""
-    app = Flask(__name__, template_folder="../templates", static_folder="../static", instance_relative_config=True)
+    app = Flask(
+        __name__, template_folder="../templates", static_folder="../static", instance_relative_config=True
+    )
     app.config.from_object(Config)
     if test_config:
         app.config.update(test_config)
     os.makedirs(app.instance_path, exist_ok=True)
 
     db.init_app(app)
-    migrate.init_app(app, db, render_as_batch=True, directory=os.path.join(os.path.dirname(__file__), "..", "migrations"))
+    migrate.init_app(
+        app, db, render_as_batch=True, directory=os.path.join(os.path.dirname(__file__), "..", "migrations")
+    )
     csrf.init_app(app)
     login_manager.init_app(app)
     login_manager.login_view = "auth.login"

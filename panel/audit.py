@@ -87,7 +87,9 @@ def object_type(obj) -> str:
     return getattr(obj, "__audit_type__", None) or type(obj).__name__.lower()
 
 
-def record(action: str, obj, *, before: dict | None = None, after: dict | None = None, note: str = "", user=None):
+def record(
+    action: str, obj, *, before: dict | None = None, after: dict | None = None, note: str = "", user=None
+):
     """Add an audit entry for `obj` to the session: action is create, update, delete (or a named action).
 
     `after` defaults to the object's current state (none for deletes). The session is flushed first so a new

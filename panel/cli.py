@@ -27,7 +27,9 @@ def register(app: Flask) -> None:
             db.session.flush()
         if db.session.scalar(db.select(User).where(User.username == username)):
             raise click.ClickException(f"A user named {username!r} exists already.")
-        db.session.add(User(company_id=root.id, username=username, role="admin", password_hash=hash_password(password)))
+        db.session.add(
+            User(company_id=root.id, username=username, role="admin", password_hash=hash_password(password))
+        )
         db.session.commit()
         click.echo(f"Admin {username} created in {root.name}.")
 
@@ -37,8 +39,9 @@ def register(app: Flask) -> None:
         """Load a believable carrier: companies, users, clients, accounts, rates and routing plans."""
         from panel import demo
 
-        loaded = demo.load(if_empty=if_empty)
-        if loaded:
-            click.echo(demo.LOGIN_HELP)
+        if demo.load(if_empty=if_empty):
+            click.echo("Demo data loaded.")
         else:
-            click.echo("The database has data already; demo data not loaded.")
+            click.echo("The database has data already; demo data not loaded again.")
+        if demo.has_demo_users():
+            click.echo(demo.LOGIN_HELP)

@@ -35,5 +35,9 @@ def generate_password(length: int = 16) -> str:
     alphabet = string.ascii_letters + string.digits
     while True:
         value = "".join(secrets.choice(alphabet) for _ in range(length))
-        if any(c.isdigit() for c in value) and any(c.islower() for c in value) and any(c.isupper() for c in value):
+        if (
+            any(c.isdigit() for c in value)
+            and any(c.islower() for c in value)
+            and any(c.isupper() for c in value)
+        ):
             return value

@@ -1,7 +1,8 @@
 """The one CSV routine used by every import and export (rates, code decks, DIDs, routing rules).
 
 An import reads the upload (bounded in size), decodes UTF-8, matches columns by header name (unknown columns
-are refused, required ones must be present), and hands every row to a parser that returns a clean dict or raises
+are refused, required ones must be present), and hands every row to a parser that returns a clean dict or
+raises
 RowError. Every rejected row is reported as `line N, column: message`; the caller writes all rows or none.
 """
 
@@ -52,7 +53,9 @@ def parse(
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise CsvError(f"The file is not UTF-8 (byte {exc.start}). Save it as CSV UTF-8 and try again.") from None
+        raise CsvError(
+            f"The file is not UTF-8 (byte {exc.start}). Save it as CSV UTF-8 and try again."
+        ) from None
     lines = text.splitlines()
     total = max(0, len(lines) - 1)
     reader = csv.reader(io.StringIO(text))

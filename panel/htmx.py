@@ -5,7 +5,10 @@ from flask import make_response, render_template, request
 
 def is_htmx() -> bool:
     """True when the request was made by htmx (and is not a history restore, which wants a whole page)."""
-    return request.headers.get("HX-Request") == "true" and request.headers.get("HX-History-Restore-Request") != "true"
+    return (
+        request.headers.get("HX-Request") == "true"
+        and request.headers.get("HX-History-Restore-Request") != "true"
+    )
 
 
 def render(page: str, fragment: str | None = None, status: int = 200, **context):

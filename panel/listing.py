@@ -9,7 +9,10 @@ from panel.extensions import db
 def page_args() -> tuple[int, int]:
     """(page, per_page) from the query string, bounded."""
     page = request.args.get("page", 1, type=int) or 1
-    per_page = request.args.get("per_page", current_app.config["PAGE_SIZE"], type=int) or current_app.config["PAGE_SIZE"]
+    per_page = (
+        request.args.get("per_page", current_app.config["PAGE_SIZE"], type=int)
+        or current_app.config["PAGE_SIZE"]
+    )
     return max(page, 1), min(max(per_page, 1), 500)
 
 
@@ -20,14 +23,20 @@ def sort_key(sortable: dict, default: str) -> str:
 
 
 def apply_sort(stmt: Select, sortable: dict, default: str, tiebreak=None) -> Select:
-    """Order `stmt` by the requested column (whitelisted in `sortable`: name -> column), then by `tiebreak`."""
+    """Order `stmt` by the requested column (whitelisted in `sortable`: name -> column), then `tiebreak`."""
     key = sort_key(sortable, default)
     column = sortable[key.lstrip("-")]
     stmt = stmt.order_by(column.desc() if key.startswith("-") else column.asc())
     return stmt.order_by(tiebreak) if tiebreak is not None else stmt
 
 
-def paginate(stmt: Select, sortable: dict | None = None, default_sort: str | None = None, tiebreak=None, count: bool = True):
+def paginate(
+    stmt: Select,
+    sortable: dict | None = None,
+    default_sort: str | None = None,
+    tiebreak=None,
+    count: bool = True,
+):
     """Sort and page a select; returns Flask-SQLAlchemy's Pagination (items, page, pages, total)."""
     if sortable:
         stmt = apply_sort(stmt, sortable, default_sort or next(iter(sortable)), tiebreak)

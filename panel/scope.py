@@ -104,14 +104,27 @@ def scope_condition(model, ids: frozenset[int]):
         return false()
     if model is Company:
         return Company.id.in_(ids)
-    if model in (User, ApiToken, Client, Gateway, RateTable, CodeDeck, TimeProfile, Policy, RoutingPlan, ImportJob):
+    if model in (
+        User,
+        ApiToken,
+        Client,
+        Gateway,
+        RateTable,
+        CodeDeck,
+        TimeProfile,
+        Policy,
+        RoutingPlan,
+        ImportJob,
+    ):
         return model.company_id.in_(ids)
     if model is AuditEntry:
         return AuditEntry.company_id.in_(ids)
     if model is Account:
         return Account.client_id.in_(_clients_of(ids))
     if model is AccountNetwork:
-        return AccountNetwork.account_id.in_(select(Account.id).where(Account.client_id.in_(_clients_of(ids))))
+        return AccountNetwork.account_id.in_(
+            select(Account.id).where(Account.client_id.in_(_clients_of(ids)))
+        )
     if model is Did:
         return Did.account_id.in_(select(Account.id).where(Account.client_id.in_(_clients_of(ids))))
     if model is Rate:
@@ -151,7 +164,10 @@ def in_scope(model, object_id, user=None) -> bool:
     """True when the object exists and the user may see it (for validating ids posted by forms)."""
     if object_id in (None, ""):
         return False
-    return db.session.scalar(scoped(model, user).where(model.id == int(object_id)).with_only_columns(model.id)) is not None
+    return (
+        db.session.scalar(scoped(model, user).where(model.id == int(object_id)).with_only_columns(model.id))
+        is not None
+    )
 
 
 def usable_plans_condition(company_id: int):
@@ -163,13 +179,16 @@ def usable_plans_condition(company_id: int):
     ancestors = ancestor_ids(company_id)
     limited = exists().where(plan_origination_limits.c.plan_id == RoutingPlan.id)
     allowed = exists().where(
-        and_(plan_origination_limits.c.plan_id == RoutingPlan.id, plan_origination_limits.c.company_id.in_(ancestors))
+        and_(
+            plan_origination_limits.c.plan_id == RoutingPlan.id,
+            plan_origination_limits.c.company_id.in_(ancestors),
+        )
     )
     return and_(RoutingPlan.company_id.in_(ancestors), or_(allowed, ~limited))
 
 
 def usable_plans(company) -> Select:
-    """`select(RoutingPlan)` of the plans `company` (a Company or its id) may assign to clients and accounts."""
+    """`select(RoutingPlan)` of the plans `company` (a Company or id) may assign to clients and accounts."""
     company_id = company if isinstance(company, int) else company.id
     return select(RoutingPlan).where(usable_plans_condition(company_id)).order_by(RoutingPlan.name)
 
@@ -177,7 +196,9 @@ def usable_plans(company) -> Select:
 def usable_rate_tables(company) -> Select:
     """`select(RateTable)` of the rate tables `company` may assign: its own and its ancestors'."""
     company_id = company if isinstance(company, int) else company.id
-    return select(RateTable).where(RateTable.company_id.in_(ancestor_ids(company_id))).order_by(RateTable.name)
+    return (
+        select(RateTable).where(RateTable.company_id.in_(ancestor_ids(company_id))).order_by(RateTable.name)
+    )
 
 
 def visible_companies(user=None) -> Select:

@@ -7,7 +7,15 @@ from flask import Flask, request, url_for
 
 # The navigation of SPEC's sections: (group, [(label, endpoint)]).
 NAVIGATION = [
-    ("Management", [("Clients", "clients.index"), ("Accounts", "accounts.index"), ("Gateways", "gateways.index"), ("DIDs", "dids.index")]),
+    (
+        "Management",
+        [
+            ("Clients", "clients.index"),
+            ("Accounts", "accounts.index"),
+            ("Gateways", "gateways.index"),
+            ("DIDs", "dids.index"),
+        ],
+    ),
     ("Rates", [("Rate tables", "rates.index"), ("Code decks", "codedecks.index")]),
     (
         "Routing",

@@ -1,8 +1,8 @@
-"""Composable fixtures: a database per test run (SQLite or PostgreSQL), the app, a company tree, logged-in clients.
+"""Composable fixtures: a database per test run (SQLite or PostgreSQL), the app, a company tree, logins.
 
-PANEL_TEST_DB chooses the database: `sqlite` (default) or a PostgreSQL URL; for PostgreSQL a database of its own
-is created for this run (so parallel runs never collide) and dropped at the end. The schema is created once per
-run; every test starts with empty tables.
+PANEL_TEST_DB chooses the database: `sqlite` (default) or a PostgreSQL URL; for PostgreSQL a database of
+its own is created for this run (so parallel runs never collide) and dropped at the end. The schema is created
+once per run; every test starts with empty tables.
 """
 
 import os
@@ -91,14 +91,15 @@ def _empty_tables() -> None:
     tables = [t.name for t in reversed(db.metadata.sorted_tables)]
     with db.engine.begin() as conn:
         if conn.dialect.name == "postgresql":
-            conn.execute(text("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY CASCADE"))
+            conn.execute(
+                text("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY CASCADE")
+            )
         else:
             conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
             for table in tables:
-                conn.exec_driver_sql(f'DELETE FROM "{table}"')
-            conn.exec_driver_sql("DELETE FROM sqlite_sequence") if conn.exec_driver_sql(
-                "SELECT 1 FROM sqlite_master WHERE name='sqlite_sequence'"
-            ).first() else None
+                conn.exec_driver_sql(f'DELETE FROM "{table}"')  # noqa: S608 - names from the metadata
+            if conn.exec_driver_sql("SELECT 1 FROM sqlite_master WHERE name='sqlite_sequence'").first():
+                conn.exec_driver_sql("DELETE FROM sqlite_sequence")
             conn.exec_driver_sql("PRAGMA foreign_keys=ON")
 
 
@@ -127,7 +128,7 @@ def client(app):
 
 @pytest.fixture
 def tree(app):
-    """A company tree: Operator (root) > Alpha (reseller) > Alpha Sub (sub-reseller); Operator > Beta (reseller).
+    """A company tree: Operator (root) > Alpha (reseller) > Alpha Sub (sub-reseller), Operator > Beta.
 
     Returns a namespace with the companies and a user of each role: root_admin, alpha_admin, alpha_operator,
     alpha_viewer, sub_operator, beta_admin.

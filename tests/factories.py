@@ -42,7 +42,9 @@ def company(name: str, kind: str = "reseller", parent: Company | None = None) ->
 def user(company_: Company, role: str = "operator", username: str | None = None) -> User:
     """A user with the password factories.PASSWORD."""
     username = username or f"{company_.name.lower().replace(' ', '_')}_{role}"
-    return _add(User(company_id=company_.id, username=username, role=role, password_hash=hash_password(PASSWORD)))
+    return _add(
+        User(company_id=company_.id, username=username, role=role, password_hash=hash_password(PASSWORD))
+    )
 
 
 def company_tree() -> SimpleNamespace:
@@ -72,12 +74,18 @@ def client(company_: Company, name: str = "Client", **fields) -> Client:
     return _add(Client(company_id=company_.id, name=name, **fields))
 
 
-def account(client_: Client, name: str = "acc", *, ident_by: str = "ip", ident_value: str = "", gateways=(), **fields) -> Account:
+def account(
+    client_: Client, name: str = "acc", *, ident_by: str = "ip", ident_value: str = "", gateways=(), **fields
+) -> Account:
     """An account; for ident_by ip the networks are parsed from ident_value (`;`-separated)."""
     acc = Account(client_id=client_.id, name=name, ident_by=ident_by, ident_value=ident_value, **fields)
     if ident_by == "ip" and ident_value:
         for pos, net in enumerate(part.strip() for part in ident_value.split(";") if part.strip()):
-            acc.networks.append(AccountNetwork(network=net if "/" in net else net + ("/128" if ":" in net else "/32"), position=pos))
+            acc.networks.append(
+                AccountNetwork(
+                    network=net if "/" in net else net + ("/128" if ":" in net else "/32"), position=pos
+                )
+            )
     acc.gateways = list(gateways)
     return _add(acc)
 
@@ -98,14 +106,24 @@ def code_deck(company_: Company, name: str = "Deck", codes=()) -> CodeDeck:
     """A code deck with codes given as (code, name[, country])."""
     deck = _add(CodeDeck(company_id=company_.id, name=name))
     for item in codes:
-        db.session.add(Code(code_deck_id=deck.id, code=item[0], name=item[1], country=item[2] if len(item) > 2 else ""))
+        db.session.add(
+            Code(code_deck_id=deck.id, code=item[0], name=item[1], country=item[2] if len(item) > 2 else "")
+        )
     db.session.flush()
     return deck
 
 
-def time_profile(company_: Company, name: str = "Office hours", weekdays: str = "12345", ranges: str = "08:00-18:00", timezone: str = "UTC") -> TimeProfile:
+def time_profile(
+    company_: Company,
+    name: str = "Office hours",
+    weekdays: str = "12345",
+    ranges: str = "08:00-18:00",
+    timezone: str = "UTC",
+) -> TimeProfile:
     """A time profile."""
-    return _add(TimeProfile(company_id=company_.id, name=name, weekdays=weekdays, ranges=ranges, timezone=timezone))
+    return _add(
+        TimeProfile(company_id=company_.id, name=name, weekdays=weekdays, ranges=ranges, timezone=timezone)
+    )
 
 
 def policy(company_: Company, name: str = "Simple LCR", **weights) -> Policy:

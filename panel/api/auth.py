@@ -12,7 +12,7 @@ from panel.extensions import db
 from panel.models import ApiToken
 from panel.models.types import utcnow
 
-TOKEN_PREFIX = "rp_"
+TOKEN_PREFIX = "rp_"  # noqa: S105 - a visible prefix, not a secret
 
 
 def new_token() -> tuple[str, str]:
@@ -36,7 +36,9 @@ def token_required(view):
         if scheme.lower() != "bearer" or not token.strip():
             return api_error("missing bearer token", "Authorization", 401)
         api_token = db.session.scalar(
-            select(ApiToken).where(ApiToken.token_hash == hash_token(token.strip()), ApiToken.revoked_at.is_(None))
+            select(ApiToken).where(
+                ApiToken.token_hash == hash_token(token.strip()), ApiToken.revoked_at.is_(None)
+            )
         )
         if api_token is None or not api_token.company.active:
             return api_error("invalid or revoked token", "Authorization", 401)

@@ -17,4 +17,6 @@ class PasswordForm(FlaskForm):
 
     current = PasswordField("Current password", validators=[DataRequired()])
     new = PasswordField("New password", validators=[DataRequired(), Length(max=200)])
-    confirm = PasswordField("Repeat new password", validators=[DataRequired(), EqualTo("new", "The passwords differ.")])
+    confirm = PasswordField(
+        "Repeat new password", validators=[DataRequired(), EqualTo("new", "The passwords differ.")]
+    )

@@ -41,10 +41,14 @@ def login_blocked(username: str, address: str) -> str | None:
     since = _window_start()
     cfg = current_app.config
     by_user = db.session.scalar(
-        select(func.count()).select_from(LoginAttempt).where(LoginAttempt.username == username.lower(), LoginAttempt.at >= since)
+        select(func.count())
+        .select_from(LoginAttempt)
+        .where(LoginAttempt.username == username.lower(), LoginAttempt.at >= since)
     )
     by_address = db.session.scalar(
-        select(func.count()).select_from(LoginAttempt).where(LoginAttempt.address == address, LoginAttempt.at >= since)
+        select(func.count())
+        .select_from(LoginAttempt)
+        .where(LoginAttempt.address == address, LoginAttempt.at >= since)
     )
     minutes = max(1, cfg["LOGIN_WINDOW_SECONDS"] // 60)
     if by_user >= cfg["LOGIN_MAX_FAILURES_PER_USER"]:

@@ -1,9 +1,9 @@
 """Run an import in a background thread so the page stays usable; progress lives in the import_jobs row.
 
-`start(...)` records the job and runs `work(job_id, progress)` in a thread with an app context. `work` does the
-parsing and the writing in its own transaction and returns a summary message, or raises ImportFailed with the
-per-line errors (nothing written). Progress is written through a separate short connection; on SQLite, while the
-import holds the write lock, a progress write that cannot get the lock is skipped rather than waited for.
+`start(...)` records the job and runs `work(job_id, progress)` in a thread with an app context. `work` does
+the parsing and the writing in its own transaction and returns a summary message, or raises ImportFailed with
+the per-line errors (nothing written). Progress is written through a separate short connection; on SQLite,
+while the import holds the write lock, a progress write that cannot get the lock is skipped rather than waited for.
 """
 
 import threading
@@ -93,7 +93,13 @@ def start(
             except Exception as exc:  # noqa: BLE001 - an unexpected failure must still end the job
                 db.session.rollback()
                 app.logger.exception("import %s failed", job_id)
-                _set(job_id, status="failed", message=f"The import failed: {exc}", errors=[], finished_at=utcnow())
+                _set(
+                    job_id,
+                    status="failed",
+                    message=f"The import failed: {exc}",
+                    errors=[],
+                    finished_at=utcnow(),
+                )
             finally:
                 db.session.remove()
 

@@ -14,8 +14,15 @@ def index():
     """Counts of the main objects in the user's scope."""
     ids = user_company_ids()
     counts = {}
-    for label, model in (("Clients", Client), ("Accounts", Account), ("Rate tables", RateTable), ("Routing plans", RoutingPlan)):
-        counts[label] = db.session.scalar(select(func.count()).select_from(model).where(scope_condition(model, ids)))
+    for label, model in (
+        ("Clients", Client),
+        ("Accounts", Account),
+        ("Rate tables", RateTable),
+        ("Routing plans", RoutingPlan),
+    ):
+        counts[label] = db.session.scalar(
+            select(func.count()).select_from(model).where(scope_condition(model, ids))
+        )
     return render_template("main/index.html", counts=counts)
 
 

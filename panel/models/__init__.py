@@ -1,11 +1,11 @@
 """The data model of SPEC §1-§8, one module per aggregate; importing this package registers every table."""
 
-from panel.models.companies import ApiToken, Company, LoginAttempt, User
 from panel.models.accounts import Account, AccountNetwork, Client, Gateway, account_gateways
+from panel.models.audit import AuditEntry
+from panel.models.companies import ApiToken, Company, LoginAttempt, User
 from panel.models.rates import Code, CodeDeck, Did, Policy, Rate, RateTable, TimeProfile
 from panel.models.routing import RoutingPlan, RoutingRule, plan_origination_limits, plan_termination_limits
 from panel.models.stats import CallStat, LiveCall, Quality
-from panel.models.audit import AuditEntry
 from panel.models.system import ImportJob, ManagerLease, ManagerRun
 
 __all__ = [

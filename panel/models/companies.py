@@ -10,7 +10,12 @@ from panel.extensions import db
 from panel.models.types import UTCDateTime, utcnow
 
 COMPANY_KINDS = ("root", "reseller", "sub_reseller", "manager")
-COMPANY_KIND_LABELS = {"root": "Operator", "reseller": "Reseller", "sub_reseller": "Sub-reseller", "manager": "Manager"}
+COMPANY_KIND_LABELS = {
+    "root": "Operator",
+    "reseller": "Reseller",
+    "sub_reseller": "Sub-reseller",
+    "manager": "Manager",
+}
 ROLES = ("admin", "operator", "viewer")
 
 
@@ -108,7 +113,10 @@ class LoginAttempt(db.Model):
     """A failed login, kept for the rate limit (shared by every panel process through the database)."""
 
     __tablename__ = "login_attempts"
-    __table_args__ = (Index("ix_login_attempts_username_at", "username", "at"), Index("ix_login_attempts_address_at", "address", "at"))
+    __table_args__ = (
+        Index("ix_login_attempts_username_at", "username", "at"),
+        Index("ix_login_attempts_address_at", "address", "at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     username: Mapped[str] = mapped_column(String(80))

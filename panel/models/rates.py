@@ -76,7 +76,10 @@ class Code(db.Model):
     """One code of a deck: digits, a name and a country."""
 
     __tablename__ = "codes"
-    __table_args__ = (UniqueConstraint("code_deck_id", "code"), Index("ix_codes_code_deck_id_name", "code_deck_id", "name"))
+    __table_args__ = (
+        UniqueConstraint("code_deck_id", "code"),
+        Index("ix_codes_code_deck_id_name", "code_deck_id", "name"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     code_deck_id: Mapped[int] = mapped_column(ForeignKey("code_decks.id", ondelete="CASCADE"))

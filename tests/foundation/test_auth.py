@@ -61,7 +61,9 @@ def test_login_rate_limited_per_user(client, tree):
     assert response.status_code == 302
 
 
-@pytest.mark.parametrize("app_config", [{"LOGIN_MAX_FAILURES_PER_ADDRESS": 4, "LOGIN_MAX_FAILURES_PER_USER": 100}])
+@pytest.mark.parametrize(
+    "app_config", [{"LOGIN_MAX_FAILURES_PER_ADDRESS": 4, "LOGIN_MAX_FAILURES_PER_USER": 100}]
+)
 def test_login_rate_limited_per_address(client, tree):
     """Failures for many usernames from one address block that address."""
     for i in range(4):
@@ -123,7 +125,8 @@ def test_csrf_required_on_forms_and_htmx(csrf_app):
     page = client.get("/auth/login")
     token = re.search(rb'name="csrf_token" type="hidden" value="([^"]+)"', page.data).group(1).decode()
     response = client.post(
-        "/auth/login", data={"username": "alpha_operator", "password": factories.PASSWORD, "csrf_token": token}
+        "/auth/login",
+        data={"username": "alpha_operator", "password": factories.PASSWORD, "csrf_token": token},
     )
     assert response.status_code == 302
     # Logged in: an htmx POST without the header is refused, with the header from <body hx-headers> accepted.
