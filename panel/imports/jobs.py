@@ -3,7 +3,7 @@
 `start(...)` records the job and runs `work(job_id, progress)` in a thread with an app context. `work` does
 the parsing and the writing in its own transaction and returns a summary message, or raises ImportFailed with
 the per-line errors (nothing written). Progress is written through a separate short connection; on SQLite,
-while the import holds the write lock, a progress write that cannot get the lock is skipped rather than waited for.
+while the import holds the write lock, a progress write that cannot get the lock is skipped, not waited for.
 """
 
 import threading
