@@ -84,12 +84,19 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     cli.register(app)
 
-    if app.config.get("MANAGER_ENABLED") and not app.config.get("TESTING"):
+    if app.config.get("MANAGER_ENABLED") and not app.config.get("TESTING") and not _cli_command():
         from panel import manager
 
         if hasattr(manager, "start"):
             manager.start(app)
     return app
+
+
+def _cli_command() -> bool:
+    """True under `flask <command>` other than `flask run` (db upgrade, demo-data): no manager thread there."""
+    import sys
+
+    return os.path.basename(sys.argv[0]) == "flask" and "run" not in sys.argv[1:]
 
 
 def _install_access_rules(app: Flask) -> None:
