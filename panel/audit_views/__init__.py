@@ -1,4 +1,4 @@
-"""."""
+"""The audit log section: who changed what and when, with the difference field by field (read-only)."""
 
 from flask import Blueprint
 

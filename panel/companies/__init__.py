@@ -1,4 +1,4 @@
-"""."""
+"""Companies: the reseller tree (root operator, resellers, sub-resellers, managers) managed by admins."""
 
 from flask import Blueprint
 

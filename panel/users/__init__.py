@@ -1,4 +1,4 @@
-"""."""
+"""Users: the logins of the admin's company subtree, with their roles (admin, operator, viewer)."""
 
 from flask import Blueprint
 
