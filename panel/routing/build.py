@@ -1,0 +1,666 @@
+"""Build a routing snapshot from the database in one read (SQLAlchemy Core only, no Flask, no ORM objects).
+
+`build_snapshot(source)` takes an Engine, a Connection or a Session. With an Engine it opens its own
+connection and reads every table inside one transaction (REPEATABLE READ on PostgreSQL, one read transaction
+on SQLite), so the snapshot is consistent even while the panel is being edited. Rates, the bulk of the data,
+are read as plain tuples: money converted to integer millionths by the database, times parsed once per
+distinct value, identical rows shared between tables.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import time
+from collections import defaultdict
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from sqlalchemy import BigInteger, cast, column, func, select, table
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.types import NullType
+
+from panel.routing.snapshot import (
+    INFINITY,
+    MICRO,
+    AccountEntry,
+    ClientEntry,
+    IpIndex,
+    PlanEntry,
+    PolicyEntry,
+    QualityEntry,
+    RateTableData,
+    RuleEntry,
+    Snapshot,
+    code_length,
+    compile_code,
+)
+from panel.timeprofile import CompiledProfile, TimeProfileError
+
+# Lightweight table references (Core only): routing reads raw values and converts them itself.
+_raw = NullType()
+companies = table("companies", column("id"), column("parent_id"), column("name"))
+clients = table(
+    "clients",
+    column("id"),
+    column("company_id"),
+    column("name"),
+    column("orig_rate_table_id"),
+    column("term_rate_table_id"),
+    column("routing_plan_id"),
+)
+accounts = table(
+    "accounts",
+    *(
+        column(name)
+        for name in (
+            "id",
+            "client_id",
+            "name",
+            "ident_by",
+            "ident_value",
+            "tech_prefix",
+            "orig_enabled",
+            "orig_rate_table_id",
+            "orig_routing_plan_id",
+            "orig_tags",
+            "orig_capacity",
+            "term_enabled",
+            "term_rate_table_id",
+            "term_tags",
+            "term_capacity",
+            "protocol",
+            "proxy",
+            "port",
+        )
+    ),
+)
+account_networks = table("account_networks", column("account_id"), column("network"), column("position"))
+account_gateways = table("account_gateways", column("account_id"), column("gateway_id"))
+gateways = table("gateways", column("id"), column("company_id"), column("name"), column("address"))
+rate_tables = table("rate_tables", column("id"), column("name"), column("currency"))
+rates = table(
+    "rates",
+    column("rate_table_id"),
+    column("code"),
+    column("rate"),
+    column("setup_fee"),
+    column("min_time"),
+    column("interval"),
+    column("effective_from"),
+    column("end"),
+)
+policies = table(
+    "policies", column("id"), column("name"), *(column(f"{f}_weight") for f in ("rate", "asr", "acd", "pdd"))
+)
+time_profiles = table("time_profiles", column("id"), column("weekdays"), column("ranges"), column("timezone"))
+dids = table("dids", column("number"), column("account_id"))
+plans = table(
+    "routing_plans",
+    *(
+        column(name)
+        for name in (
+            "id",
+            "name",
+            "company_id",
+            "additional_plan_id",
+            "code_deck_id",
+            "loop_protection",
+            "rules_hunting",
+            "dr_order",
+            "match_increments",
+            "vendor_limit",
+            "pm_value",
+            "pm_percent",
+        )
+    ),
+)
+origination_limits = table("plan_origination_limits", column("plan_id"), column("company_id"))
+termination_limits = table("plan_termination_limits", column("plan_id"), column("company_id"))
+rules = table(
+    "routing_rules",
+    *(
+        column(name)
+        for name in (
+            "id",
+            "plan_id",
+            "priority",
+            "code",
+            "type",
+            "terminator_client_id",
+            "terminator_account_id",
+            "policy_id",
+            "pm_value",
+            "pm_percent",
+            "orig_tags",
+            "orig_tags_mode",
+            "term_tags",
+            "time_profile_id",
+            "expires_at",
+            "balancing",
+            "min_length",
+            "max_length",
+            "min_asr",
+            "min_acd",
+            "capacity",
+            "stop_hunt",
+        )
+    ),
+)
+codes = table("codes", column("code_deck_id"), column("code"), column("name"))
+quality = table(
+    "quality",
+    column("term_account_id"),
+    column("code"),
+    column("attempts"),
+    column("asr"),
+    column("acd"),
+    column("pdd_ms"),
+)
+
+
+class _NeverInside:
+    """Stands for a time profile that cannot be parsed: its rules never apply rather than always."""
+
+    def contains(self, _moment) -> bool:
+        """Never inside."""
+        return False
+
+
+def to_timestamp(value) -> float | None:
+    """A stored time (aware or naive UTC datetime, or SQLite's text) as POSIX seconds."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.timestamp()
+
+
+def to_datetime(value) -> datetime | None:
+    """A stored time as an aware UTC datetime."""
+    ts = to_timestamp(value)
+    return None if ts is None else datetime.fromtimestamp(ts, UTC)
+
+
+def _micro(value) -> int | None:
+    """A stored Decimal/float/str amount as integer millionths."""
+    if value is None or value == "":
+        return None
+    return int((Decimal(str(value)) * MICRO).to_integral_value())
+
+
+def _float(value) -> float | None:
+    """A stored number as float (quality figures, rule minimums)."""
+    return None if value is None else float(value)
+
+
+def _tags(text: str | None) -> frozenset[str]:
+    """Space-separated tags as a set."""
+    return frozenset((text or "").split())
+
+
+def _micro_column(col):
+    """SQL: an amount with up to 6 decimals as integer millionths, rounded by the database."""
+    return cast(func.round(func.coalesce(col, 0) * MICRO), BigInteger)
+
+
+def _split_proxy(proxy: str) -> str:
+    """The host part of `host[:port]` (IPv6 in brackets)."""
+    proxy = (proxy or "").strip()
+    if proxy.startswith("["):
+        return proxy[1 : proxy.find("]")] if "]" in proxy else proxy[1:]
+    if proxy.count(":") == 1:
+        return proxy.split(":", 1)[0]
+    return proxy
+
+
+def address_key(text: str) -> int | None:
+    """An IP address as one integer (IPv6 offset past every IPv4 value), None when it is not an address."""
+    try:
+        address = ipaddress.ip_address(text.strip())
+    except ValueError:
+        return None
+    return int(address) if address.version == 4 else int(address) | (1 << 128)
+
+
+def build_snapshot(source, *, quality_min_calls: int = 0) -> Snapshot:
+    """Read everything routing needs from `source` (Engine, Connection or Session) and return a Snapshot."""
+    started = time.perf_counter()
+    if isinstance(source, Engine):
+        with source.connect() as conn:
+            if conn.dialect.name == "postgresql":
+                conn = conn.execution_options(isolation_level="REPEATABLE READ")
+            with conn.begin():
+                if conn.dialect.name == "sqlite":
+                    # pysqlite never begins before a SELECT: begin so every SELECT reads one WAL snapshot.
+                    conn.exec_driver_sql("BEGIN")
+                snapshot = _read(conn, quality_min_calls)
+    elif isinstance(source, Connection):
+        snapshot = _read(source, quality_min_calls)
+    else:  # an ORM Session: read through its connection (and its transaction)
+        snapshot = _read(source.connection(), quality_min_calls)
+    snapshot.build_seconds = time.perf_counter() - started
+    return snapshot
+
+
+def _read(conn: Connection, quality_min_calls: int) -> Snapshot:
+    """The body of build_snapshot, on one connection."""
+    built_at = datetime.now(UTC)
+
+    # Companies: the tree, its subtrees and chains of ancestors.
+    parents: dict[int, int | None] = {}
+    company_names: dict[int, str] = {}
+    for cid, parent_id, name in conn.execute(select(companies.c.id, companies.c.parent_id, companies.c.name)):
+        parents[cid] = parent_id
+        company_names[cid] = name
+    children: dict[int | None, list[int]] = defaultdict(list)
+    for cid, pid in parents.items():
+        children[pid].append(cid)
+    descendants: dict[int, frozenset[int]] = {}
+    ancestors: dict[int, frozenset[int]] = {}
+    for cid in parents:
+        seen, stack = {cid}, [cid]
+        while stack:
+            for child in children.get(stack.pop(), ()):
+                if child not in seen:
+                    seen.add(child)
+                    stack.append(child)
+        descendants[cid] = frozenset(seen)
+        chain, node = [], cid
+        while node is not None and node not in chain:
+            chain.append(node)
+            node = parents.get(node)
+        ancestors[cid] = frozenset(chain)
+
+    client_map: dict[int, ClientEntry] = {}
+    for row in conn.execute(select(clients)):
+        client_map[row.id] = ClientEntry(
+            row.id,
+            row.name,
+            row.company_id,
+            row.orig_rate_table_id,
+            row.term_rate_table_id,
+            row.routing_plan_id,
+        )
+
+    table_map = _read_rates(conn)
+    universe: set[str] = set()
+    for data in table_map.values():
+        universe.update(data.rates)
+
+    # Accounts, their networks and gateways.
+    networks: dict[int, list[str]] = defaultdict(list)
+    for account_id, network in conn.execute(
+        select(account_networks.c.account_id, account_networks.c.network).order_by(
+            account_networks.c.account_id, account_networks.c.position
+        )
+    ):
+        networks[account_id].append(network)
+    account_gws: dict[int, set[int]] = defaultdict(set)
+    for account_id, gateway_id in conn.execute(
+        select(account_gateways.c.account_id, account_gateways.c.gateway_id)
+    ):
+        account_gws[account_id].add(gateway_id)
+
+    account_map: dict[int, AccountEntry] = {}
+    by_login: dict[str, list[AccountEntry]] = defaultdict(list)
+    by_ani: dict[str, list[AccountEntry]] = defaultdict(list)
+    ip_tables: dict[tuple[int, int], dict[int, list[AccountEntry]]] = defaultdict(lambda: defaultdict(list))
+    for row in conn.execute(select(accounts)):
+        client = client_map.get(row.client_id)
+        if client is None:
+            continue
+        nets = networks.get(row.id) or []
+        if row.ident_by == "ip" and not nets and row.ident_value:
+            nets = [part.strip() for part in row.ident_value.split(";") if part.strip()]
+        parsed = []
+        for text in nets:
+            try:
+                parsed.append(ipaddress.ip_network(text, strict=False))
+            except ValueError:
+                continue
+        host = None
+        addresses = set()
+        for net in parsed:
+            if net.prefixlen == net.max_prefixlen:
+                if host is None:
+                    host = str(net.network_address)
+                addresses.add(address_key(str(net.network_address)))
+        proxy = (row.proxy or "").strip()
+        if proxy:
+            proxy_key = address_key(_split_proxy(proxy))
+            if proxy_key is not None:
+                addresses.add(proxy_key)
+            if host is None:
+                host = _split_proxy(proxy)
+        term_table_id = row.term_rate_table_id or client.term_rate_table_id
+        entry = AccountEntry(
+            id=row.id,
+            name=row.name,
+            client_id=client.id,
+            client_name=client.name,
+            company_id=client.company_id,
+            ident_by=row.ident_by,
+            ident_value=row.ident_value or "",
+            tech_prefix=row.tech_prefix or "",
+            gateways=frozenset(account_gws.get(row.id, ())),
+            orig_enabled=bool(row.orig_enabled),
+            orig_rate_table_id=row.orig_rate_table_id,
+            orig_plan_id=row.orig_routing_plan_id,
+            orig_tags=_tags(row.orig_tags),
+            orig_capacity=row.orig_capacity,
+            term_enabled=bool(row.term_enabled),
+            term_rate_table_id=term_table_id,
+            term_rates=table_map.get(term_table_id) if term_table_id else None,
+            term_tags=_tags(row.term_tags),
+            term_capacity=row.term_capacity,
+            protocol=row.protocol or "sip",
+            proxy=proxy or None,
+            port=row.port or 5060,
+            host=host,
+            addresses=frozenset(addresses),
+        )
+        account_map[row.id] = entry
+        if not entry.orig_enabled:
+            continue
+        if row.ident_by == "name" and entry.ident_value.strip():
+            by_login[entry.ident_value.strip()].append(entry)
+        elif row.ident_by == "ani" and entry.ident_value.strip():
+            by_ani[entry.ident_value.strip().lstrip("+")].append(entry)
+        elif row.ident_by == "ip":
+            for net in parsed:
+                bits = net.max_prefixlen
+                ip_tables[(bits, net.prefixlen)][int(net.network_address) >> (bits - net.prefixlen)].append(
+                    entry
+                )
+    ip4, ip6 = IpIndex(32), IpIndex(128)
+    for (bits, prefixlen), entries in sorted(ip_tables.items(), key=lambda item: -item[0][1]):
+        index = ip4 if bits == 32 else ip6
+        index.tables.append((prefixlen, bits - prefixlen, {k: tuple(v) for k, v in entries.items()}))
+
+    gateway_keys: dict[str, set[int]] = defaultdict(set)
+    gateway_map: dict[int, tuple[str, int]] = {}
+    for gid, company_id, name, address in conn.execute(
+        select(gateways.c.id, gateways.c.company_id, gateways.c.name, gateways.c.address)
+    ):
+        gateway_map[gid] = (name, company_id)
+        gateway_keys[name].add(gid)
+        if address:
+            gateway_keys[address.strip()].add(gid)
+
+    policy_map = {}
+    for row in conn.execute(select(policies)):
+        weights = tuple(
+            (factor, int(getattr(row, f"{factor}_weight") or 0))
+            for factor in ("rate", "asr", "acd", "pdd")
+            if getattr(row, f"{factor}_weight")
+        )
+        policy_map[row.id] = PolicyEntry(row.id, row.name, weights)
+
+    profile_map = {}
+    bad_profiles = 0
+    for pid, weekdays, ranges, timezone in conn.execute(select(time_profiles)):
+        try:
+            profile_map[pid] = CompiledProfile(weekdays, ranges, timezone)
+        except TimeProfileError:
+            profile_map[pid] = _NeverInside()
+            bad_profiles += 1
+
+    did_map = {number.lstrip("+"): account_id for number, account_id in conn.execute(select(dids))}
+
+    quality_map = {}
+    for account_id, code, attempts, asr, acd, pdd in conn.execute(
+        select(
+            quality.c.term_account_id,
+            quality.c.code,
+            quality.c.attempts,
+            quality.c.asr,
+            quality.c.acd,
+            quality.c.pdd_ms,
+        )
+    ):
+        if (attempts or 0) < quality_min_calls:
+            continue
+        quality_map[(account_id, code)] = QualityEntry(_float(asr), _float(acd), _float(pdd), attempts or 0)
+
+    plan_map, rule_map = _read_plans(
+        conn, policy_map, profile_map, account_map, client_map, descendants, ancestors
+    )
+
+    counts = {
+        "companies": len(parents),
+        "clients": len(client_map),
+        "accounts": len(account_map),
+        "rate_tables": len(table_map),
+        "rates": sum(len(t.rates) for t in table_map.values()),
+        "codes": len(universe),
+        "plans": len(plan_map),
+        "rules": len(rule_map),
+        "dids": len(did_map),
+        "quality": len(quality_map),
+        "bad_time_profiles": bad_profiles,
+    }
+    return Snapshot(
+        built_at=built_at,
+        build_seconds=0.0,
+        accounts=account_map,
+        clients=client_map,
+        plans=plan_map,
+        rules=rule_map,
+        rate_tables=table_map,
+        codes=frozenset(universe),
+        policies=policy_map,
+        profiles=profile_map,
+        dids=did_map,
+        quality=quality_map,
+        by_login={k: tuple(v) for k, v in by_login.items()},
+        by_ani={k: tuple(v) for k, v in by_ani.items()},
+        ip4=ip4,
+        ip6=ip6,
+        gateway_keys={k: frozenset(v) for k, v in gateway_keys.items()},
+        gateways=gateway_map,
+        company_names=company_names,
+        descendants=descendants,
+        ancestors=ancestors,
+        counts=counts,
+    )
+
+
+def _read_rates(conn: Connection) -> dict[int, RateTableData]:
+    """Every rate table with its rates: code -> rows, latest effective_from first, identical rows shared."""
+    table_map: dict[int, RateTableData] = {}
+    for tid, name, currency in conn.execute(
+        select(rate_tables.c.id, rate_tables.c.name, rate_tables.c.currency)
+    ):
+        table_map[tid] = RateTableData(tid, name, currency or "", {})
+    stmt = select(
+        rates.c.rate_table_id,
+        rates.c.code,
+        _micro_column(rates.c.rate),
+        _micro_column(rates.c.setup_fee),
+        rates.c.min_time,
+        rates.c.interval,
+        rates.c.effective_from,
+        rates.c.end,
+    )
+    codes_seen: dict[str, str] = {}
+    times: dict[object, float] = {None: INFINITY}
+    singles: dict[tuple, tuple] = {}
+    multiples: list[tuple[dict, str]] = []
+    current_id, current = None, None
+    result = conn.execution_options(stream_results=True, yield_per=20_000).execute(stmt)
+    for tid, code, rate, setup, min_time, interval, effective_from, end in result:
+        if tid != current_id:
+            data = table_map.get(tid)
+            if data is None:
+                continue
+            current_id, current = tid, data.rates
+        code = codes_seen.setdefault(code, code)
+        start_ts = times.get(effective_from)
+        if start_ts is None:
+            start_ts = times[effective_from] = to_timestamp(effective_from)
+        end_ts = times.get(end)
+        if end_ts is None:
+            end_ts = times[end] = to_timestamp(end)
+        key = (int(rate), int(setup), int(min_time or 0), int(interval or 1), start_ts, end_ts)
+        single = singles.get(key)
+        if single is None:
+            single = singles[key] = (key,)
+        previous = current.get(code)
+        if previous is None:
+            current[code] = single
+        else:
+            current[code] = previous + single
+            multiples.append((current, code))
+    # Several rows for a code (a new price from a date): latest effective_from first.
+    for mapping, code in multiples:
+        rows = mapping[code]
+        mapping[code] = tuple(sorted(set(rows), key=lambda r: -r[4]))
+    return table_map
+
+
+def _read_plans(conn, policy_map, profile_map, account_map, client_map, descendants, ancestors):
+    """Plans and rules, with each rule's candidates and each plan's rule index precomputed."""
+    orig_limits: dict[int, set[int]] = defaultdict(set)
+    for plan_id, company_id in conn.execute(select(origination_limits)):
+        orig_limits[plan_id].add(company_id)
+    term_limits: dict[int, set[int]] = defaultdict(set)
+    for plan_id, company_id in conn.execute(select(termination_limits)):
+        term_limits[plan_id].add(company_id)
+
+    plan_map: dict[int, PlanEntry] = {}
+    deck_of: dict[int, int | None] = {}
+    for row in conn.execute(select(plans)):
+        deck_of[row.id] = row.code_deck_id
+        plan_map[row.id] = PlanEntry(
+            id=row.id,
+            name=row.name,
+            company_id=row.company_id,
+            additional_plan_id=row.additional_plan_id,
+            loop_protection=bool(row.loop_protection),
+            rules_hunting=row.rules_hunting or "longest_only",
+            dr_order=row.dr_order or "code_appeal",
+            match_increments=row.match_increments or "disabled",
+            pm_value=_micro(row.pm_value),
+            pm_percent=bool(row.pm_percent),
+            vendor_limit=row.vendor_limit,
+            origination_limits=frozenset(orig_limits.get(row.id, ())),
+            termination_limits=frozenset(term_limits.get(row.id, ())),
+            rule_index={},
+            literal_lengths=(),
+            did_rules=(),
+            rule_count=0,
+            uses_quality=False,
+        )
+
+    # Code names from each plan's deck, for the rules' codes only.
+    code_names: dict[tuple[int, str], str] = {}
+    deck_ids = {d for d in deck_of.values() if d}
+    if deck_ids:
+        rule_codes = select(rules.c.code).distinct().scalar_subquery()
+        for deck_id, code, name in conn.execute(
+            select(codes.c.code_deck_id, codes.c.code, codes.c.name).where(
+                codes.c.code_deck_id.in_(deck_ids), codes.c.code.in_(rule_codes)
+            )
+        ):
+            code_names[(deck_id, code)] = name
+
+    # Terminator-enabled accounts, by client and as the dynamic pool.
+    by_client: dict[int, list[AccountEntry]] = defaultdict(list)
+    terminators = sorted((a for a in account_map.values() if a.term_enabled), key=lambda a: a.id)
+    for entry in terminators:
+        by_client[entry.client_id].append(entry)
+    for entries in by_client.values():
+        entries.sort(key=lambda a: (a.name, a.id))
+    dynamic_pools: dict[tuple[int, frozenset[str]], tuple[AccountEntry, ...]] = {}
+
+    def dynamic_pool(owner_id: int, tags: frozenset[str]) -> tuple[AccountEntry, ...]:
+        """Terminators of clients owned by the plan owner, its descendants or ancestors, meeting the tags."""
+        key = (owner_id, tags)
+        pool = dynamic_pools.get(key)
+        if pool is None:
+            allowed = descendants.get(owner_id, frozenset((owner_id,))) | ancestors.get(owner_id, frozenset())
+            pool = tuple(
+                a
+                for a in terminators
+                if a.company_id in allowed and (not a.term_tags.isdisjoint(tags) if tags else not a.term_tags)
+            )
+            dynamic_pools[key] = pool
+        return pool
+
+    rule_map: dict[int, RuleEntry] = {}
+    per_plan: dict[int, list[RuleEntry]] = defaultdict(list)
+    for row in conn.execute(select(rules)):
+        plan = plan_map.get(row.plan_id)
+        if plan is None:
+            continue
+        code = (row.code or "").strip() if row.type != "did" else ""
+        literal, regex = compile_code(code)
+        if row.type == "static_client":
+            candidates = tuple(by_client.get(row.terminator_client_id, ()))
+        elif row.type == "static_account":
+            account = account_map.get(row.terminator_account_id)
+            candidates = (account,) if account is not None else ()
+        elif row.type == "dynamic":
+            candidates = dynamic_pool(plan.company_id, _tags(row.term_tags))
+        else:
+            candidates = ()
+        balancing = row.balancing
+        length = code_length(code)
+        expires_at = to_datetime(row.expires_at)
+        entry = RuleEntry(
+            id=row.id,
+            plan_id=row.plan_id,
+            priority=row.priority or 0,
+            code=code,
+            code_name=code_names.get((deck_of.get(row.plan_id), code), ""),
+            length=length,
+            group_key=code.rstrip("*"),
+            literal=literal,
+            regex=regex,
+            type=row.type,
+            terminator_client_id=row.terminator_client_id,
+            terminator_account_id=row.terminator_account_id,
+            policy=policy_map.get(row.policy_id) if row.policy_id else None,
+            pm_value=_micro(row.pm_value),
+            pm_percent=bool(row.pm_percent),
+            orig_tags=_tags(row.orig_tags),
+            orig_tags_any=(row.orig_tags_mode == "any"),
+            term_tags=_tags(row.term_tags),
+            time_profile_id=row.time_profile_id,
+            time_profile=profile_map.get(row.time_profile_id) if row.time_profile_id else None,
+            expires_at=expires_at,
+            expires_ts=expires_at.timestamp() if expires_at else None,
+            balancing=balancing,
+            balanced=balancing is not None and 1 <= balancing <= 99,
+            min_length=row.min_length,
+            max_length=row.max_length,
+            min_asr=_float(row.min_asr),
+            min_acd=_float(row.min_acd),
+            capacity=row.capacity,
+            stop_hunt=bool(row.stop_hunt),
+            candidates=candidates,
+            sort_key=(-length, row.priority or 0, row.id),
+        )
+        rule_map[row.id] = entry
+        per_plan[row.plan_id].append(entry)
+
+    for plan_id, entries in per_plan.items():
+        plan = plan_map[plan_id]
+        index: dict[str, list[RuleEntry]] = defaultdict(list)
+        did_rules = []
+        for entry in entries:
+            if entry.type == "did":
+                did_rules.append(entry)
+            else:
+                index[entry.literal].append(entry)
+            if entry.min_asr is not None or entry.min_acd is not None:
+                plan.uses_quality = True
+            if entry.policy is not None and any(f != "rate" for f, _ in entry.policy.weights):
+                plan.uses_quality = True
+        plan.rule_index = {k: tuple(sorted(v, key=lambda r: r.sort_key)) for k, v in index.items()}
+        plan.literal_lengths = tuple(sorted({len(k) for k in index}, reverse=True))
+        plan.did_rules = tuple(sorted(did_rules, key=lambda r: (r.priority, r.id)))
+        plan.rule_count = len(entries)
+    return plan_map, rule_map

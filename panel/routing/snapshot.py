@@ -1,0 +1,304 @@
+"""The routing snapshot: everything routing needs, read from the database once, never changed afterwards.
+
+Money is held as integer millionths (rates have at most 6 decimals, SPEC §3), so comparisons are exact and
+cheap; times are POSIX seconds. The structures are shaped for the lookups of `engine.route`:
+
+- a rate table is a dict code -> tuple of rate rows (latest `effective_from` first); a number is priced by
+  trying its prefixes that exist in some table (`Snapshot.codes`), longest first;
+- originators are found by dicts (login, ANI) and, for addresses, one dict of networks per prefix length;
+- a plan's code rules are indexed by the literal part of their code before any `*` (the rest, if any, is
+  checked with a compiled expression).
+
+Nothing here changes after `build.build_snapshot` returns, so any number of threads may route with one
+snapshot while a newer one is being built.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+
+from panel.timeprofile import CompiledProfile
+
+MICRO = 1_000_000
+INFINITY = float("inf")
+
+# A rate row: (rate, setup_fee, min_time, interval, effective_from, end); money in millionths, times in
+# POSIX seconds (end = INFINITY when open).
+RateRow = tuple[int, int, int, int, float, float]
+RateRows = tuple[RateRow, ...]
+
+RULE_TYPE_LABELS = {
+    "static_client": "Static client",
+    "static_account": "Static account",
+    "dynamic": "Dynamic",
+    "did": "DID",
+}
+
+
+def micro_to_decimal(value: int | None) -> Decimal | None:
+    """Millionths as a Decimal with six decimals (12500 -> 0.012500)."""
+    if value is None:
+        return None
+    return Decimal(value).scaleb(-6)
+
+
+def decimal_text(value: int | None) -> str | None:
+    """Millionths as the text the API answers: `0.0125`, `1`, `-0.002`."""
+    if value is None:
+        return None
+    return format(Decimal(value).scaleb(-6).normalize(), "f")
+
+
+class RateTableData:
+    """One rate table: code -> rows effective at different times, latest `effective_from` first."""
+
+    __slots__ = ("id", "name", "currency", "rates")
+
+    def __init__(self, table_id: int, name: str, currency: str, rates: dict[str, RateRows]):
+        self.id = table_id
+        self.name = name
+        self.currency = currency
+        self.rates = rates
+
+    def lookup(self, codes: list[str], ts: float) -> tuple[str, RateRow] | None:
+        """The row of the longest code among `codes` (longest first) effective at `ts`, with its code."""
+        rates = self.rates
+        for code in codes:
+            rows = rates.get(code)
+            if rows is not None:
+                for row in rows:
+                    if row[4] <= ts < row[5]:
+                        return code, row
+        return None
+
+
+class AccountEntry:
+    """An account as routing sees it: its originator settings, its terminator settings and its addresses."""
+
+    __slots__ = (
+        "id",
+        "name",
+        "client_id",
+        "client_name",
+        "company_id",
+        "ident_by",
+        "ident_value",
+        "tech_prefix",
+        "gateways",
+        "orig_enabled",
+        "orig_rate_table_id",
+        "orig_plan_id",
+        "orig_tags",
+        "orig_capacity",
+        "term_enabled",
+        "term_rate_table_id",
+        "term_rates",
+        "term_tags",
+        "term_capacity",
+        "protocol",
+        "proxy",
+        "port",
+        "host",
+        "addresses",
+    )
+
+    def __init__(self, **fields):
+        for key in self.__slots__:
+            setattr(self, key, fields.get(key))
+
+    def __repr__(self) -> str:
+        return f"<AccountEntry {self.id} {self.client_name}/{self.name}>"
+
+
+@dataclass(slots=True, frozen=True)
+class ClientEntry:
+    """A client's defaults."""
+
+    id: int
+    name: str
+    company_id: int
+    orig_rate_table_id: int | None
+    term_rate_table_id: int | None
+    routing_plan_id: int | None
+
+
+@dataclass(slots=True, frozen=True)
+class PolicyEntry:
+    """A dynamic routing policy: factor -> weight (only the factors in use)."""
+
+    id: int
+    name: str
+    weights: tuple[tuple[str, int], ...]
+
+    @property
+    def total(self) -> int:
+        """The sum of the weights (0: every route gets appeal 1)."""
+        return sum(w for _, w in self.weights)
+
+
+# Static routes are ordered as by a rate-only policy (SPEC §5 step 8).
+RATE_ONLY = PolicyEntry(0, "rate only", (("rate", 1),))
+
+
+class RuleEntry:
+    """A routing rule with everything precomputed that does not depend on the call."""
+
+    __slots__ = (
+        "id",
+        "plan_id",
+        "priority",
+        "code",
+        "code_name",
+        "length",
+        "group_key",
+        "literal",
+        "regex",
+        "type",
+        "terminator_client_id",
+        "terminator_account_id",
+        "policy",
+        "pm_value",
+        "pm_percent",
+        "orig_tags",
+        "orig_tags_any",
+        "term_tags",
+        "time_profile_id",
+        "time_profile",
+        "expires_at",
+        "expires_ts",
+        "balancing",
+        "balanced",
+        "min_length",
+        "max_length",
+        "min_asr",
+        "min_acd",
+        "capacity",
+        "stop_hunt",
+        "candidates",
+        "sort_key",
+    )
+
+    def __init__(self, **fields):
+        for key in self.__slots__:
+            setattr(self, key, fields.get(key))
+
+    @property
+    def type_label(self) -> str:
+        """The rule type in the operator's words."""
+        return RULE_TYPE_LABELS.get(self.type, self.type)
+
+    def __repr__(self) -> str:
+        return f"<RuleEntry {self.id} {self.code or 'DID'} p{self.priority} {self.type}>"
+
+
+class PlanEntry:
+    """A routing plan: its settings and its rules indexed for lookup."""
+
+    __slots__ = (
+        "id",
+        "name",
+        "company_id",
+        "additional_plan_id",
+        "loop_protection",
+        "rules_hunting",
+        "dr_order",
+        "match_increments",
+        "pm_value",
+        "pm_percent",
+        "vendor_limit",
+        "origination_limits",
+        "termination_limits",
+        "rule_index",
+        "literal_lengths",
+        "did_rules",
+        "rule_count",
+        "uses_quality",
+    )
+
+    def __init__(self, **fields):
+        for key in self.__slots__:
+            setattr(self, key, fields.get(key))
+
+    def __repr__(self) -> str:
+        return f"<PlanEntry {self.id} {self.name}>"
+
+
+@dataclass(slots=True, frozen=True)
+class QualityEntry:
+    """ASR (%), ACD (minutes) and PDD (ms) of a terminator for a vendor code; None = not enough calls."""
+
+    asr: float | None
+    acd: float | None
+    pdd: float | None
+    attempts: int
+
+
+@dataclass(slots=True)
+class IpIndex:
+    """Originator networks of one IP version: (prefix length, shift, {network >> shift: accounts})."""
+
+    bits: int
+    tables: list[tuple[int, int, dict[int, tuple[AccountEntry, ...]]]] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Snapshot:
+    """Everything `engine.route` reads. Built by `build.build_snapshot`; never modified afterwards."""
+
+    built_at: datetime
+    build_seconds: float
+    accounts: dict[int, AccountEntry]
+    clients: dict[int, ClientEntry]
+    plans: dict[int, PlanEntry]
+    rules: dict[int, RuleEntry]
+    rate_tables: dict[int, RateTableData]
+    # Every code of every rate table: a number's prefixes outside it cannot price anything.
+    codes: frozenset[str]
+    policies: dict[int, PolicyEntry]
+    profiles: dict[int, CompiledProfile]
+    dids: dict[str, int]
+    quality: dict[tuple[int, str], QualityEntry]
+    by_login: dict[str, tuple[AccountEntry, ...]]
+    by_ani: dict[str, tuple[AccountEntry, ...]]
+    ip4: IpIndex
+    ip6: IpIndex
+    # Gateway name or address -> gateway ids; gateway id -> (name, company id).
+    gateway_keys: dict[str, frozenset[int]]
+    gateways: dict[int, tuple[str, int]]
+    company_names: dict[int, str]
+    descendants: dict[int, frozenset[int]]
+    ancestors: dict[int, frozenset[int]]
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def plan_usable(self, plan: PlanEntry, company_id: int) -> bool:
+        """SPEC §1: the plan's owner is the company or above it, and its origination limits allow it."""
+        ancestors = self.ancestors.get(company_id, frozenset((company_id,)))
+        if plan.company_id not in ancestors:
+            return False
+        return not plan.origination_limits or not plan.origination_limits.isdisjoint(ancestors)
+
+    def subtree(self, company_id: int) -> frozenset[int]:
+        """The company and every company below it."""
+        return self.descendants.get(company_id, frozenset((company_id,)))
+
+
+def compile_code(code: str) -> tuple[str, re.Pattern | None]:
+    """A rule code as (literal part before any `*`, expression for the rest or None).
+
+    `44` and `44*` match the same numbers (anchored at the start, open at the end), so only a `*` followed
+    by more digits needs an expression: `44*7` -> ("44", ^44\\d*7).
+    """
+    stripped = code.rstrip("*")
+    if "*" not in stripped:
+        return stripped, None
+    literal = stripped.split("*", 1)[0]
+    pattern = "^" + r"\d*".join(re.escape(part) for part in stripped.split("*"))
+    return literal, re.compile(pattern)
+
+
+def code_length(code: str) -> int:
+    """A rule's length: its count of digits (SPEC §4)."""
+    return sum(ch.isdigit() for ch in code)
