@@ -1,0 +1,158 @@
+"""Rate deck import speed: a generated deck imported through the same function the panel's import job calls.
+
+Usage: .venv/bin/python bench/import.py [--rows 200000] [--mode add_update|replace]
+
+Runs on a temporary SQLite database and, when TEST_DATABASE_URL is set, on a private PostgreSQL database
+created for the run (and dropped after). Prints one JSON line per database: database, rows, seconds,
+rows_per_s, and reimport_seconds: a second import of the same deck over the first (every row then updates).
+"""
+
+import argparse
+import json
+import os
+import random
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from sqlalchemy import create_engine, func, select, text  # noqa: E402
+from sqlalchemy.engine import make_url  # noqa: E402
+
+from panel import create_app  # noqa: E402
+from panel.config import normalise_database_url  # noqa: E402
+from panel.extensions import db  # noqa: E402
+from panel.models import Company, Rate, RateTable  # noqa: E402
+from panel.rates.importer import import_rates  # noqa: E402
+
+COUNTRIES = [
+    ("1", "USA"),
+    ("44", "United Kingdom"),
+    ("49", "Germany"),
+    ("33", "France"),
+    ("39", "Italy"),
+    ("34", "Spain"),
+    ("7", "Russia"),
+    ("86", "China"),
+    ("91", "India"),
+    ("55", "Brazil"),
+    ("52", "Mexico"),
+    ("61", "Australia"),
+    ("81", "Japan"),
+    ("234", "Nigeria"),
+    ("254", "Kenya"),
+]
+
+
+def generate_deck(rows: int, seed: int = 7) -> bytes:
+    """A vendor-like deck: unique codes under real country codes, a few effective dates, mixed increments."""
+    rng = random.Random(seed)
+    lines = ["code,name,rate,effective_from,end,setup_fee,min_time,interval"]
+    dates = ["2024-01-01", "2024-06-01 00:00", "2025-01-15 12:30:00"]
+    increments = [("1", "1"), ("60", "60"), ("30", "6"), ("", "")]
+    seen = set()
+    while len(lines) <= rows:
+        prefix, country = rng.choice(COUNTRIES)
+        code = prefix + str(rng.randrange(10**5, 10**7))
+        effective = rng.choice(dates)
+        if (code, effective) in seen:
+            continue
+        seen.add((code, effective))
+        end = "2030-01-01" if rng.random() < 0.05 else ""
+        min_time, interval = rng.choice(increments)
+        rate = f"{rng.uniform(0.001, 0.9):.6f}".rstrip("0")
+        lines.append(
+            f"{code},{country} {'Mobile' if rng.random() < 0.4 else 'Fixed'},{rate},{effective},{end},,"
+            f"{min_time},{interval}"
+        )
+    return ("\n".join(lines) + "\n").encode()
+
+
+def private_postgres(base_url: str):
+    """Create a database of our own next to base_url; return its URL and a function that drops it."""
+    url = make_url(normalise_database_url(base_url))
+    name = f"panel_bench_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+
+    def drop() -> None:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+    return url.set(database=name).render_as_string(hide_password=False), drop
+
+
+def run(database: str, url: str, deck: bytes, rows: int, mode: str) -> dict:
+    """Create the schema, import the deck twice into one table, and return the figures."""
+    app = create_app(
+        {
+            "SQLALCHEMY_DATABASE_URI": url,
+            "TESTING": True,
+            "MANAGER_ENABLED": False,
+            "SECRET_KEY": "bench",
+            "SERVER_NAME": None,
+        }
+    )
+    with app.app_context():
+        db.create_all()
+        company = Company(name="Bench", kind="root")
+        db.session.add(company)
+        db.session.flush()
+        table = RateTable(company_id=company.id, name="Vendor deck", currency="USD")
+        db.session.add(table)
+        db.session.commit()
+        table_id = table.id
+
+        started = time.perf_counter()
+        import_rates(table_id, deck, mode, filename="bench.csv")
+        seconds = time.perf_counter() - started
+        count = db.session.scalar(
+            select(func.count()).select_from(Rate).where(Rate.rate_table_id == table_id)
+        )
+        assert count == rows, f"{count} rates stored, {rows} expected"
+
+        started = time.perf_counter()
+        import_rates(table_id, deck, "add_update", filename="bench.csv")
+        again = time.perf_counter() - started
+        db.session.remove()
+        db.engine.dispose()
+    return {
+        "database": database,
+        "rows": rows,
+        "seconds": round(seconds, 3),
+        "rows_per_s": round(rows / seconds),
+        "mode": mode,
+        "reimport_seconds": round(again, 3),
+    }
+
+
+def main() -> None:
+    """Parse the arguments, run on each database, print one JSON line per database."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=200_000)
+    parser.add_argument("--mode", choices=["add_update", "replace"], default="add_update")
+    args = parser.parse_args()
+    deck = generate_deck(args.rows)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        print(
+            json.dumps(run("sqlite", f"sqlite:///{tmp}/bench.sqlite3", deck, args.rows, args.mode)),
+            flush=True,
+        )
+
+    base = os.environ.get("TEST_DATABASE_URL")
+    if base:
+        url, drop = private_postgres(base)
+        try:
+            print(json.dumps(run("postgresql", url, deck, args.rows, args.mode)), flush=True)
+        finally:
+            drop()
+
+
+if __name__ == "__main__":
+    main()

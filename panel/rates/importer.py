@@ -1,0 +1,176 @@
+"""Rate deck import and export (CSV `code,name,rate,effective_from,end,setup_fee,min_time,interval`).
+
+One function, `import_rates`, does the whole import for the UI's background job and for `bench/import.py`:
+parse every line with `panel.csvio` (nothing is written while any line is wrong), then write all rows in one
+transaction with the bulk writer, and record one audit entry that states the counts. See docs/csv-formats.md.
+"""
+
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy import delete, func, select
+
+from panel import audit, csvio
+from panel.extensions import db
+from panel.imports.jobs import ImportFailed, mark_writing
+from panel.models import Rate, RateTable
+from panel.models.types import utcnow
+from panel.rates import bulk
+from panel.rates.values import (
+    format_decimal,
+    format_moment,
+    parse_digits,
+    parse_moment,
+    parse_money,
+    parse_name,
+    parse_seconds,
+)
+
+RATE_COLUMNS = ["code", "name", "rate", "effective_from", "end", "setup_fee", "min_time", "interval"]
+REQUIRED_COLUMNS = ["code", "rate"]
+MODES = {"add_update": "Add and update", "replace": "Replace table"}
+DEFAULT_MIN_TIME = 1
+DEFAULT_INTERVAL = 1
+_WRITE_COLUMNS = ["rate_table_id", *RATE_COLUMNS]
+
+Progress = Callable[[int, int], None]
+
+
+def rate_row_parser(
+    rate_table_id: int, default_effective_from: datetime
+) -> Callable[[dict[str, str], int], dict]:
+    """A csvio row parser for rate lines; it also refuses a code and effective_from twice in one file."""
+    seen: dict[tuple[str, datetime], int] = {}
+    zero = Decimal(0)
+
+    def parse_row(raw: dict[str, str], line: int) -> dict:
+        column = "code"
+        try:
+            code = parse_digits(raw["code"])
+            column = "name"
+            name = parse_name(raw.get("name", ""))
+            column = "rate"
+            rate = parse_money(raw["rate"])
+            column = "effective_from"
+            effective_from = (
+                parse_moment(raw.get("effective_from", ""), "effective_from") or default_effective_from
+            )
+            column = "end"
+            end = parse_moment(raw.get("end", ""), "end")
+            column = "setup_fee"
+            setup_fee = parse_money(raw.get("setup_fee", ""), "setup fee", required=False, default=zero)
+            column = "min_time"
+            min_time = parse_seconds(raw.get("min_time", ""), "min time", minimum=0, default=DEFAULT_MIN_TIME)
+            column = "interval"
+            interval = parse_seconds(raw.get("interval", ""), "interval", minimum=1, default=DEFAULT_INTERVAL)
+        except ValueError as exc:
+            raise csvio.RowError(column, str(exc)) from None
+        if end is not None and end <= effective_from:
+            raise csvio.RowError(
+                "end", f"the end must be after effective_from ({format_moment(effective_from)})"
+            )
+        key = (code, effective_from)
+        first = seen.get(key)
+        if first is not None:
+            raise csvio.RowError(
+                "code", f"{code} from {format_moment(effective_from)} is already on line {first}"
+            )
+        seen[key] = line
+        return {
+            "rate_table_id": rate_table_id,
+            "code": code,
+            "name": name,
+            "rate": rate,
+            "effective_from": effective_from,
+            "end": end,
+            "setup_fee": setup_fee,
+            "min_time": min_time,
+            "interval": interval,
+        }
+
+    return parse_row
+
+
+def _count(rate_table_id: int) -> int:
+    """How many rates the table holds (inside the import's transaction)."""
+    return db.session.scalar(
+        select(func.count()).select_from(Rate).where(Rate.rate_table_id == rate_table_id)
+    )
+
+
+def import_rates(
+    rate_table: RateTable | int,
+    data: bytes,
+    mode: str = "add_update",
+    *,
+    filename: str = "",
+    default_effective_from: datetime | None = None,
+    progress: Progress | None = None,
+    job_id: int | None = None,
+) -> str:
+    """Import a rate deck into the table in one transaction; returns the summary, raises ImportFailed.
+
+    `add_update` inserts new (code, effective_from) pairs and overwrites existing ones; `replace` deletes
+    every rate of the table first. Rows without effective_from start at `default_effective_from` (the start of
+    the import when not given).
+    """
+    if mode not in MODES:
+        raise ImportFailed(f"Unknown mode {mode!r}; choose one of {', '.join(MODES)}.")
+    table = rate_table if isinstance(rate_table, RateTable) else db.session.get(RateTable, rate_table)
+    if table is None:
+        raise ImportFailed("The rate table no longer exists.")
+    start = default_effective_from or utcnow().replace(microsecond=0)
+    try:
+        rows, errors = csvio.parse(
+            data, RATE_COLUMNS, rate_row_parser(table.id, start), required=REQUIRED_COLUMNS, progress=progress
+        )
+    except csvio.CsvError as exc:
+        raise ImportFailed(f"Nothing was imported: {exc}") from None
+    if errors:
+        shown = len([e for e in errors if e.startswith("line")])
+        raise ImportFailed(
+            f"Nothing was imported: {shown:,}{'+' if len(errors) > shown else ''} line(s) are wrong.", errors
+        )
+    if not rows:
+        raise ImportFailed("Nothing was imported: the file has a header but no rates.")
+    if job_id is not None:
+        mark_writing(job_id, len(rows))
+
+    before = _count(table.id)
+    if mode == "replace":
+        db.session.execute(delete(Rate).where(Rate.rate_table_id == table.id))
+        bulk.write(Rate.__table__, rows, _WRITE_COLUMNS)
+        note = f"Replaced the table's {before:,} rates with {len(rows):,} rates from {filename or 'a file'}."
+    else:
+        bulk.write(
+            Rate.__table__,
+            rows,
+            _WRITE_COLUMNS,
+            key=("rate_table_id", "code", "effective_from"),
+            on_conflict="update",
+        )
+        added = _count(table.id) - before
+        note = (
+            f"Imported {len(rows):,} rates from {filename or 'a file'} (add and update): "
+            f"{added:,} added, {len(rows) - added:,} updated."
+        )
+    audit.record("import", table, note=note)
+    db.session.commit()
+    return note
+
+
+def export_rows(stmt) -> Iterator[list]:
+    """CSV rows (in RATE_COLUMNS order) for the rates selected by `stmt`, read in batches."""
+    result = db.session.execute(stmt.execution_options(yield_per=5000))
+    for rate in result.scalars():
+        yield [
+            rate.code,
+            rate.name,
+            format_decimal(rate.rate),
+            format_moment(rate.effective_from),
+            format_moment(rate.end),
+            format_decimal(rate.setup_fee),
+            rate.min_time,
+            rate.interval,
+        ]

@@ -1,0 +1,86 @@
+"""Pieces shared by the reference-data sections (rate tables, code decks, time profiles, policies, DIDs).
+
+Owner pickers, the rule for moving an object to another company while it is used, and the wording of
+"used by" lists, so the five sections say the same thing the same way.
+"""
+
+from collections.abc import Iterable
+
+from flask_login import current_user
+from sqlalchemy import select
+
+from panel.extensions import db
+from panel.models import Company
+from panel.scope import ancestor_ids, visible_companies
+
+
+def owner_choices(exclude_kinds: Iterable[str] = ()) -> list[tuple[int, str]]:
+    """(id, name) of the companies the user may give an object to: its own and its descendants."""
+    excluded = set(exclude_kinds)
+    companies = db.session.scalars(visible_companies()).all()
+    return [(c.id, c.name) for c in companies if c.kind not in excluded]
+
+
+def default_owner(choices: list[tuple[int, str]]) -> int | None:
+    """The user's own company when it is offered, else the first choice."""
+    ids = [cid for cid, _ in choices]
+    if current_user.company_id in ids:
+        return current_user.company_id
+    return ids[0] if ids else None
+
+
+def owner_change_error(new_owner_id: int, user_company_ids: Iterable[int], what: str) -> str | None:
+    """Why the object cannot move to `new_owner_id`, or None.
+
+    An object is usable by its owner and the companies below it, so every company that uses it must stay at or
+    below the new owner.
+    """
+    stranded = sorted({cid for cid in user_company_ids if new_owner_id not in ancestor_ids(cid)})
+    if not stranded:
+        return None
+    names = db.session.scalars(
+        select(Company.name).where(Company.id.in_(stranded)).order_by(Company.name)
+    ).all()
+    return (
+        f"This {what} is used by {', '.join(names)}, which would no longer be allowed to use it under the "
+        f"new owner. Change those users first."
+    )
+
+
+def name_list(names: Iterable[str], limit: int = 5) -> str:
+    """`A, B, C and 4 more`: a readable list of who uses an object."""
+    names = list(names)
+    if len(names) <= limit:
+        return ", ".join(names)
+    return f"{', '.join(names[:limit])} and {len(names) - limit:,} more"
+
+
+def plural(count: int, word: str, plural_word: str | None = None) -> str:
+    """`1 rate`, `2 rates`."""
+    return f"{count:,} {word if count == 1 else (plural_word or word + 's')}"
+
+
+class Parsed:
+    """A WTForms validator that runs one of `panel.rates.values`' parsers and keeps the clean value.
+
+    The clean value is stored on the field as `field.parsed`; the parser's message becomes the field's error.
+    """
+
+    def __init__(self, parse):
+        self.parse = parse
+
+    def __call__(self, form, field) -> None:
+        from wtforms.validators import StopValidation
+
+        try:
+            field.parsed = self.parse(field.data or "")
+        except ValueError as exc:
+            message = str(exc)
+            raise StopValidation(message[:1].upper() + message[1:] + ".") from None
+
+
+def as_choices(pairs) -> list:
+    """(value, label) pairs as WTForms SelectChoice objects (tuples are deprecated in WTForms 3.3)."""
+    from wtforms.fields.choices import SelectChoice
+
+    return [SelectChoice(value, label) for value, label in pairs]
