@@ -159,7 +159,8 @@ def create():
             form.parent_id.errors.append("Choose one of your active companies that may hold companies.")
         elif form.kind.data not in CHILD_KINDS.get(parent.kind, ()):
             form.kind.errors.append(
-                f"A {parent.kind_label} holds {kinds_label(CHILD_KINDS.get(parent.kind, ()))} only."
+                f"{'An' if parent.kind_label[0] in 'AEIOU' else 'A'} {parent.kind_label} holds "
+                f"{kinds_label(CHILD_KINDS.get(parent.kind, ()))} only."
             )
         elif _name_taken(form.name.data):
             form.name.errors.append("A company with this name exists already.")
