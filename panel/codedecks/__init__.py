@@ -1,4 +1,4 @@
-"""."""
+"""Code decks: the names and countries of destination codes; a routing plan's deck names its rule codes."""
 
 from flask import Blueprint
 

@@ -84,3 +84,54 @@ def as_choices(pairs) -> list:
     from wtforms.fields.choices import SelectChoice
 
     return [SelectChoice(value, label) for value, label in pairs]
+
+
+def start_csv_import(kind: str, *, target, form, mode_label: str, run):
+    """Read the form's upload and start the background import job; None when the upload is unusable.
+
+    `run(data, filename, job_id, progress)` does the import (it returns the summary or raises ImportFailed).
+    When the upload cannot be read, the reason is added to `form.file.errors`.
+    """
+    from panel import csvio
+    from panel.imports import jobs
+
+    try:
+        data = csvio.read_upload(form.file.data)
+    except csvio.CsvError as exc:
+        form.file.errors.append(str(exc))
+        return None
+    filename = form.file.data.filename
+
+    def work(job_id: int, progress) -> str:
+        return run(data, filename, job_id, progress)
+
+    return jobs.start(
+        kind,
+        company_id=target.company_id,
+        target_id=target.id,
+        target_label=target.name,
+        filename=filename,
+        mode=mode_label,
+        work=work,
+    )
+
+
+def recent_jobs(kind: str, target_id: int, limit: int = 10) -> list:
+    """The latest imports of one kind into one object that the user may see, newest first."""
+    from panel.models.system import ImportJob
+    from panel.scope import scoped
+
+    return db.session.scalars(
+        scoped(ImportJob)
+        .where(ImportJob.kind == kind, ImportJob.target_id == target_id)
+        .order_by(ImportJob.id.desc())
+        .limit(limit)
+    ).all()
+
+
+def csv_filename(name: str, suffix: str) -> str:
+    """A safe download name such as `Vendor_A-rates.csv`."""
+    import re
+
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_") or suffix
+    return f"{slug}-{suffix}.csv"

@@ -1,6 +1,5 @@
 """Rate tables: list, create, edit, delete (refused while used); the rates grid with inline edit; CSV."""
 
-import re
 from datetime import datetime
 
 from flask import abort, flash, make_response, request, url_for
@@ -10,15 +9,23 @@ from sqlalchemy.orm import aliased
 from panel import audit, csvio
 from panel.extensions import db
 from panel.htmx import is_htmx, redirect, render, trigger
-from panel.imports import jobs
 from panel.listing import paginate
 from panel.models import Account, Client, Company, Rate, RateTable
-from panel.models.system import ImportJob
 from panel.models.types import utcnow
 from panel.rates import bp
 from panel.rates.forms import RateForm, RateImportForm, RateTableForm
 from panel.rates.importer import MODES, RATE_COLUMNS, REQUIRED_COLUMNS, export_rows, import_rates
-from panel.rates.shared import as_choices, default_owner, name_list, owner_change_error, owner_choices, plural
+from panel.rates.shared import (
+    as_choices,
+    csv_filename,
+    default_owner,
+    name_list,
+    owner_change_error,
+    owner_choices,
+    plural,
+    recent_jobs,
+    start_csv_import,
+)
 from panel.rates.values import parse_moment
 from panel.scope import get_or_404, scoped, user_company_ids
 
@@ -395,16 +402,6 @@ def rate_delete(rate_table_id: int, rate_id: int):
 # Import and export
 
 
-def _jobs(table: RateTable) -> list[ImportJob]:
-    """The table's recent imports, newest first."""
-    return db.session.scalars(
-        scoped(ImportJob)
-        .where(ImportJob.kind == "rates", ImportJob.target_id == table.id)
-        .order_by(ImportJob.id.desc())
-        .limit(10)
-    ).all()
-
-
 @bp.route("/<int:rate_table_id>/import", methods=["GET", "POST"])
 def import_(rate_table_id: int):
     """Upload a rate deck; it is checked and written in the background while a progress bar shows."""
@@ -418,41 +415,33 @@ def import_(rate_table_id: int):
         "required": REQUIRED_COLUMNS,
     }
     if form.validate_on_submit():
-        try:
-            data = csvio.read_upload(form.file.data)
-        except csvio.CsvError as exc:
-            form.file.errors.append(str(exc))
-        else:
-            table_id, mode = table.id, form.mode.data
-            filename = form.file.data.filename
-            default_from = form.effective_from.parsed
+        table_id, mode, default_from = table.id, form.mode.data, form.effective_from.parsed
 
-            def work(job_id: int, progress) -> str:
-                return import_rates(
-                    table_id,
-                    data,
-                    mode,
-                    filename=filename,
-                    default_effective_from=default_from,
-                    progress=progress,
-                    job_id=job_id,
-                )
-
-            job = jobs.start(
-                "rates",
-                company_id=table.company_id,
-                target_id=table.id,
-                target_label=table.name,
+        def run(data: bytes, filename: str, job_id: int, progress) -> str:
+            return import_rates(
+                table_id,
+                data,
+                mode,
                 filename=filename,
-                mode=MODES[mode],
-                work=work,
+                default_effective_from=default_from,
+                progress=progress,
+                job_id=job_id,
             )
+
+        job = start_csv_import("rates", target=table, form=form, mode_label=MODES[mode], run=run)
+        if job is not None:
             if is_htmx():
                 context["form"] = RateImportForm(formdata=None)
                 return render("rates/_import_form.html", "rates/_import_form.html", job=job, **context)
             return redirect(url_for("rates.import_", rate_table_id=table.id))
     status = 422 if form.is_submitted() else 200
-    return render("rates/import.html", "rates/_import_form.html", status=status, jobs=_jobs(table), **context)
+    return render(
+        "rates/import.html",
+        "rates/_import_form.html",
+        status=status,
+        jobs=recent_jobs("rates", table.id),
+        **context,
+    )
 
 
 @bp.route("/<int:rate_table_id>/export")
@@ -461,5 +450,4 @@ def export(rate_table_id: int):
     table = get_or_404(RateTable, rate_table_id)
     stmt, _ = _rates_filter(table)
     stmt = stmt.order_by(Rate.code, Rate.effective_from)
-    slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", table.name).strip("_") or "rates"
-    return csvio.response(f"{slug}-rates.csv", RATE_COLUMNS, export_rows(stmt))
+    return csvio.response(csv_filename(table.name, "rates"), RATE_COLUMNS, export_rows(stmt))

@@ -1,0 +1,43 @@
+"""Forms of the code decks section: the deck, one code (inline grid row or the add form) and the import."""
+
+from flask_wtf import FlaskForm
+from flask_wtf.file import FileField
+from wtforms import RadioField, SelectField, StringField, TextAreaField
+from wtforms.validators import DataRequired, Length
+
+from panel.codedecks.importer import MODES
+from panel.rates.shared import Parsed, as_choices
+from panel.rates.values import parse_digits, parse_name
+
+
+def _strip(value):
+    """Trim text input."""
+    return value.strip() if isinstance(value, str) else value
+
+
+class CodeDeckForm(FlaskForm):
+    """Name, owner company and notes of a code deck."""
+
+    name = StringField(
+        "Name", filters=[_strip], validators=[DataRequired("Give the deck a name."), Length(max=120)]
+    )
+    company_id = SelectField("Company", coerce=int, validate_choice=True)
+    notes = TextAreaField("Notes", filters=[_strip], validators=[Length(max=5000)])
+
+
+class CodeForm(FlaskForm):
+    """One code of a deck (the CSV import applies the same rules)."""
+
+    class Meta:
+        csrf = False  # htmx sends the token in a header; CSRFProtect checks every POST.
+
+    code = StringField("Code", validators=[Parsed(parse_digits)])
+    name = StringField("Code name", validators=[Parsed(parse_name)])
+    country = StringField("Country", validators=[Parsed(lambda text: parse_name(text, "country"))])
+
+
+class CodeImportForm(FlaskForm):
+    """Upload a code deck."""
+
+    file = FileField("CSV file", description="UTF-8, header line required: code,name,country.")
+    mode = RadioField("Mode", choices=as_choices(MODES.items()), default="add_update")

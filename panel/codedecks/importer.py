@@ -1,0 +1,112 @@
+"""Code deck import and export (CSV `code,name,country`), with the bulk writer of the rate decks.
+
+Modes: `only_new` adds the codes the deck does not have and leaves the others alone; `add_update` adds new
+codes and overwrites the name and country of existing ones; `purge` deletes every code of the deck first.
+All lines are checked before anything is written; the write is one transaction with one audit entry.
+"""
+
+from collections.abc import Callable, Iterator
+
+from sqlalchemy import delete, func, select
+
+from panel import audit, csvio
+from panel.extensions import db
+from panel.imports.jobs import ImportFailed, mark_writing
+from panel.models import Code, CodeDeck
+from panel.rates import bulk
+from panel.rates.values import parse_digits, parse_name
+
+CODE_COLUMNS = ["code", "name", "country"]
+REQUIRED_COLUMNS = ["code"]
+MODES = {"only_new": "Only new codes", "add_update": "Add and update", "purge": "Purge and import"}
+_WRITE_COLUMNS = ["code_deck_id", *CODE_COLUMNS]
+
+
+def code_row_parser(code_deck_id: int) -> Callable[[dict[str, str], int], dict]:
+    """A csvio row parser for code lines; a code given twice in one file is refused."""
+    seen: dict[str, int] = {}
+
+    def parse_row(raw: dict[str, str], line: int) -> dict:
+        column = "code"
+        try:
+            code = parse_digits(raw["code"])
+            column = "name"
+            name = parse_name(raw.get("name", ""))
+            column = "country"
+            country = parse_name(raw.get("country", ""), "country")
+        except ValueError as exc:
+            raise csvio.RowError(column, str(exc)) from None
+        first = seen.get(code)
+        if first is not None:
+            raise csvio.RowError("code", f"{code} is already on line {first}")
+        seen[code] = line
+        return {"code_deck_id": code_deck_id, "code": code, "name": name, "country": country}
+
+    return parse_row
+
+
+def _count(code_deck_id: int) -> int:
+    """How many codes the deck holds."""
+    return db.session.scalar(select(func.count()).select_from(Code).where(Code.code_deck_id == code_deck_id))
+
+
+def import_codes(
+    code_deck: CodeDeck | int,
+    data: bytes,
+    mode: str = "add_update",
+    *,
+    filename: str = "",
+    progress: Callable[[int, int], None] | None = None,
+    job_id: int | None = None,
+) -> str:
+    """Import codes into the deck in one transaction; returns the summary, raises ImportFailed."""
+    if mode not in MODES:
+        raise ImportFailed(f"Unknown mode {mode!r}; choose one of {', '.join(MODES)}.")
+    deck = code_deck if isinstance(code_deck, CodeDeck) else db.session.get(CodeDeck, code_deck)
+    if deck is None:
+        raise ImportFailed("The code deck no longer exists.")
+    try:
+        rows, errors = csvio.parse(
+            data, CODE_COLUMNS, code_row_parser(deck.id), required=REQUIRED_COLUMNS, progress=progress
+        )
+    except csvio.CsvError as exc:
+        raise ImportFailed(f"Nothing was imported: {exc}") from None
+    if errors:
+        shown = len([e for e in errors if e.startswith("line")])
+        more = "+" if len(errors) > shown else ""
+        raise ImportFailed(f"Nothing was imported: {shown:,}{more} line(s) are wrong.", errors)
+    if not rows:
+        raise ImportFailed("Nothing was imported: the file has a header but no codes.")
+    if job_id is not None:
+        mark_writing(job_id, len(rows))
+
+    before = _count(deck.id)
+    source = filename or "a file"
+    key = ("code_deck_id", "code")
+    if mode == "purge":
+        db.session.execute(delete(Code).where(Code.code_deck_id == deck.id))
+        bulk.write(Code.__table__, rows, _WRITE_COLUMNS)
+        note = f"Purged the deck's {before:,} codes and imported {len(rows):,} codes from {source}."
+    elif mode == "only_new":
+        bulk.write(Code.__table__, rows, _WRITE_COLUMNS, key=key, on_conflict="nothing")
+        added = _count(deck.id) - before
+        note = (
+            f"Imported {len(rows):,} codes from {source} (only new codes): "
+            f"{added:,} added, {len(rows) - added:,} already in the deck and left as they were."
+        )
+    else:
+        bulk.write(Code.__table__, rows, _WRITE_COLUMNS, key=key, on_conflict="update")
+        added = _count(deck.id) - before
+        note = (
+            f"Imported {len(rows):,} codes from {source} (add and update): "
+            f"{added:,} added, {len(rows) - added:,} updated."
+        )
+    audit.record("import", deck, note=note)
+    db.session.commit()
+    return note
+
+
+def export_rows(stmt) -> Iterator[list]:
+    """CSV rows (code, name, country) for the codes selected by `stmt`, read in batches."""
+    for code in db.session.execute(stmt.execution_options(yield_per=5000)).scalars():
+        yield [code.code, code.name, code.country]
