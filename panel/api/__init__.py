@@ -9,3 +9,5 @@ bp = Blueprint("api", __name__)
 csrf.exempt(bp)
 
 from panel.api import auth  # noqa: E402,F401
+from panel.api import cdrs  # noqa: E402,F401
+from panel.api import calls  # noqa: E402,F401

@@ -1,4 +1,4 @@
-"""."""
+"""System > Traffic Rules manager: the manager's runs, its snapshot and the "Run now" button (SPEC §6)."""
 
 from flask import Blueprint
 

@@ -1,11 +1,88 @@
-""": not built yet."""
+"""The Traffic Rules manager page: last run, next run, snapshot age and size, errors, recent runs, Run now."""
 
-from flask import render_template
+import time
 
+from flask import abort, current_app, flash, request, url_for
+from flask_login import current_user
+from sqlalchemy import func, select
+
+from panel import manager
+from panel.extensions import db
+from panel.htmx import is_htmx, redirect, render
+from panel.listing import paginate
 from panel.manager_views import bp
+from panel.models import ManagerRun
+
+# How long the status fragment keeps polling for a requested run before it says none started.
+POLL_LIMIT_SECONDS = 120
+
+
+def _runs():
+    """The recent runs, newest first, paged."""
+    return paginate(select(ManagerRun), {"id": ManagerRun.id}, "-id")
+
+
+def _requested(since: int | None, asked: float | None) -> dict:
+    """Where a "Run now" stands: the first run recorded after it, whether to keep polling, whether we gave up."""
+    if since is None:
+        return {"since": None, "run": None, "waiting": False, "gave_up": False, "asked": None}
+    run = db.session.scalar(select(ManagerRun).where(ManagerRun.id > since).order_by(ManagerRun.id).limit(1))
+    waiting = run is None or run.outcome == "running"
+    limit = max(POLL_LIMIT_SECONDS, 3 * float(current_app.config.get("MANAGER_PERIOD_SECONDS", 10)))
+    gave_up = waiting and asked is not None and time.time() - asked > limit
+    return {"since": since, "run": run, "waiting": waiting and not gave_up, "gave_up": gave_up, "asked": asked}
+
+
+def _context(since: int | None = None, asked: float | None = None) -> dict:
+    status = manager.status()
+    requested = _requested(since, asked)
+    return {
+        "status": status,
+        "requested": requested,
+        "polling": requested["waiting"] or (since is None and status["running_run"] is not None),
+    }
 
 
 @bp.route("/")
 def index():
-    """An honest page until the section is built."""
-    return render_template("_partials/not_built.html", title="")
+    """The manager's state and its recent runs."""
+    return render("manager_views/index.html", "manager_views/_runs.html", runs=_runs(), **_context())
+
+
+@bp.route("/status")
+def status():
+    """The status card alone: htmx polls it while a run is under way or was requested."""
+    since = request.args.get("since", type=int)
+    asked = request.args.get("asked", type=float)
+    context = _context(since, asked)
+    finished = since is not None and not context["requested"]["waiting"]
+    return render(
+        "manager_views/index.html",
+        "manager_views/_status.html",
+        runs=_runs() if (finished or not is_htmx()) else None,
+        refresh_runs=finished and is_htmx(),
+        **context,
+    )
+
+
+@bp.route("/run", methods=["POST"])
+def run():
+    """Run now (admins): a forced run that publishes a new snapshot; the status card shows it finish."""
+    if not current_user.is_admin:
+        abort(403)
+    since = db.session.scalar(select(func.max(ManagerRun.id))) or 0
+    asked = time.time()
+    manager.request_run(current_app._get_current_object())
+    db.session.expire_all()
+    if not is_htmx():
+        flash("The Traffic Rules manager was asked to run now.", "success")
+        return redirect(url_for("manager_views.index"))
+    context = _context(since, asked)
+    finished = not context["requested"]["waiting"]
+    return render(
+        "manager_views/index.html",
+        "manager_views/_status.html",
+        runs=_runs() if finished else None,
+        refresh_runs=finished,
+        **context,
+    )

@@ -1,11 +1,483 @@
-""": not built yet."""
+"""Statistics (SPEC §8): calls with filters and totals, vendor quality by destination, balancing, live calls.
 
-from flask import render_template
+Scope: a user sees the calls whose originator or terminator belongs to one of its companies. Names of the
+other side's accounts, and charges or costs of accounts outside the user's companies, are not shown; the
+totals say how many calls that concerns.
+"""
 
+from datetime import UTC, datetime, time, timedelta
+
+from flask import current_app, request
+from flask_sqlalchemy.pagination import SelectPagination
+from sqlalchemy import Integer, case, cast, func, or_, select
+from sqlalchemy.orm import aliased, selectinload
+
+from panel import csvio, livecalls
+from panel.extensions import db
+from panel.htmx import render
+from panel.listing import apply_sort, page_args, paginate
+from panel.models import Account, CallStat, Client, LiveCall, Rate, RoutingPlan, RoutingRule
+from panel.models.types import utcnow
+from panel.scope import get_or_404, scope_condition, scoped, user_company_ids
 from panel.stats import bp
+from panel.stats.forms import WINDOWS, CallFilterForm, QualityFilterForm
+from panel.stats.queries import ANSWERED, ANSWERED_SECONDS, balancing_groups, totals
+
+DEFAULT_DAYS = 7
+
+
+class RowPagination(SelectPagination):
+    """Paging over a select of several columns (rows, not ORM objects), with the panel's pager macro."""
+
+    def _query_items(self) -> list:
+        stmt = self._query_args["select"].limit(self.per_page).offset(self._query_offset)
+        return list(self._query_args["session"].execute(stmt).all())
+
+
+def _paginate_rows(stmt, sortable: dict, default_sort: str, tiebreak=None) -> RowPagination:
+    """Sort and page a select of rows."""
+    stmt = apply_sort(stmt, sortable, default_sort, tiebreak)
+    page, per_page = page_args()
+    return RowPagination(
+        select=stmt, session=db.session, page=page, per_page=per_page, max_per_page=500, error_out=False
+    )
+
+
+def _visible_clients():
+    """Subquery: ids of the clients of the user's companies."""
+    return select(Client.id).where(Client.company_id.in_(list(user_company_ids())))
+
+
+def _day_start(day) -> datetime:
+    return datetime.combine(day, time(), UTC)
+
+
+# --- calls ------------------------------------------------------------------------------------------------
+
+
+def _call_filter() -> tuple[CallFilterForm, list, dict]:
+    """The calls filter from the query string: the form (with its errors), SQL conditions, and context."""
+    form = CallFilterForm(formdata=request.args)
+    form.validate()
+    if "date_from" not in request.args and "date_to" not in request.args:
+        form.date_from.data = utcnow().date() - timedelta(days=DEFAULT_DAYS - 1)
+    clients = db.session.scalars(scoped(Client).order_by(Client.name)).all()
+    form.client_id.choices = [("", "every client")] + [(c.id, c.name) for c in clients]
+    client = get_or_404(Client, form.client_id.data) if form.client_id.data else None
+    account = get_or_404(Account, form.account_id.data) if form.account_id.data else None
+    if client is not None and account is not None and account.client_id != client.id:
+        account = None
+        form.account_id.data = None
+    accounts = client.accounts if client is not None else ([account] if account is not None else [])
+    form.account_id.choices = [("", "every account" if client or account else "choose a client first")] + [
+        (a.id, a.name) for a in accounts
+    ]
+
+    ids = user_company_ids()
+    visible = _visible_clients()
+    orig_visible = CallStat.orig_client_id.in_(visible)
+    term_visible = CallStat.term_client_id.in_(visible)
+    conditions = [scope_condition(CallStat, ids)]
+    direction = form.direction.data or ""
+    if account is not None:
+        sides = {"orig": [CallStat.orig_account_id], "term": [CallStat.term_account_id]}.get(
+            direction, [CallStat.orig_account_id, CallStat.term_account_id]
+        )
+        conditions.append(or_(*(column == account.id for column in sides)))
+    elif client is not None:
+        sides = {"orig": [CallStat.orig_client_id], "term": [CallStat.term_client_id]}.get(
+            direction, [CallStat.orig_client_id, CallStat.term_client_id]
+        )
+        conditions.append(or_(*(column == client.id for column in sides)))
+    elif direction == "orig":
+        conditions.append(orig_visible)
+    elif direction == "term":
+        conditions.append(term_visible)
+    if form.date_from.data and not form.date_from.errors:
+        conditions.append(CallStat.start_at >= _day_start(form.date_from.data))
+    if form.date_to.data and not form.date_to.errors:
+        conditions.append(CallStat.start_at < _day_start(form.date_to.data + timedelta(days=1)))
+    if form.answered.data == "yes":
+        conditions.append(CallStat.answered.is_(True))
+    elif form.answered.data == "no":
+        conditions.append(CallStat.answered.is_(False))
+    if form.number.data and not form.number.errors:
+        conditions.append(CallStat.number.startswith(form.number.data.lstrip("+"), autoescape=True))
+    context = {
+        "client": client,
+        "account": account,
+        "orig_visible": orig_visible,
+        "term_visible": term_visible,
+    }
+    return form, conditions, context
+
+
+def _filter_args(form: CallFilterForm) -> dict:
+    """The filter as query arguments (for the export link)."""
+    args = {}
+    for name in ("client_id", "account_id", "direction", "answered", "number"):
+        value = getattr(form, name).data
+        if value not in (None, ""):
+            args[name] = value
+    for name in ("date_from", "date_to"):
+        value = getattr(form, name).data
+        args[name] = value.isoformat() if value else ""
+    return args
+
+
+CALL_SORTS = {
+    "start": CallStat.start_at,
+    "number": CallStat.number,
+    "duration": CallStat.duration,
+    "charge": CallStat.customer_charge,
+    "cost": CallStat.vendor_cost,
+}
 
 
 @bp.route("/")
 def index():
-    """An honest page until the section is built."""
-    return render_template("_partials/not_built.html", title="")
+    """The calls list with its filters and totals (attempts, ASR, ACD, minutes, revenue, cost, margin)."""
+    form, conditions, context = _call_filter()
+    summary = totals(conditions, context["orig_visible"], context["term_visible"])
+    stmt = (
+        select(CallStat)
+        .where(*conditions)
+        .options(
+            selectinload(CallStat.orig_account),
+            selectinload(CallStat.term_account),
+            selectinload(CallStat.orig_client),
+            selectinload(CallStat.term_client),
+        )
+    )
+    pagination = paginate(stmt, CALL_SORTS, "-start", CallStat.id.desc(), count=False)
+    pagination.total = summary.attempts  # the totals counted them already
+    page_clients = {c for call in pagination.items for c in (call.orig_client_id, call.term_client_id) if c}
+    visible = set(
+        db.session.scalars(
+            select(Client.id).where(Client.id.in_(page_clients), scope_condition(Client, user_company_ids()))
+        )
+    )
+    return render(
+        "stats/calls.html",
+        "stats/_calls.html",
+        form=form,
+        summary=summary,
+        pagination=pagination,
+        visible=visible,
+        export_args=_filter_args(form),
+        **context,
+    )
+
+
+EXPORT_HEADER = [
+    "start",
+    "call_id",
+    "orig_client",
+    "orig_account",
+    "number",
+    "orig_code",
+    "term_client",
+    "term_account",
+    "term_code",
+    "duration",
+    "answered",
+    "sip_code",
+    "pdd_ms",
+    "orig_billed",
+    "customer_rate",
+    "customer_charge",
+    "term_billed",
+    "vendor_rate",
+    "vendor_cost",
+]
+
+
+@bp.route("/export")
+def export():
+    """The filtered calls as CSV (UTC times; charges and costs of other companies' accounts left empty)."""
+    form, conditions, _context = _call_filter()
+    oa, ta, oc, tc = aliased(Account), aliased(Account), aliased(Client), aliased(Client)
+    stmt = (
+        select(
+            CallStat.start_at,
+            CallStat.call_id,
+            CallStat.orig_client_id,
+            oc.name,
+            oa.name,
+            CallStat.number,
+            CallStat.orig_code,
+            CallStat.term_client_id,
+            tc.name,
+            ta.name,
+            CallStat.term_code,
+            CallStat.duration,
+            CallStat.answered,
+            CallStat.sip_code,
+            CallStat.pdd_ms,
+            CallStat.orig_billed,
+            CallStat.customer_rate,
+            CallStat.customer_charge,
+            CallStat.term_billed,
+            CallStat.vendor_rate,
+            CallStat.vendor_cost,
+        )
+        .outerjoin(oa, oa.id == CallStat.orig_account_id)
+        .outerjoin(oc, oc.id == CallStat.orig_client_id)
+        .outerjoin(ta, ta.id == CallStat.term_account_id)
+        .outerjoin(tc, tc.id == CallStat.term_client_id)
+        .where(*conditions)
+        .order_by(CallStat.start_at, CallStat.id)
+        .execution_options(yield_per=2000)
+    )
+    visible = set(db.session.scalars(_visible_clients()))
+
+    def rows():
+        for r in db.session.execute(stmt):
+            orig_ok, term_ok = r[2] in visible, r[7] in visible
+            yield [
+                r[0].strftime("%Y-%m-%d %H:%M:%S"),
+                r[1],
+                r[3] if orig_ok else "",
+                r[4] if orig_ok else "",
+                r[5],
+                r[6],
+                r[8] if term_ok else "",
+                r[9] if term_ok else "",
+                r[10],
+                r[11],
+                1 if r[12] else 0,
+                r[13],
+                r[14],
+                r[15] if orig_ok else "",
+                r[16] if orig_ok else "",
+                r[17] if orig_ok else "",
+                r[18] if term_ok else "",
+                r[19] if term_ok else "",
+                r[20] if term_ok else "",
+            ]
+
+    stamp = utcnow().strftime("%Y%m%d-%H%M")
+    return csvio.response(f"calls-{stamp}.csv", EXPORT_HEADER, rows())
+
+
+# --- quality ----------------------------------------------------------------------------------------------
+
+
+@bp.route("/quality")
+def quality():
+    """Per vendor and destination (vendor code): attempts, ASR, ACD, PDD, minutes and cost over a window."""
+    form = QualityFilterForm(formdata=request.args)
+    form.validate()
+    window_hours = int(current_app.config.get("QUALITY_WINDOW_HOURS", 24))
+    if not form.hours.data:
+        form.hours.data = window_hours
+    choices = list(WINDOWS)
+    if form.hours.data not in dict(WINDOWS):
+        form.hours.data = max(1, min(int(form.hours.data), 24 * 31))
+        choices.append((form.hours.data, f"last {form.hours.data} hours"))
+    form.hours.choices = choices
+    vendors = db.session.scalars(scoped(Client).order_by(Client.name)).all()
+    form.client_id.choices = [("", "every vendor")] + [(c.id, c.name) for c in vendors]
+    client = get_or_404(Client, form.client_id.data) if form.client_id.data else None
+    account = get_or_404(Account, form.account_id.data) if form.account_id.data else None
+    if client is not None and account is not None and account.client_id != client.id:
+        account = None
+    accounts = [a for a in client.accounts if a.term_enabled] if client is not None else []
+    if account is not None and account not in accounts:
+        accounts.append(account)
+    form.account_id.choices = [("", "every account" if client else "choose a vendor first")] + [
+        (a.id, a.name) for a in accounts
+    ]
+
+    since = utcnow() - timedelta(hours=form.hours.data)
+    min_calls = int(current_app.config.get("QUALITY_MIN_CALLS", 10))
+    attempts = func.count()
+    answered = func.coalesce(func.sum(ANSWERED), 0)
+    seconds = func.coalesce(func.sum(ANSWERED_SECONDS), 0)
+    asr = cast(answered, Integer) * 100.0 / attempts
+    acd = case((answered > 0, seconds / 60.0 / answered), else_=None)
+    stmt = (
+        select(
+            CallStat.term_client_id,
+            CallStat.term_account_id,
+            CallStat.term_code.label("code"),
+            attempts.label("attempts"),
+            answered.label("answered"),
+            seconds.label("seconds"),
+            asr.label("asr"),
+            acd.label("acd"),
+            func.avg(CallStat.pdd_ms).label("pdd"),
+            func.coalesce(func.sum(CallStat.vendor_cost), 0).label("cost"),
+        )
+        .where(
+            CallStat.start_at >= since,
+            CallStat.term_account_id.is_not(None),
+            CallStat.term_client_id.in_(_visible_clients()),
+        )
+        .group_by(CallStat.term_client_id, CallStat.term_account_id, CallStat.term_code)
+    )
+    if client is not None:
+        stmt = stmt.where(CallStat.term_client_id == client.id)
+    if account is not None:
+        stmt = stmt.where(CallStat.term_account_id == account.id)
+    if form.code.data and not form.code.errors:
+        stmt = stmt.where(CallStat.term_code.startswith(form.code.data, autoescape=True))
+    if form.min_attempts.data and not form.min_attempts.errors:
+        stmt = stmt.having(attempts >= form.min_attempts.data)
+    sortable = {
+        "attempts": attempts,
+        "asr": asr,
+        "acd": acd,
+        "pdd": func.avg(CallStat.pdd_ms),
+        "code": CallStat.term_code,
+        "cost": func.coalesce(func.sum(CallStat.vendor_cost), 0),
+    }
+    pagination = _paginate_rows(stmt, sortable, "-attempts", CallStat.term_code)
+    names = _names(pagination.items)
+    return render(
+        "stats/quality.html",
+        "stats/_quality.html",
+        form=form,
+        pagination=pagination,
+        names=names,
+        min_calls=min_calls,
+        window_hours=window_hours,
+    )
+
+
+def _names(rows) -> dict:
+    """Client and account names, and destination names from the vendors' rate tables, for a page of rows."""
+    client_ids = {r.term_client_id for r in rows if r.term_client_id}
+    account_ids = {r.term_account_id for r in rows if r.term_account_id}
+    clients = dict(db.session.execute(select(Client.id, Client.name).where(Client.id.in_(client_ids))).all())
+    accounts = {}
+    tables = {}
+    if account_ids:
+        stmt = (
+            select(
+                Account.id, Account.name, func.coalesce(Account.term_rate_table_id, Client.term_rate_table_id)
+            )
+            .join(Client, Client.id == Account.client_id)
+            .where(Account.id.in_(account_ids))
+        )
+        for account_id, name, table_id in db.session.execute(stmt):
+            accounts[account_id] = name
+            tables[account_id] = table_id
+    destinations = {}
+    codes = {r.code for r in rows if r.code}
+    table_ids = {t for t in tables.values() if t}
+    if codes and table_ids:
+        stmt = (
+            select(Rate.rate_table_id, Rate.code, Rate.name)
+            .where(Rate.rate_table_id.in_(table_ids), Rate.code.in_(codes))
+            .order_by(Rate.effective_from)
+        )
+        for table_id, code, name in db.session.execute(stmt):
+            destinations[(table_id, code)] = name
+    return {
+        "client": clients,
+        "account": accounts,
+        "destination": {
+            (r.term_account_id, r.code): destinations.get((tables.get(r.term_account_id), r.code), "")
+            for r in rows
+        },
+    }
+
+
+# --- balancing --------------------------------------------------------------------------------------------
+
+
+def _window() -> tuple[int, datetime, datetime]:
+    """The window (hours from the query string, default the manager's quality window) ending now."""
+    default = int(current_app.config.get("QUALITY_WINDOW_HOURS", 24))
+    hours = request.args.get("hours", default, type=int) or default
+    hours = max(1, min(hours, 24 * 31))
+    now = utcnow()
+    return hours, now - timedelta(hours=hours), now
+
+
+@bp.route("/balancing")
+def balancing():
+    """Balanced rule groups of a plan: target share against the share of answered calls each rule got."""
+    hours, since, until = _window()
+    plan_id = request.args.get("plan_id", type=int)
+    plan = get_or_404(RoutingPlan, plan_id) if request.args.get("plan_id") else None
+    groups = balancing_groups(plan.id, since, until) if plan is not None else []
+    plans = []
+    if plan is None:
+        balanced = (
+            select(RoutingRule.plan_id, func.count().label("rules"))
+            .where(RoutingRule.balancing.between(1, 99))
+            .group_by(RoutingRule.plan_id)
+            .subquery()
+        )
+        plans = db.session.execute(
+            scoped(RoutingPlan)
+            .join(balanced, balanced.c.plan_id == RoutingPlan.id)
+            .add_columns(balanced.c.rules)
+            .order_by(RoutingPlan.name)
+        ).all()
+    return render(
+        "stats/balancing.html",
+        "stats/_balancing.html",
+        plan=plan,
+        plans=plans,
+        groups=groups,
+        hours=hours,
+        windows=WINDOWS,
+    )
+
+
+@bp.route("/balancing/rules/<int:rule_id>")
+def balancing_rule(rule_id: int):
+    """The balancing chart of one rule's group, small enough to show beside the rule (a fragment for htmx)."""
+    rule = get_or_404(RoutingRule, rule_id)
+    hours, since, until = _window()
+    groups = balancing_groups(rule.plan_id, since, until, rule_id=rule.id)
+    return render(
+        "stats/balancing_rule.html",
+        "stats/_balancing_rule.html",
+        rule=rule,
+        plan=rule.plan,
+        groups=groups,
+        hours=hours,
+    )
+
+
+# --- live calls -------------------------------------------------------------------------------------------
+
+
+@bp.route("/live")
+def live():
+    """Calls in progress per originator and terminator account, against their capacity."""
+    ids = user_company_ids()
+    max_age = livecalls.max_age()
+    fresh = LiveCall.started_at > utcnow() - max_age
+    in_scope = scope_condition(Account, ids)
+
+    def per_account(column, capacity):
+        stmt = (
+            select(Account, func.count(LiveCall.id).label("live"))
+            .join(LiveCall, column == Account.id)
+            .where(fresh, in_scope)
+            .group_by(Account.id)
+            .order_by(func.count(LiveCall.id).desc(), Account.name)
+            .options(selectinload(Account.client))
+            .limit(500)
+        )
+        return [(account, count, getattr(account, capacity)) for account, count in db.session.execute(stmt)]
+
+    originators = per_account(LiveCall.orig_account_id, "orig_capacity")
+    terminators = per_account(LiveCall.term_account_id, "term_capacity")
+    scoped_live = select(func.count()).select_from(LiveCall).where(scope_condition(LiveCall, ids))
+    total = db.session.scalar(scoped_live.where(fresh))
+    stale = db.session.scalar(scoped_live.where(~fresh))
+    return render(
+        "stats/live.html",
+        "stats/_live.html",
+        originators=originators,
+        terminators=terminators,
+        total=total,
+        stale=stale,
+        max_age=max_age,
+    )

@@ -1,0 +1,544 @@
+"""Call records (CDRs, SPEC §7-§8): validate, rate at the call's start, store once, charge the balance.
+
+Plain functions with no Flask request in them: `POST /api/v1/cdrs` and `bench/cdrs.py` both call `ingest()`.
+
+- **Validation** first, for the whole batch: a bad record (or an account or rule outside the token's company
+  scope) raises `CdrError` naming the record's index and field, and nothing of the batch is stored.
+- **Rating**: the customer's rate table is the originator account's, else its client's originator default; the
+  vendor's is the terminator account's, else its client's terminator default. The rate is the longest code
+  prefixing the number among the rates effective at the call's start (SPEC §3), read with one query per rate
+  table and batch (`code IN (every prefix of every number)`), then chosen per record: length descending,
+  effective_from descending. Billed seconds and charges come from `panel.billing`; an unanswered call
+  costs nothing, an answered one its setup fee too. A record with no customer or vendor rate is still stored
+  (the call happened), unpriced on that side, and listed as `unrated`.
+- **Storing**: one `INSERT ... ON CONFLICT (call_id) DO NOTHING RETURNING call_id` for the batch (SQLite
+  and PostgreSQL), so a repeated `call_id` is stored once and reported as a duplicate, also when two requests
+  race: the unique index decides, and only the rows this statement inserted are charged.
+- **Balance**: per originator client, `UPDATE clients SET balance = balance - total` in the same transaction
+  (no read-modify-write), clients in id order so concurrent batches cannot deadlock.
+
+CDRs write no audit entries: they are traffic, not panel edits (and an audit entry would also move the
+manager's data version and rebuild every routing snapshot).
+"""
+
+import math
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+
+from panel import billing
+from panel.extensions import db
+from panel.models import Account, CallStat, Client, Rate, RoutingRule
+from panel.scope import descendant_ids, scope_condition
+
+MAX_BATCH = 1000
+MAX_ERRORS_REPORTED = 50
+# The query-parameter budget of one rate lookup (SQLite allows 32,766 variables; keep well below).
+PREFIX_CHUNK = 5000
+CDR_FIELDS = (
+    "call_id",
+    "orig_account_id",
+    "term_account_id",
+    "rule_id",
+    "number",
+    "start",
+    "duration",
+    "answered",
+    "sip_code",
+    "pdd",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class RecordError:
+    """One problem with one record: its index in the request (0 for a single object), field and message."""
+
+    index: int | None
+    field: str | None
+    message: str
+
+    def as_dict(self) -> dict:
+        """The JSON form used in API answers."""
+        return {"index": self.index, "field": self.field, "error": self.message}
+
+    def __str__(self) -> str:
+        where = [] if self.index is None else [f"record {self.index}"]
+        if self.field:
+            where.append(self.field)
+        return ": ".join([*where, self.message])
+
+
+class CdrError(Exception):
+    """The request was refused as a whole; `errors` lists every problem found (the first few dozen)."""
+
+    def __init__(self, errors: list[RecordError]):
+        super().__init__(str(errors[0]) if errors else "invalid records")
+        self.errors = errors[:MAX_ERRORS_REPORTED]
+
+    def as_json(self) -> dict:
+        """`{"error", "field", "index", "errors"}`: the first problem in words, then all of them."""
+        first = self.errors[0]
+        return {
+            "error": str(first),
+            "field": first.field,
+            "index": first.index,
+            "errors": [e.as_dict() for e in self.errors],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class CdrRecord:
+    """One validated call record (one attempt to one terminator)."""
+
+    call_id: str
+    orig_account_id: int
+    term_account_id: int | None
+    rule_id: int | None
+    number: str
+    start: datetime
+    duration: int
+    answered: bool
+    sip_code: int | None
+    pdd_ms: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class RateRow:
+    """The columns of a rate that rating needs."""
+
+    rate_table_id: int
+    code: str
+    rate: Decimal
+    effective_from: datetime
+    end: datetime | None
+    setup_fee: Decimal
+    min_time: int
+    interval: int
+
+    def effective_at(self, moment: datetime) -> bool:
+        """effective_from <= moment < end."""
+        return self.effective_from <= moment and (self.end is None or moment < self.end)
+
+
+@dataclass
+class IngestResult:
+    """What `ingest` did: records new, repeated, lacking a rate, and the amount charged."""
+
+    received: int = 0
+    stored: int = 0
+    duplicates: list[str] = field(default_factory=list)
+    unrated: list[str] = field(default_factory=list)
+    charged: Decimal = Decimal(0)
+
+    def as_json(self) -> dict:
+        """The API answer."""
+        return {
+            "received": self.received,
+            "stored": self.stored,
+            "duplicates": self.duplicates,
+            "unrated": self.unrated,
+            "charged": format(self.charged, "f"),
+        }
+
+
+# --- field validation, shared with the call events of panel.livecalls -------------------------------------
+
+
+class FieldError(ValueError):
+    """A field's value is not acceptable; the message says what is expected."""
+
+
+def records_of(payload, noun: str = "call record") -> list:
+    """The list of records in a payload: one object or a list of 1..1000 objects. Raises CdrError."""
+    if isinstance(payload, dict):
+        return [payload]
+    if isinstance(payload, list):
+        if not payload:
+            raise CdrError([RecordError(None, None, f"the list holds no {noun}s")])
+        if len(payload) > MAX_BATCH:
+            raise CdrError(
+                [RecordError(None, None, f"at most {MAX_BATCH:,} {noun}s per request, got {len(payload):,}")]
+            )
+        return payload
+    raise CdrError([RecordError(None, None, f"expected a {noun} object or a list of them")])
+
+
+def require_object(index: int, item, allowed: Iterable[str], errors: list[RecordError]) -> bool:
+    """True when `item` is an object (its unknown fields are recorded as errors); otherwise record why."""
+    if not isinstance(item, dict):
+        errors.append(RecordError(index, None, "expected an object"))
+        return False
+    for name in sorted(set(item) - set(allowed)):
+        errors.append(RecordError(index, name, "unknown field"))
+    return True
+
+
+def text_id(value) -> str:
+    """A call id: a string of 1 to 255 characters."""
+    if not isinstance(value, str) or not value.strip() or len(value.strip()) > 255:
+        raise FieldError("must be a string of 1 to 255 characters")
+    return value.strip()
+
+
+def object_id(value, *, required: bool) -> int | None:
+    """A database id: a positive integer (null or absent when not required)."""
+    if value is None:
+        if required:
+            raise FieldError("is required")
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise FieldError("must be a positive integer id")
+    return value
+
+
+def moment(value) -> datetime:
+    """An ISO 8601 date-time; without a zone it is UTC."""
+    if not isinstance(value, str):
+        raise FieldError("must be an ISO 8601 date-time such as 2026-05-01T12:00:00Z")
+    try:
+        parsed = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise FieldError("must be an ISO 8601 date-time such as 2026-05-01T12:00:00Z") from None
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+def dialled_number(value) -> str:
+    """The number as routed: digits; a leading `+` is dropped; a tech prefix up to `#` is cut off."""
+    if not isinstance(value, str):
+        raise FieldError("must be a string of digits")
+    number = value.strip()
+    if "#" in number:
+        number = number.rsplit("#", 1)[1]
+    number = number.removeprefix("+")
+    if not number or not number.isdigit() or not number.isascii() or len(number) > 64:
+        raise FieldError("must be 1 to 64 digits (a leading + is allowed)")
+    return number
+
+
+def _seconds(value) -> int:
+    """Whole seconds, >= 0; a fraction of a second is rounded up (as billing does)."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise FieldError("must be a number of seconds")
+    if value < 0 or value > 10_000_000:
+        raise FieldError("must be between 0 and 10,000,000 seconds")
+    return math.ceil(value)
+
+
+def _optional_int(value, low: int, high: int, what: str) -> int | None:
+    """An optional whole number within bounds (a float is rounded)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise FieldError(f"must be {what}")
+    if not low <= value <= high:
+        raise FieldError(f"must be {what} between {low:,} and {high:,}")
+    return round(value)
+
+
+def parse(payload) -> list[CdrRecord]:
+    """Validate a request body (one record or a list) into records; raises CdrError listing every problem."""
+    items = records_of(payload)
+    errors: list[RecordError] = []
+    records: list[CdrRecord] = []
+    for index, item in enumerate(items):
+        if not require_object(index, item, CDR_FIELDS, errors):
+            continue
+        values: dict = {}
+        checks = (
+            ("call_id", "call_id", lambda v: text_id(v)),
+            ("orig_account_id", "orig_account_id", lambda v: object_id(v, required=True)),
+            ("term_account_id", "term_account_id", lambda v: object_id(v, required=False)),
+            ("rule_id", "rule_id", lambda v: object_id(v, required=False)),
+            ("number", "number", dialled_number),
+            ("start", "start", moment),
+            ("duration", "duration", _seconds),
+            ("sip_code", "sip_code", lambda v: _optional_int(v, 100, 699, "a SIP status code")),
+            ("pdd", "pdd_ms", lambda v: _optional_int(v, 0, 3_600_000, "milliseconds")),
+        )
+        ok = True
+        for name, key, check in checks:
+            if name in ("call_id", "number", "start", "duration") and name not in item:
+                errors.append(RecordError(index, name, "is required"))
+                ok = False
+                continue
+            try:
+                values[key] = check(item.get(name))
+            except FieldError as exc:
+                errors.append(RecordError(index, name, str(exc)))
+                ok = False
+        answered = item.get("answered")
+        if answered is None:
+            answered = values.get("duration", 0) > 0
+        elif not isinstance(answered, bool):
+            errors.append(RecordError(index, "answered", "must be true or false"))
+            ok = False
+        if ok:
+            records.append(CdrRecord(answered=answered, **values))
+    if errors:
+        raise CdrError(errors)
+    return records
+
+
+# --- rate lookup ------------------------------------------------------------------------------------------
+
+
+def prefixes(number: str) -> list[str]:
+    """Every prefix of the number, longest first: the candidate codes of SPEC §3."""
+    return [number[:length] for length in range(len(number), 0, -1)]
+
+
+class RateLookup:
+    """The rates of some rate tables for some numbers, loaded with one query per table, chosen per call.
+
+    `load([(rate_table_id, number, moment), ...])` reads every rate whose code prefixes one of the numbers
+    and that is effective at some moment of the batch; `find(rate_table_id, number, moment)` then picks the
+    longest code effective at that moment, the latest effective_from among rows of that code.
+    """
+
+    def __init__(self) -> None:
+        self._codes: dict[int, dict[str, list[RateRow]]] = {}
+
+    def load(self, wanted: Iterable[tuple[int, str, datetime]]) -> "RateLookup":
+        """Read the rates the given (table, number, moment) triples may need."""
+        per_table: dict[int, tuple[set[str], list[datetime]]] = {}
+        for table_id, number, at in wanted:
+            codes, moments = per_table.setdefault(table_id, (set(), []))
+            codes.update(prefixes(number))
+            moments.append(at)
+        for table_id, (codes, moments) in per_table.items():
+            by_code = self._codes.setdefault(table_id, {})
+            earliest, latest = min(moments), max(moments)
+            code_list = sorted(codes)
+            for start in range(0, len(code_list), PREFIX_CHUNK):
+                stmt = select(
+                    Rate.rate_table_id,
+                    Rate.code,
+                    Rate.rate,
+                    Rate.effective_from,
+                    Rate.end,
+                    Rate.setup_fee,
+                    Rate.min_time,
+                    Rate.interval,
+                ).where(
+                    Rate.rate_table_id == table_id,
+                    Rate.code.in_(code_list[start : start + PREFIX_CHUNK]),
+                    Rate.effective_from <= latest,
+                    (Rate.end.is_(None)) | (Rate.end > earliest),
+                )
+                for row in db.session.execute(stmt):
+                    by_code.setdefault(row.code, []).append(RateRow(*row))
+        for by_code in self._codes.values():
+            for rows in by_code.values():
+                rows.sort(key=lambda r: r.effective_from, reverse=True)
+        return self
+
+    def find(self, rate_table_id: int | None, number: str, at: datetime) -> RateRow | None:
+        """The rate for `number` at `at`: longest code first, then the latest effective_from."""
+        if rate_table_id is None:
+            return None
+        by_code = self._codes.get(rate_table_id)
+        if not by_code:
+            return None
+        for code in prefixes(number):
+            for row in by_code.get(code, ()):
+                if row.effective_at(at):
+                    return row
+        return None
+
+
+def find_rate(rate_table_id: int, number: str, at: datetime) -> RateRow | None:
+    """The rate of one table for one number at one moment (SPEC §3), read from the database."""
+    return RateLookup().load([(rate_table_id, number, at)]).find(rate_table_id, number, at)
+
+
+# --- ingest -----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _AccountInfo:
+    client_id: int
+    orig_rate_table_id: int | None
+    term_rate_table_id: int | None
+
+
+def _accounts(ids: set[int], company_id: int | None) -> dict[int, _AccountInfo]:
+    """The accounts among `ids` that the company may see (all of them when company_id is None)."""
+    if not ids:
+        return {}
+    stmt = (
+        select(
+            Account.id,
+            Account.client_id,
+            Account.orig_rate_table_id,
+            Account.term_rate_table_id,
+            Client.orig_rate_table_id,
+            Client.term_rate_table_id,
+        )
+        .join(Client, Client.id == Account.client_id)
+        .where(Account.id.in_(sorted(ids)))
+    )
+    if company_id is not None:
+        stmt = stmt.where(scope_condition(Account, descendant_ids(company_id)))
+    return {
+        row[0]: _AccountInfo(row[1], row[2] or row[4], row[3] or row[5])
+        for row in db.session.execute(stmt).all()
+    }
+
+
+def known_rules(ids: set[int], company_id: int | None) -> set[int]:
+    """The rule ids among `ids` that exist (and that the company may see)."""
+    if not ids:
+        return set()
+    stmt = select(RoutingRule.id).where(RoutingRule.id.in_(sorted(ids)))
+    if company_id is not None:
+        stmt = stmt.where(scope_condition(RoutingRule, descendant_ids(company_id)))
+    return set(db.session.scalars(stmt))
+
+
+def check_references(
+    items: list[tuple[int, int | None, int | None, int | None]], company_id: int | None
+) -> dict[int, _AccountInfo]:
+    """Check (index, orig, term, rule) ids against the database; raise CdrError naming each unknown one."""
+    account_ids = {a for _, o, t, _r in items for a in (o, t) if a is not None}
+    accounts = _accounts(account_ids, company_id)
+    rules = known_rules({r for *_, r in items if r is not None}, company_id)
+    errors = []
+    for index, orig, term, rule in items:
+        if orig is not None and orig not in accounts:
+            errors.append(RecordError(index, "orig_account_id", "unknown account"))
+        if term is not None and term not in accounts:
+            errors.append(RecordError(index, "term_account_id", "unknown account"))
+        if rule is not None and rule not in rules:
+            errors.append(RecordError(index, "rule_id", "unknown rule"))
+    if errors:
+        raise CdrError(errors)
+    return accounts
+
+
+def _insert(rows: list[dict]) -> set[str]:
+    """INSERT ... ON CONFLICT (call_id) DO NOTHING RETURNING call_id: the call ids this statement stored."""
+    if db.engine.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    stmt = insert(CallStat).on_conflict_do_nothing(index_elements=["call_id"]).returning(CallStat.call_id)
+    return set(db.session.scalars(stmt, rows))
+
+
+def rate(records: list[CdrRecord], accounts: dict[int, _AccountInfo]) -> tuple[list[dict], list[str]]:
+    """The call_stats rows for the records, and the call ids that found no customer or vendor rate."""
+    wanted = []
+    for rec in records:
+        orig = accounts[rec.orig_account_id]
+        if orig.orig_rate_table_id:
+            wanted.append((orig.orig_rate_table_id, rec.number, rec.start))
+        term = accounts.get(rec.term_account_id) if rec.term_account_id else None
+        if term and term.term_rate_table_id:
+            wanted.append((term.term_rate_table_id, rec.number, rec.start))
+    lookup = RateLookup().load(wanted)
+    rows, unrated = [], []
+    zero = Decimal(0)
+    for rec in records:
+        orig = accounts[rec.orig_account_id]
+        term = accounts.get(rec.term_account_id) if rec.term_account_id else None
+        customer = lookup.find(orig.orig_rate_table_id, rec.number, rec.start)
+        vendor = lookup.find(term.term_rate_table_id, rec.number, rec.start) if term else None
+        if customer is None or (term is not None and vendor is None):
+            unrated.append(rec.call_id)
+        billed_duration = rec.duration if rec.answered else 0
+        row = {
+            "call_id": rec.call_id,
+            "orig_account_id": rec.orig_account_id,
+            "orig_client_id": orig.client_id,
+            "term_account_id": rec.term_account_id,
+            "term_client_id": term.client_id if term else None,
+            "rule_id": rec.rule_id,
+            "number": rec.number,
+            "orig_code": customer.code if customer else "",
+            "term_code": vendor.code if vendor else "",
+            "start_at": rec.start,
+            "duration": rec.duration,
+            "orig_billed": 0,
+            "term_billed": 0,
+            "customer_rate": customer.rate if customer else None,
+            "vendor_rate": vendor.rate if vendor else None,
+            "customer_charge": zero,
+            "vendor_cost": zero,
+            "answered": rec.answered,
+            "sip_code": rec.sip_code,
+            "pdd_ms": rec.pdd_ms,
+        }
+        if rec.answered:
+            if customer:
+                row["orig_billed"] = billing.billed_seconds(
+                    billed_duration, customer.min_time, customer.interval
+                )
+                row["customer_charge"] = billing.charge(
+                    billed_duration, customer.rate, customer.min_time, customer.interval, customer.setup_fee
+                )
+            if vendor:
+                row["term_billed"] = billing.billed_seconds(billed_duration, vendor.min_time, vendor.interval)
+                row["vendor_cost"] = billing.charge(
+                    billed_duration, vendor.rate, vendor.min_time, vendor.interval, vendor.setup_fee
+                )
+        rows.append(row)
+    return rows, unrated
+
+
+def ingest(payload, *, company_id: int | None) -> IngestResult:
+    """Validate, rate and store a request's records and charge the originators' balances; one transaction.
+
+    `company_id` scopes the accounts and rules the records may name (None: any, for the bench and the CLI).
+    Raises CdrError (nothing stored) for a bad batch.
+    """
+    records = parse(payload)
+    accounts = check_references(
+        [(i, r.orig_account_id, r.term_account_id, r.rule_id) for i, r in enumerate(records)], company_id
+    )
+    result = IngestResult(received=len(records))
+    # A call id repeated inside the batch: the first one counts, the others are duplicates.
+    seen: set[str] = set()
+    unique = []
+    for rec in records:
+        if rec.call_id in seen:
+            result.duplicates.append(rec.call_id)
+        else:
+            seen.add(rec.call_id)
+            unique.append(rec)
+    rows, unrated = rate(unique, accounts)
+    try:
+        stored = _insert(rows)
+        totals: dict[int, Decimal] = defaultdict(Decimal)
+        for row in rows:
+            if row["call_id"] in stored:
+                totals[row["orig_client_id"]] += row["customer_charge"]
+            else:
+                result.duplicates.append(row["call_id"])
+        for client_id in sorted(totals):
+            if totals[client_id]:
+                db.session.execute(
+                    update(Client)
+                    .where(Client.id == client_id)
+                    .values(balance=Client.balance - totals[client_id])
+                )
+        db.session.commit()
+    except IntegrityError as exc:
+        # An account or rule deleted between the check and the insert: nothing was stored.
+        db.session.rollback()
+        raise CdrError(
+            [RecordError(None, None, "an account or rule was deleted meanwhile; send the records again")]
+        ) from exc
+    except Exception:
+        db.session.rollback()
+        raise
+    result.stored = len(stored)
+    result.unrated = [call_id for call_id in unrated if call_id in stored]
+    result.charged = sum(totals.values(), Decimal(0))
+    return result

@@ -1,0 +1,208 @@
+"""Queries over the call statistics: quality per vendor and code, call totals, balancing shares.
+
+Shared by the Statistics pages and the Traffic Rules manager (which stores the quality figures routing uses).
+"""
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy import Integer, Select, and_, case, cast, func, select
+
+from panel.extensions import db
+from panel.models import CallStat, RoutingRule
+
+ANSWERED = cast(CallStat.answered, Integer)
+ANSWERED_SECONDS = case((CallStat.answered, CallStat.duration), else_=0)
+
+
+def quality_statement(since: datetime, until: datetime) -> Select:
+    """Attempts, answered calls, answered seconds and mean PDD per terminator account and vendor code."""
+    return (
+        select(
+            CallStat.term_account_id,
+            CallStat.term_code.label("code"),
+            func.count().label("attempts"),
+            func.sum(ANSWERED).label("answered"),
+            func.sum(ANSWERED_SECONDS).label("answered_seconds"),
+            func.avg(CallStat.pdd_ms).label("pdd_ms"),
+        )
+        .where(CallStat.start_at >= since, CallStat.start_at < until, CallStat.term_account_id.is_not(None))
+        .group_by(CallStat.term_account_id, CallStat.term_code)
+    )
+
+
+@dataclass
+class Totals:
+    """The figures under a list of calls."""
+
+    attempts: int = 0
+    answered: int = 0
+    seconds: int = 0
+    revenue: Decimal = Decimal(0)
+    cost: Decimal = Decimal(0)
+    # Calls with an originator or terminator of a company the user does not see (charge or cost not shown).
+    foreign: int = 0
+
+    @property
+    def asr(self) -> Decimal | None:
+        """Answered calls in % of attempts."""
+        return Decimal(self.answered * 100) / self.attempts if self.attempts else None
+
+    @property
+    def acd(self) -> Decimal | None:
+        """Mean answered call length in minutes."""
+        return Decimal(self.seconds) / 60 / self.answered if self.answered else None
+
+    @property
+    def minutes(self) -> Decimal:
+        """Answered minutes."""
+        return Decimal(self.seconds) / 60
+
+    @property
+    def margin(self) -> Decimal:
+        """Revenue less cost."""
+        return self.revenue - self.cost
+
+    @property
+    def margin_percent(self) -> Decimal | None:
+        """Margin in % of revenue."""
+        return self.margin * 100 / self.revenue if self.revenue else None
+
+
+def totals(conditions: list, orig_visible, term_visible) -> Totals:
+    """Sum the calls matching `conditions`: revenue from visible originators, cost to visible terminators."""
+    zero = Decimal(0)
+    stmt = select(
+        func.count(),
+        func.coalesce(func.sum(ANSWERED), 0),
+        func.coalesce(func.sum(ANSWERED_SECONDS), 0),
+        func.coalesce(func.sum(case((orig_visible, CallStat.customer_charge), else_=zero)), zero),
+        func.coalesce(func.sum(case((term_visible, CallStat.vendor_cost), else_=zero)), zero),
+        func.coalesce(
+            func.sum(
+                case(
+                    (and_(orig_visible, (CallStat.term_client_id.is_(None)) | term_visible), 0),
+                    else_=1,
+                )
+            ),
+            0,
+        ),
+    ).where(*conditions)
+    row = db.session.execute(stmt).one()
+    return Totals(
+        attempts=int(row[0]),
+        answered=int(row[1]),
+        seconds=int(row[2]),
+        revenue=Decimal(row[3] or 0),
+        cost=Decimal(row[4] or 0),
+        foreign=int(row[5]),
+    )
+
+
+# --- balancing --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class BalancedRule:
+    """One balanced rule of a group: its target share and what it got."""
+
+    rule: RoutingRule
+    label: str
+    target: float
+    attempts: int = 0
+    answered: int = 0
+    attempts_share: float | None = None
+    answered_share: float | None = None
+
+
+@dataclass
+class BalancingGroup:
+    """Rules of one plan with the same code (trailing `*` ignored) and priority whose balancing is 1..99."""
+
+    code: str
+    priority: int
+    rules: list[BalancedRule] = field(default_factory=list)
+    fixed: list[RoutingRule] = field(default_factory=list)
+
+    @property
+    def answered(self) -> int:
+        """Answered calls of the whole group in the window."""
+        return sum(r.answered for r in self.rules)
+
+    @property
+    def attempts(self) -> int:
+        """Attempts of the whole group in the window."""
+        return sum(r.attempts for r in self.rules)
+
+    @property
+    def rule_ids(self) -> list[int]:
+        """Ids of the balanced rules."""
+        return [r.rule.id for r in self.rules]
+
+
+def is_balanced(rule: RoutingRule) -> bool:
+    """A balancing of 1..99 shuffles the rule within its group (SPEC §5 step 5)."""
+    return rule.balancing is not None and 1 <= rule.balancing <= 99
+
+
+def group_key(rule: RoutingRule) -> tuple[str, int]:
+    """The balancing group of a rule: code without a trailing `*`, and priority."""
+    return (rule.code or "").rstrip("*"), rule.priority
+
+
+def rule_label(rule: RoutingRule) -> str:
+    """The rule's terminator in words."""
+    if rule.type == "static_client" and rule.terminator_client is not None:
+        return rule.terminator_client.name
+    if rule.type == "static_account" and rule.terminator_account is not None:
+        account = rule.terminator_account
+        return f"{account.client.name} / {account.name}"
+    if rule.type == "dynamic":
+        return f"dynamic: {rule.policy.name}" if rule.policy is not None else "dynamic"
+    if rule.type == "did":
+        return "DID"
+    return f"rule {rule.id}"
+
+
+def balancing_groups(plan_id: int, since: datetime, until: datetime, rule_id: int | None = None) -> list:
+    """The balanced groups of a plan (only the one holding `rule_id` when given) with their shares."""
+    rules = db.session.scalars(
+        select(RoutingRule)
+        .where(RoutingRule.plan_id == plan_id)
+        .order_by(RoutingRule.priority, RoutingRule.code, RoutingRule.id)
+    ).all()
+    groups: dict[tuple[str, int], BalancingGroup] = {}
+    for rule in rules:
+        if rule.type == "did":
+            continue
+        key = group_key(rule)
+        group = groups.setdefault(key, BalancingGroup(code=key[0], priority=key[1]))
+        if is_balanced(rule):
+            group.rules.append(BalancedRule(rule=rule, label=rule_label(rule), target=0.0))
+        else:
+            group.fixed.append(rule)
+    result = [g for g in groups.values() if g.rules]
+    if rule_id is not None:
+        result = [g for g in result if rule_id in g.rule_ids or any(r.id == rule_id for r in g.fixed)]
+    ids = [rid for g in result for rid in g.rule_ids]
+    counts: dict[int, tuple[int, int]] = {}
+    if ids:
+        stmt = (
+            select(CallStat.rule_id, func.count(), func.coalesce(func.sum(ANSWERED), 0))
+            .where(CallStat.rule_id.in_(ids), CallStat.start_at >= since, CallStat.start_at < until)
+            .group_by(CallStat.rule_id)
+        )
+        counts = {row[0]: (int(row[1]), int(row[2])) for row in db.session.execute(stmt)}
+    for group in result:
+        weight = sum(r.rule.balancing for r in group.rules)
+        for item in group.rules:
+            item.target = item.rule.balancing / weight
+            item.attempts, item.answered = counts.get(item.rule.id, (0, 0))
+        if group.attempts:
+            for item in group.rules:
+                item.attempts_share = item.attempts / group.attempts
+        if group.answered:
+            for item in group.rules:
+                item.answered_share = item.answered / group.answered
+    return result

@@ -1,0 +1,227 @@
+"""POST /api/v1/cdrs: validation, rating against hand-computed charges, balances, duplicates (also racing)."""
+
+import threading
+from decimal import Decimal
+
+from sqlalchemy import func, select
+
+from panel import cdrs
+from panel.extensions import db
+from panel.models import CallStat, Client
+from tests import factories
+from tests.manager.conftest import bearer, make_token
+
+
+def _record(carrier, call_id, number, duration, *, term=None, start="2026-05-01T10:00:00Z", **extra):
+    record = {
+        "call_id": call_id,
+        "orig_account_id": carrier.acme_main.id,
+        "term_account_id": (term or carrier.vox_gw).id,
+        "number": number,
+        "start": start,
+        "duration": duration,
+    }
+    record.update(extra)
+    return record
+
+
+def _post(client, token, payload):
+    return client.post("/api/v1/cdrs", json=payload, headers=bearer(token))
+
+
+def _balance(client_obj) -> Decimal:
+    db.session.expire_all()
+    return db.session.get(Client, client_obj.id).balance
+
+
+def _stat(call_id) -> CallStat:
+    db.session.expire_all()
+    return db.session.scalar(select(CallStat).where(CallStat.call_id == call_id))
+
+
+def test_rating_matches_hand_computed_charges(client, carrier, alpha_token):
+    """Billed seconds with min time and interval, setup fee, longest code, rate change at the call's start."""
+    batch = [
+        # 44 at 0.10, 30/6, setup 0.05: 47 s bill 30 + 3*6 = 48 s -> 0.08 + 0.05. Vox 44 at 0.06 1/1: 47 s.
+        _record(carrier, "uk-47", "+441234567", 47, sip_code=200, pdd=1800),
+        # 447 at 0.20, 60/60: 61 s bill 120 s -> 0.40. Tel has only 44 at 0.07, 60/1: 61 s -> 0.071167.
+        _record(carrier, "mob-61", "447700900123", 61, term=carrier.tel_gw),
+        # 4420 changed price at 2026-03-01 00:00: 0.15 the second before, 0.12 from then on; 10 s at 1/1.
+        _record(carrier, "lon-old", "442079460000", 10, start="2026-02-28T23:59:59Z"),
+        _record(carrier, "lon-new", "442079460000", 10, start="2026-03-01T00:00:00+00:00"),
+        # Not answered: nothing charged, no setup fee.
+        _record(carrier, "uk-busy", "441111111", 0, answered=False, sip_code=486),
+    ]
+    response = _post(client, alpha_token, batch)
+    assert response.status_code == 200, response.json
+    assert response.json["stored"] == 5 and response.json["duplicates"] == []
+    assert Decimal(response.json["charged"]) == Decimal("0.575")
+
+    uk = _stat("uk-47")
+    assert (uk.orig_code, uk.orig_billed, uk.customer_charge) == ("44", 48, Decimal("0.13"))
+    assert (uk.term_code, uk.term_billed, uk.vendor_cost) == ("44", 47, Decimal("0.047"))
+    assert (uk.number, uk.sip_code, uk.pdd_ms, uk.answered) == ("441234567", 200, 1800, True)
+    mobile = _stat("mob-61")
+    assert (mobile.orig_code, mobile.orig_billed, mobile.customer_charge) == ("447", 120, Decimal("0.40"))
+    assert (mobile.term_code, mobile.term_billed, mobile.vendor_cost) == ("44", 61, Decimal("0.071167"))
+    assert mobile.term_client_id == carrier.tel.id
+    assert (_stat("lon-old").customer_rate, _stat("lon-old").customer_charge) == (
+        Decimal("0.15"),
+        Decimal("0.025"),
+    )
+    assert (_stat("lon-new").customer_rate, _stat("lon-new").customer_charge) == (
+        Decimal("0.12"),
+        Decimal("0.02"),
+    )
+    busy = _stat("uk-busy")
+    assert (busy.answered, busy.orig_billed, busy.customer_charge, busy.vendor_cost) == (
+        False,
+        0,
+        Decimal(0),
+        Decimal(0),
+    )
+    assert _balance(carrier.acme) == Decimal("-0.575")
+
+
+def test_account_rate_table_beats_the_clients_default(client, carrier, alpha_token):
+    """The originator account's own rate table prices the call when set."""
+    own = factories.rate_table(carrier.tree.alpha, "Acme special", [("44", "0.30")])
+    carrier.acme_main.orig_rate_table_id = own.id
+    db.session.commit()
+    response = _post(client, alpha_token, _record(carrier, "special", "441234567", 60))
+    assert response.status_code == 200
+    assert _stat("special").customer_charge == Decimal("0.30")
+    assert _balance(carrier.acme) == Decimal("-0.30")
+
+
+def test_a_call_without_a_rate_is_stored_unrated(client, carrier, alpha_token):
+    """The call happened: it is stored with no charge and listed as unrated."""
+    response = _post(client, alpha_token, _record(carrier, "fr", "33123456789", 60))
+    assert response.status_code == 200
+    assert response.json["stored"] == 1 and response.json["unrated"] == ["fr"]
+    stat = _stat("fr")
+    assert stat.customer_rate is None and stat.customer_charge == 0
+    assert _balance(carrier.acme) == 0
+
+
+def test_a_bad_batch_stores_nothing_and_names_record_and_field(client, carrier, alpha_token):
+    """400 names the first bad record's index and field, lists every problem, and stores none of the batch."""
+    batch = [
+        _record(carrier, "ok-1", "441234567", 30),
+        _record(carrier, "bad-start", "441234567", 30, start="yesterday"),
+        {**_record(carrier, "bad-field", "441234567", 30), "colour": "blue", "duration": -4},
+    ]
+    response = _post(client, alpha_token, batch)
+    assert response.status_code == 400
+    body = response.json
+    assert (body["index"], body["field"]) == (1, "start")
+    assert body["error"].startswith("record 1: start: must be an ISO 8601 date-time")
+    problems = {(e["index"], e["field"]) for e in body["errors"]}
+    assert {(1, "start"), (2, "colour"), (2, "duration")} <= problems
+    assert db.session.scalar(select(func.count()).select_from(CallStat)) == 0
+    assert _balance(carrier.acme) == 0
+
+
+def test_required_fields_and_types(client, carrier, alpha_token):
+    """Missing fields, wrong types, a number with letters and a non-list body are refused clearly."""
+    cases = [
+        ({"call_id": "x"}, "orig_account_id"),
+        ({**_record(carrier, "x", "441", 3), "number": "44abc"}, "number"),
+        ({**_record(carrier, "x", "441", 3), "answered": "yes"}, "answered"),
+        ({**_record(carrier, "x", "441", 3), "orig_account_id": "7"}, "orig_account_id"),
+        ({**_record(carrier, "x", "441", 3), "sip_code": 99}, "sip_code"),
+    ]
+    for payload, field in cases:
+        response = _post(client, alpha_token, payload)
+        assert response.status_code == 400, payload
+        assert field in {e["field"] for e in response.json["errors"]}, (payload, response.json)
+    assert _post(client, alpha_token, "441234567").status_code == 400
+    response = client.post("/api/v1/cdrs", data="{not json", headers=bearer(alpha_token))
+    assert response.status_code == 400 and "JSON" in response.json["error"]
+    response = _post(client, alpha_token, [])
+    assert response.status_code == 400
+
+
+def test_at_most_a_thousand_records(client, carrier, alpha_token):
+    """A list longer than 1,000 records is refused as a whole."""
+    batch = [_record(carrier, f"c{i}", "441234567", 1) for i in range(1001)]
+    response = _post(client, alpha_token, batch)
+    assert response.status_code == 400
+    assert "at most 1,000" in response.json["error"]
+    assert db.session.scalar(select(func.count()).select_from(CallStat)) == 0
+
+
+def test_accounts_outside_the_tokens_company_are_unknown(client, carrier, alpha_token):
+    """Alpha's token cannot report a call of Beta's account: 400 unknown account, nothing stored."""
+    record = {**_record(carrier, "beta-call", "441234567", 30), "orig_account_id": carrier.beta_acc.id}
+    response = _post(client, alpha_token, [_record(carrier, "fine", "441234567", 30), record])
+    assert response.status_code == 400
+    assert (response.json["index"], response.json["field"]) == (1, "orig_account_id")
+    assert response.json["error"] == "record 1: orig_account_id: unknown account"
+    assert db.session.scalar(select(func.count()).select_from(CallStat)) == 0
+    # Beta's own token may.
+    beta_token = make_token(carrier.tree.beta)
+    record["term_account_id"] = None
+    assert _post(client, beta_token, record).status_code == 200
+    assert _balance(carrier.beta_client) == Decimal("-0.10")
+
+
+def test_token_required(client, carrier):
+    """No token or a wrong one: 401."""
+    assert client.post("/api/v1/cdrs", json={}).status_code == 401
+    response = client.post("/api/v1/cdrs", json={}, headers=bearer("rp_wrong"))
+    assert response.status_code == 401
+
+
+def test_a_repeated_call_id_is_stored_and_charged_once(client, carrier, alpha_token):
+    """Again in a later request, or twice in one batch: counted once and reported as a duplicate."""
+    first = _record(carrier, "same", "441234567", 47)
+    assert _post(client, alpha_token, first).json["stored"] == 1
+    response = _post(client, alpha_token, [first, _record(carrier, "other", "441234567", 47), first])
+    assert response.status_code == 200
+    assert response.json["stored"] == 1
+    assert sorted(response.json["duplicates"]) == ["same", "same"]
+    assert db.session.scalar(select(func.count()).select_from(CallStat)) == 2
+    assert _balance(carrier.acme) == Decimal("-0.26")
+
+
+def test_racing_requests_store_each_call_once(app, carrier, alpha_token):
+    """Clients posting the same batch at the same moment: every call stored and charged exactly once."""
+    batch = [_record(carrier, f"race-{i}", "441234567", 47) for i in range(40)]
+    barrier = threading.Barrier(4)
+    answers: list = []
+    errors: list = []
+
+    def post() -> None:
+        test_client = app.test_client()
+        try:
+            barrier.wait(timeout=10)
+            answers.append(_post(test_client, alpha_token, batch))
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=post) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not errors
+    assert [a.status_code for a in answers] == [200] * 4
+    assert sum(a.json["stored"] for a in answers) == 40
+    assert sum(len(a.json["duplicates"]) for a in answers) == 3 * 40
+    assert db.session.scalar(select(func.count()).select_from(CallStat)) == 40
+    assert _balance(carrier.acme) == Decimal("-0.13") * 40
+
+
+def test_find_rate_is_the_longest_code_effective_then(app, carrier):
+    """The plain rate lookup: longest code among rows effective at the moment, latest effective_from."""
+    from datetime import UTC, datetime
+
+    table = carrier.customer_rates.id
+    before = datetime(2026, 2, 1, tzinfo=UTC)
+    after = datetime(2026, 4, 1, tzinfo=UTC)
+    assert cdrs.find_rate(table, "442079460000", before).rate == Decimal("0.15")
+    assert cdrs.find_rate(table, "442079460000", after).rate == Decimal("0.12")
+    assert cdrs.find_rate(table, "447700900123", after).code == "447"
+    assert cdrs.find_rate(table, "4413", after).code == "44"
+    assert cdrs.find_rate(table, "33", after) is None
