@@ -7,7 +7,8 @@ part after midnight counts on the moment's own weekday; a range whose start equa
 """
 
 import re
-from datetime import datetime
+from datetime import UTC, datetime
+from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 _RANGE = re.compile(r"^(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})$")
@@ -52,17 +53,50 @@ def parse_weekdays(text: str) -> set[int]:
     return days
 
 
+@lru_cache(maxsize=1)
+def zone_names() -> frozenset[str]:
+    """Every IANA zone name the system knows (read once: listing them walks the zoneinfo tree)."""
+    return frozenset(available_timezones()) | {"UTC"}
+
+
 def zone(name: str) -> ZoneInfo:
     """The IANA zone; raises TimeProfileError for an unknown name."""
     try:
-        if name not in available_timezones() and name != "UTC":
+        if name not in zone_names():
             raise ZoneInfoNotFoundError(name)
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
         raise TimeProfileError(f"{name!r} is not an IANA time zone such as Europe/London.") from None
 
 
-def in_ranges(minute: int, ranges: list[tuple[int, int]]) -> bool:
+def format_ranges(ranges: list[tuple[int, int]]) -> str:
+    """Ranges in minutes written back as text: [(480, 1080), (1320, 120)] -> `08:00-18:00; 22:00-02:00`."""
+    return "; ".join(f"{s // 60:02d}:{s % 60:02d}-{e // 60:02d}:{e % 60:02d}" for s, e in ranges)
+
+
+def weekdays_label(weekdays: str) -> str:
+    """`12345` -> `Mon–Fri`, `67` -> `Sat, Sun`, `1234567` -> `every day`, for lists and pages."""
+    days = sorted({int(ch) for ch in weekdays or "" if ch in "1234567"})
+    if len(days) == 7:
+        return "every day"
+    if not days:
+        return "no day"
+    runs: list[list[int]] = []
+    for day in days:
+        if runs and day == runs[-1][-1] + 1:
+            runs[-1].append(day)
+        else:
+            runs.append([day])
+    parts = []
+    for run in runs:
+        if len(run) >= 3:
+            parts.append(f"{WEEKDAY_NAMES[run[0]]}–{WEEKDAY_NAMES[run[-1]]}")
+        else:
+            parts.extend(WEEKDAY_NAMES[d] for d in run)
+    return ", ".join(parts)
+
+
+def in_ranges(minute: int, ranges) -> bool:
     """True when a minute of the day (0..1439) is in one of the ranges (wrapping ones included)."""
     for start, end in ranges:
         if start < end:
@@ -84,12 +118,14 @@ class CompiledProfile:
         self.tz = zone(timezone)
 
     def contains(self, moment: datetime) -> bool:
-        """True when the aware `moment` is inside the profile."""
+        """True when `moment` is inside the profile (a naive moment is UTC, as everywhere in the panel)."""
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        # The zone's wall clock at that moment: across a DST change the clock jumps, and the ranges follow it.
         local = moment.astimezone(self.tz)
-        seconds = local.hour * 3600 + local.minute * 60 + local.second
         if local.isoweekday() not in self.weekdays:
             return False
-        return in_ranges(seconds // 60, list(self.ranges))
+        return in_ranges(local.hour * 60 + local.minute, self.ranges)
 
 
 def is_inside(weekdays: str, ranges: str, timezone: str, moment: datetime) -> bool:

@@ -1,4 +1,4 @@
-"""Code decks: list, scope, create/edit/delete (refused while a plan uses it), the codes grid, import, export."""
+"""Code decks: list, scope, create/edit/delete (refused while a plan uses it), codes grid, import, export."""
 
 import csv
 import io
@@ -37,7 +37,9 @@ def _codes(deck_id: int) -> list[tuple[str, str, str]]:
 
 def _import(client, deck_id, text, mode):
     return client.post(
-        f"/code-decks/{deck_id}/import", data={"file": upload(text), "mode": mode}, content_type="multipart/form-data"
+        f"/code-decks/{deck_id}/import",
+        data={"file": upload(text), "mode": mode},
+        content_type="multipart/form-data",
     )
 
 
@@ -55,7 +57,10 @@ def test_list_is_scoped_with_counts_and_plans(login, tree, decks, text_of):
     assert ">3<" in row and "1 routing plan" in row
 
 
-@pytest.mark.parametrize("path", ["/code-decks/{id}", "/code-decks/{id}/edit", "/code-decks/{id}/import", "/code-decks/{id}/export"])
+@pytest.mark.parametrize(
+    "path",
+    ["/code-decks/{id}", "/code-decks/{id}/edit", "/code-decks/{id}/import", "/code-decks/{id}/export"],
+)
 def test_decks_outside_scope_answer_404(login, tree, decks, path):
     """A parent's or a sibling's deck is not found."""
     client = login(tree.alpha_operator)
@@ -75,11 +80,19 @@ def test_code_of_another_deck_answers_404(login, tree, decks):
 def test_create_edit_and_delete_are_audited(login, tree, decks, text_of):
     """Create, rename and delete a deck; each step leaves an audit entry."""
     client = login(tree.alpha_operator)
-    assert client.post("/code-decks/new", data={"name": "New deck", "company_id": tree.alpha.id}).status_code == 303
+    assert (
+        client.post("/code-decks/new", data={"name": "New deck", "company_id": tree.alpha.id}).status_code
+        == 303
+    )
     deck = db.session.scalar(select(CodeDeck).where(CodeDeck.name == "New deck"))
     response = client.post("/code-decks/new", data={"name": "New deck", "company_id": tree.alpha.id})
     assert response.status_code == 422 and "already has a code deck" in text_of(response)
-    assert client.post(f"/code-decks/{deck.id}/edit", data={"name": "Renamed", "company_id": tree.sub.id}).status_code == 303
+    assert (
+        client.post(
+            f"/code-decks/{deck.id}/edit", data={"name": "Renamed", "company_id": tree.sub.id}
+        ).status_code
+        == 303
+    )
     db.session.expire_all()
     assert (deck.name, deck.company_id) == ("Renamed", tree.sub.id)
     assert client.post(f"/code-decks/{deck.id}/delete").status_code == 303
@@ -98,7 +111,9 @@ def test_delete_refused_while_a_plan_uses_the_deck(login, tree, decks, text_of):
 def test_moving_a_used_deck_below_its_plan_is_refused(login, tree, decks, text_of):
     """Alpha's plan uses the deck, so it cannot move to Alpha Sub."""
     client = login(tree.alpha_operator)
-    response = client.post(f"/code-decks/{decks.alpha.id}/edit", data={"name": "Alpha deck", "company_id": tree.sub.id})
+    response = client.post(
+        f"/code-decks/{decks.alpha.id}/edit", data={"name": "Alpha deck", "company_id": tree.sub.id}
+    )
     assert response.status_code == 422 and "used by Alpha" in text_of(response)
 
 
@@ -113,21 +128,38 @@ def test_codes_grid_search(login, tree, decks, text_of):
 
 
 def test_inline_edit_add_and_delete_codes(login, tree, decks, text_of):
-    """Edit saves (or answers 422 keeping the inputs); add and delete work; the entries are the deck owner's."""
+    """Edit saves (or answers 422 keeping the inputs); add and delete work; entries are the deck owner's."""
     client = login(tree.alpha_operator)
     code = db.session.scalar(select(Code).where(Code.code_deck_id == decks.alpha.id, Code.code == "4420"))
     url = f"/code-decks/{decks.alpha.id}/codes/{code.id}/edit"
-    response = client.post(url, data={"code": "4420", "name": "London", "country": "GB"}, headers={"HX-Request": "true"})
-    assert response.status_code == 200 and "London" in text_of(response) and "<input" not in text_of(response)
-    response = client.post(url, data={"code": "44", "name": "Dup", "country": ""}, headers={"HX-Request": "true"})
-    assert response.status_code == 422 and "already in this deck" in text_of(response) and "<input" in text_of(response)
     response = client.post(
-        f"/code-decks/{decks.alpha.id}/codes", data={"code": "49", "name": "Germany", "country": "DE"}, headers={"HX-Request": "true"}
+        url, data={"code": "4420", "name": "London", "country": "GB"}, headers={"HX-Request": "true"}
+    )
+    assert response.status_code == 200 and "London" in text_of(response) and "<input" not in text_of(response)
+    response = client.post(
+        url, data={"code": "44", "name": "Dup", "country": ""}, headers={"HX-Request": "true"}
+    )
+    assert (
+        response.status_code == 422
+        and "already in this deck" in text_of(response)
+        and "<input" in text_of(response)
+    )
+    response = client.post(
+        f"/code-decks/{decks.alpha.id}/codes",
+        data={"code": "49", "name": "Germany", "country": "DE"},
+        headers={"HX-Request": "true"},
     )
     assert response.status_code == 200 and "codes-changed" in response.headers["HX-Trigger"]
     new = db.session.scalar(select(Code).where(Code.code_deck_id == decks.alpha.id, Code.code == "49"))
-    assert client.post(f"/code-decks/{decks.alpha.id}/codes/{new.id}/delete", headers={"HX-Request": "true"}).status_code == 200
-    assert ("4420", "London", "GB") in _codes(decks.alpha.id) and "49" not in [c for c, _, _ in _codes(decks.alpha.id)]
+    assert (
+        client.post(
+            f"/code-decks/{decks.alpha.id}/codes/{new.id}/delete", headers={"HX-Request": "true"}
+        ).status_code
+        == 200
+    )
+    assert ("4420", "London", "GB") in _codes(decks.alpha.id) and "49" not in [
+        c for c, _, _ in _codes(decks.alpha.id)
+    ]
     entries = audit_entries("code")
     assert [e.action for e in entries] == ["update", "create", "delete"]
     assert {e.company_id for e in entries} == {tree.alpha.id}
@@ -136,7 +168,12 @@ def test_inline_edit_add_and_delete_codes(login, tree, decks, text_of):
 def test_import_only_new_codes_keeps_existing_ones(login, tree, decks):
     """Only new codes: 49 is added, 44 keeps its name."""
     client = login(tree.alpha_operator)
-    assert _import(client, decks.alpha.id, "code,name,country\n44,Changed,XX\n49,Germany,DE\n", "only_new").status_code == 303
+    assert (
+        _import(
+            client, decks.alpha.id, "code,name,country\n44,Changed,XX\n49,Germany,DE\n", "only_new"
+        ).status_code
+        == 303
+    )
     job = _last_job()
     assert job.status == "done" and "1 added, 1 already in the deck" in job.message
     codes = _codes(decks.alpha.id)

@@ -1,4 +1,4 @@
-"""Rate tables: list, scope, create/edit/delete, the rates grid (search, date filter, inline edit), import, export."""
+"""Rate tables: list, scope, create/edit/delete, rates grid (search, date filter, inline edit), CSV."""
 
 import csv
 import io
@@ -21,7 +21,9 @@ def _rates(table_id: int) -> list[tuple]:
     """The table's rates as (code, rate, effective_from) sorted."""
     db.session.expire_all()
     rows = db.session.execute(
-        select(Rate.code, Rate.rate, Rate.effective_from).where(Rate.rate_table_id == table_id).order_by(Rate.code, Rate.effective_from)
+        select(Rate.code, Rate.rate, Rate.effective_from)
+        .where(Rate.rate_table_id == table_id)
+        .order_by(Rate.code, Rate.effective_from)
     ).all()
     return [tuple(r) for r in rows]
 
@@ -30,7 +32,9 @@ def _rates(table_id: int) -> list[tuple]:
 def tables(tree):
     """A table per company: Operator, Alpha (used by a client), Alpha Sub, Beta."""
     root = factories.rate_table(tree.root, "Root rates", [("44", "0.01")])
-    alpha = factories.rate_table(tree.alpha, "Alpha retail", [("44", "0.02"), ("4420", "0.03"), ("33", "0.05")])
+    alpha = factories.rate_table(
+        tree.alpha, "Alpha retail", [("44", "0.02"), ("4420", "0.03"), ("33", "0.05")]
+    )
     sub = factories.rate_table(tree.sub, "Sub rates")
     beta = factories.rate_table(tree.beta, "Beta rates", [("1", "0.001")])
     acme = factories.client(tree.alpha, "Acme", orig_rate_table_id=alpha.id)
@@ -49,7 +53,7 @@ def test_list_shows_own_and_descendant_tables_with_counts_and_users(login, tree,
     assert "Alpha retail" in page and "Sub rates" in page
     assert "Root rates" not in page and "Beta rates" not in page
     assert "1 client (orig)" in page and "1 account (term)" in page
-    row = page.split('id="rate-table-%d"' % tables.alpha.id)[1].split("</tr>")[0]
+    row = page.split(f'id="rate-table-{tables.alpha.id}"')[1].split("</tr>")[0]
     assert ">3<" in row and "USD" in row
 
 
@@ -108,7 +112,9 @@ def test_viewer_reads_but_cannot_write(login, tree, tables, text_of):
 def test_create_table_is_audited(login, tree):
     """A new table belongs to the chosen company and leaves an audit entry."""
     client = login(tree.alpha_operator)
-    response = client.post("/rate-tables/new", data={"name": "Wholesale", "currency": "eur", "company_id": tree.sub.id})
+    response = client.post(
+        "/rate-tables/new", data={"name": "Wholesale", "currency": "eur", "company_id": tree.sub.id}
+    )
     assert response.status_code == 303
     table = db.session.scalar(select(RateTable).where(RateTable.name == "Wholesale"))
     assert table.company_id == tree.sub.id and table.currency == "EUR"
@@ -118,12 +124,18 @@ def test_create_table_is_audited(login, tree):
 def test_create_refuses_duplicate_name_and_foreign_company(login, tree, tables, text_of):
     """Same name in the same company: 422 with the reason; a company outside the scope is not a choice."""
     client = login(tree.alpha_operator)
-    response = client.post("/rate-tables/new", data={"name": "Alpha retail", "currency": "USD", "company_id": tree.alpha.id})
+    response = client.post(
+        "/rate-tables/new", data={"name": "Alpha retail", "currency": "USD", "company_id": tree.alpha.id}
+    )
     assert response.status_code == 422
     assert "already has a rate table with this name" in text_of(response)
-    response = client.post("/rate-tables/new", data={"name": "Sneaky", "currency": "USD", "company_id": tree.beta.id})
+    response = client.post(
+        "/rate-tables/new", data={"name": "Sneaky", "currency": "USD", "company_id": tree.beta.id}
+    )
     assert response.status_code == 422
-    response = client.post("/rate-tables/new", data={"name": "Bad", "currency": "dollars", "company_id": tree.alpha.id})
+    response = client.post(
+        "/rate-tables/new", data={"name": "Bad", "currency": "dollars", "company_id": tree.alpha.id}
+    )
     assert response.status_code == 422 and "3-letter code" in text_of(response)
     assert db.session.scalar(select(func.count()).select_from(RateTable)) == 4
 
@@ -132,12 +144,14 @@ def test_edit_refuses_moving_a_used_table_below_its_users(login, tree, tables, t
     """Alpha's table is used by an Alpha client: it cannot move down to Alpha Sub, but can be renamed."""
     client = login(tree.alpha_operator)
     response = client.post(
-        f"/rate-tables/{tables.alpha.id}/edit", data={"name": "Alpha retail", "currency": "USD", "company_id": tree.sub.id}
+        f"/rate-tables/{tables.alpha.id}/edit",
+        data={"name": "Alpha retail", "currency": "USD", "company_id": tree.sub.id},
     )
     assert response.status_code == 422
     assert "used by Alpha" in text_of(response)
     response = client.post(
-        f"/rate-tables/{tables.alpha.id}/edit", data={"name": "Alpha retail 2", "currency": "USD", "company_id": tree.alpha.id}
+        f"/rate-tables/{tables.alpha.id}/edit",
+        data={"name": "Alpha retail 2", "currency": "USD", "company_id": tree.alpha.id},
     )
     assert response.status_code == 303
     db.session.expire_all()
@@ -172,7 +186,12 @@ def test_delete_unused_table_removes_its_rates(login, tree, tables):
 def test_grid_search_by_code_prefix_and_by_name(login, tree, text_of):
     """Digits search code prefixes; words search code names."""
     table = factories.rate_table(
-        tree.alpha, "T", [{"code": "4420", "rate": "0.1", "name": "UK London"}, {"code": "33", "rate": "0.2", "name": "France"}]
+        tree.alpha,
+        "T",
+        [
+            {"code": "4420", "rate": "0.1", "name": "UK London"},
+            {"code": "33", "rate": "0.2", "name": "France"},
+        ],
     )
     db.session.commit()
     client = login(tree.alpha_operator)
@@ -244,7 +263,9 @@ def test_inline_edit_saves_and_is_audited(login, tree, tables, text_of):
     saved = db.session.get(Rate, rate.id)
     assert saved.rate == Decimal("0.0375") and saved.min_time == 60
     entry = audit_entries("rate", "update")[-1]
-    assert Decimal(entry.before["rate"]) == Decimal("0.03") and Decimal(entry.after["rate"]) == Decimal("0.0375")
+    assert Decimal(entry.before["rate"]) == Decimal("0.03") and Decimal(entry.after["rate"]) == Decimal(
+        "0.0375"
+    )
 
 
 def test_inline_edit_refusal_keeps_the_row_in_edit_mode(login, tree, tables, text_of):
@@ -252,8 +273,16 @@ def test_inline_edit_refusal_keeps_the_row_in_edit_mode(login, tree, tables, tex
     client = login(tree.alpha_operator)
     rate = db.session.scalar(select(Rate).where(Rate.rate_table_id == tables.alpha.id, Rate.code == "4420"))
     url = f"/rate-tables/{tables.alpha.id}/rates/{rate.id}/edit"
-    base = {"code": "4420", "name": "", "rate": "0.03", "effective_from": "2020-01-01", "end": "", "setup_fee": "0",
-            "min_time": "1", "interval": "1"}
+    base = {
+        "code": "4420",
+        "name": "",
+        "rate": "0.03",
+        "effective_from": "2020-01-01",
+        "end": "",
+        "setup_fee": "0",
+        "min_time": "1",
+        "interval": "1",
+    }
     response = client.post(url, data=base | {"rate": "0.1234567"}, headers={"HX-Request": "true"})
     assert response.status_code == 422
     page = text_of(response)
@@ -271,16 +300,28 @@ def test_inline_edit_refusal_keeps_the_row_in_edit_mode(login, tree, tables, tex
 def test_add_and_delete_a_rate(login, tree, tables, text_of):
     """The add form creates a rate (and asks the grid to reload); delete removes it; both audited."""
     client = login(tree.alpha_operator)
-    data = {"code": "49", "name": "Germany", "rate": "0.02", "effective_from": "", "end": "", "setup_fee": "",
-            "min_time": "", "interval": ""}
+    data = {
+        "code": "49",
+        "name": "Germany",
+        "rate": "0.02",
+        "effective_from": "",
+        "end": "",
+        "setup_fee": "",
+        "min_time": "",
+        "interval": "",
+    }
     response = client.post(f"/rate-tables/{tables.alpha.id}/rates", data=data, headers={"HX-Request": "true"})
     assert response.status_code == 200 and "rates-changed" in response.headers["HX-Trigger"]
     rate = db.session.scalar(select(Rate).where(Rate.rate_table_id == tables.alpha.id, Rate.code == "49"))
     assert rate.min_time == 1 and rate.interval == 1 and rate.setup_fee == 0
     assert abs((rate.effective_from - datetime.now(UTC)).total_seconds()) < 120
-    response = client.post(f"/rate-tables/{tables.alpha.id}/rates", data=data | {"code": "4x"}, headers={"HX-Request": "true"})
+    response = client.post(
+        f"/rate-tables/{tables.alpha.id}/rates", data=data | {"code": "4x"}, headers={"HX-Request": "true"}
+    )
     assert response.status_code == 422 and "digits only" in text_of(response)
-    response = client.post(f"/rate-tables/{tables.alpha.id}/rates/{rate.id}/delete", headers={"HX-Request": "true"})
+    response = client.post(
+        f"/rate-tables/{tables.alpha.id}/rates/{rate.id}/delete", headers={"HX-Request": "true"}
+    )
     assert response.status_code == 200 and text_of(response) == ""
     assert db.session.get(Rate, rate.id) is None
     assert [e.action for e in audit_entries("rate")] == ["create", "delete"]
@@ -357,8 +398,13 @@ def test_import_with_bad_lines_writes_nothing_and_lists_every_line(login, tree, 
         "line 5, effective_from: '2024-13-01' is not a valid date (YYYY-MM-DD or YYYY-MM-DD HH:MM[:SS], UTC)",
         "line 6, end: the end must be after effective_from (2024-02-01 00:00:00)",
     ]
-    assert job.errors[4].startswith("line 7, code: 49 from ") and job.errors[4].endswith("is already on line 2")
-    assert job.errors[5:] == ["line 8, interval: the interval must be at least 1", "line 9: expected 8 columns, found 9"]
+    assert job.errors[4].startswith("line 7, code: 49 from ") and job.errors[4].endswith(
+        "is already on line 2"
+    )
+    assert job.errors[5:] == [
+        "line 8, interval: the interval must be at least 1",
+        "line 9: expected 8 columns, found 9",
+    ]
     assert _rates(tables.alpha.id) == before
     assert audit_entries("ratetable", "import") == []
     status = text_of(client.get(f"/imports/{job.id}"))
@@ -384,7 +430,11 @@ def test_import_refuses_bad_headers(login, tree, tables, text, message):
 def test_import_without_file_is_a_form_error(login, tree, tables, text_of):
     """No file: the form comes back (422) saying so."""
     client = login(tree.alpha_operator)
-    response = client.post(f"/rate-tables/{tables.alpha.id}/import", data={"mode": "add_update"}, content_type="multipart/form-data")
+    response = client.post(
+        f"/rate-tables/{tables.alpha.id}/import",
+        data={"mode": "add_update"},
+        content_type="multipart/form-data",
+    )
     assert response.status_code == 422 and "Choose a CSV file" in text_of(response)
 
 
