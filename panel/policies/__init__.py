@@ -1,4 +1,4 @@
-"""."""
+"""Dynamic routing policies: the weights of the appeal factors (rate, ASR, ACD, PDD) of SPEC §5 step 8."""
 
 from flask import Blueprint
 

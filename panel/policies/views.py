@@ -1,11 +1,203 @@
-""": not built yet."""
+"""Routing policies: list, create, edit, copy, delete (refused while a dynamic rule uses it)."""
 
-from flask import render_template
+from flask import flash, request, url_for
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 
+from panel import audit
+from panel.extensions import db
+from panel.htmx import redirect, render
+from panel.listing import paginate
+from panel.models import Company, Policy, RoutingPlan, RoutingRule
+from panel.models.rates import POLICY_FACTORS
 from panel.policies import bp
+from panel.policies.defaults import ensure_default_policies
+from panel.policies.forms import PolicyForm
+from panel.rates.shared import (
+    as_choices,
+    default_owner,
+    name_list,
+    owner_change_error,
+    owner_choices,
+    rule_label,
+)
+from panel.scope import get_or_404, scoped, user_company_ids
+
+SORTABLE = {"name": Policy.name, "company": Company.name}
+FACTOR_LABELS = {"rate": "Rate", "asr": "ASR", "acd": "ACD", "pdd": "PDD"}
+
+
+def describe(policy: Policy) -> str:
+    """`Rate 2 · ASR 1 · ACD 1`, or a plain statement for a policy without factors."""
+    factors = policy.factors
+    if not factors:
+        return "no factor: routes are shuffled"
+    return " · ".join(f"{FACTOR_LABELS[f]} {w}" for f, w in factors.items())
+
+
+def _seed_root_policies() -> None:
+    """Every install has the shipped policies: create them for a root company that has no policy at all."""
+    roots = db.session.scalars(select(Company.id).where(Company.parent_id.is_(None))).all()
+    for root_id in roots:
+        if db.session.scalar(select(Policy.id).where(Policy.company_id == root_id).limit(1)) is None:
+            try:
+                if ensure_default_policies(root_id):
+                    db.session.commit()
+            except IntegrityError:  # another request created them at the same moment
+                db.session.rollback()
+
+
+def _rule_counts(ids: list[int]) -> dict[int, int]:
+    """Routing rules per policy."""
+    if not ids:
+        return {}
+    stmt = (
+        select(RoutingRule.policy_id, func.count())
+        .where(RoutingRule.policy_id.in_(ids))
+        .group_by(RoutingRule.policy_id)
+    )
+    return dict(db.session.execute(stmt).all())
+
+
+def _rules_using(policy: Policy) -> list[tuple[RoutingRule, RoutingPlan]]:
+    """The dynamic rules that order their routes with this policy, with their plans."""
+    return db.session.execute(
+        select(RoutingRule, RoutingPlan)
+        .join(RoutingPlan, RoutingRule.plan_id == RoutingPlan.id)
+        .where(RoutingRule.policy_id == policy.id)
+        .order_by(RoutingPlan.name, RoutingRule.priority, RoutingRule.id)
+    ).all()
 
 
 @bp.route("/")
 def index():
-    """An honest page until the section is built."""
-    return render_template("_partials/not_built.html", title="")
+    """The policies of the user's companies with their weights and how many rules use them."""
+    _seed_root_policies()
+    q = request.args.get("q", "").strip()
+    company_id = request.args.get("company_id", type=int)
+    stmt = scoped(Policy).join(Company, Policy.company_id == Company.id)
+    if q:
+        stmt = stmt.where(Policy.name.icontains(q, autoescape=True))
+    if company_id and company_id in user_company_ids():
+        stmt = stmt.where(Policy.company_id == company_id)
+    pagination = paginate(stmt, SORTABLE, "name", Policy.id)
+    return render(
+        "policies/list.html",
+        "policies/_table.html",
+        pagination=pagination,
+        rule_counts=_rule_counts([p.id for p in pagination.items]),
+        describe=describe,
+        companies=owner_choices(),
+        q=q,
+        company_id=company_id,
+    )
+
+
+def _form(policy: Policy | None = None) -> PolicyForm:
+    """The form with the owner choices."""
+    form = PolicyForm(obj=policy)
+    choices = owner_choices()
+    form.company_id.choices = as_choices(choices)
+    if policy is None and request.method == "GET":
+        form.company_id.data = default_owner(choices)
+    return form
+
+
+def _name_taken(form: PolicyForm, policy: Policy | None) -> bool:
+    """True (and the error set) when the owner already has a policy of that name."""
+    stmt = select(Policy.id).where(Policy.company_id == form.company_id.data, Policy.name == form.name.data)
+    if policy is not None:
+        stmt = stmt.where(Policy.id != policy.id)
+    if db.session.scalar(stmt) is not None:
+        form.name.errors.append("This company already has a policy with this name.")
+        return True
+    return False
+
+
+def _page(form: PolicyForm, policy: Policy | None, status: int):
+    """The form page, with the rules that use the policy when editing."""
+    rules = [rule_label(rule, plan) for rule, plan in _rules_using(policy)] if policy else []
+    return render(
+        "policies/form.html", status=status, form=form, policy=policy, rules=rules, factors=POLICY_FACTORS
+    )
+
+
+@bp.route("/new", methods=["GET", "POST"])
+def create():
+    """Create a policy."""
+    form = _form()
+    if form.validate_on_submit() and not _name_taken(form, None):
+        policy = Policy()
+        form.populate_obj(policy)
+        db.session.add(policy)
+        audit.record("create", policy)
+        db.session.commit()
+        flash(f"Policy {policy.name} created.", "success")
+        return redirect(url_for("policies.index"))
+    return _page(form, None, 422 if form.is_submitted() else 200)
+
+
+@bp.route("/<int:policy_id>/edit", methods=["GET", "POST"])
+def update(policy_id: int):
+    """Edit a policy (routing follows at the manager's next run)."""
+    policy = get_or_404(Policy, policy_id)
+    form = _form(policy)
+    if form.validate_on_submit() and not _name_taken(form, policy):
+        if form.company_id.data != policy.company_id:
+            companies = {plan.company_id for _, plan in _rules_using(policy)}
+            error = owner_change_error(form.company_id.data, companies, "policy")
+            if error:
+                form.company_id.errors.append(error)
+                return _page(form, policy, 422)
+        before = audit.state(policy)
+        form.populate_obj(policy)
+        audit.record("update", policy, before=before)
+        db.session.commit()
+        flash(f"Policy {policy.name} saved.", "success")
+        return redirect(url_for("policies.index"))
+    return _page(form, policy, 422 if form.is_submitted() else 200)
+
+
+def _copy_name(policy: Policy) -> str:
+    """`<name> (copy)`, or `(copy 2)`, `(copy 3)`… when taken in the same company."""
+    taken = set(db.session.scalars(select(Policy.name).where(Policy.company_id == policy.company_id)))
+    base = f"{policy.name} (copy)"[:120]
+    name, n = base, 2
+    while name in taken:
+        name = f"{policy.name} (copy {n})"[:120]
+        n += 1
+    return name
+
+
+@bp.route("/<int:policy_id>/copy", methods=["POST"])
+def copy(policy_id: int):
+    """Copy a policy into the same company as `<name> (copy)` and open it for editing."""
+    original = get_or_404(Policy, policy_id)
+    policy = Policy(
+        company_id=original.company_id,
+        name=_copy_name(original),
+        notes=original.notes,
+        **{f"{f}_weight": getattr(original, f"{f}_weight") for f in POLICY_FACTORS},
+    )
+    db.session.add(policy)
+    audit.record("create", policy, note=f"Copy of policy {original.name}.")
+    db.session.commit()
+    flash(f"Policy {original.name} copied as {policy.name}.", "success")
+    return redirect(url_for("policies.update", policy_id=policy.id))
+
+
+@bp.route("/<int:policy_id>/delete", methods=["POST"])
+def delete(policy_id: int):
+    """Delete a policy; refused while a routing rule uses it."""
+    policy = get_or_404(Policy, policy_id)
+    rules = _rules_using(policy)
+    if rules:
+        names = name_list(rule_label(rule, plan) for rule, plan in rules)
+        flash(f"Policy {policy.name} is not deleted: it is used by {names}.", "error")
+        return redirect(url_for("policies.index"))
+    before = audit.state(policy)
+    audit.record("delete", policy, before=before)
+    db.session.delete(policy)
+    db.session.commit()
+    flash(f"Policy {policy.name} deleted.", "success")
+    return redirect(url_for("policies.index"))

@@ -135,3 +135,9 @@ def csv_filename(name: str, suffix: str) -> str:
 
     slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_") or suffix
     return f"{slug}-{suffix}.csv"
+
+
+def rule_label(rule, plan) -> str:
+    """`plan Retail rule 4420 (priority 10)`; `plan Retail did rule (priority 1)` for rules without a code."""
+    what = f"rule {rule.code}" if rule.code else f"{rule.type.replace('_', ' ')} rule"
+    return f"plan {plan.name} {what} (priority {rule.priority})"

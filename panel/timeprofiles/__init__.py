@@ -1,4 +1,4 @@
-"""."""
+"""Time profiles: weekdays and HH:MM-HH:MM ranges in an IANA zone, during which a routing rule applies."""
 
 from flask import Blueprint
 

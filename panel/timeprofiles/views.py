@@ -1,11 +1,199 @@
-""": not built yet."""
+"""Time profiles: list (with "inside now?"), show (check a moment), create, edit, delete (unless used)."""
 
-from flask import render_template
+from flask import flash, request, url_for
+from sqlalchemy import func, select
 
+from panel import audit
+from panel.extensions import db
+from panel.htmx import redirect, render
+from panel.listing import paginate
+from panel.models import Company, RoutingPlan, RoutingRule, TimeProfile
+from panel.models.types import utcnow
+from panel.rates.shared import (
+    as_choices,
+    default_owner,
+    name_list,
+    owner_change_error,
+    owner_choices,
+    rule_label,
+)
+from panel.rates.values import parse_moment
+from panel.scope import get_or_404, scoped, user_company_ids
+from panel.timeprofile import CompiledProfile, TimeProfileError, weekdays_label, zone_names
 from panel.timeprofiles import bp
+from panel.timeprofiles.forms import TimeProfileForm
+
+SORTABLE = {"name": TimeProfile.name, "company": Company.name, "timezone": TimeProfile.timezone}
+
+
+def inside(profile: TimeProfile, moment) -> bool | None:
+    """Whether the moment is inside the profile; None when the stored profile cannot be read."""
+    try:
+        return CompiledProfile(profile.weekdays, profile.ranges, profile.timezone).contains(moment)
+    except TimeProfileError:
+        return None
+
+
+def _rule_counts(ids: list[int]) -> dict[int, int]:
+    """Routing rules per profile."""
+    if not ids:
+        return {}
+    stmt = (
+        select(RoutingRule.time_profile_id, func.count())
+        .where(RoutingRule.time_profile_id.in_(ids))
+        .group_by(RoutingRule.time_profile_id)
+    )
+    return dict(db.session.execute(stmt).all())
+
+
+def _rules_using(profile: TimeProfile) -> list[tuple[RoutingRule, RoutingPlan]]:
+    """The rules that apply only inside this profile, with their plans."""
+    return db.session.execute(
+        select(RoutingRule, RoutingPlan)
+        .join(RoutingPlan, RoutingRule.plan_id == RoutingPlan.id)
+        .where(RoutingRule.time_profile_id == profile.id)
+        .order_by(RoutingPlan.name, RoutingRule.priority, RoutingRule.id)
+    ).all()
 
 
 @bp.route("/")
 def index():
-    """An honest page until the section is built."""
-    return render_template("_partials/not_built.html", title="")
+    """The time profiles of the user's companies, with whether each is in force now."""
+    q = request.args.get("q", "").strip()
+    company_id = request.args.get("company_id", type=int)
+    stmt = scoped(TimeProfile).join(Company, TimeProfile.company_id == Company.id)
+    if q:
+        stmt = stmt.where(TimeProfile.name.icontains(q, autoescape=True))
+    if company_id and company_id in user_company_ids():
+        stmt = stmt.where(TimeProfile.company_id == company_id)
+    pagination = paginate(stmt, SORTABLE, "name", TimeProfile.id)
+    now = utcnow()
+    return render(
+        "timeprofiles/list.html",
+        "timeprofiles/_table.html",
+        pagination=pagination,
+        inside_now={p.id: inside(p, now) for p in pagination.items},
+        rule_counts=_rule_counts([p.id for p in pagination.items]),
+        weekdays_label=weekdays_label,
+        companies=owner_choices(),
+        q=q,
+        company_id=company_id,
+        now=now,
+    )
+
+
+@bp.route("/<int:time_profile_id>")
+def show(time_profile_id: int):
+    """One profile: inside now?, check any moment (`at`, UTC), and the rules that use it."""
+    profile = get_or_404(TimeProfile, time_profile_id)
+    now = utcnow()
+    at_text = request.args.get("at", "").strip()
+    at, at_error = None, ""
+    if at_text:
+        try:
+            at = parse_moment(at_text.replace("T", " "), "moment")
+        except ValueError as exc:
+            at_error = str(exc)
+    compiled = None
+    try:
+        compiled = CompiledProfile(profile.weekdays, profile.ranges, profile.timezone)
+    except TimeProfileError as exc:
+        at_error = at_error or f"The stored profile cannot be read: {exc}"
+    return render(
+        "timeprofiles/show.html",
+        profile=profile,
+        now=now,
+        now_inside=compiled.contains(now) if compiled else None,
+        local_now=now.astimezone(compiled.tz) if compiled else None,
+        at=at,
+        at_text=at_text,
+        at_error=at_error,
+        at_inside=compiled.contains(at) if (compiled and at) else None,
+        local_at=at.astimezone(compiled.tz) if (compiled and at) else None,
+        rules=[rule_label(rule, plan) for rule, plan in _rules_using(profile)],
+        weekdays_label=weekdays_label,
+    )
+
+
+def _form(profile: TimeProfile | None = None) -> TimeProfileForm:
+    """The form with the owner choices."""
+    form = TimeProfileForm(obj=profile)
+    choices = owner_choices()
+    form.company_id.choices = as_choices(choices)
+    if profile is None and request.method == "GET":
+        form.company_id.data = default_owner(choices)
+        form.weekdays.data = list("12345")
+    return form
+
+
+def _name_taken(form: TimeProfileForm, profile: TimeProfile | None) -> bool:
+    """True (and the error set) when the owner already has a profile of that name."""
+    stmt = select(TimeProfile.id).where(
+        TimeProfile.company_id == form.company_id.data, TimeProfile.name == form.name.data
+    )
+    if profile is not None:
+        stmt = stmt.where(TimeProfile.id != profile.id)
+    if db.session.scalar(stmt) is not None:
+        form.name.errors.append("This company already has a time profile with this name.")
+        return True
+    return False
+
+
+def _page(form: TimeProfileForm, profile: TimeProfile | None, status: int):
+    """The form page."""
+    return render(
+        "timeprofiles/form.html", status=status, form=form, profile=profile, zones=sorted(zone_names())
+    )
+
+
+@bp.route("/new", methods=["GET", "POST"])
+def create():
+    """Create a time profile."""
+    form = _form()
+    if form.validate_on_submit() and not _name_taken(form, None):
+        profile = TimeProfile()
+        form.populate_obj(profile)
+        db.session.add(profile)
+        audit.record("create", profile)
+        db.session.commit()
+        flash(f"Time profile {profile.name} created.", "success")
+        return redirect(url_for("timeprofiles.show", time_profile_id=profile.id))
+    return _page(form, None, 422 if form.is_submitted() else 200)
+
+
+@bp.route("/<int:time_profile_id>/edit", methods=["GET", "POST"])
+def update(time_profile_id: int):
+    """Edit a time profile (routing follows at the manager's next run)."""
+    profile = get_or_404(TimeProfile, time_profile_id)
+    form = _form(profile)
+    if form.validate_on_submit() and not _name_taken(form, profile):
+        if form.company_id.data != profile.company_id:
+            companies = {plan.company_id for _, plan in _rules_using(profile)}
+            error = owner_change_error(form.company_id.data, companies, "time profile")
+            if error:
+                form.company_id.errors.append(error)
+                return _page(form, profile, 422)
+        before = audit.state(profile)
+        form.populate_obj(profile)
+        audit.record("update", profile, before=before)
+        db.session.commit()
+        flash(f"Time profile {profile.name} saved.", "success")
+        return redirect(url_for("timeprofiles.show", time_profile_id=profile.id))
+    return _page(form, profile, 422 if form.is_submitted() else 200)
+
+
+@bp.route("/<int:time_profile_id>/delete", methods=["POST"])
+def delete(time_profile_id: int):
+    """Delete a time profile; refused while a routing rule uses it."""
+    profile = get_or_404(TimeProfile, time_profile_id)
+    rules = _rules_using(profile)
+    if rules:
+        names = name_list(rule_label(rule, plan) for rule, plan in rules)
+        flash(f"Time profile {profile.name} is not deleted: it is used by {names}.", "error")
+        return redirect(url_for("timeprofiles.show", time_profile_id=profile.id))
+    before = audit.state(profile)
+    audit.record("delete", profile, before=before)
+    db.session.delete(profile)
+    db.session.commit()
+    flash(f"Time profile {profile.name} deleted.", "success")
+    return redirect(url_for("timeprofiles.index"))
