@@ -1,11 +1,570 @@
-""": not built yet."""
+"""Routing plans (SPEC §4): the list, the plan form, the rules tab with inline editing, import and export.
 
-from flask import render_template
+Plans are listed and edited only by users of the owner company or of a company above it; a company that may
+only use a plan (its origination limits) sees it in pickers, never here. Viewers read; writes answer 403.
+"""
 
-from panel.plans import bp
+import secrets
+from datetime import UTC, datetime
+
+from flask import abort, flash, make_response, request, url_for
+from flask_login import current_user
+from markupsafe import escape
+from sqlalchemy import and_, exists, func, literal, or_, select
+from sqlalchemy.orm import contains_eager, selectinload
+
+from panel import audit, csvio, listing
+from panel.extensions import db
+from panel.htmx import is_htmx, redirect, render, trigger
+from panel.imports import jobs
+from panel.models import (
+    Account,
+    CodeDeck,
+    Company,
+    RoutingPlan,
+    RoutingRule,
+    plan_origination_limits,
+)
+from panel.models.types import utcnow
+from panel.plans import bp, fields, lookups, rules_csv, service
+from panel.plans.forms import (
+    DR_ORDER_CHOICES,
+    MATCH_INCREMENTS_CHOICES,
+    RULES_HUNTING_CHOICES,
+    ImportForm,
+    PlanForm,
+    PlanSearchForm,
+    RuleFilterForm,
+    RuleForm,
+    options,
+)
+from panel.scope import descendant_ids, get_or_404, scoped, visible_companies
+
+LABELS = {
+    "rules_hunting": dict(RULES_HUNTING_CHOICES),
+    "dr_order": dict(DR_ORDER_CHOICES),
+    "match_increments": dict(MATCH_INCREMENTS_CHOICES),
+    "type": fields.TYPE_LABELS,
+}
+# Synchronous below this many lines: the answer comes at once; larger files get a progress bar.
+SYNCHRONOUS_LINES = 2000
+
+
+def _require_write() -> None:
+    """Viewers may look but not open editors (their writes are refused globally too)."""
+    if not current_user.can_write:
+        abort(403)
+
+
+def _plan_state(plan: RoutingPlan) -> dict:
+    """The plan's audit state, its limits included (they live in association tables)."""
+    state = audit.state(plan)
+    state["origination_limits"] = [c.name for c in plan.origination_limits]
+    state["termination_limits"] = [c.name for c in plan.termination_limits]
+    return state
+
+
+def next_run_note() -> str:
+    """When an edit of rules takes effect: at the Traffic Rules manager's next run (SPEC §6)."""
+    from panel import manager
+
+    when = None
+    next_run_at = getattr(manager, "next_run_at", None)
+    if callable(next_run_at):
+        try:
+            when = next_run_at()
+        except Exception:  # noqa: BLE001 - the note is a hint; the manager page has the details
+            when = None
+    if isinstance(when, datetime):
+        return (
+            "Saved. The change takes effect at the next run of the Traffic Rules manager "
+            f"({when.astimezone(UTC):%H:%M:%S} UTC)."
+        )
+    return "Saved. The change takes effect at the next run of the Traffic Rules manager."
+
+
+def limits_shown(plan: RoutingPlan | None) -> bool:
+    """Origination and termination limits are shown on create, and when the owner has companies below it."""
+    if plan is None or plan.id is None:
+        return True
+    return len(descendant_ids(plan.company_id)) > 1
+
+
+# ---------------------------------------------------------------- plans
+
+
+def _search_choices(form: PlanSearchForm) -> None:
+    """Fill the advanced search's pickers from the user's scope."""
+    companies = [(c.id, c.name) for c in db.session.scalars(visible_companies())]
+    form.company_id.choices = options(companies, "any reseller")
+    form.allowed_for.choices = options(companies, "any company")
+    decks = db.session.execute(
+        select(CodeDeck.id, CodeDeck.name)
+        .where(CodeDeck.company_id.in_(lookups.shared_company_ids()))
+        .order_by(CodeDeck.name)
+    ).all()
+    form.code_deck_id.choices = options([(d.id, d.name) for d in decks], "any code deck")
+    plans = db.session.execute(scoped(RoutingPlan).with_only_columns(RoutingPlan.id, RoutingPlan.name)).all()
+    form.additional_plan_id.choices = options(
+        sorted(((p.id, p.name) for p in plans), key=lambda p: p[1]), "any"
+    )
+    form.term_client_id.choices = options(lookups.terminator_clients(), "any client")
+
+
+def _int_arg(field) -> int | None:
+    """A search select's value, or None when empty or not a number."""
+    return field.data if isinstance(field.data, int) else None
 
 
 @bp.route("/")
 def index():
-    """An honest page until the section is built."""
-    return render_template("_partials/not_built.html", title="")
+    """The plans the user's companies own, with quick and advanced search, sorting and paging."""
+    form = PlanSearchForm(formdata=request.args)
+    _search_choices(form)
+    rules_count = (
+        select(func.count())
+        .where(RoutingRule.plan_id == RoutingPlan.id)
+        .correlate(RoutingPlan)
+        .scalar_subquery()
+    )
+    stmt = (
+        scoped(RoutingPlan)
+        .join(Company, RoutingPlan.company_id == Company.id)
+        .outerjoin(CodeDeck, RoutingPlan.code_deck_id == CodeDeck.id)
+        .options(contains_eager(RoutingPlan.company), contains_eager(RoutingPlan.code_deck))
+    )
+    q = (form.q.data or "").strip()
+    if q:
+        condition = RoutingPlan.name.ilike(f"%{_like(q)}%", escape="\\")
+        condition = or_(condition, _has_word(RoutingPlan.tags, q))
+        if q.isdigit():
+            condition = or_(condition, RoutingPlan.id == int(q))
+        stmt = stmt.where(condition)
+    advanced = False
+    for name, column in (
+        ("company_id", RoutingPlan.company_id),
+        ("code_deck_id", RoutingPlan.code_deck_id),
+        ("additional_plan_id", RoutingPlan.additional_plan_id),
+    ):
+        value = _int_arg(getattr(form, name))
+        if value is not None:
+            stmt = stmt.where(column == value)
+            advanced = True
+    allowed_for = _int_arg(form.allowed_for)
+    if allowed_for is not None:
+        stmt = stmt.where(
+            exists().where(
+                plan_origination_limits.c.plan_id == RoutingPlan.id,
+                plan_origination_limits.c.company_id == allowed_for,
+            )
+        )
+        advanced = True
+    tag = (form.tag.data or "").strip()
+    if tag:
+        stmt = stmt.where(_has_word(RoutingPlan.tags, tag))
+        advanced = True
+    term_client = _int_arg(form.term_client_id)
+    if term_client is not None:
+        accounts = select(Account.id).where(Account.client_id == term_client)
+        stmt = stmt.where(
+            exists().where(
+                RoutingRule.plan_id == RoutingPlan.id,
+                or_(
+                    RoutingRule.terminator_client_id == term_client,
+                    RoutingRule.terminator_account_id.in_(accounts),
+                ),
+            )
+        )
+        advanced = True
+    sortable = {
+        "id": RoutingPlan.id,
+        "name": func.lower(RoutingPlan.name),
+        "reseller": func.lower(Company.name),
+        "code_deck": func.lower(CodeDeck.name),
+        "rules_hunting": RoutingPlan.rules_hunting,
+        "dr_order": RoutingPlan.dr_order,
+        "rules": rules_count,
+    }
+    pagination = listing.paginate(stmt, sortable, "name", RoutingPlan.id)
+    counts = service.rule_counts([p.id for p in pagination.items])
+    return render(
+        "plans/list.html",
+        "plans/_table.html",
+        form=form,
+        pagination=pagination,
+        counts=counts,
+        labels=LABELS,
+        advanced=advanced,
+    )
+
+
+def _like(text: str) -> str:
+    """Escape LIKE wildcards in user text."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _has_word(column, word: str):
+    """Condition: a space-separated words column contains this word."""
+    padded = literal(" ") + column + literal(" ")
+    return padded.like(f"% {_like(word.strip())} %", escape="\\")
+
+
+@bp.route("/new", methods=["GET", "POST"])
+def create():
+    """A new plan with the seed's defaults; its limits fields are always shown here."""
+    _require_write()
+    form = PlanForm(show_limits=True)
+    if request.method == "GET":
+        form.company_id.data = current_user.company_id
+    if form.validate_on_submit():
+        plan = RoutingPlan()
+        form.apply(plan)
+        db.session.add(plan)
+        db.session.flush()
+        audit.record("create", plan, after=_plan_state(plan))
+        db.session.commit()
+        flash(f"Routing plan {plan.name} created. Add its rules here.", "success")
+        return redirect(url_for("plans.show", plan_id=plan.id))
+    status = 422 if request.method == "POST" else 200
+    return render(
+        "plans/form.html", "plans/_plan_form.html", status=status, form=form, plan=None, show_limits=True
+    )
+
+
+@bp.route("/<int:plan_id>/edit", methods=["GET", "POST"])
+def update(plan_id: int):
+    """The Routing Plan tab: the plan's settings (read only for viewers)."""
+    plan = get_or_404(RoutingPlan, plan_id)
+    show_limits = limits_shown(plan)
+    form = PlanForm(plan=plan, show_limits=show_limits)
+    if request.method == "GET":
+        form.fill(plan)
+    elif form.validate_on_submit():
+        before = _plan_state(plan)
+        form.apply(plan)
+        audit.record("update", plan, before=before, after=_plan_state(plan))
+        db.session.commit()
+        flash(f"Routing plan {plan.name} saved. {next_run_note().removeprefix('Saved. ')}", "success")
+        return redirect(url_for("plans.update", plan_id=plan.id))
+    status = 422 if request.method == "POST" else 200
+    return render(
+        "plans/edit.html",
+        "plans/_plan_form.html",
+        status=status,
+        form=form,
+        plan=plan,
+        show_limits=show_limits,
+        tab="plan",
+        rule_total=service.rule_counts([plan.id]).get(plan.id, 0),
+    )
+
+
+@bp.route("/<int:plan_id>/copy", methods=["POST"])
+def copy(plan_id: int):
+    """Copy the plan with all its rules as `<name> (copy)`."""
+    plan = get_or_404(RoutingPlan, plan_id)
+    new = service.copy_plan(plan)
+    db.session.commit()
+    flash(f"Routing plan {plan.name} copied to {new.name}.", "success")
+    return redirect(url_for("plans.show", plan_id=new.id))
+
+
+@bp.route("/<int:plan_id>/delete", methods=["POST"])
+def delete(plan_id: int):
+    """Delete the plan and its rules, refused while a client, account or other plan uses it."""
+    plan = get_or_404(RoutingPlan, plan_id)
+    name = plan.name
+    refusal = service.delete_plan(plan)
+    if refusal:
+        db.session.rollback()
+        flash(refusal, "error")
+        return redirect(request.referrer if _local(request.referrer) else url_for("plans.index"))
+    db.session.commit()
+    flash(f"Routing plan {name} deleted with its rules.", "success")
+    return redirect(url_for("plans.index"))
+
+
+def _local(url: str | None) -> bool:
+    """True for a URL of this panel (a safe place to go back to)."""
+    return bool(url) and url.startswith(request.host_url)
+
+
+# ---------------------------------------------------------------- rules tab
+
+
+def _rule_filters(plan: RoutingPlan, form: RuleFilterForm, now: datetime) -> list:
+    """SQL conditions of the rules tab's filter."""
+    conditions = []
+    code = "".join(ch for ch in (form.code.data or "") if ch.isdigit() or ch == "*")
+    if code:
+        # A range the (plan_id, code) index can serve, and startswith for any collation.
+        upper = code[:-1] + chr(ord(code[-1]) + 1)
+        conditions += [RoutingRule.code >= code, RoutingRule.code < upper, RoutingRule.code.startswith(code)]
+    if form.type.data in fields.TYPE_LABELS:
+        conditions.append(RoutingRule.type == form.type.data)
+    terminator = form.terminator.data or ""
+    if len(terminator) > 1 and terminator[1:].isdigit():
+        kind, object_id = terminator[0], int(terminator[1:])
+        if kind == "c":
+            accounts = select(Account.id).where(Account.client_id == object_id)
+            conditions.append(
+                or_(
+                    RoutingRule.terminator_client_id == object_id,
+                    RoutingRule.terminator_account_id.in_(accounts),
+                )
+            )
+        elif kind == "a":
+            conditions.append(RoutingRule.terminator_account_id == object_id)
+        elif kind == "p":
+            conditions.append(RoutingRule.policy_id == object_id)
+    if form.state.data == "expired":
+        conditions.append(and_(RoutingRule.expires_at.is_not(None), RoutingRule.expires_at <= now))
+    elif form.state.data == "active":
+        conditions.append(or_(RoutingRule.expires_at.is_(None), RoutingRule.expires_at > now))
+    return [RoutingRule.plan_id == plan.id, *conditions]
+
+
+RULE_SORTS = {
+    "code": (RoutingRule.code, RoutingRule.priority, RoutingRule.id),
+    "priority": (RoutingRule.priority, RoutingRule.code, RoutingRule.id),
+}
+
+
+def _rule_eager():
+    """Load the names a rule row shows with a few queries per page, not one per row."""
+    return (
+        selectinload(RoutingRule.terminator_client),
+        selectinload(RoutingRule.terminator_account).selectinload(Account.client),
+        selectinload(RoutingRule.policy),
+        selectinload(RoutingRule.time_profile),
+    )
+
+
+@bp.route("/<int:plan_id>/")
+def show(plan_id: int):
+    """The Routing Rules tab: the plan's rules, filtered and paged (a plan may hold 50,000 rules)."""
+    plan = get_or_404(RoutingPlan, plan_id)
+    form = RuleFilterForm(formdata=request.args)
+    clients = lookups.terminator_clients()
+    accounts = lookups.terminator_accounts()
+    policies = lookups.policies()
+    form.terminator.choices = [
+        *options([], "any terminator"),
+        *options([(f"c{i}", n) for i, n in clients], optgroup="Clients"),
+        *options([(f"a{i}", n) for i, n in accounts], optgroup="Accounts"),
+        *options([(f"p{i}", n) for i, n in policies], optgroup="Policies"),
+    ]
+    now = utcnow()
+    key = listing.sort_key(RULE_SORTS, "code")
+    order = RULE_SORTS[key.lstrip("-")]
+    if key.startswith("-"):
+        order = (order[0].desc(), *order[1:])
+    stmt = select(RoutingRule).where(*_rule_filters(plan, form, now)).options(*_rule_eager()).order_by(*order)
+    pagination = listing.paginate(stmt)
+    rules = list(pagination.items)
+    filtered = any(request.args.get(k) for k in ("code", "type", "terminator", "state"))
+    return render(
+        "plans/rules.html",
+        "plans/_rules_table.html",
+        plan=plan,
+        form=form,
+        pagination=pagination,
+        rules=rules,
+        names=lookups.code_names(plan.code_deck_id, [r.code for r in rules]),
+        now=now,
+        filtered=filtered,
+        labels=LABELS,
+        tab="rules",
+        rule_total=None,
+    )
+
+
+@bp.route("/<int:plan_id>/code-name")
+def code_name(plan_id: int):
+    """The deck's name for the code being typed (htmx fills the Code name cell with it)."""
+    plan = get_or_404(RoutingPlan, plan_id)
+    try:
+        code = fields.parse_code(request.args.get("code", ""))
+    except ValueError:
+        return '<span class="error">not a code</span>'
+    if plan.code_deck_id is None:
+        return '<span class="muted">no code deck</span>'
+    name = lookups.code_name(plan.code_deck_id, code)
+    return str(escape(name)) if name else '<span class="muted">—</span>'
+
+
+def _row(rule: RoutingRule, status: int = 200, notice: str | None = None):
+    """A rule's row in reading mode (a page when asked without htmx)."""
+    plan = rule.plan
+    response = render(
+        "plans/rule.html",
+        "plans/_row.html",
+        status=status,
+        plan=plan,
+        rule=rule,
+        names={rule.code: lookups.code_name(plan.code_deck_id, rule.code)},
+        now=utcnow(),
+        labels=LABELS,
+        tab="rules",
+        editing=False,
+    )
+    return trigger(response, "ruleChanged", notice) if notice else response
+
+
+def _edit_row(plan: RoutingPlan, form: RuleForm, rule: RoutingRule | None, status: int = 200):
+    """A rule's row in edit mode: its fields, the additional parameters, save and cancel."""
+    key = str(rule.id) if rule is not None and rule.id else f"new-{secrets.token_hex(4)}"
+    # Several rows may be open at once: ids (and the labels pointing at them) are made unique per row.
+    for form_field in form:
+        form_field.id = f"{form_field.name}-{key}"
+        form_field.label.field_id = form_field.id
+    return render(
+        "plans/rule.html",
+        "plans/_row_edit.html",
+        status=status,
+        plan=plan,
+        rule=rule,
+        form=form,
+        key=key,
+        code_name=lookups.code_name(plan.code_deck_id, _safe_code(form.code.data)),
+        labels=LABELS,
+        tab="rules",
+        editing=True,
+    )
+
+
+def _safe_code(text: str | None) -> str:
+    """The code typed, for naming it, or '' when it is not a code."""
+    try:
+        return fields.parse_code(text or "")
+    except ValueError:
+        return ""
+
+
+@bp.route("/<int:plan_id>/rules/new")
+def rule_new(plan_id: int):
+    """An empty rule row in edit mode (htmx inserts it at the top of the table)."""
+    _require_write()
+    plan = get_or_404(RoutingPlan, plan_id)
+    refresh = request.args.get("refresh") == "1"
+    form = RuleForm(formdata=request.args if refresh else None)
+    return _edit_row(plan, form, None)
+
+
+@bp.route("/<int:plan_id>/rules", methods=["POST"])
+def rule_create(plan_id: int):
+    """Save a new rule; a bad value keeps the row in edit mode with the message (422)."""
+    plan = get_or_404(RoutingPlan, plan_id)
+    form = RuleForm()
+    if not form.validate():
+        return _edit_row(plan, form, None, status=422)
+    rule = RoutingRule(plan_id=plan.id, plan=plan)
+    form.apply(rule)
+    db.session.add(rule)
+    audit.record("create", rule, note=f"rule of plan {plan.name}")
+    db.session.commit()
+    return _row(rule, notice=next_run_note())
+
+
+@bp.route("/rules/<int:rule_id>")
+def rule_show(rule_id: int):
+    """A rule's row in reading mode (Cancel swaps the edit row back with it)."""
+    rule = get_or_404(RoutingRule, rule_id)
+    return _row(rule)
+
+
+@bp.route("/rules/<int:rule_id>/edit")
+def rule_edit(rule_id: int):
+    """A rule's row in edit mode (clicking the row opens it; changing the type redraws it)."""
+    _require_write()
+    rule = get_or_404(RoutingRule, rule_id)
+    refresh = request.args.get("refresh") == "1"
+    form = RuleForm(formdata=request.args if refresh else None, rule=rule)
+    if not refresh:
+        form.fill(rule)
+    return _edit_row(rule.plan, form, rule)
+
+
+@bp.route("/rules/<int:rule_id>", methods=["POST"])
+def rule_update(rule_id: int):
+    """Save a rule from its edit row; a bad value keeps the row in edit mode with the message (422)."""
+    rule = get_or_404(RoutingRule, rule_id)
+    form = RuleForm(rule=rule)
+    if not form.validate():
+        return _edit_row(rule.plan, form, rule, status=422)
+    before = audit.state(rule)
+    form.apply(rule)
+    audit.record("update", rule, before=before, note=f"rule of plan {rule.plan.name}")
+    db.session.commit()
+    return _row(rule, notice=next_run_note())
+
+
+@bp.route("/rules/<int:rule_id>/delete", methods=["POST"])
+def rule_delete(rule_id: int):
+    """Delete a rule (htmx removes its row)."""
+    rule = get_or_404(RoutingRule, rule_id)
+    plan = rule.plan
+    audit.record("delete", rule, before=audit.state(rule), note=f"rule of plan {plan.name}")
+    db.session.delete(rule)
+    db.session.commit()
+    note = next_run_note().replace("Saved.", "Rule deleted.")
+    if is_htmx():
+        return trigger(make_response(""), "ruleChanged", note)
+    flash(note, "success")
+    return redirect(url_for("plans.show", plan_id=plan.id))
+
+
+# ---------------------------------------------------------------- import / export
+
+
+@bp.route("/<int:plan_id>/import", methods=["GET", "POST"])
+def import_(plan_id: int):
+    """The Import/Export tab: upload a rules file (append or replace, all rows or none), download them."""
+    plan = get_or_404(RoutingPlan, plan_id)
+    form = ImportForm()
+    job, status = None, 200
+    if request.method == "POST":
+        mode = form.mode.data if form.mode.data in rules_csv.MODES else None
+        data = None
+        if mode is None:
+            form.mode.errors = ["Choose append or replace."]
+        try:
+            data = csvio.read_upload(request.files.get("file"))
+        except csvio.CsvError as exc:
+            form.file.errors = [str(exc)]
+        if form.errors or data is None or mode is None:
+            status = 422
+        else:
+            lines = data.count(b"\n")
+            job = jobs.start(
+                "routing_rules",
+                company_id=plan.company_id,
+                target_id=plan.id,
+                target_label=f"routing plan {plan.name}",
+                filename=request.files["file"].filename or "rules.csv",
+                mode=mode,
+                work=rules_csv.import_work(plan.id, data, mode),
+                synchronous=True if lines < SYNCHRONOUS_LINES else None,
+            )
+            if job.status == "failed":
+                status = 422
+    return render(
+        "plans/import.html",
+        "plans/_import.html",
+        status=status,
+        plan=plan,
+        form=form,
+        job=job,
+        columns=rules_csv.COLUMNS,
+        tab="import",
+        rule_total=service.rule_counts([plan.id]).get(plan.id, 0),
+    )
+
+
+@bp.route("/<int:plan_id>/export")
+def export(plan_id: int):
+    """Download the plan's rules as CSV in the documented column order."""
+    plan = get_or_404(RoutingPlan, plan_id)
+    safe = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in plan.name)[:60] or "plan"
+    filename = f"routing-plan-{plan.id}-{safe}-{utcnow():%Y%m%d-%H%M}.csv"
+    return csvio.response(filename, rules_csv.COLUMNS, rules_csv.export_rows(plan))
