@@ -1,4 +1,4 @@
-"""Data for the Routing Plans tests: vendors, a code deck, policies and a plan with rules in the company tree."""
+"""Data for the Routing Plans tests: vendors, a code deck, policies and a plan with rules in the tree."""
 
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
@@ -14,10 +14,10 @@ from tests import factories
 def world(tree):
     """Alpha owns a plan with a deck and rules; vendors and policies around the tree; Beta owns its own plan.
 
-    Alpha: code deck "Alpha deck" (44 United Kingdom, 447 UK Mobile, 4479 UK Mobile Vodafone), clients Carrier A
-    (terminator account a1, and a disabled one a2) and Carrier B (terminator account b1), policy Cheapest,
-    time profile Office hours, plan "Alpha Main" with three rules. Operator: policy Simple LCR, client Root
-    Vendor. Beta: client Beta Vendor, plan "Beta Plan" with a rule.
+    Alpha: code deck "Alpha deck" (44 United Kingdom, 447 UK Mobile, 4479 UK Mobile Vodafone), clients
+    Carrier A (terminator account a1, and a disabled one a2) and Carrier B (terminator account b1), policy
+    Cheapest, time profile Office hours, plan "Alpha Main" with three rules. Operator: policy Simple LCR,
+    client Root Vendor. Beta: client Beta Vendor, plan "Beta Plan" with a rule.
     """
     ns = SimpleNamespace(tree=tree)
     ns.deck = factories.code_deck(

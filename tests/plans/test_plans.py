@@ -1,4 +1,4 @@
-"""Routing plans: the list and its searches, the plan form, copy, delete, limits, the additional-plan chain."""
+"""Routing plans: the list and its searches, the plan form, copy, delete, limits, the additional plan."""
 
 import pytest
 from sqlalchemy import func, select
@@ -37,7 +37,7 @@ def _plan(name: str) -> RoutingPlan | None:
 
 
 def test_list_shows_own_plans_with_columns(world, login):
-    """The list shows ID, name, reseller, code deck, hunting, DR order and the rule count of plans in scope."""
+    """The list shows ID, name, reseller, code deck, hunting, DR order and rule count of plans in scope."""
     factories.plan(world.tree.sub, "Sub Plan")
     db.session.commit()
     page = login(world.tree.alpha_operator).get("/plans/").data.decode()
@@ -211,7 +211,7 @@ def test_profit_margin_rejects_anything_else(world, login, typed):
 
 
 def test_bad_plan_fields_are_reported(world, login):
-    """Missing name, duplicate name, bad vendor limit and bad tags each get their message; typed values stay."""
+    """Missing or duplicate name, bad vendor limit, bad tags: each gets its message; typed values stay."""
     client = login(world.tree.alpha_operator)
     page = client.post("/plans/new", data=_form(world, name="")).data.decode()
     assert "Give the plan a name." in page
@@ -371,7 +371,7 @@ def test_additional_plan_must_be_usable_by_the_owner(world, login):
 
 
 def test_copy_plan_with_all_rules(world, login):
-    """Copy makes `<name> (copy)` with the same settings and every rule, audited once; again gives (copy 2)."""
+    """Copy makes `<name> (copy)` with the settings and every rule, audited once; again gives (copy 2)."""
     world.plan.origination_limits = [world.tree.sub]
     db.session.commit()
     client = login(world.tree.alpha_operator)

@@ -31,7 +31,7 @@ def _rows(page: str) -> list[str]:
 
 
 def test_rules_table_shows_every_column(world, login):
-    """Priority, code, code name (from the deck), type, terminator/policy, PM, parameters, capacity, stop hunt."""
+    """Priority, code, code name (from the deck), type, terminator, PM, parameters, capacity, stop hunt."""
     world.rule_uk.pm_value, world.rule_uk.pm_percent = Decimal("12"), True
     world.rule_uk.orig_tags, world.rule_uk.orig_tags_mode = "gold silver", "any"
     world.rule_uk.time_profile_id = world.office.id
@@ -261,7 +261,7 @@ def test_note_names_the_next_run_when_the_manager_says(world, login, monkeypatch
     ],
 )
 def test_bad_value_keeps_the_row_in_edit_mode(world, login, changes, message):
-    """A validation error answers 422 with the edit row, the message and the typed values; nothing is saved."""
+    """A validation error answers 422 with the edit row, message and typed values; nothing is saved."""
     data = rule_fields(code="4470", priority="9", terminator=str(world.carrier_a.id))
     data.update(changes)
     response = login(world.tree.alpha_operator).post(
@@ -291,7 +291,7 @@ def test_terminator_outside_the_pickers_is_refused(world, login):
 
 
 def test_pickers_offer_what_the_user_may_use(world, login):
-    """Terminator-enabled clients and accounts visible to the user; policies and profiles of its tree and above."""
+    """Terminator-enabled clients and accounts the user sees; policies and profiles of its tree and up."""
     client = login(world.tree.alpha_operator)
 
     def picker(rule_type: str) -> str:
