@@ -11,3 +11,4 @@ csrf.exempt(bp)
 from panel.api import auth  # noqa: E402,F401
 from panel.api import cdrs  # noqa: E402,F401
 from panel.api import calls  # noqa: E402,F401
+from panel.api import route  # noqa: E402,F401

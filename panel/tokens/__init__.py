@@ -1,4 +1,4 @@
-"""."""
+"""API tokens (SPEC §7): the switches' credentials for /api/v1, scoped to a company."""
 
 from flask import Blueprint
 

@@ -1,0 +1,126 @@
+"""`POST /api/v1/route` (SPEC §7): the switch asks where to send a call; the answer comes from the snapshot.
+
+The request is validated strictly (an unknown field, malformed JSON, a number that is not digits, a bad IP
+answer 400 with the field named), identification is limited to the token's company and its descendants, and
+the routing itself is `panel.routing.engine.route` on this process's snapshot with the live call counts.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from datetime import UTC, datetime
+
+from flask import g, jsonify, request
+
+from panel import livecalls, snapshots
+from panel.api import bp
+from panel.api.auth import api_error, token_required
+from panel.routing.engine import RouteQuery, route
+
+FIELDS = ("number", "src_ip", "login", "ani", "gateway", "at", "explain")
+# Digits, a leading `+` (dropped), and `#` only as the end of a tech prefix before the dialled digits.
+NUMBER = re.compile(r"^\+?(?:[0-9]+#)?[0-9]+$")
+MAX_TEXT = {"login": 255, "ani": 64, "gateway": 255}
+
+
+class RequestError(ValueError):
+    """A field of the request that cannot be used."""
+
+    def __init__(self, field: str | None, message: str):
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+def parse_request(payload) -> tuple[RouteQuery, bool]:
+    """Validate the JSON body; return the query and the explain flag, or raise RequestError."""
+    if not isinstance(payload, dict):
+        raise RequestError(None, "the body must be a JSON object")
+    for key in payload:
+        if key not in FIELDS:
+            raise RequestError(key, f"unknown field {key!r}; the fields are {', '.join(FIELDS)}")
+    number = payload.get("number")
+    if number is None or number == "":
+        raise RequestError("number", "number is required")
+    if not isinstance(number, str):
+        raise RequestError("number", "number must be a string of digits")
+    number = number.strip()
+    if not NUMBER.match(number) or not number.isascii():
+        raise RequestError(
+            "number", "number must be digits (a leading + is dropped; # only at the end of a tech prefix)"
+        )
+    number = number.removeprefix("+")
+
+    values: dict[str, str | None] = {}
+    for key, limit in MAX_TEXT.items():
+        value = payload.get(key)
+        if value is not None and not isinstance(value, str):
+            raise RequestError(key, f"{key} must be a string")
+        value = (value or "").strip()
+        if len(value) > limit:
+            raise RequestError(key, f"{key} is longer than {limit} characters")
+        values[key] = value or None
+
+    src_ip = payload.get("src_ip")
+    if src_ip is not None and not isinstance(src_ip, str):
+        raise RequestError("src_ip", "src_ip must be a string")
+    src_ip = (src_ip or "").strip() or None
+    if src_ip is not None:
+        try:
+            src_ip = str(ipaddress.ip_address(src_ip))
+        except ValueError:
+            raise RequestError("src_ip", f"{src_ip!r} is not an IPv4 or IPv6 address") from None
+
+    at = payload.get("at")
+    if at is not None:
+        at = parse_moment(at)
+
+    explain = payload.get("explain", False)
+    if explain is None:
+        explain = False
+    if not isinstance(explain, bool):
+        raise RequestError("explain", "explain must be true or false")
+
+    query = RouteQuery(
+        number=number,
+        src_ip=src_ip,
+        login=values["login"],
+        ani=values["ani"],
+        gateway=values["gateway"],
+        at=at,
+        company_id=None,
+    )
+    return query, explain
+
+
+def parse_moment(value) -> datetime:
+    """ISO 8601 (`2024-03-04T12:00:00Z`; no zone means UTC) as an aware datetime, or RequestError."""
+    if not isinstance(value, str) or not value.strip():
+        raise RequestError("at", "at must be an ISO 8601 time such as 2024-03-04T12:00:00Z")
+    text = value.strip()
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise RequestError("at", f"{value!r} is not an ISO 8601 time such as 2024-03-04T12:00:00Z") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
+@bp.route("/route", methods=["POST"])
+@token_required
+def route_call():
+    """Route one call for the token's company: 200 with the routes (or the reason there are none)."""
+    payload = request.get_json(silent=True, force=True)
+    if payload is None:
+        return api_error("the body is not valid JSON", None, 400)
+    try:
+        query, explain = parse_request(payload)
+    except RequestError as error:
+        return api_error(error.message, error.field, 400)
+    query.company_id = g.company_id
+    result = route(snapshots.get_snapshot(), query, live=livecalls.counts())
+    return jsonify(result.to_json(explain))
