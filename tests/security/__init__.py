@@ -1,0 +1,1 @@
+"""Security tests: the access matrix over every route, fuzzing of every form, sessions."""
