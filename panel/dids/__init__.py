@@ -1,4 +1,4 @@
-"""."""
+"""DIDs: numbers assigned to terminator accounts; DID rules route calls to them (SPEC §3, §5)."""
 
 from flask import Blueprint
 

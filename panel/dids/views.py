@@ -1,11 +1,208 @@
-""": not built yet."""
+"""DIDs: list and search, create, edit, delete, CSV import and export; scoped by the account's company."""
 
-from flask import render_template
+from flask import flash, request, url_for
+from flask_login import current_user
+from sqlalchemy import or_, select
+from sqlalchemy.orm import contains_eager
 
+from panel import audit, csvio
 from panel.dids import bp
+from panel.dids.forms import DidForm, DidImportForm
+from panel.dids.importer import DID_COLUMNS, MODES, REQUIRED_COLUMNS, export_rows, import_dids
+from panel.extensions import db
+from panel.htmx import is_htmx, redirect, render
+from panel.listing import paginate
+from panel.models import Account, Client, Did
+from panel.rates.shared import as_choices, recent_jobs, start_csv_import
+from panel.scope import get_or_404, scope_condition, scoped, user_company_ids
+
+SORTABLE = {"number": Did.number, "client": Client.name, "account": Account.name, "created": Did.created_at}
+
+
+def _listing():
+    """The DIDs select with the filters: `q` (number prefix, or client/account name) and `client_id`."""
+    q = request.args.get("q", "").strip()
+    client_id = request.args.get("client_id", type=int)
+    stmt = (
+        select(Did)
+        .join(Account, Did.account_id == Account.id)
+        .join(Client, Account.client_id == Client.id)
+        .options(contains_eager(Did.account).contains_eager(Account.client))
+        .where(scope_condition(Did, user_company_ids()))
+    )
+    if q:
+        digits = q.lstrip("+").replace(" ", "")
+        if digits.isdigit():
+            stmt = stmt.where(Did.number.startswith(digits, autoescape=True))
+        else:
+            stmt = stmt.where(
+                or_(
+                    Client.name.icontains(q, autoescape=True),
+                    Account.name.icontains(q, autoescape=True),
+                    Did.notes.icontains(q, autoescape=True),
+                )
+            )
+    if client_id:
+        stmt = stmt.where(Client.id == client_id)
+    return stmt, {"q": q, "client_id": client_id}
+
+
+def _clients_with_dids() -> list[tuple[int, str]]:
+    """The clients in scope that hold DIDs, for the filter."""
+    stmt = (
+        select(Client.id, Client.name)
+        .join(Account, Account.client_id == Client.id)
+        .join(Did, Did.account_id == Account.id)
+        .where(scope_condition(Client, user_company_ids()))
+        .group_by(Client.id, Client.name)
+        .order_by(Client.name)
+    )
+    return [tuple(row) for row in db.session.execute(stmt).all()]
 
 
 @bp.route("/")
 def index():
-    """An honest page until the section is built."""
-    return render_template("_partials/not_built.html", title="")
+    """The DIDs of the user's companies' accounts, searchable by number prefix or client/account."""
+    stmt, filters = _listing()
+    pagination = paginate(stmt, SORTABLE, "number", Did.id)
+    return render(
+        "dids/list.html",
+        "dids/_table.html",
+        pagination=pagination,
+        filters=filters,
+        clients=_clients_with_dids(),
+    )
+
+
+def _account_choices(current: Account | None = None) -> list[tuple[int, str]]:
+    """Terminator-enabled accounts in scope as `Client / Account` (plus the DID's current account, if not)."""
+    rows = db.session.execute(
+        scoped(Account)
+        .add_columns(Client.name)
+        .join(Client, Account.client_id == Client.id)
+        .where(Account.term_enabled.is_(True))
+        .order_by(Client.name, Account.name)
+    ).all()
+    choices = [(account.id, f"{client_name} / {account.name}") for account, client_name in rows]
+    if current is not None and current.id not in {cid for cid, _ in choices}:
+        choices.insert(0, (current.id, f"{current.client.name} / {current.name} (terminator disabled)"))
+    return choices
+
+
+def _form(did: Did | None = None) -> DidForm:
+    """The DID form with the account choices."""
+    form = DidForm(obj=did)
+    form.account_id.choices = as_choices(_account_choices(did.account if did else None))
+    return form
+
+
+def _number_taken(form: DidForm, did: Did | None) -> bool:
+    """True (and the error set) when the number is already assigned (numbers are unique for the switch)."""
+    number = form.number.parsed
+    other = db.session.scalar(select(Did).where(Did.number == number, Did.id != (did.id if did else -1)))
+    if other is None:
+        return False
+    if db.session.scalar(scoped(Did).where(Did.id == other.id)) is not None:
+        form.number.errors.append(
+            f"{number} is already assigned to {other.account.client.name} / {other.account.name}."
+        )
+    else:
+        form.number.errors.append(f"{number} is already assigned to an account of another company.")
+    return True
+
+
+def _save(form: DidForm, did: Did) -> None:
+    """Copy the form's clean values onto the DID."""
+    did.number = form.number.parsed
+    did.account_id = form.account_id.data
+    did.notes = form.notes.data or ""
+
+
+@bp.route("/new", methods=["GET", "POST"])
+def create():
+    """Assign a new DID to a terminator account."""
+    form = _form()
+    if form.validate_on_submit() and not _number_taken(form, None):
+        did = Did()
+        _save(form, did)
+        db.session.add(did)
+        audit.record("create", did)
+        db.session.commit()
+        flash(f"DID {did.number} assigned.", "success")
+        return redirect(url_for("dids.index"))
+    return render("dids/form.html", status=422 if form.is_submitted() else 200, form=form, did=None)
+
+
+@bp.route("/<int:did_id>/edit", methods=["GET", "POST"])
+def update(did_id: int):
+    """Edit a DID's number, account or notes."""
+    did = get_or_404(Did, did_id)
+    form = _form(did)
+    if form.validate_on_submit() and not _number_taken(form, did):
+        before = audit.state(did)
+        _save(form, did)
+        db.session.flush()
+        db.session.expire(did, ["account"])  # the entry belongs to the new account's company
+        audit.record("update", did, before=before)
+        db.session.commit()
+        flash(f"DID {did.number} saved.", "success")
+        return redirect(url_for("dids.index"))
+    return render("dids/form.html", status=422 if form.is_submitted() else 200, form=form, did=did)
+
+
+@bp.route("/<int:did_id>/delete", methods=["POST"])
+def delete(did_id: int):
+    """Delete a DID (DID rules stop routing it at the manager's next run)."""
+    did = get_or_404(Did, did_id)
+    before = audit.state(did)
+    audit.record("delete", did, before=before)
+    db.session.delete(did)
+    db.session.commit()
+    flash(f"DID {did.number} deleted.", "success")
+    return redirect(url_for("dids.index"))
+
+
+class _Target:
+    """What a DID import writes into, for the import job: the user's company."""
+
+    def __init__(self, company):
+        self.id = company.id
+        self.company_id = company.id
+        self.name = f"DIDs of {company.name}"
+
+
+@bp.route("/import", methods=["GET", "POST"])
+def import_():
+    """Upload DIDs; checked and written in the background while a progress bar shows."""
+    form = DidImportForm()
+    company = current_user.company
+    context = {"form": form, "modes": MODES, "columns": DID_COLUMNS, "required": REQUIRED_COLUMNS}
+    if form.validate_on_submit():
+        company_id, company_ids, mode = company.id, list(user_company_ids()), form.mode.data
+
+        def run(data: bytes, filename: str, job_id: int, progress) -> str:
+            return import_dids(
+                company_id, company_ids, data, mode, filename=filename, progress=progress, job_id=job_id
+            )
+
+        job = start_csv_import("dids", target=_Target(company), form=form, mode_label=MODES[mode], run=run)
+        if job is not None:
+            if is_htmx():
+                context["form"] = DidImportForm(formdata=None)
+                return render("dids/_import_form.html", "dids/_import_form.html", job=job, **context)
+            return redirect(url_for("dids.import_"))
+    status = 422 if form.is_submitted() else 200
+    return render(
+        "dids/import.html",
+        "dids/_import_form.html",
+        status=status,
+        jobs=recent_jobs("dids", company.id),
+        **context,
+    )
+
+
+@bp.route("/export")
+def export():
+    """The DIDs as CSV (the list's search applies), in the import's column order."""
+    stmt, _ = _listing()
+    return csvio.response("dids.csv", DID_COLUMNS, export_rows(stmt.order_by(Did.number)))

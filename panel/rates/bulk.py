@@ -27,30 +27,31 @@ def write(
     *,
     key: Sequence[str] = (),
     on_conflict: str = "error",
+    update: Sequence[str] | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> None:
     """Insert `rows` (dicts with every name in `columns`) into `target` in the session's transaction.
 
-    `key` names the unique columns `on_conflict` refers to; `update` overwrites the other columns.
+    `key` names the unique columns `on_conflict` refers to; `update` overwrites the columns named in `update`
+    (default: every column not in the key).
     """
     if on_conflict not in ON_CONFLICT:
         raise ValueError(f"on_conflict must be one of {ON_CONFLICT}")
     if not rows:
         return
-    dialect = db.session.get_bind().dialect.name
-    if dialect == "postgresql":
-        _write_postgresql(target, rows, list(columns), list(key), on_conflict, progress)
+    columns, key = list(columns), list(key)
+    updated = [c for c in (update if update is not None else columns) if c not in key]
+    if db.session.get_bind().dialect.name == "postgresql":
+        _write_postgresql(target, rows, columns, key, on_conflict, updated, progress)
     else:
-        _write_executemany(target, rows, list(columns), list(key), on_conflict, progress)
+        _write_executemany(target, rows, columns, key, on_conflict, updated, progress)
 
 
-def _write_executemany(target, rows, columns, key, on_conflict, progress) -> None:
+def _write_executemany(target, rows, columns, key, on_conflict, updated, progress) -> None:
     """SQLite (and any other database): executemany in chunks."""
     stmt = sqlite_insert(target) if db.session.get_bind().dialect.name == "sqlite" else target.insert()
     if on_conflict == "update" and key:
-        stmt = stmt.on_conflict_do_update(
-            index_elements=key, set_={c: stmt.excluded[c] for c in columns if c not in key}
-        )
+        stmt = stmt.on_conflict_do_update(index_elements=key, set_={c: stmt.excluded[c] for c in updated})
     elif on_conflict == "nothing" and key:
         stmt = stmt.on_conflict_do_nothing(index_elements=key)
     total = len(rows)
@@ -62,7 +63,7 @@ def _write_executemany(target, rows, columns, key, on_conflict, progress) -> Non
             progress(min(start + CHUNK, total), total)
 
 
-def _write_postgresql(target, rows, columns, key, on_conflict, progress) -> None:
+def _write_postgresql(target, rows, columns, key, on_conflict, updated, progress) -> None:
     """PostgreSQL: COPY into a temporary table (dropped at commit), then INSERT … SELECT … ON CONFLICT."""
     connection = db.session.connection()
     raw = connection.connection.driver_connection
@@ -88,9 +89,7 @@ def _write_postgresql(target, rows, columns, key, on_conflict, progress) -> None
     source = table_clause(temp_name, *(column(c) for c in columns))
     stmt = pg_insert(target).from_select(columns, select(*(source.c[c] for c in columns)))
     if on_conflict == "update" and key:
-        stmt = stmt.on_conflict_do_update(
-            index_elements=key, set_={c: stmt.excluded[c] for c in columns if c not in key}
-        )
+        stmt = stmt.on_conflict_do_update(index_elements=key, set_={c: stmt.excluded[c] for c in updated})
     elif on_conflict == "nothing" and key:
         stmt = stmt.on_conflict_do_nothing(index_elements=key)
     db.session.execute(stmt)

@@ -1,0 +1,35 @@
+"""Forms of the DIDs section: one DID and the CSV import."""
+
+from flask_wtf import FlaskForm
+from flask_wtf.file import FileField
+from wtforms import RadioField, SelectField, StringField, TextAreaField
+from wtforms.validators import Length
+
+from panel.dids.importer import MODES, parse_number
+from panel.rates.shared import Parsed, as_choices
+
+
+def _strip(value):
+    """Trim text input."""
+    return value.strip() if isinstance(value, str) else value
+
+
+class DidForm(FlaskForm):
+    """Number, terminator account and notes."""
+
+    number = StringField(
+        "Number",
+        validators=[Parsed(parse_number)],
+        description="Digits as the switch receives them; a leading + and spaces are dropped.",
+    )
+    account_id = SelectField(
+        "Terminator account", coerce=int, validate_choice=True, description="Terminator-enabled accounts."
+    )
+    notes = TextAreaField("Notes", filters=[_strip], validators=[Length(max=2000)])
+
+
+class DidImportForm(FlaskForm):
+    """Upload DIDs."""
+
+    file = FileField("CSV file", description="UTF-8, header line required: number,account,notes.")
+    mode = RadioField("Mode", choices=as_choices(MODES.items()), default="add_update")

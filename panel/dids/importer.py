@@ -1,0 +1,178 @@
+"""DID import and export (CSV `number,account,notes`, where account is `client/account`).
+
+A number is digits (a leading `+` and spaces are dropped, as the switch API does); the account must be a
+terminator-enabled account of the importing user's companies. Modes: `add_update` adds new numbers and moves
+existing ones to the file's account and notes; `only_new` leaves existing numbers alone. A number held by
+an account outside the user's companies is refused. All lines are checked first; one transaction, one audit
+entry.
+"""
+
+from collections.abc import Callable, Iterable, Iterator
+
+from sqlalchemy import select
+
+from panel import audit, csvio
+from panel.extensions import db
+from panel.imports.jobs import ImportFailed, mark_writing
+from panel.models import Account, Client, Did
+from panel.models.types import utcnow
+from panel.rates import bulk
+from panel.rates.values import parse_digits, parse_name
+
+DID_COLUMNS = ["number", "account", "notes"]
+REQUIRED_COLUMNS = ["number", "account"]
+MODES = {"add_update": "Add and update", "only_new": "Only new numbers"}
+NOTES_MAX = 2000
+
+
+def parse_number(text: str) -> str:
+    """A DID number: digits; a leading `+` and spaces are dropped."""
+    cleaned = text.strip().replace(" ", "")
+    if cleaned.startswith("+"):
+        cleaned = cleaned[1:]
+    return parse_digits(cleaned, "number")
+
+
+class DidImport:
+    """What the audit entry of a DID import is about: the DIDs of a company (there is no single DID)."""
+
+    __audit_type__ = "did"
+
+    def __init__(self, company_id: int, label: str):
+        self.id = None
+        self.company_id = company_id
+        self.label = label
+
+    def __str__(self) -> str:
+        return self.label
+
+
+def account_labels(company_ids: Iterable[int]) -> dict[str, list[tuple[int, bool]]]:
+    """`client/account` -> [(account id, terminator enabled)] for the accounts of these companies."""
+    labels: dict[str, list[tuple[int, bool]]] = {}
+    rows = db.session.execute(
+        select(Account.id, Account.name, Account.term_enabled, Client.name)
+        .join(Client, Account.client_id == Client.id)
+        .where(Client.company_id.in_(list(company_ids)))
+    ).all()
+    for account_id, account_name, term_enabled, client_name in rows:
+        labels.setdefault(f"{client_name}/{account_name}", []).append((account_id, term_enabled))
+    return labels
+
+
+def did_row_parser(company_ids: Iterable[int]) -> Callable[[dict[str, str], int], dict]:
+    """A csvio row parser for DID lines, resolving `client/account` among the user's accounts."""
+    labels = account_labels(company_ids)
+    folded: dict[str, list[str]] = {}
+    for label in labels:
+        folded.setdefault(label.casefold(), []).append(label)
+    in_scope = {account_id for matches in labels.values() for account_id, _ in matches}
+    holders = dict(db.session.execute(select(Did.number, Did.account_id)).all())
+    seen: dict[str, int] = {}
+    now = utcnow()
+
+    def parse_row(raw: dict[str, str], line: int) -> dict:
+        try:
+            number = parse_number(raw["number"])
+        except ValueError as exc:
+            raise csvio.RowError("number", str(exc)) from None
+        first = seen.get(number)
+        if first is not None:
+            raise csvio.RowError("number", f"{number} is already on line {first}")
+        holder = holders.get(number)
+        if holder is not None and holder not in in_scope:
+            raise csvio.RowError("number", f"{number} is assigned to an account of another company")
+        label = raw["account"].strip()
+        if not label:
+            raise csvio.RowError("account", "the account is required (client/account)")
+        matches = labels.get(label)
+        if matches is None and len(folded.get(label.casefold(), [])) == 1:
+            matches = labels[folded[label.casefold()][0]]
+        if not matches:
+            raise csvio.RowError("account", f"no account {label!r} (write it as client/account)")
+        if len(matches) > 1:
+            raise csvio.RowError(
+                "account", f"{label!r} names accounts of several companies; rename one client"
+            )
+        account_id, term_enabled = matches[0]
+        if not term_enabled:
+            raise csvio.RowError(
+                "account", f"{label} is not a terminator: enable Terminator on the account first"
+            )
+        try:
+            notes = parse_name(raw.get("notes", ""), "notes", NOTES_MAX)
+        except ValueError as exc:
+            raise csvio.RowError("notes", str(exc)) from None
+        seen[number] = line
+        return {
+            "number": number,
+            "account_id": account_id,
+            "notes": notes,
+            "created_at": now,
+            "_new": holder is None,
+        }
+
+    return parse_row
+
+
+def import_dids(
+    company_id: int,
+    company_ids: Iterable[int],
+    data: bytes,
+    mode: str = "add_update",
+    *,
+    filename: str = "",
+    progress: Callable[[int, int], None] | None = None,
+    job_id: int | None = None,
+) -> str:
+    """Import DIDs for the accounts of `company_ids` in one transaction; returns the summary or raises."""
+    if mode not in MODES:
+        raise ImportFailed(f"Unknown mode {mode!r}; choose one of {', '.join(MODES)}.")
+    try:
+        rows, errors = csvio.parse(
+            data, DID_COLUMNS, did_row_parser(company_ids), required=REQUIRED_COLUMNS, progress=progress
+        )
+    except csvio.CsvError as exc:
+        raise ImportFailed(f"Nothing was imported: {exc}") from None
+    if errors:
+        shown = len([e for e in errors if e.startswith("line")])
+        more = "+" if len(errors) > shown else ""
+        raise ImportFailed(f"Nothing was imported: {shown:,}{more} line(s) are wrong.", errors)
+    if not rows:
+        raise ImportFailed("Nothing was imported: the file has a header but no DIDs.")
+    if job_id is not None:
+        mark_writing(job_id, len(rows))
+
+    new = [row for row in rows if row.pop("_new")]
+    existing = len(rows) - len(new)
+    columns = ["number", "account_id", "notes", "created_at"]
+    source = filename or "a file"
+    if mode == "only_new":
+        bulk.write(Did.__table__, new, columns)
+        note = (
+            f"Imported {len(rows):,} DIDs from {source} (only new numbers): {len(new):,} added, "
+            f"{existing:,} already assigned and left as they were."
+        )
+    else:
+        bulk.write(
+            Did.__table__,
+            rows,
+            columns,
+            key=("number",),
+            on_conflict="update",
+            update=("account_id", "notes"),
+        )
+        note = (
+            f"Imported {len(rows):,} DIDs from {source} (add and update): "
+            f"{len(new):,} added, {existing:,} updated."
+        )
+    counts = {"rows": len(rows), "added": len(new), "existing": existing, "mode": mode}
+    audit.record("import", DidImport(company_id, "DIDs"), after=counts, note=note)
+    db.session.commit()
+    return note
+
+
+def export_rows(stmt) -> Iterator[list]:
+    """CSV rows (number, client/account, notes) for the DIDs of `stmt` (accounts and clients loaded)."""
+    for did in db.session.scalars(stmt):
+        yield [did.number, f"{did.account.client.name}/{did.account.name}", did.notes]
