@@ -1,5 +1,6 @@
 """Bearer-token authentication and JSON errors for the API."""
 
+import base64
 import hashlib
 import secrets
 from functools import wraps
@@ -33,7 +34,11 @@ def token_required(view):
     def wrapper(*args, **kwargs):
         header = request.headers.get("Authorization", "")
         scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
+        if scheme.lower() == "basic":
+            token = _basic_auth_token(token)
+        elif scheme.lower() != "bearer":
+            token = ""
+        if not token.strip():
             return api_error("missing bearer token", "Authorization", 401)
         api_token = db.session.scalar(
             select(ApiToken).where(
@@ -48,6 +53,17 @@ def token_required(view):
         return view(*args, **kwargs)
 
     return wrapper
+
+
+def _basic_auth_token(credentials: str) -> str:
+    """The token sent as HTTP Basic credentials (`any-user:<token>`): switches such as Kamailio's
+    http_client keep a connection alive only with a fixed connection, which can carry Basic auth but no
+    Authorization: Bearer header (docs/kamailio/README.md)."""
+    try:
+        user, _, password = base64.b64decode(credentials.strip(), validate=True).decode().partition(":")
+    except (ValueError, UnicodeDecodeError):
+        return ""
+    return password or user
 
 
 def _touch(api_token: ApiToken) -> None:
