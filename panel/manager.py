@@ -291,10 +291,15 @@ def run_once(app: Flask, *, force: bool = False, wait: float = 0.0) -> ManagerRu
             if not held:
                 if not force:
                     return None
-                return _record_skip(f"another panel process held the manager lock for {wait:g} s")
-            if not force and _recent_run(app):
+                run = _record_skip(f"another panel process held the manager lock for {wait:g} s")
+            elif not force and _recent_run(app):
                 return None
-            return _run_locked(app, force)
+            else:
+                run = _run_locked(app, force)
+        # Loaded and detached, so the caller can read it after this app context ends.
+        db.session.refresh(run)
+        db.session.expunge(run)
+        return run
 
 
 def _period(app: Flask) -> timedelta:

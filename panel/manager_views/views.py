@@ -23,23 +23,29 @@ def _runs():
 
 
 def _requested(since: int | None, asked: float | None) -> dict:
-    """Where a "Run now" stands: the first run recorded after it, whether to keep polling, whether we gave up."""
+    """Where a "Run now" stands: the first run recorded after it, whether to keep polling or give up."""
     if since is None:
         return {"since": None, "run": None, "waiting": False, "gave_up": False, "asked": None}
     run = db.session.scalar(select(ManagerRun).where(ManagerRun.id > since).order_by(ManagerRun.id).limit(1))
     waiting = run is None or run.outcome == "running"
     limit = max(POLL_LIMIT_SECONDS, 3 * float(current_app.config.get("MANAGER_PERIOD_SECONDS", 10)))
     gave_up = waiting and asked is not None and time.time() - asked > limit
-    return {"since": since, "run": run, "waiting": waiting and not gave_up, "gave_up": gave_up, "asked": asked}
+    return {
+        "since": since,
+        "run": run,
+        "waiting": waiting and not gave_up,
+        "gave_up": gave_up,
+        "asked": asked,
+    }
 
 
 def _context(since: int | None = None, asked: float | None = None) -> dict:
-    status = manager.status()
+    state = manager.status()
     requested = _requested(since, asked)
     return {
-        "status": status,
+        "state": state,
         "requested": requested,
-        "polling": requested["waiting"] or (since is None and status["running_run"] is not None),
+        "polling": requested["waiting"] or (since is None and state["running_run"] is not None),
     }
 
 

@@ -102,3 +102,27 @@ def carrier(tree):
 def alpha_token(carrier):
     """An API token of Alpha."""
     return make_token(carrier.tree.alpha)
+
+
+@pytest.fixture
+def routed(carrier):
+    """Acme routed by Alpha's plan: code 44 to Vox (priority 1), then to Tel (priority 2)."""
+    plan = factories.plan(carrier.tree.alpha, "Alpha UK")
+    carrier.vox_rule = factories.rule(
+        plan, "44", "static_client", priority=1, terminator_client_id=carrier.vox.id
+    )
+    carrier.tel_rule = factories.rule(
+        plan, "44", "static_client", priority=2, terminator_client_id=carrier.tel.id
+    )
+    carrier.acme.routing_plan_id = plan.id
+    carrier.plan = plan
+    db.session.commit()
+    return carrier
+
+
+def route_now(number: str, account, live=None):
+    """Route a call of `account` on this process's current snapshot."""
+    from panel import snapshots
+    from panel.routing.engine import RouteQuery, route
+
+    return route(snapshots.get_snapshot(), RouteQuery(number=number, account_id=account.id), live=live)

@@ -1,0 +1,147 @@
+"""POST /api/v1/calls: start and end events, live counts, capacity in routing, expiry of lost calls."""
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from panel import livecalls, manager
+from panel.extensions import db
+from panel.models import LiveCall
+from panel.models.types import utcnow
+from tests.manager.conftest import bearer, route_now
+
+
+def _events(client, token, payload):
+    return client.post("/api/v1/calls", json=payload, headers=bearer(token))
+
+
+def _start(carrier, call_id, term=None, rule=None, **extra):
+    event = {
+        "event": "start",
+        "call_id": call_id,
+        "orig_account_id": carrier.acme_main.id,
+        "term_account_id": (term or carrier.vox_gw).id,
+    }
+    if rule is not None:
+        event["rule_id"] = rule.id
+    event.update(extra)
+    return event
+
+
+def test_start_and_end_events_keep_the_counts(client, routed, alpha_token):
+    """Counts per originator, terminator and rule follow the events; an end for no live call is reported."""
+    response = _events(
+        client,
+        alpha_token,
+        [
+            _start(routed, "c1", rule=routed.vox_rule),
+            _start(routed, "c2", rule=routed.vox_rule),
+            _start(routed, "c3", routed.tel_gw),
+        ],
+    )
+    assert response.status_code == 200
+    assert response.json == {"started": 3, "ended": 0, "not_live": []}
+    counts = livecalls.counts()
+    assert (
+        counts.orig(routed.acme_main.id),
+        counts.term(routed.vox_gw.id),
+        counts.term(routed.tel_gw.id),
+    ) == (3, 2, 1)
+    assert counts.rule(routed.vox_rule.id) == 2 and counts.rule(routed.tel_rule.id) == 0
+
+    response = _events(
+        client, alpha_token, [{"event": "end", "call_id": "c1"}, {"event": "end", "call_id": "nope"}]
+    )
+    assert response.json == {"started": 0, "ended": 1, "not_live": ["nope"]}
+    counts = livecalls.counts()
+    assert (
+        counts.orig(routed.acme_main.id),
+        counts.term(routed.vox_gw.id),
+        counts.rule(routed.vox_rule.id),
+    ) == (2, 1, 1)
+
+
+def test_a_repeated_start_moves_the_call_to_the_new_terminator(client, routed, alpha_token):
+    """Failover: a start for a live call id replaces its terminator and rule; repeating it changes nothing."""
+    _events(client, alpha_token, _start(routed, "f1", rule=routed.vox_rule))
+    _events(client, alpha_token, _start(routed, "f1", routed.tel_gw, rule=routed.tel_rule))
+    _events(client, alpha_token, _start(routed, "f1", routed.tel_gw, rule=routed.tel_rule))
+    counts = livecalls.counts()
+    assert (
+        counts.orig(routed.acme_main.id),
+        counts.term(routed.vox_gw.id),
+        counts.term(routed.tel_gw.id),
+    ) == (1, 0, 1)
+    assert (counts.rule(routed.vox_rule.id), counts.rule(routed.tel_rule.id)) == (0, 1)
+
+
+def test_bad_events_are_refused_whole(client, routed, alpha_token):
+    """A bad event, an unknown field or another company's account: 400 naming index and field."""
+    response = _events(client, alpha_token, [_start(routed, "ok"), {"event": "pause", "call_id": "x"}])
+    assert response.status_code == 400
+    assert (response.json["index"], response.json["field"]) == (1, "event")
+    response = _events(
+        client, alpha_token, [_start(routed, "ok"), _start(routed, "b", orig_account_id=routed.beta_acc.id)]
+    )
+    assert response.status_code == 400
+    assert response.json["error"] == "record 1: orig_account_id: unknown account"
+    response = _events(client, alpha_token, {"event": "start", "call_id": "lonely"})
+    assert response.status_code == 400 and response.json["field"] == "orig_account_id"
+    assert db.session.scalar(select(func.count()).select_from(LiveCall)) == 0
+    assert client.post("/api/v1/calls", json=_start(routed, "x")).status_code == 401
+
+
+def test_routing_rejects_at_capacity(client, routed, alpha_token):
+    """Terminator or rule at capacity: `capacity`; the originator at its limit: the call is rejected."""
+    routed.vox_gw.term_capacity = 1
+    routed.tel_rule.capacity = 1
+    routed.acme_main.orig_capacity = 2
+    db.session.commit()
+    manager.sync_snapshot(client.application, force=True)
+
+    result = route_now("441234567", routed.acme_main, live=livecalls.counts())
+    assert [r.terminator_id for r in result.routes] == [routed.vox_gw.id, routed.tel_gw.id]
+
+    _events(client, alpha_token, _start(routed, "v1", rule=routed.vox_rule))
+    result = route_now("441234567", routed.acme_main, live=livecalls.counts())
+    assert [r.terminator_id for r in result.routes] == [routed.tel_gw.id]
+    assert [(r.terminator_id, r.reason) for r in result.rejections] == [(routed.vox_gw.id, "capacity")]
+
+    _events(client, alpha_token, _start(routed, "t1", routed.tel_gw, rule=routed.tel_rule))
+    result = route_now("441234567", routed.acme_main, live=livecalls.counts())
+    assert result.reason == "originator_capacity"
+    routed.acme_main.orig_capacity = None
+    db.session.commit()
+    manager.sync_snapshot(client.application, force=True)
+    result = route_now("441234567", routed.acme_main, live=livecalls.counts())
+    assert result.reason == "no_routes"
+    assert {r.reason for r in result.rejections} == {"capacity"}
+
+    _events(client, alpha_token, {"event": "end", "call_id": "v1"})
+    result = route_now("441234567", routed.acme_main, live=livecalls.counts())
+    assert [r.terminator_id for r in result.routes] == [routed.vox_gw.id]
+
+
+@pytest.mark.parametrize("app_config", [{"LIVE_CALL_MAX_SECONDS": 600, "MANAGER_PERIOD_SECONDS": 0}])
+def test_a_call_that_never_ended_expires(client, routed, alpha_token):
+    """A call older than the maximum duration stops counting at once and the manager deletes it."""
+    routed.vox_gw.term_capacity = 1
+    db.session.commit()
+    lost = _start(routed, "lost", at=(utcnow() - timedelta(minutes=11)).isoformat())
+    recent = _start(routed, "recent", routed.tel_gw, at=(utcnow() - timedelta(minutes=9)).isoformat())
+    assert _events(client, alpha_token, [lost, recent]).status_code == 200
+    counts = livecalls.counts()
+    assert (
+        counts.term(routed.vox_gw.id),
+        counts.term(routed.tel_gw.id),
+        counts.orig(routed.acme_main.id),
+    ) == (0, 1, 1)
+
+    run = manager.run_once(client.application)
+    assert run.calls_expired == 1
+    assert list(db.session.scalars(select(LiveCall.call_id))) == ["recent"]
+    result = route_now("441234567", routed.acme_main, live=livecalls.counts())
+    assert routed.vox_gw.id in [r.terminator_id for r in result.routes]
+    # An end event after the expiry is harmless.
+    assert _events(client, alpha_token, {"event": "end", "call_id": "lost"}).json["not_live"] == ["lost"]
