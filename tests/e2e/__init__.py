@@ -1,0 +1,1 @@
+"""End-to-end tests: a real Kamailio and sipp routing calls through the panel."""
