@@ -7,7 +7,7 @@ only use a plan (its origination limits) sees it in pickers, never here. Viewers
 import secrets
 from datetime import UTC, datetime
 
-from flask import abort, flash, make_response, request, url_for
+from flask import abort, current_app, flash, make_response, request, url_for
 from flask_login import current_user
 from markupsafe import escape
 from sqlalchemy import and_, exists, func, literal, or_, select
@@ -48,6 +48,7 @@ LABELS = {
 }
 # Synchronous below this many lines: the answer comes at once; larger files get a progress bar.
 SYNCHRONOUS_LINES = 2000
+RULES_IMPORT_MAX_BYTES = 16 * 1024 * 1024
 
 
 def _require_write() -> None:
@@ -517,6 +518,12 @@ def rule_delete(rule_id: int):
 # ---------------------------------------------------------------- import / export
 
 
+def _import_limit() -> int:
+    """Largest rules file accepted: RULES_IMPORT_MAX_BYTES (default 16 MiB, about 250,000 rules)."""
+    limit = current_app.config.get("RULES_IMPORT_MAX_BYTES", RULES_IMPORT_MAX_BYTES)
+    return min(int(limit), current_app.config["MAX_CONTENT_LENGTH"])
+
+
 @bp.route("/<int:plan_id>/import", methods=["GET", "POST"])
 def import_(plan_id: int):
     """The Import/Export tab: upload a rules file (append or replace, all rows or none), download them."""
@@ -529,7 +536,7 @@ def import_(plan_id: int):
         if mode is None:
             form.mode.errors = ["Choose append or replace."]
         try:
-            data = csvio.read_upload(request.files.get("file"))
+            data = csvio.read_upload(request.files.get("file"), limit=_import_limit())
         except csvio.CsvError as exc:
             form.file.errors = [str(exc)]
         if form.errors or data is None or mode is None:

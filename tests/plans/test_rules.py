@@ -4,7 +4,6 @@ import json
 from datetime import UTC, datetime
 from decimal import Decimal
 
-import pytest
 from sqlalchemy import event, func, select
 
 from panel import manager
@@ -19,6 +18,10 @@ HX = {"HX-Request": "true"}
 def _rule(rule_id: int) -> RoutingRule | None:
     db.session.expire_all()
     return db.session.get(RoutingRule, rule_id)
+
+
+def _count_rules(plan_id: int) -> int:
+    return db.session.scalar(select(func.count()).where(RoutingRule.plan_id == plan_id))
 
 
 def _rows(page: str) -> list[str]:
@@ -243,35 +246,34 @@ def test_note_names_the_next_run_when_the_manager_says(world, login, monkeypatch
     assert "(12:00:10 UTC)" in json.loads(response.headers["HX-Trigger"])["ruleChanged"]
 
 
-@pytest.mark.parametrize(
-    ("changes", "message"),
-    [
-        ({"code": "44a"}, "is not a code: use digits, and * for any run of digits."),
-        ({"code": ""}, "Give a code (digits, * for any run of digits)."),
-        ({"terminator": ""}, "A static_client rule needs a terminator client."),
-        ({"priority": "first"}, "&#39;first&#39; is not a whole number."),
-        ({"profit_margin": "10 USD"}, "is not a profit margin"),
-        ({"orig_tags_mode": "most"}, "Not a valid choice"),
-        ({"term_tags": "gold"}, "Only dynamic rules have terminator tags."),
-        ({"expires_at": "tomorrow"}, "is not a date and time: write YYYY-MM-DD HH:MM (UTC)."),
-        ({"min_length": "12", "max_length": "10"}, "The maximum length is below the minimum length."),
-        ({"min_asr": "101"}, "Must be between 0 and 100."),
-        ({"capacity": "-1"}, "Must be between 0 and 1,000,000."),
-        ({"orig_tags": "a/b"}, "is not a tag"),
-    ],
-)
-def test_bad_value_keeps_the_row_in_edit_mode(world, login, changes, message):
+BAD_VALUES = [
+    ({"code": "44a"}, "is not a code: use digits, and * for any run of digits."),
+    ({"code": ""}, "Give a code (digits, * for any run of digits)."),
+    ({"terminator": ""}, "A static_client rule needs a terminator client."),
+    ({"priority": "first"}, "&#39;first&#39; is not a whole number."),
+    ({"profit_margin": "10 USD"}, "is not a profit margin"),
+    ({"orig_tags_mode": "most"}, "Not a valid choice"),
+    ({"term_tags": "gold"}, "Only dynamic rules have terminator tags."),
+    ({"expires_at": "tomorrow"}, "is not a date and time: write YYYY-MM-DD HH:MM (UTC)."),
+    ({"min_length": "12", "max_length": "10"}, "The maximum length is below the minimum length."),
+    ({"min_asr": "101"}, "Must be between 0 and 100."),
+    ({"capacity": "-1"}, "Must be between 0 and 1,000,000."),
+    ({"orig_tags": "a/b"}, "is not a tag"),
+]
+
+
+def test_bad_value_keeps_the_row_in_edit_mode(world, login):
     """A validation error answers 422 with the edit row, message and typed values; nothing is saved."""
-    data = rule_fields(code="4470", priority="9", terminator=str(world.carrier_a.id))
-    data.update(changes)
-    response = login(world.tree.alpha_operator).post(
-        f"/plans/rules/{world.rule_uk.id}", data=data, headers=HX
-    )
-    assert response.status_code == 422
-    row = response.data.decode()
-    assert f'<tbody id="rule-{world.rule_uk.id}" class="rule editing"' in row
-    assert message in row
-    assert f'value="{changes.get("priority", "9")}"' in row
+    client = login(world.tree.alpha_operator)
+    for changes, message in BAD_VALUES:
+        data = rule_fields(code="4470", priority="9", terminator=str(world.carrier_a.id))
+        data.update(changes)
+        response = client.post(f"/plans/rules/{world.rule_uk.id}", data=data, headers=HX)
+        assert response.status_code == 422, changes
+        row = response.data.decode()
+        assert f'<tbody id="rule-{world.rule_uk.id}" class="rule editing"' in row
+        assert message in row, changes
+        assert f'value="{changes.get("priority", "9")}"' in row
     rule = _rule(world.rule_uk.id)
     assert (rule.code, rule.priority) == ("44", 10)
     assert not audit_entries("routingrule", "update")
@@ -326,35 +328,36 @@ def test_changing_the_type_redraws_the_row(world, login):
     assert 'name="term_tags"' not in static
 
 
-@pytest.mark.parametrize(
-    ("rule_type", "terminator", "extra", "check"),
-    [
-        ("static_client", "carrier_a", {}, lambda r, w: r.terminator_client_id == w.carrier_a.id),
-        ("static_account", "a1", {}, lambda r, w: r.terminator_account_id == w.a1.id),
-        (
-            "dynamic",
-            "simple_lcr",
-            {"term_tags": "gold, silver"},
-            lambda r, w: (r.policy_id, r.term_tags) == (w.simple_lcr.id, "gold silver"),
-        ),
-        ("did", None, {"code": ""}, lambda r, w: r.code == "" and r.terminator_client_id is None),
-    ],
-)
-def test_add_rule_of_every_type(world, login, rule_type, terminator, extra, check):
+NEW_RULES = [
+    ("static_client", "carrier_a", {}, lambda r, w: r.terminator_client_id == w.carrier_a.id),
+    ("static_account", "a1", {}, lambda r, w: r.terminator_account_id == w.a1.id),
+    (
+        "dynamic",
+        "simple_lcr",
+        {"term_tags": "gold, silver"},
+        lambda r, w: (r.policy_id, r.term_tags) == (w.simple_lcr.id, "gold silver"),
+    ),
+    ("did", None, {"code": ""}, lambda r, w: r.code == "" and r.terminator_client_id is None),
+]
+
+
+def test_add_rule_of_every_type(world, login):
     """Add rule: a new row in edit mode, saved as a rule of the plan with an audit entry."""
     client = login(world.tree.alpha_operator)
     new_row = client.get(f"/plans/{world.plan.id}/rules/new", headers=HX).data.decode()
     assert '<tbody id="rule-new-' in new_row and 'value="0"' in new_row
-    data = rule_fields(
-        code="49", type=rule_type, terminator=str(getattr(world, terminator).id) if terminator else ""
-    )
-    data.update(extra)
-    response = client.post(f"/plans/{world.plan.id}/rules", data=data, headers=HX)
-    assert response.status_code == 200, response.data.decode()
-    rule = db.session.scalars(select(RoutingRule).order_by(RoutingRule.id.desc())).first()
-    assert rule.plan_id == world.plan.id and rule.type == rule_type and check(rule, world)
-    assert f'<tbody id="rule-{rule.id}" class="rule">' in response.data.decode()
-    assert audit_entries("routingrule", "create")[-1].object_id == rule.id
+    for rule_type, terminator, extra, check in NEW_RULES:
+        data = rule_fields(
+            code="49", type=rule_type, terminator=str(getattr(world, terminator).id) if terminator else ""
+        )
+        data.update(extra)
+        response = client.post(f"/plans/{world.plan.id}/rules", data=data, headers=HX)
+        assert response.status_code == 200, response.data.decode()
+        rule = db.session.scalars(select(RoutingRule).order_by(RoutingRule.id.desc())).first()
+        assert rule.plan_id == world.plan.id and rule.type == rule_type and check(rule, world)
+        assert f'<tbody id="rule-{rule.id}" class="rule">' in response.data.decode()
+        assert audit_entries("routingrule", "create")[-1].object_id == rule.id
+    assert _count_rules(world.plan.id) == 3 + len(NEW_RULES)
 
 
 def test_did_rule_may_not_have_a_code_or_terminator(world, login):
@@ -411,25 +414,24 @@ def test_viewer_rows_are_not_editable(world, login):
 # ---------------------------------------------------------------- code name
 
 
-@pytest.mark.parametrize(
-    ("code", "name"),
-    [
-        ("44", "United Kingdom"),
-        ("4420", "United Kingdom"),
-        ("447", "UK Mobile"),
-        ("4479123", "UK Mobile Vodafone"),
-        ("447*", "UK Mobile"),
-        ("44*9", "United Kingdom"),
-        ("33", '<span class="muted">—</span>'),
-        ("4x", '<span class="error">not a code</span>'),
-    ],
-)
-def test_code_name_is_the_longest_deck_prefix(world, login, code, name):
+CODE_NAMES = [
+    ("44", "United Kingdom"),
+    ("4420", "United Kingdom"),
+    ("447", "UK Mobile"),
+    ("4479123", "UK Mobile Vodafone"),
+    ("447*", "UK Mobile"),
+    ("44*9", "United Kingdom"),
+    ("33", '<span class="muted">—</span>'),
+    ("4x", '<span class="error">not a code</span>'),
+]
+
+
+def test_code_name_is_the_longest_deck_prefix(world, login):
     """The code name is the longest deck code that prefixes the rule code (digits before a `*`)."""
-    response = login(world.tree.alpha_operator).get(
-        f"/plans/{world.plan.id}/code-name?code={code}", headers=HX
-    )
-    assert response.data.decode() == name
+    client = login(world.tree.alpha_operator)
+    for code, name in CODE_NAMES:
+        response = client.get(f"/plans/{world.plan.id}/code-name?code={code}", headers=HX)
+        assert response.data.decode() == name, code
 
 
 def test_code_name_without_deck(world, login):
