@@ -107,6 +107,7 @@ def import_codes(
 
 
 def export_rows(stmt) -> Iterator[list]:
-    """CSV rows (code, name, country) for the codes selected by `stmt`, read in batches."""
-    for code in db.session.execute(stmt.execution_options(yield_per=5000)).scalars():
-        yield [code.code, code.name, code.country]
+    """CSV rows (code, name, country) for the codes selected by `stmt` (a select of Code), read in batches."""
+    columns = stmt.with_only_columns(Code.code, Code.name, Code.country)
+    for code, name, country in db.session.execute(columns.execution_options(yield_per=5000)):
+        yield [code, name, country]
