@@ -15,7 +15,6 @@ import random
 import socket
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import lru_cache
 
 from panel.billing import vendor_bills_more
 from panel.routing.snapshot import (
@@ -96,7 +95,7 @@ class RouteQuery:
 class Route:
     """A candidate that survived step 7: a terminator account reached through one rule."""
 
-    __slots__ = ("account", "rule", "plan", "vendor_code", "vendor_row", "customer_rate", "appeal", "_tie")
+    __slots__ = ("account", "rule", "plan", "vendor_code", "vendor_row", "customer_rate", "appeal")
 
     def __init__(self, account, rule, plan, vendor_code, vendor_row, customer_rate):
         self.account: AccountEntry = account
@@ -106,7 +105,6 @@ class Route:
         self.vendor_row: RateRow = vendor_row
         self.customer_rate: int = customer_rate
         self.appeal: float = 1.0
-        self._tie: float = 0.0
 
     terminator_id = property(lambda self: self.account.id, doc="Terminator account id.")
     terminator = property(lambda self: self.account.name, doc="Terminator account name.")
@@ -303,58 +301,23 @@ class Result:
 
 
 class _Call:
-    """Per-call state shared by the steps (cached rate lookups, time profile answers, live counts)."""
+    """Per-call state shared by the steps: the number and its codes, the moment, the originator."""
 
-    __slots__ = (
-        "snapshot",
-        "number",
-        "at",
-        "ts",
-        "src_key",
-        "origin",
-        "customer",
-        "rng",
-        "live",
-        "_codes",
-        "_rates",
-    )
+    __slots__ = ("snapshot", "number", "codes", "at", "ts", "src_key", "origin", "customer", "rng", "live")
 
-    def __init__(self, snapshot, number, at, ts, src_key, origin, rng, live):
+    def __init__(self, snapshot, number, at, src_key, origin, rng, live):
         self.snapshot = snapshot
         self.number = number
+        universe = snapshot.codes
+        # The number's prefixes that are codes of some rate table, longest first: nothing else can price it.
+        self.codes = [p for p in (number[:i] for i in range(len(number), 0, -1)) if p in universe]
         self.at = at
-        self.ts = ts
+        self.ts = at.timestamp()
         self.src_key = src_key
         self.origin = origin
         self.customer: RateRow | None = None
         self.rng = rng
         self.live = live
-        self._codes: list[str] | None = None
-        self._rates: dict[int, tuple[str, RateRow] | None] = {}
-
-    @property
-    def codes(self) -> list[str]:
-        """The number's prefixes that are codes of some rate table, longest first."""
-        codes = self._codes
-        if codes is None:
-            universe = self.snapshot.codes
-            number = self.number
-            codes = self._codes = [
-                p for p in (number[:i] for i in range(len(number), 0, -1)) if p in universe
-            ]
-        return codes
-
-    def vendor_rate(self, account: AccountEntry) -> tuple[str, RateRow] | None:
-        """(code, row) of the terminator's rate for the number now, cached per rate table for this call."""
-        table = account.term_rates
-        if table is None:
-            return None
-        rates = self._rates
-        key = table.id
-        if key in rates:
-            return rates[key]
-        found = rates[key] = table.lookup(self.codes, self.ts)
-        return found
 
 
 def route(snapshot: Snapshot, query: RouteQuery, *, rng=None, live=None) -> Result:
@@ -398,7 +361,7 @@ def route(snapshot: Snapshot, query: RouteQuery, *, rng=None, live=None) -> Resu
     result.plan = plan
 
     # 3. Customer rate.
-    call = _Call(snapshot, number, at, at.timestamp(), src_key, origin, rng, live)
+    call = _Call(snapshot, number, at, src_key, origin, rng, live)
     table_id = origin.orig_rate_table_id or (client.orig_rate_table_id if client else None)
     table = snapshot.rate_tables.get(table_id) if table_id else None
     found = table.lookup(call.codes, call.ts) if table is not None else None
@@ -590,15 +553,36 @@ def _balance(rules: list[RuleEntry], rng) -> list[RuleEntry]:
     return rules
 
 
-@lru_cache(maxsize=4096)
+_INCREMENTS: dict[tuple[int, int, int, int], bool] = {}
+
+
 def _bills_more(customer_min: int, customer_interval: int, vendor_min: int, vendor_interval: int) -> bool:
-    return vendor_bills_more(customer_min, customer_interval, vendor_min, vendor_interval)
+    """vendor_bills_more, remembered (few distinct increments exist)."""
+    key = (customer_min, customer_interval, vendor_min, vendor_interval)
+    answer = _INCREMENTS.get(key)
+    if answer is None:
+        if len(_INCREMENTS) > 10_000:
+            _INCREMENTS.clear()
+        answer = _INCREMENTS[key] = vendor_bills_more(*key)
+    return answer
+
+
+def max_vendor_rate(customer_rate: int, pm_value: int | None, pm_percent: bool) -> int | None:
+    """The highest vendor rate (millionths) the profit margin allows; None when no margin is set.
+
+    Percent: rejected when customer - vendor < pm% * customer; absolute: when customer - vendor < pm.
+    In integers: customer - vendor < ceil(pm * customer / 100 / MICRO) for percent.
+    """
+    if pm_value is None:
+        return None
+    if pm_percent:
+        return customer_rate - -(-(pm_value * customer_rate) // (100 * MICRO))
+    return customer_rate - pm_value
 
 
 def _candidates(call: _Call, plan: PlanEntry, rule: RuleEntry, result: Result) -> list[Route]:
     """Step 7: the rule's candidates, each kept as a route or rejected with the first reason that applies."""
     snapshot = call.snapshot
-    origin = call.origin
     customer = call.customer
     customer_rate = customer[0]
     kind = rule.type
@@ -609,34 +593,48 @@ def _candidates(call: _Call, plan: PlanEntry, rule: RuleEntry, result: Result) -
         candidates = rule.candidates
     is_did = kind == "did"
     dynamic = kind == "dynamic"
-    pm_value, pm_percent = (
-        (rule.pm_value, rule.pm_percent)
-        if rule.pm_value is not None
-        else (
-            plan.pm_value,
-            plan.pm_percent,
-        )
-    )
     if is_did:
-        pm_value = None
+        highest = None  # DID routes are exempt from the profit margin
+    elif rule.pm_value is not None:
+        highest = max_vendor_rate(customer_rate, rule.pm_value, rule.pm_percent)
+    else:
+        highest = max_vendor_rate(customer_rate, plan.pm_value, plan.pm_percent)
     mode = plan.match_increments
     check_increments = not is_did and (mode == "dynamic_static" or (mode == "dynamic" and dynamic))
+    customer_min, customer_interval = customer[2], customer[3]
     loop = plan.loop_protection
+    origin_client = call.origin.client_id
     limits = plan.termination_limits
     src_key = call.src_key
     live = call.live
-    quality = snapshot.quality if (rule.min_asr is not None or rule.min_acd is not None) else None
+    min_asr, min_acd = rule.min_asr, rule.min_acd
+    quality = snapshot.quality if (min_asr is not None or min_acd is not None) else None
+    rule_full = rule.capacity is not None and (live.rule(rule.id) if live else 0) >= rule.capacity
+    codes = call.codes
+    ts = call.ts
     rejections = result.rejections
     routes: list[Route] = []
     for account in candidates:
-        found = call.vendor_rate(account)
-        if dynamic and found is None:
+        # The terminator's rate: the longest of the number's codes with a row effective now.
+        found = None
+        table = account.term_rates
+        if table is not None:
+            rates = table.rates
+            for code in codes:
+                rows = rates.get(code)
+                if rows is not None:
+                    for row in rows:
+                        if row[4] <= ts < row[5]:
+                            found = (code, row)
+                            break
+                    if found is not None:
+                        break
+        if found is None and dynamic:
             continue  # a dynamic rule's candidates are the terminators with a rate for the number
-        reason = None
         if not account.term_enabled:
             reason = "terminator_disabled"
         elif loop and (
-            account.client_id == origin.client_id or (src_key is not None and src_key in account.addresses)
+            account.client_id == origin_client or (src_key is not None and src_key in account.addresses)
         ):
             reason = "loop_protection"
         elif limits and account.company_id not in limits:
@@ -645,88 +643,117 @@ def _candidates(call: _Call, plan: PlanEntry, rule: RuleEntry, result: Result) -
             reason = "no_vendor_rate"
         else:
             row = found[1]
-            vendor_rate = row[0]
-            if pm_value is not None and (
-                (customer_rate - vendor_rate) * 100 * MICRO < pm_value * customer_rate
-                if pm_percent
-                else customer_rate - vendor_rate < pm_value
-            ):
+            if highest is not None and row[0] > highest:
                 reason = "profit_margin"
-            elif check_increments and _bills_more(customer[2], customer[3], row[2], row[3]):
+            elif check_increments and _bills_more(customer_min, customer_interval, row[2], row[3]):
                 reason = "increments"
             elif (
                 quality is not None
                 and (stats := quality.get((account.id, found[0]))) is not None
                 and (
-                    (rule.min_asr is not None and stats.asr is not None and stats.asr < rule.min_asr)
-                    or (rule.min_acd is not None and stats.acd is not None and stats.acd < rule.min_acd)
+                    (min_asr is not None and stats.asr is not None and stats.asr < min_asr)
+                    or (min_acd is not None and stats.acd is not None and stats.acd < min_acd)
                 )
             ):
                 reason = (
                     "min_asr"
-                    if rule.min_asr is not None and stats.asr is not None and stats.asr < rule.min_asr
+                    if min_asr is not None and stats.asr is not None and stats.asr < min_asr
                     else "min_acd"
                 )
-            elif (
+            elif rule_full or (
                 account.term_capacity is not None
                 and (live.term(account.id) if live else 0) >= account.term_capacity
-            ) or (rule.capacity is not None and (live.rule(rule.id) if live else 0) >= rule.capacity):
+            ):
                 reason = "capacity"
-        if reason is None:
-            routes.append(Route(account, rule, plan, found[0], found[1], customer_rate))
-        else:
-            rejections.append(
-                Rejection(rule, account, reason, found[0] if found else None, found[1][0] if found else None)
-            )
+            else:
+                routes.append(Route(account, rule, plan, found[0], row, customer_rate))
+                continue
+        rejections.append(
+            Rejection(rule, account, reason, found[0] if found else None, found[1][0] if found else None)
+        )
     return routes
 
 
 def _appeal(call: _Call, plan_routes: list[tuple[RuleEntry, list[Route]]]) -> None:
-    """Step 8: each policy factor scaled 0..1 across this plan's routes (best = 1, missing = 0.5)."""
+    """Step 8: each policy factor scaled 0..1 across this plan's routes (best = 1, missing = 0.5).
+
+    Appeal is the weighted mean of the scaled factors of the rule's policy; static and DID routes use a
+    rate-only policy; a policy with no factors gives 1.
+    """
     everything = [route for _, routes in plan_routes for route in routes]
     if not everything:
         return
-    quality = call.snapshot.quality
-    factors_used = {"rate"}
-    for rule, _ in plan_routes:
-        if rule.type == "dynamic" and rule.policy is not None:
-            factors_used.update(f for f, _ in rule.policy.weights)
-    values: dict[str, dict[int, float | None]] = {}
-    scales: dict[str, tuple[float, float]] = {}
-    for factor in factors_used:
-        column: dict[int, float | None] = {}
-        for route in everything:
-            if factor == "rate":
-                value = float(route.vendor_row[0])
+    rates = [route.vendor_row[0] for route in everything]
+    low, high = min(rates), max(rates)
+    span = high - low
+    policies = [
+        rule.policy if rule.type == "dynamic" and rule.policy is not None else RATE_ONLY
+        for rule, _ in plan_routes
+    ]
+    if all(factor == "rate" for policy in policies for factor, _ in policy.weights):
+        # Only rate in use (the common case): appeal is the scaled rate, or 1 for a policy with no factors.
+        for policy, (_, routes) in zip(policies, plan_routes, strict=True):
+            if not policy.total or not span:
+                for route in routes:
+                    route.appeal = 1.0
             else:
+                for route in routes:
+                    route.appeal = (high - route.vendor_row[0]) / span
+        return
+    quality = call.snapshot.quality
+    columns: dict[str, list[float | None]] = {"rate": [float(r) for r in rates]}
+    for factor in ("asr", "acd", "pdd"):
+        if any(f == factor for policy in policies for f, _ in policy.weights):
+            values = []
+            for route in everything:
                 stats = quality.get((route.account.id, route.vendor_code))
-                value = None if stats is None else getattr(stats, factor)
-            column[id(route)] = value
-        present = [v for v in column.values() if v is not None]
-        values[factor] = column
-        scales[factor] = (min(present), max(present)) if present else (0.0, 0.0)
-    for rule, routes in plan_routes:
-        policy = rule.policy if rule.type == "dynamic" and rule.policy is not None else RATE_ONLY
+                values.append(None if stats is None else getattr(stats, factor))
+            columns[factor] = values
+    scaled: dict[str, list[float]] = {}
+    for factor, values in columns.items():
+        present = [v for v in values if v is not None]
+        lo, hi = (min(present), max(present)) if present else (0.0, 0.0)
+        lower_is_better = factor in ("rate", "pdd")
+        scaled[factor] = [
+            0.5
+            if v is None
+            else 1.0
+            if hi == lo
+            else ((hi - v) / (hi - lo) if lower_is_better else (v - lo) / (hi - lo))
+            for v in values
+        ]
+    position = 0
+    for policy, (_, routes) in zip(policies, plan_routes, strict=True):
         total = policy.total
         for route in routes:
-            if not total:
+            if total:
+                route.appeal = (
+                    sum(weight * scaled[factor][position] for factor, weight in policy.weights) / total
+                )
+            else:
                 route.appeal = 1.0
-                continue
-            score = 0.0
-            for factor, weight in policy.weights:
-                value = values[factor][id(route)]
-                if value is None:
-                    scaled = 0.5
-                else:
-                    low, high = scales[factor]
-                    if high == low:
-                        scaled = 1.0
-                    elif factor in ("rate", "pdd"):  # lower is better
-                        scaled = (high - value) / (high - low)
-                    else:
-                        scaled = (value - low) / (high - low)
-                score += weight * scaled
-            route.appeal = round(score / total, 9)
+            position += 1
+
+
+def _by_appeal(routes: list[Route], rng) -> None:
+    """Sort routes by appeal, best first; routes of equal appeal are shuffled."""
+    routes.sort(key=_minus_appeal)
+    start = 0
+    size = len(routes)
+    while start < size:
+        end = start + 1
+        appeal = routes[start].appeal
+        while end < size and routes[end].appeal == appeal:
+            end += 1
+        if end - start > 1:
+            run = routes[start:end]
+            rng.shuffle(run)
+            routes[start:end] = run
+        start = end
+
+
+def _minus_appeal(route: Route) -> float:
+    return -route.appeal
 
 
 def _route_plan(call: _Call, plan: PlanEntry, result: Result, seen: set[int]) -> tuple[bool, bool]:
@@ -751,13 +778,10 @@ def _route_plan(call: _Call, plan: PlanEntry, result: Result, seen: set[int]) ->
     _appeal(call, plan_routes)
 
     # 9. DR order. Equal appeals are shuffled; code_appeal keeps the rule order.
-    rng_random = call.rng.random
     ordered: list[Route] = []
     for _, routes in plan_routes:
         if len(routes) > 1:
-            for route in routes:
-                route._tie = rng_random()
-            routes.sort(key=lambda r: (-r.appeal, r._tie))
+            _by_appeal(routes, call.rng)
         ordered.extend(routes)
     if plan.dr_order == "appeal_code":
         ordered.sort(key=lambda r: (r.rule.type != "did", -r.appeal, -r.rule.length, r.rule.priority))
