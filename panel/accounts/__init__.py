@@ -1,4 +1,4 @@
-"""."""
+"""Accounts section: the ways clients are identified, with originator and terminator settings (SPEC §2)."""
 
 from flask import Blueprint
 

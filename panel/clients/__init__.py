@@ -1,4 +1,4 @@
-"""."""
+"""Clients section: the companies we trade with, their balance, defaults and accounts."""
 
 from flask import Blueprint
 

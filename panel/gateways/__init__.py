@@ -1,4 +1,4 @@
-"""."""
+"""Gateways section: the switch nodes that ask for routes and report calls (SPEC §7)."""
 
 from flask import Blueprint
 

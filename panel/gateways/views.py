@@ -1,11 +1,136 @@
-""": not built yet."""
+"""Gateways: list, create, edit and delete (refused while accounts name the gateway)."""
 
-from flask import render_template
+from flask import flash, request, url_for
+from flask_login import current_user
+from sqlalchemy import func, select
+from sqlalchemy.orm import selectinload
 
+from panel import audit
+from panel.accounts.pickers import writer_required
+from panel.extensions import db
 from panel.gateways import bp
+from panel.gateways.forms import GatewayForm
+from panel.htmx import redirect, render
+from panel.listing import paginate
+from panel.models import Gateway, account_gateways
+from panel.scope import get_or_404, scoped, visible_companies
+
+SORTABLE = {"name": Gateway.name, "address": Gateway.address, "id": Gateway.id}
+
+
+def accounts_using(gateway_ids: list[int]) -> dict[int, int]:
+    """How many accounts (of any company) name each gateway."""
+    if not gateway_ids:
+        return {}
+    stmt = (
+        select(account_gateways.c.gateway_id, func.count())
+        .where(account_gateways.c.gateway_id.in_(gateway_ids))
+        .group_by(account_gateways.c.gateway_id)
+    )
+    return dict(db.session.execute(stmt).all())
 
 
 @bp.route("/")
 def index():
-    """An honest page until the section is built."""
-    return render_template("_partials/not_built.html", title="")
+    """The gateways of the user's companies, with how many accounts use each."""
+    stmt = scoped(Gateway).options(selectinload(Gateway.company))
+    text = (request.args.get("q") or "").strip()[:100]
+    if text:
+        pattern = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        stmt = stmt.where(
+            Gateway.name.ilike(pattern, escape="\\") | Gateway.address.ilike(pattern, escape="\\")
+        )
+    pagination = paginate(stmt, SORTABLE, "name", tiebreak=Gateway.id)
+    return render(
+        "gateways/list.html",
+        "gateways/_table.html",
+        pagination=pagination,
+        gateways=pagination.items,
+        usage=accounts_using([g.id for g in pagination.items]),
+        q=text,
+        title="Gateways",
+    )
+
+
+def _prepare_form(form: GatewayForm, gateway: Gateway | None) -> None:
+    """The companies the user may put a gateway in."""
+    form.company_id.choices = [(c.id, c.name) for c in db.session.scalars(visible_companies())]
+    if gateway is not None:
+        form.company_id.data = gateway.company_id
+
+
+def _name_taken(form: GatewayForm, gateway: Gateway | None) -> bool:
+    """True (with the message on the field) when the company already has a gateway of this name."""
+    company_id = gateway.company_id if gateway else form.company_id.data
+    same = select(Gateway.id).where(Gateway.company_id == company_id, Gateway.name == form.name.data)
+    if gateway is not None:
+        same = same.where(Gateway.id != gateway.id)
+    if db.session.scalar(same.limit(1)):
+        form.name.errors.append("The company already has a gateway of this name.")
+        return True
+    return False
+
+
+def _form_page(form: GatewayForm, gateway: Gateway | None, status: int = 200):
+    """The gateway form page."""
+    title = f"Edit gateway {gateway.name}" if gateway else "New gateway"
+    return render("gateways/form.html", None, status, form=form, gateway=gateway, title=title)
+
+
+@bp.route("/new", methods=["GET", "POST"])
+@writer_required
+def create():
+    """A new gateway of one of the user's companies."""
+    form = GatewayForm()
+    _prepare_form(form, None)
+    if request.method == "GET" and form.company_id.data is None:
+        form.company_id.data = current_user.company_id
+    if form.validate_on_submit() and not _name_taken(form, None):
+        gateway = Gateway(
+            company_id=form.company_id.data, name=form.name.data, address=form.address.data or ""
+        )
+        gateway.notes = form.notes.data or ""
+        db.session.add(gateway)
+        audit.record("create", gateway)
+        db.session.commit()
+        flash(f"Gateway “{gateway.name}” created.", "success")
+        return redirect(url_for("gateways.index"))
+    return _form_page(form, None, 422 if request.method == "POST" else 200)
+
+
+@bp.route("/<int:gateway_id>/edit", methods=["GET", "POST"])
+@writer_required
+def update(gateway_id: int):
+    """Rename a gateway or change its address and notes (its company stays)."""
+    gateway = get_or_404(Gateway, gateway_id)
+    form = GatewayForm(obj=gateway if request.method == "GET" else None)
+    _prepare_form(form, gateway)
+    if form.validate_on_submit() and not _name_taken(form, gateway):
+        before = audit.state(gateway)
+        gateway.name = form.name.data
+        gateway.address = form.address.data or ""
+        gateway.notes = form.notes.data or ""
+        audit.record("update", gateway, before=before)
+        db.session.commit()
+        flash(f"Gateway “{gateway.name}” saved.", "success")
+        return redirect(url_for("gateways.index"))
+    return _form_page(form, gateway, 422 if request.method == "POST" else 200)
+
+
+@bp.route("/<int:gateway_id>/delete", methods=["GET", "POST"])
+@writer_required
+def delete(gateway_id: int):
+    """Delete a gateway no account names (refused, with the count, while any does)."""
+    gateway = get_or_404(Gateway, gateway_id)
+    used = accounts_using([gateway.id]).get(gateway.id, 0)
+    if request.method == "POST" and not used:
+        name = gateway.name
+        audit.record("delete", gateway, before=audit.state(gateway))
+        db.session.delete(gateway)
+        db.session.commit()
+        flash(f"Gateway “{name}” deleted.", "success")
+        return redirect(url_for("gateways.index"))
+    status = 409 if request.method == "POST" else 200
+    return render(
+        "gateways/delete.html", None, status, gateway=gateway, used=used, title=f"Delete {gateway.name}"
+    )

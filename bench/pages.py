@@ -1,0 +1,310 @@
+"""Benchmark of the accounts list at scale: 100,000 accounts, list / quick search / paging through Flask.
+
+Loads a carrier with ACCOUNTS accounts (bulk inserts) into a temporary database, then times requests through
+the Flask test client as the operator's admin (who sees everything) and as a reseller's operator (who sees
+its subtree). Prints one JSON line per database: SQLite always (a file in a temporary directory), PostgreSQL
+too when TEST_DATABASE_URL is set (a private database is created and dropped, as the tests do).
+
+    .venv/bin/python bench/pages.py                 # SQLite
+    TEST_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/test .venv/bin/python bench/pages.py
+
+Environment: BENCH_ACCOUNTS (default 100000), BENCH_REPEAT (requests per measure, default 60).
+"""
+
+import json
+import os
+import random
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from sqlalchemy import create_engine, insert, text  # noqa: E402
+from sqlalchemy.engine import make_url  # noqa: E402
+
+from panel import create_app  # noqa: E402
+from panel.config import normalise_database_url  # noqa: E402
+from panel.extensions import db  # noqa: E402
+from panel.models import (  # noqa: E402
+    Account,
+    AccountNetwork,
+    Client,
+    Company,
+    Gateway,
+    RateTable,
+    RoutingPlan,
+    User,
+    account_gateways,
+)
+
+ACCOUNTS = int(os.environ.get("BENCH_ACCOUNTS", "100000"))
+REPEAT = int(os.environ.get("BENCH_REPEAT", "60"))
+CLIENTS = max(10, ACCOUNTS // 100)
+RESELLERS = 10
+BATCH = 5000
+
+
+def make_app(url: str):
+    """The panel against the benchmark database (no manager, no CSRF: requests come from the test client)."""
+    return create_app(
+        {
+            "TESTING": True,
+            "SQLALCHEMY_DATABASE_URI": url,
+            "WTF_CSRF_ENABLED": False,
+            "MANAGER_ENABLED": False,
+            "SECRET_KEY": "bench",
+            "ACCOUNT_PASSWORD_KEY": "bench",
+        }
+    )
+
+
+def _batches(rows: list[dict]):
+    for start in range(0, len(rows), BATCH):
+        yield rows[start : start + BATCH]
+
+
+def load(rng: random.Random) -> dict:
+    """Companies, gateways, rate tables, plans, clients and ACCOUNTS accounts with networks, in bulk."""
+    session = db.session
+    session.execute(insert(Company), [{"id": 1, "name": "Operator", "kind": "root", "parent_id": None}])
+    companies = [
+        {"id": 1 + i, "name": f"Reseller {i}", "kind": "reseller", "parent_id": 1} for i in range(1, 11)
+    ]
+    session.execute(insert(Company), companies)
+    company_ids = [1] + [c["id"] for c in companies]
+    session.execute(
+        insert(User),
+        [
+            {"id": 1, "company_id": 1, "username": "bench_admin", "role": "admin", "password_hash": "x"},
+            {
+                "id": 2,
+                "company_id": 2,
+                "username": "bench_reseller",
+                "role": "operator",
+                "password_hash": "x",
+            },
+        ],
+    )
+    session.execute(
+        insert(Gateway),
+        [{"id": i, "company_id": 1, "name": f"gw{i}", "address": f"192.0.2.{i}"} for i in range(1, 6)],
+    )
+    session.execute(
+        insert(RateTable),
+        [{"id": i, "company_id": 1, "name": f"Rates {i}", "currency": "USD"} for i in range(1, 21)],
+    )
+    session.execute(
+        insert(RoutingPlan), [{"id": i, "company_id": 1, "name": f"Plan {i}"} for i in range(1, 11)]
+    )
+    clients = [
+        {
+            "id": i,
+            "company_id": company_ids[i % len(company_ids)],
+            "name": f"Client {i:05d}",
+            "currency": "USD",
+            "balance": 0,
+            "orig_rate_table_id": 1 + i % 20,
+            "routing_plan_id": 1 + i % 10,
+        }
+        for i in range(1, CLIENTS + 1)
+    ]
+    session.execute(insert(Client), clients)
+
+    accounts, networks, links = [], [], []
+    network_id = 0
+    for i in range(1, ACCOUNTS + 1):
+        kind = rng.random()
+        client_id = 1 + (i * 7919) % CLIENTS
+        if kind < 0.6:
+            ident_by = "ip"
+            a, b, c = i // 65536 % 256, i // 256 % 256, i % 256
+            if rng.random() < 0.5:
+                parts = [f"10.{a}.{b}.{c}"]
+                canon = [f"10.{a}.{b}.{c}/32"]
+            else:
+                parts = [f"172.{16 + a % 16}.{b}.{c & 0xF8}/29", f"100.{a}.{b}.{c}"]
+                canon = [f"172.{16 + a % 16}.{b}.{c & 0xF8}/29", f"100.{a}.{b}.{c}/32"]
+            value = "; ".join(parts)
+            for position, network in enumerate(canon):
+                network_id += 1
+                networks.append({"id": network_id, "account_id": i, "network": network, "position": position})
+        elif kind < 0.85:
+            ident_by, value = "name", f"login{i:06d}"
+        else:
+            ident_by, value = "ani", f"4420{i:07d}"
+        orig = rng.random() < 0.8
+        term = rng.random() < 0.3
+        accounts.append(
+            {
+                "id": i,
+                "client_id": client_id,
+                "name": f"acc-{i:06d}",
+                "ident_by": ident_by,
+                "ident_value": value,
+                "tech_prefix": f"{rng.randint(1, 999)}#" if rng.random() < 0.2 else "",
+                "orig_enabled": orig,
+                "orig_rate_table_id": 1 + i % 20 if rng.random() < 0.3 else None,
+                "orig_routing_plan_id": 1 + i % 10 if rng.random() < 0.3 else None,
+                "orig_tags": rng.choice(["", "", "gold", "silver", "gold wholesale"]),
+                "orig_capacity": rng.choice([None, 30, 100]),
+                "term_enabled": term,
+                "term_rate_table_id": 1 + i % 20 if term and rng.random() < 0.5 else None,
+                "term_tags": "",
+                "protocol": "sip",
+                "proxy": "",
+                "port": 5060,
+                "notes": "",
+                "password_encrypted": "",
+            }
+        )
+        if rng.random() < 0.3:
+            links.append({"account_id": i, "gateway_id": 1 + i % 5})
+    for chunk in _batches(accounts):
+        session.execute(insert(Account), chunk)
+    for chunk in _batches(networks):
+        session.execute(insert(AccountNetwork), chunk)
+    for chunk in _batches(links):
+        session.execute(account_gateways.insert(), chunk)
+    session.commit()
+    if db.engine.dialect.name == "postgresql":
+        session.execute(text("SELECT setval('accounts_id_seq', (SELECT max(id) FROM accounts))"))
+        session.commit()
+        # What autovacuum does after a bulk load: statistics for the planner, the visibility map for
+        # index-only scans.
+        with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(text("VACUUM ANALYZE"))
+    else:
+        session.execute(text("ANALYZE"))
+        session.commit()
+    return {"accounts": ACCOUNTS, "clients": CLIENTS}
+
+
+def p95(samples: list[float]) -> float:
+    """The 95th percentile in milliseconds, rounded."""
+    ordered = sorted(samples)
+    return round(ordered[max(0, int(len(ordered) * 0.95) - 1)], 1)
+
+
+def timed(client, urls: list[str], htmx: bool) -> list[float]:
+    """Time each request (ms); every answer must be 200."""
+    headers = {"HX-Request": "true"} if htmx else {}
+    samples = []
+    for url in urls:
+        start = time.perf_counter()
+        response = client.get(url, headers=headers)
+        elapsed = (time.perf_counter() - start) * 1000
+        if response.status_code != 200:
+            raise SystemExit(f"{url}: {response.status_code}")
+        samples.append(elapsed)
+    return samples
+
+
+def measure(app, rng: random.Random) -> dict:
+    """Requests as the operator's admin and as a reseller's operator; p95 of each kind."""
+    admin = app.test_client()
+    with admin.session_transaction() as session:
+        session["_user_id"] = "1:1"
+    reseller = app.test_client()
+    with reseller.session_transaction() as session:
+        session["_user_id"] = "2:1"
+
+    searches = []
+    for _ in range(REPEAT):
+        i = rng.randint(1, ACCOUNTS)
+        searches.append(
+            rng.choice(
+                [
+                    f"acc-{i:06d}",  # an account name
+                    f"login{i:06d}",  # a login
+                    f"10.{i // 65536 % 256}.{i // 256 % 256}",  # part of an address
+                    f"10.{i // 65536 % 256}.{i // 256 % 256}.{i % 256}",  # an address (networks too)
+                    "gold",  # matches nothing in name/ident: a full scan
+                    f"acc-0{i % 10}",  # a broad prefix: thousands of matches
+                    f"{i % 999 + 1}#",  # a tech prefix
+                ]
+            )
+        )
+    pages = (ACCOUNTS + 49) // 50
+
+    for _ in range(5):  # warm-up: templates compiled, caches filled
+        timed(admin, ["/accounts/", "/accounts/?q=acc-00001"], False)
+
+    list_ms = timed(admin, ["/accounts/"] * REPEAT, False)
+    search_ms = timed(admin, [f"/accounts/?q={q}" for q in searches], True)
+    search_page_ms = timed(admin, [f"/accounts/?q={q}" for q in searches[: REPEAT // 3]], False)
+    page_urls = [f"/accounts/?page={rng.randint(2, min(pages, 200))}" for _ in range(REPEAT)]
+    page_ms = timed(admin, page_urls, True)
+    deep_ms = timed(admin, [f"/accounts/?page={rng.randint(1, pages)}" for _ in range(REPEAT // 3)], True)
+    sort_ms = timed(
+        admin, ["/accounts/?sort=name", "/accounts/?sort=-ident", "/accounts/?sort=client"] * 5, True
+    )
+    filter_ms = timed(
+        admin, [f"/accounts/?client_id={rng.randint(1, CLIENTS)}" for _ in range(REPEAT // 3)], True
+    )
+    reseller_list_ms = timed(reseller, ["/accounts/"] * (REPEAT // 2), False)
+    reseller_search_ms = timed(reseller, [f"/accounts/?q={q}" for q in searches[: REPEAT // 2]], True)
+    return {
+        "list_ms_p95": p95(list_ms),
+        "search_ms_p95": p95(search_ms),
+        "page_ms_p95": p95(page_ms),
+        "list_ms_median": round(statistics.median(list_ms), 1),
+        "search_ms_median": round(statistics.median(search_ms), 1),
+        "search_full_page_ms_p95": p95(search_page_ms),
+        "deep_page_ms_p95": p95(deep_ms),
+        "sort_ms_p95": p95(sort_ms),
+        "client_filter_ms_p95": p95(filter_ms),
+        "reseller_list_ms_p95": p95(reseller_list_ms),
+        "reseller_search_ms_p95": p95(reseller_search_ms),
+    }
+
+
+def run(database: str, url: str) -> dict:
+    """Load, measure, return the figures of one database."""
+    rng = random.Random(42)
+    app = make_app(url)
+    with app.app_context():
+        db.create_all()
+        start = time.perf_counter()
+        counts = load(rng)
+        load_s = round(time.perf_counter() - start, 1)
+        figures = measure(app, rng)
+        db.session.remove()
+        db.engine.dispose()
+    return {"database": database, **counts, **figures, "load_s": load_s, "repeat": REPEAT}
+
+
+def postgres_database(base_url: str) -> tuple[str, callable]:
+    """A private database next to `base_url` and a function that drops it."""
+    url = make_url(normalise_database_url(base_url))
+    name = f"panel_bench_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+
+    def drop() -> None:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+    return url.set(database=name).render_as_string(hide_password=False), drop
+
+
+def main() -> None:
+    """SQLite always; PostgreSQL when TEST_DATABASE_URL is set."""
+    with tempfile.TemporaryDirectory() as tmp:
+        print(json.dumps(run("sqlite", f"sqlite:///{Path(tmp) / 'bench.sqlite3'}")), flush=True)
+    base = os.environ.get("TEST_DATABASE_URL")
+    if base:
+        url, drop = postgres_database(base)
+        try:
+            print(json.dumps(run("postgresql", url)), flush=True)
+        finally:
+            drop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,95 @@
+"""Choices offered by the account and client forms, limited to what the client's company may use (SPEC §1).
+
+Rate tables come from `scope.usable_rate_tables`, routing plans from `scope.usable_plans`, gateways from
+the company and its ancestors (the operator's switch nodes serve its resellers). A posted id outside these
+lists is refused with a message; a value already stored but no longer usable is still shown, marked, so the
+form tells the truth and asks for a change.
+"""
+
+from functools import wraps
+
+from flask import abort
+from flask_login import current_user
+from sqlalchemy import select
+
+from panel.extensions import db
+from panel.models import Client, Company, Gateway, RateTable, RoutingPlan
+from panel.scope import ancestor_ids, scoped, usable_plans, usable_rate_tables, user_company_ids
+
+NOT_USABLE = " (not usable by this client's company)"
+
+
+def writer_required(view):
+    """Viewers may read but never open a form or fetch a secret: 403."""
+
+    @wraps(view)
+    def wrapped(*args, **kwargs):
+        if not current_user.can_write:
+            abort(403)
+        return view(*args, **kwargs)
+
+    return wrapped
+
+
+def client_choices() -> list[tuple[int, str]]:
+    """The clients in the user's scope as (id, label); the company is named when the user sees several.
+
+    Plain rows, not ORM objects: a carrier may have thousands of clients and the list page offers them all.
+    """
+    ids = user_company_ids()
+    stmt = (
+        scoped(Client)
+        .with_only_columns(Client.id, Client.name, Client.company_id)
+        .order_by(Client.name, Client.id)
+    )
+    rows = db.session.execute(stmt).all()
+    if len(ids) <= 1:
+        return [(cid, name) for cid, name, _ in rows]
+    companies = dict(db.session.execute(select(Company.id, Company.name).where(Company.id.in_(ids))).all())
+    return [(cid, f"{name} — {companies.get(company_id, '')}") for cid, name, company_id in rows]
+
+
+def usable_rate_table_list(company_id: int) -> list[RateTable]:
+    """Rate tables the company may assign."""
+    return list(db.session.scalars(usable_rate_tables(company_id)))
+
+
+def usable_plan_list(company_id: int) -> list[RoutingPlan]:
+    """Routing plans the company may assign."""
+    return list(db.session.scalars(usable_plans(company_id)))
+
+
+def usable_gateway_list(company_id: int) -> list[Gateway]:
+    """Gateways the company's accounts may name: its own and its ancestors'."""
+    stmt = (
+        select(Gateway)
+        .where(Gateway.company_id.in_(ancestor_ids(company_id)))
+        .order_by(Gateway.name, Gateway.id)
+    )
+    return list(db.session.scalars(stmt))
+
+
+def set_select(field, objects, empty_label: str, current_id: int | None, model) -> None:
+    """Fill a single select: an empty choice, the usable objects, and the stored one when it is not usable."""
+    choices = [("", empty_label)] + [(obj.id, _label(obj)) for obj in objects]
+    if current_id is not None and current_id not in {obj.id for obj in objects}:
+        stored = db.session.get(model, current_id)
+        if stored is not None:
+            choices.append((stored.id, _label(stored) + NOT_USABLE))
+    field.choices = choices
+    field.usable_ids = {obj.id for obj in objects}
+
+
+def check_select(field, what: str) -> bool:
+    """Server-side check that a posted id is one the company may use."""
+    if field.data is None or field.data in field.usable_ids:
+        return True
+    field.errors.append(f"This {what} may not be used by the client's company; choose another.")
+    return False
+
+
+def _label(obj) -> str:
+    """A picker label: rate tables show their currency."""
+    if isinstance(obj, RateTable):
+        return f"{obj.name} ({obj.currency})"
+    return obj.name
