@@ -13,7 +13,8 @@ def page_args() -> tuple[int, int]:
         request.args.get("per_page", current_app.config["PAGE_SIZE"], type=int)
         or current_app.config["PAGE_SIZE"]
     )
-    return max(page, 1), min(max(per_page, 1), 500)
+    # A page beyond a billion is empty anyway; bounding it keeps the offset inside a 64-bit integer.
+    return min(max(page, 1), 10**9), min(max(per_page, 1), 500)
 
 
 def sort_key(sortable: dict, default: str) -> str:

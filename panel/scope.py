@@ -148,12 +148,18 @@ def scoped(model, user=None, *, company_id: int | None = None) -> Select:
     return select(model).where(scope_condition(model, ids))
 
 
+# The largest id a 64-bit integer column holds; larger numbers in URLs and forms are simply not found.
+MAX_ID = 2**63 - 1
+
+
 def get_or_404(model, object_id, user=None, *, company_id: int | None = None):
     """Load one object in scope, or answer 404 (also when it exists but belongs to another company)."""
     try:
         object_id = int(object_id)
     except (TypeError, ValueError):
         abort(404)
+    if not -MAX_ID <= object_id <= MAX_ID:
+        abort(404)  # beyond a 64-bit id: no such object (the database would refuse the number)
     obj = db.session.scalar(scoped(model, user, company_id=company_id).where(model.id == object_id))
     if obj is None:
         abort(404)
@@ -163,6 +169,12 @@ def get_or_404(model, object_id, user=None, *, company_id: int | None = None):
 def in_scope(model, object_id, user=None) -> bool:
     """True when the object exists and the user may see it (for validating ids posted by forms)."""
     if object_id in (None, ""):
+        return False
+    try:
+        object_id = int(object_id)
+    except (TypeError, ValueError):
+        return False
+    if not -MAX_ID <= object_id <= MAX_ID:
         return False
     return (
         db.session.scalar(scoped(model, user).where(model.id == int(object_id)).with_only_columns(model.id))
