@@ -79,6 +79,7 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     _install_access_rules(app)
     _install_template_helpers(app)
+    _install_error_pages(app)
 
     from panel import cli
 
@@ -137,3 +138,24 @@ def _install_template_helpers(app: Flask) -> None:
     from panel import templating
 
     templating.install(app)
+
+
+_TOO_LARGE_PAGE = """{% extends "base.html" %}{% block title %}Upload too large{% endblock %}
+{% block content %}<h1>Upload too large</h1><div class="form-errors" role="alert"><p>{{ message }}</p></div>
+<p><a href="javascript:history.back()">Back</a></p>{% endblock %}"""
+
+
+def _install_error_pages(app: Flask) -> None:
+    """A clear message when an upload is over MAX_CONTENT_LENGTH (the API answers JSON on its own)."""
+    from flask import render_template_string
+
+    from panel.htmx import is_htmx
+
+    @app.errorhandler(413)
+    def _too_large(_error):
+        limit = app.config.get("MAX_CONTENT_LENGTH") or 0
+        size = f"{limit / (1024 * 1024):g} MB" if limit >= 1024 * 1024 else f"{limit / 1024:g} KB"
+        message = f"The upload is larger than the limit of {size}: nothing was imported. Split the file."
+        if is_htmx():
+            return message, 413, {"Content-Type": "text/plain; charset=utf-8"}
+        return render_template_string(_TOO_LARGE_PAGE, message=message), 413
