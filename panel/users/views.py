@@ -58,7 +58,7 @@ def index():
             )
         )
     company_id = request.args.get("company_id", type=int)
-    if company_id:
+    if company_id and abs(company_id) <= scope.MAX_ID:
         stmt = stmt.where(User.company_id == company_id)
     role = request.args.get("role", "")
     if role in ROLES:

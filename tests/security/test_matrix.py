@@ -9,7 +9,8 @@ For each rule and method, with URL variables filled by name from objects of the 
 - admin of Beta (a sibling reseller): 404 for every route that names an Alpha object, on every method, also
   when the URL mixes a Beta object with an Alpha one; its own (Beta) objects answer 200, which shows the 404
   comes from the scope; pages without objects show no Alpha data;
-- admin of the operator (Alpha's parent): GET 200 (also as htmx); writes as for the operator, admin-only too.
+- admin of the operator (Alpha's parent): GET 200 (also as htmx); writes as for the operator, admin-only too;
+  an id that names no object (or is beyond 64 bits) answers 404.
 
 Everywhere: no 5xx, GETs change nothing, a refused write (4xx) changes nothing, and no page of Alpha shows
 Beta's data. A route whose URL variable is unknown, that does not use `<int:...>`, or that belongs to no
@@ -84,13 +85,17 @@ class Matrix:
     dirty: bool = True
     failures: list[str] = field(default_factory=list)
     clients: dict = field(default_factory=dict)
+    builds: int = 0
 
     def fresh_world(self) -> None:
-        """Build the world again when a write changed it (ids are refilled from the new world)."""
+        """Build the world again when a write changed what the matrix relies on (ids are refilled)."""
+        if self.dirty and self.world is not None and w.signature(self.world) == self.world.signature:
+            self.dirty = False
         if self.dirty:
             self.world = w.build()
             self.clients = {}
             self.dirty = False
+            self.builds += 1
 
     def users(self) -> dict:
         """The logged-in roles of the matrix."""
@@ -214,6 +219,7 @@ def _read_cells(m: Matrix, rule) -> None:
         elif role != "parent_admin" and w.BETA_MARK in response.get_data(as_text=True):
             m.fail(rule, "GET", label, "shows Beta's data (marker zqbeta) to a user of Alpha")
     _sibling(m, rule, "GET", alpha)
+    _missing(m, rule, "GET", alpha)
     after = w.fingerprint()
     if after != before:
         if rule.endpoint not in GET_MAY_WRITE:
@@ -266,6 +272,22 @@ def _sibling(m: Matrix, rule, method: str, alpha: dict) -> None:
                    f"expected {sorted(expected)}: the 404 above may not come from the scope")  # fmt: skip
 
 
+def _missing(m: Matrix, rule, method: str, alpha: dict) -> None:
+    """An id that names no object, or one beyond a 64-bit integer, answers 404 (never a server error)."""
+    for name in rule.arguments:
+        for absent in (987_654_321, 10**30):
+            response, error = _call(m.client("parent_admin", fresh=method in WRITES), method,
+                                    _url(m, rule, {**alpha, name: absent}))  # fmt: skip
+            if error or response.status_code != 404:
+                got = error or f"got {response.status_code}"
+                m.fail(
+                    rule,
+                    method,
+                    "parent_admin",
+                    f"{got} for <{name}> = {absent} (no such object), expected 404",
+                )
+
+
 def _write_cells(m: Matrix, rule, method: str) -> None:
     """A write with an empty form as every role."""
     m.fresh_world()
@@ -286,6 +308,7 @@ def _write_cells(m: Matrix, rule, method: str) -> None:
     if after != before:
         m.fail(rule, method, "anonymous/viewer", f"changed data: {w.describe_change(before, after)}")
     _sibling(m, rule, method, alpha)
+    _missing(m, rule, method, alpha)
     final = w.fingerprint()
     if final != after and rule.arguments:
         m.fail(rule, method, "sibling_admin", f"changed Alpha's data: {w.describe_change(after, final)}")
@@ -408,6 +431,7 @@ def test_security_matrix(app, login):
             else:
                 _write_cells(m, rule, method)
             checked.append((rule.endpoint, method))
+    print(f"matrix: {len(checked)} route methods, {m.builds} worlds built")
     assert len(checked) > 20, "the matrix found almost no routes"
     assert not m.failures, "\n" + "\n".join(m.failures)
 
