@@ -103,6 +103,10 @@ def test_filter_by_user_action_and_dates(login, tree, history):
     text = _text(response)
     assert "From: '2021-13-45' is not a date; use YYYY-MM-DD." in text
     assert "Object ID: 'abc' is not a number." in text
+    # Digits that are not ASCII (`²`), and ids beyond 64 bits, are refused with the same message.
+    for value in ("²", "١٢٣", "9" * 30):
+        response = client.get(f"/audit/?object_id={value}&client_id={value}")
+        assert response.status_code == 200 and "is not a number." in _text(response)
 
 
 def test_object_links_only_while_the_object_exists(login, tree, history):

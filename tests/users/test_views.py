@@ -47,6 +47,7 @@ def test_list_is_scoped_filtered_and_paged(login, tree):
     assert "alpha_admin" in page and "alpha_operator" not in page
     page = _text(client.get("/users/?q=VIEW"))
     assert "alpha_viewer" in page and "alpha_admin" not in page
+    assert client.get(f"/users/?company_id={'9' * 30}&page={'9' * 30}").status_code == 200
     table = _text(client.get("/users/?per_page=2&sort=-username")).split('id="users-table"')[1]
     assert "4 found" in table and "page 1 of 2" in table
     assert "sub_operator" in table and "alpha_viewer" in table and "alpha_admin" not in table

@@ -1,0 +1,133 @@
+"""Sessions and CSRF: cookie flags behind HTTPS, sessions ended by admins, roles at once, CSRF on writes.
+
+The login rate limit and the password change by the user itself are tested in tests/foundation/test_auth.py.
+"""
+
+import importlib
+
+import pytest
+from flask import url_for
+
+from panel import config
+from panel.extensions import db
+from tests import factories
+from tests.security import world as w
+
+
+def _config_flags(monkeypatch, value: str | None) -> tuple[bool, bool]:
+    """The cookie settings as the panel reads them from the environment (panel.config read afresh)."""
+    monkeypatch.setenv("SECRET_KEY", "x" * 32)
+    if value is None:
+        monkeypatch.delenv("PANEL_SECURE_COOKIES", raising=False)
+    else:
+        monkeypatch.setenv("PANEL_SECURE_COOKIES", value)
+    fresh = importlib.reload(config)
+    return fresh.Config.SESSION_COOKIE_SECURE, fresh.Config.REMEMBER_COOKIE_SECURE
+
+
+def test_secure_cookies_setting(monkeypatch):
+    """PANEL_SECURE_COOKIES=1 (behind HTTPS) marks the session and remember cookies Secure; off by default."""
+    try:
+        assert _config_flags(monkeypatch, None) == (False, False)
+        assert _config_flags(monkeypatch, "1") == (True, True)
+        assert _config_flags(monkeypatch, "0") == (False, False)
+    finally:
+        monkeypatch.undo()
+        importlib.reload(config)
+
+
+def _session_cookie(response) -> str:
+    """The Set-Cookie header of the session cookie."""
+    cookies = [h for h in response.headers.getlist("Set-Cookie") if h.startswith("session=")]
+    assert cookies, response.headers
+    return cookies[0]
+
+
+@pytest.mark.parametrize(
+    ("app_config", "secure"), [({"SESSION_COOKIE_SECURE": True}, True), ({}, False)], ids=["https", "http"]
+)
+def test_session_cookie_flags(client, tree, secure):
+    """The session cookie is HttpOnly and SameSite=Lax always, and Secure when the setting is on."""
+    response = client.post("/auth/login", data={"username": "alpha_admin", "password": factories.PASSWORD})
+    assert response.status_code == 302
+    cookie = _session_cookie(response)
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
+    assert ("Secure" in cookie) is secure
+
+
+def test_role_change_applies_to_open_sessions(login, tree):
+    """A user demoted to viewer is refused writes in the session it already has."""
+    session = login(tree.alpha_operator)
+    assert session.post("/users/new").status_code == 403  # operators do not manage users
+    admin = login(tree.alpha_admin)
+    data = {"company_id": tree.alpha.id, "role": "viewer", "full_name": "", "email": ""}
+    assert admin.post(f"/users/{tree.alpha_operator.id}/edit", data=data).status_code == 303
+    assert session.get("/").status_code == 200
+    assert session.post("/clients/new", data={"name": "Acme"}).status_code == 403
+
+
+def test_admin_reset_and_deactivation_end_sessions(login, tree):
+    """A password reset and a deactivation by an admin log the user out everywhere (session_version)."""
+    first, second = login(tree.sub_operator), login(tree.alpha_viewer)
+    admin = login(tree.alpha_admin)
+    password = "brand-new-pass-7"
+    admin.post(f"/users/{tree.sub_operator.id}/password", data={"new": password, "confirm": password})
+    admin.post(f"/users/{tree.alpha_viewer.id}/deactivate")
+    assert first.get("/").status_code == 302 and second.get("/").status_code == 302
+    db.session.expire_all()
+    assert tree.sub_operator.session_version == 2 and tree.alpha_viewer.session_version == 2
+
+
+def test_forged_session_id_is_refused(app, tree):
+    """A session naming a user with a wrong version (or no version) is not logged in."""
+    for forged in (f"{tree.alpha_admin.id}:99", f"{tree.alpha_admin.id}", "x:y"):
+        client = app.test_client()
+        with client.session_transaction() as session:
+            session["_user_id"] = forged
+        assert client.get("/").status_code == 302
+
+
+@pytest.mark.parametrize("app_config", [{"WTF_CSRF_ENABLED": True}])
+def test_every_write_needs_the_csrf_token(app, login):
+    """Every write route of the panel (found from the URL map) refuses a request without the CSRF token."""
+    world = w.build()
+    admin = login(world.tree.root_admin)
+    failures, checked = [], 0
+    with app.test_request_context():
+        targets = [
+            (rule, url_for(rule.endpoint, **w.fill(rule, world.alpha)))
+            for rule in app.url_map.iter_rules()
+            if rule.endpoint != "static"
+            and not rule.endpoint.startswith("api.")
+            and rule.arguments <= set(w.URL_VARIABLES)
+        ]
+    for rule, url in targets:
+        for method in sorted((rule.methods or set()) & {"POST", "PUT", "PATCH", "DELETE"}):
+            before = w.fingerprint()
+            for headers in ({}, {"HX-Request": "true"}):
+                response = admin.open(
+                    url, method=method, data={"name": "csrf"}, headers=headers, buffered=True
+                )
+                if response.status_code != 400:
+                    failures.append(
+                        f"{method} {url} [{rule.endpoint}] htmx={bool(headers)}: {response.status_code}"
+                    )
+            if w.fingerprint() != before:
+                failures.append(f"{method} {url}: changed {w.describe_change(before, w.fingerprint())}")
+            checked += 1
+    assert checked > 10
+    assert not failures, "writes accepted without the CSRF token:\n" + "\n".join(failures)
+
+
+@pytest.mark.parametrize("app_config", [{"WTF_CSRF_ENABLED": True}])
+def test_csrf_token_from_the_page_is_accepted(app, login, tree):
+    """With the token of the page (as forms and htmx send it) an admin's write goes through."""
+    import re
+
+    admin = login(tree.alpha_admin)
+    page = admin.get("/companies/new").get_data(as_text=True)
+    token = re.search(r'hx-headers=\'\{"X-CSRFToken": "([^"]+)"\}\'', page).group(1)
+    data = {"name": "Gamma", "parent_id": tree.alpha.id, "kind": "manager"}
+    assert admin.post("/companies/new", data=data).status_code == 400
+    response = admin.post("/companies/new", data=data, headers={"X-CSRFToken": token, "HX-Request": "true"})
+    assert response.status_code == 204 and response.headers["HX-Redirect"].startswith("/companies/")
