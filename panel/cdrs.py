@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from sqlalchemy import select, update
+from sqlalchemy import any_, bindparam, func, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from panel import billing
@@ -312,11 +312,21 @@ class RateLookup:
             codes, moments = per_table.setdefault(table_id, (set(), []))
             codes.update(prefixes(number))
             moments.append(at)
+        postgres = db.engine.dialect.name == "postgresql"
         for table_id, (codes, moments) in per_table.items():
             by_code = self._codes.setdefault(table_id, {})
             earliest, latest = min(moments), max(moments)
             code_list = sorted(codes)
-            for start in range(0, len(code_list), PREFIX_CHUNK):
+            # PostgreSQL takes the candidate codes as one array parameter (a statement with thousands of
+            # parameters costs more to prepare than to run); SQLite binds a plain IN list, in chunks.
+            chunk = len(code_list) or 1 if postgres else PREFIX_CHUNK
+            for start in range(0, len(code_list), chunk):
+                part = code_list[start : start + chunk]
+                code_match = (
+                    Rate.code == any_(func.string_to_array(bindparam("codes", ",".join(part)), ","))
+                    if postgres
+                    else Rate.code.in_(part)
+                )
                 stmt = select(
                     Rate.rate_table_id,
                     Rate.code,
@@ -328,7 +338,7 @@ class RateLookup:
                     Rate.interval,
                 ).where(
                     Rate.rate_table_id == table_id,
-                    Rate.code.in_(code_list[start : start + PREFIX_CHUNK]),
+                    code_match,
                     Rate.effective_from <= latest,
                     (Rate.end.is_(None)) | (Rate.end > earliest),
                 )
@@ -422,12 +432,60 @@ def check_references(
     return accounts
 
 
+# PostgreSQL: the whole batch as one array per column, so the statement stays small and is prepared once.
+_PG_INSERT = text(
+    """
+    INSERT INTO call_stats (
+        call_id, orig_account_id, orig_client_id, term_account_id, term_client_id, rule_id, number,
+        orig_code, term_code, start_at, duration, orig_billed, term_billed, customer_rate, vendor_rate,
+        customer_charge, vendor_cost, answered, sip_code, pdd_ms, created_at
+    )
+    SELECT b.*, now() FROM unnest(
+        CAST(:call_id AS text[]), CAST(:orig_account_id AS integer[]), CAST(:orig_client_id AS integer[]),
+        CAST(:term_account_id AS integer[]), CAST(:term_client_id AS integer[]), CAST(:rule_id AS integer[]),
+        CAST(:number AS text[]), CAST(:orig_code AS text[]), CAST(:term_code AS text[]),
+        CAST(:start_at AS timestamptz[]), CAST(:duration AS integer[]), CAST(:orig_billed AS integer[]),
+        CAST(:term_billed AS integer[]), CAST(:customer_rate AS numeric[]), CAST(:vendor_rate AS numeric[]),
+        CAST(:customer_charge AS numeric[]), CAST(:vendor_cost AS numeric[]), CAST(:answered AS boolean[]),
+        CAST(:sip_code AS integer[]), CAST(:pdd_ms AS integer[])
+    ) AS b
+    ON CONFLICT (call_id) DO NOTHING
+    RETURNING call_id
+    """
+)
+_COLUMNS = (
+    "call_id",
+    "orig_account_id",
+    "orig_client_id",
+    "term_account_id",
+    "term_client_id",
+    "rule_id",
+    "number",
+    "orig_code",
+    "term_code",
+    "start_at",
+    "duration",
+    "orig_billed",
+    "term_billed",
+    "customer_rate",
+    "vendor_rate",
+    "customer_charge",
+    "vendor_cost",
+    "answered",
+    "sip_code",
+    "pdd_ms",
+)
+
+
 def _insert(rows: list[dict]) -> set[str]:
     """INSERT ... ON CONFLICT (call_id) DO NOTHING RETURNING call_id: the call ids this statement stored."""
+    if not rows:
+        return set()
     if db.engine.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
+        params = {name: [row[name] for row in rows] for name in _COLUMNS}
+        return set(db.session.scalars(_PG_INSERT, params))
+    from sqlalchemy.dialects.sqlite import insert
+
     stmt = insert(CallStat).on_conflict_do_nothing(index_elements=["call_id"]).returning(CallStat.call_id)
     return set(db.session.scalars(stmt, rows))
 
