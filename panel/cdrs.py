@@ -37,7 +37,8 @@ from panel.models import Account, CallStat, Client, Rate, RoutingRule
 from panel.scope import descendant_ids, scope_condition
 
 MAX_BATCH = 1000
-MAX_ERRORS_REPORTED = 50
+# Every bad record is named, so a switch can drop exactly those and send the rest again.
+MAX_ERRORS_REPORTED = 2000
 # The query-parameter budget of one rate lookup (SQLite allows 32,766 variables; keep well below).
 PREFIX_CHUNK = 5000
 CDR_FIELDS = (
@@ -74,7 +75,7 @@ class RecordError:
 
 
 class CdrError(Exception):
-    """The request was refused as a whole; `errors` lists every problem found (the first few dozen)."""
+    """The request was refused as a whole; `errors` lists every problem found."""
 
     def __init__(self, errors: list[RecordError]):
         super().__init__(str(errors[0]) if errors else "invalid records")
