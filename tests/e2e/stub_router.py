@@ -7,7 +7,8 @@ calls per second Kamailio itself sustains (the panel's share of the cost is the 
     python -m tests.e2e.stub_router --port 8081 --token t --routes '[{"host": "127.0.0.12", "port": 5090}]'
 
 Numbers starting with `404` get `no_matching_rule`; every other number gets the routes. Calls and CDR bodies
-are counted, and appended as JSON lines to `--record FILE` when given.
+are counted, and appended as JSON lines to `--record FILE` when given; like the panel, a request holding a
+CDR it refuses (here: a number starting with `400`) is refused whole with 400 and nothing of it is kept.
 """
 
 import argparse
@@ -65,6 +66,10 @@ class _Handler(BaseHTTPRequestHandler):
             self._answer(200, self.server.route(payload))
         elif self.path in ("/api/v1/calls", "/api/v1/cdrs"):
             items = payload if isinstance(payload, list) else [payload]
+            refused = [i for i, item in enumerate(items) if str(item.get("number", "")).startswith("400")]
+            if refused:
+                self._answer(400, {"error": "refused", "field": "number", "index": refused[0]})
+                return
             self.server.record(self.path.rsplit("/", 1)[1], items)
             self._answer(200, {"accepted": len(items), "duplicates": 0})
         else:

@@ -176,11 +176,16 @@ class Lab:
 # ---- the panel ---------------------------------------------------------------------------------------
 
 
-def start_panel(lab: Lab, database_url: str, port: int, workers: int = 2, threads: int = 4, **env) -> Proc:
-    """The panel under gunicorn on 127.0.0.1:`port` (as `make run` serves it); waits until /health answers."""
+def start_panel(
+    lab: Lab, database_url: str, port: int, workers: int = 2, threads: int = 4, options: tuple = (), **env
+) -> Proc:
+    """The panel under gunicorn on 127.0.0.1:`port` (as `make run` serves it); waits until /health answers.
+
+    `options` are more gunicorn options; `env` more environment settings of the panel.
+    """
     gunicorn = str(Path(sys.executable).with_name("gunicorn"))
     argv = [gunicorn, "--workers", str(workers), "--threads", str(threads), "--bind", f"127.0.0.1:{port}"]
-    argv += ["--keep-alive", "75", "--graceful-timeout", "2", "--no-control-socket", "wsgi:app"]
+    argv += ["--keep-alive", "75", "--graceful-timeout", "2", "--no-control-socket", *options, "wsgi:app"]
     settings = {"DATABASE_URL": database_url, "PYTHONPATH": str(ROOT), **{k: str(v) for k, v in env.items()}}
     proc = lab.start("panel", argv, env=settings, cwd=ROOT)
     wait_http(f"http://127.0.0.1:{port}/health", proc)
@@ -200,6 +205,20 @@ def wait_http(url: str, proc: Proc, timeout: float = 20.0) -> None:
         except OSError:
             time.sleep(0.1)
     raise RuntimeError(f"{url} did not answer within {timeout} s:\n{proc.output()[-3000:]}")
+
+
+def wait_tcp(port: int, proc: Proc, timeout: float = 10.0) -> None:
+    """Wait until something accepts TCP connections on 127.0.0.1:`port`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not proc.alive():
+            raise RuntimeError(f"{proc.name} exited:\n{proc.output()[-3000:]}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"{proc.name} did not listen on port {port}")
 
 
 # ---- Kamailio ------------------------------------------------------------------------------------------
