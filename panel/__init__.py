@@ -132,6 +132,20 @@ def _install_access_rules(app: Flask) -> None:
                 abort(403)
         return None
 
+    @app.before_request
+    def _refuse_nul_characters():
+        # PostgreSQL cannot store U+0000 and nobody types it: refuse it in every query string and form field
+        # (the API validates its JSON itself; CSV files are checked by panel.csvio).
+        if (request.endpoint or "").startswith("api."):
+            return None
+        fields = list(request.args.items(multi=True))
+        if request.method not in ("GET", "HEAD", "OPTIONS"):
+            fields += list(request.form.items(multi=True))
+        if any("\x00" in key or "\x00" in value for key, value in fields):
+            message = "Text may not contain the NUL character (\\0); remove it and try again."
+            return message, 400, {"Content-Type": "text/plain; charset=utf-8"}
+        return None
+
 
 def _install_template_helpers(app: Flask) -> None:
     """Filters and globals every template uses."""

@@ -56,6 +56,8 @@ def parse(
         raise CsvError(
             f"The file is not UTF-8 (byte {exc.start}). Save it as CSV UTF-8 and try again."
         ) from None
+    if "\x00" in text:
+        raise CsvError("The file contains NUL characters: it is not a CSV text file. Save it as CSV UTF-8.")
     lines = text.splitlines()
     total = max(0, len(lines) - 1)
     reader = csv.reader(io.StringIO(text))

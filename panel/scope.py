@@ -148,8 +148,9 @@ def scoped(model, user=None, *, company_id: int | None = None) -> Select:
     return select(model).where(scope_condition(model, ids))
 
 
-# The largest id a 64-bit integer column holds; larger numbers in URLs and forms are simply not found.
-MAX_ID = 2**63 - 1
+# The largest id an INTEGER column holds (32 bits on PostgreSQL); larger numbers in URLs and forms are simply
+# not found, instead of failing in the database.
+MAX_ID = 2**31 - 1
 
 
 def get_or_404(model, object_id, user=None, *, company_id: int | None = None):
@@ -159,7 +160,7 @@ def get_or_404(model, object_id, user=None, *, company_id: int | None = None):
     except (TypeError, ValueError):
         abort(404)
     if not -MAX_ID <= object_id <= MAX_ID:
-        abort(404)  # beyond a 64-bit id: no such object (the database would refuse the number)
+        abort(404)  # beyond any id: no such object (the database would refuse the number)
     obj = db.session.scalar(scoped(model, user, company_id=company_id).where(model.id == object_id))
     if obj is None:
         abort(404)

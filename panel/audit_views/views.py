@@ -70,8 +70,8 @@ OBJECT_PAGES: dict[str, tuple[tuple[str, ...], str, str | None]] = {
 # The model holding the linked page's object, when it is not the entry's own type.
 PARENT_TYPES = {"rate": "ratetable", "code": "codedeck", "routingrule": "routingplan"}
 ACTIONS = ("create", "update", "delete")
-# An id in the query string: ASCII digits that fit a 64-bit integer (`²`.isdigit() is true, int() refuses it).
-_ID = re.compile(r"[0-9]{1,18}")
+# An id in the query string: ASCII digits (`²`.isdigit() is true but int() refuses it), within scope.MAX_ID.
+_ID = re.compile(r"[0-9]{1,10}")
 FILTER_ARGS = ("object_type", "object_id", "client_id", "user", "action", "since", "until")
 
 
@@ -159,14 +159,14 @@ def _filters() -> tuple[object, dict, list[str]]:
         values["object_type"] = object_type[:40]
     object_id = args.get("object_id", "").strip()
     if object_id:
-        if _ID.fullmatch(object_id):
+        if _ID.fullmatch(object_id) and int(object_id) <= scope.MAX_ID:
             stmt = stmt.where(AuditEntry.object_id == int(object_id))
             values["object_id"] = int(object_id)
         else:
             problems.append(f"Object ID: {object_id[:40]!r} is not a number.")
     client_id = args.get("client_id", "").strip()
     if client_id:
-        if _ID.fullmatch(client_id):
+        if _ID.fullmatch(client_id) and int(client_id) <= scope.MAX_ID:
             stmt = stmt.where(AuditEntry.client_id == int(client_id))
             values["client_id"] = int(client_id)
         else:

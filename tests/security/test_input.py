@@ -1,0 +1,60 @@
+"""Input the database cannot take is refused with a message first (NUL, huge ids, uploads over the limit)."""
+
+import io
+
+import pytest
+from sqlalchemy import func, select
+
+from panel.csvio import CsvError, parse
+from panel.extensions import db
+from panel.models import Company
+
+
+def _companies() -> int:
+    return db.session.scalar(select(func.count()).select_from(Company))
+
+
+def test_nul_in_forms_and_query_strings_is_refused(login, tree):
+    """A NUL character (PostgreSQL cannot store it) answers 400 with a message, in forms and in filters."""
+    admin = login(tree.alpha_admin)
+    response = admin.post(
+        "/companies/new", data={"name": "Bad\x00Name", "parent_id": tree.alpha.id, "kind": "manager"}
+    )
+    assert response.status_code == 400 and "NUL character" in response.get_data(as_text=True)
+    assert _companies() == 4
+    response = admin.get("/audit/?user=a%00b")
+    assert response.status_code == 400 and "NUL character" in response.get_data(as_text=True)
+    assert admin.get("/audit/?user=ab").status_code == 200
+
+
+def test_csv_with_nul_is_refused():
+    """A CSV file with NUL characters is not a text file: refused as a whole with a message."""
+    with pytest.raises(CsvError, match="NUL characters"):
+        parse(b"code,name\n44,UK\x00\n", ["code", "name"], lambda row, line: row)
+
+
+@pytest.mark.parametrize("url", ["/companies/2147483648", "/users/99999999999999999999", "/audit/4294967296"])
+def test_ids_beyond_the_database_range_are_404(login, tree, url):
+    """An id no INTEGER column can hold is simply not found (not a database error)."""
+    assert login(tree.root_admin).get(url).status_code == 404
+
+
+def test_pages_beyond_the_end_are_empty(login, tree):
+    """A huge page number shows an empty page."""
+    response = login(tree.root_admin).get("/users/?page=99999999999999999999")
+    assert response.status_code == 200 and "No user matches." in response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("app_config", [{"MAX_CONTENT_LENGTH": 2 * 1024 * 1024}])
+def test_upload_over_the_limit_names_the_limit(login, tree):
+    """A body over MAX_CONTENT_LENGTH answers 413 with the limit, as a page or as htmx text."""
+    admin = login(tree.alpha_admin)
+    big = {"name": "x", "file": (io.BytesIO(b"0" * (2 * 1024 * 1024 + 10)), "big.csv")}
+    response = admin.post("/companies/new", data=big)
+    assert response.status_code == 413
+    assert "larger than the limit of 2 MB" in response.get_data(as_text=True)
+    big["file"] = (io.BytesIO(b"0" * (2 * 1024 * 1024 + 10)), "big.csv")
+    response = admin.post("/companies/new", data=big, headers={"HX-Request": "true"})
+    assert response.status_code == 413 and response.mimetype == "text/plain"
+    assert response.get_data(as_text=True).startswith("The upload is larger than the limit of 2 MB")
+    assert _companies() == 4
