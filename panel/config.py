@@ -61,6 +61,9 @@ class Config:
     SESSION_COOKIE_SECURE = _bool("PANEL_SECURE_COOKIES", False)
     REMEMBER_COOKIE_SECURE = SESSION_COOKIE_SECURE
     REMEMBER_COOKIE_HTTPONLY = True
+    # Reverse proxies in front of the panel (nginx, a load balancer) whose X-Forwarded-For/-Proto are trusted,
+    # so the login rate limit counts the visitor's address, not the proxy's. 0: no proxy (the default).
+    TRUSTED_PROXIES = int(os.environ.get("PANEL_TRUSTED_PROXIES", "0"))
     # Uploads (rate decks, rule files) are bounded; 64 MiB holds a 250,000-line rate deck.
     MAX_CONTENT_LENGTH = int(os.environ.get("PANEL_MAX_UPLOAD_MB", "64")) * 1024 * 1024
     # Login rate limit: failures allowed per user and per address within the window.

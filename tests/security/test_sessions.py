@@ -131,3 +131,34 @@ def test_csrf_token_from_the_page_is_accepted(app, login, tree):
     assert admin.post("/companies/new", data=data).status_code == 400
     response = admin.post("/companies/new", data=data, headers={"X-CSRFToken": token, "HX-Request": "true"})
     assert response.status_code == 204 and response.headers["HX-Redirect"].startswith("/companies/")
+
+
+def _login_from(client, password: str, forwarded: str):
+    """A login post arriving through a proxy at 10.0.0.1 for the visitor `forwarded`."""
+    return client.post(
+        "/auth/login",
+        data={"username": "alpha_operator", "password": password},
+        headers={"X-Forwarded-For": forwarded},
+        environ_base={"REMOTE_ADDR": "10.0.0.1"},
+    )
+
+
+LIMITS = {"LOGIN_MAX_FAILURES_PER_ADDRESS": 2, "LOGIN_MAX_FAILURES_PER_USER": 100}
+
+
+@pytest.mark.parametrize("app_config", [{"TRUSTED_PROXIES": 1, **LIMITS}])
+def test_rate_limit_behind_a_proxy_counts_the_visitor(app, tree):
+    """With PANEL_TRUSTED_PROXIES the per-address limit blocks the visitor, not everyone behind the proxy."""
+    for _ in range(2):
+        assert _login_from(app.test_client(), "wrong-password-1", "203.0.113.5").status_code == 401
+    response = _login_from(app.test_client(), factories.PASSWORD, "203.0.113.5")
+    assert response.status_code == 429 and b"from your address" in response.data
+    assert _login_from(app.test_client(), factories.PASSWORD, "203.0.113.6").status_code == 302
+
+
+@pytest.mark.parametrize("app_config", [LIMITS])
+def test_forwarded_header_ignored_without_trusted_proxies(app, tree):
+    """Without trusted proxies a forged X-Forwarded-For does not dodge the per-address limit."""
+    for visitor in ("203.0.113.7", "203.0.113.8"):
+        assert _login_from(app.test_client(), "wrong-password-1", visitor).status_code == 401
+    assert _login_from(app.test_client(), factories.PASSWORD, "203.0.113.9").status_code == 429
