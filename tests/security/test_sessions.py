@@ -162,3 +162,28 @@ def test_forwarded_header_ignored_without_trusted_proxies(app, tree):
     for visitor in ("203.0.113.7", "203.0.113.8"):
         assert _login_from(app.test_client(), "wrong-password-1", visitor).status_code == 401
     assert _login_from(app.test_client(), factories.PASSWORD, "203.0.113.9").status_code == 429
+
+
+def test_api_tokens_are_stored_hashed_and_revocable(app, tree):
+    """A token is kept as its SHA-256 only; a revoked token, or one of a deactivated company, answers 401."""
+    import hashlib
+
+    from panel.api.auth import new_token, token_required
+    from panel.models import ApiToken
+    from panel.models.types import utcnow
+
+    token, digest = new_token()
+    assert digest == hashlib.sha256(token.encode()).hexdigest() and token not in digest
+    row = ApiToken(company_id=tree.beta.id, name="switch", token_hash=digest, prefix=token[:8])
+    db.session.add(row)
+    db.session.commit()
+
+    def status() -> int:
+        with app.test_request_context("/api/v1/x", headers={"Authorization": f"Bearer {token}"}):
+            result = token_required(lambda: "ok")()
+            return result[1] if isinstance(result, tuple) else 200
+
+    assert status() == 200
+    row.revoked_at = utcnow()
+    db.session.commit()
+    assert status() == 401
