@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from flask_sqlalchemy.pagination import Pagination
 from sqlalchemy import Select, and_, case, func, literal, or_, select
-from sqlalchemy.orm import joinedload
+from sqlalchemy.orm import joinedload, selectinload
 
 from panel.extensions import db
 from panel.models import Account, AccountNetwork, Client
@@ -187,7 +187,7 @@ def _ordered(stmt: Select, sort: str) -> Select:
 
 
 def row_options() -> tuple:
-    """Eager loads for list rows: everything a row shows, joined into the one row query."""
+    """Eager loads for list rows: many-to-one relations joined into the row query, gateways in one more."""
     return (
         joinedload(Account.client).joinedload(Client.orig_rate_table),
         joinedload(Account.client).joinedload(Client.term_rate_table),
@@ -195,8 +195,8 @@ def row_options() -> tuple:
         joinedload(Account.orig_rate_table),
         joinedload(Account.term_rate_table),
         joinedload(Account.orig_routing_plan),
-        # Rows are loaded by id (no LIMIT), so joining the gateways costs no extra round trip.
-        joinedload(Account.gateways),
+        # Not joined: SQLite would materialise the whole account_gateways/gateways join for it.
+        selectinload(Account.gateways),
     )
 
 

@@ -6,7 +6,7 @@ form and the delete dialog open in a modal whose save replaces the list row with
 
 from decimal import Decimal
 
-from flask import flash, render_template, request, url_for
+from flask import flash, g, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import or_, select
 
@@ -394,7 +394,32 @@ def account_address(account: Account) -> str:
     return address_of(account)
 
 
+ROW_LINKS = {
+    "client": ("clients.show", "client_id"),
+    "client_accounts": ("accounts.index", "client_id"),
+    "client_history": ("audit_views.index", "client_id"),
+    "show": ("accounts.show", "account_id"),
+    "update": ("accounts.update", "account_id"),
+    "delete": ("accounts.delete", "account_id"),
+}
+
+
+def row_links() -> dict[str, str]:
+    """URL patterns of a list row's links (`/clients/{}`), built once per request: a page of 50 rows would
+    otherwise build some 450 URLs one by one."""
+    links = g.get("_account_row_links")
+    if links is None:
+        marker = 987654321
+        links = {
+            name: url_for(endpoint, **{key: marker}).replace(str(marker), "{}")
+            for name, (endpoint, key) in ROW_LINKS.items()
+        }
+        g._account_row_links = links
+    return links
+
+
 @bp.record_once
 def _install_globals(state) -> None:
-    """Templates of every section show an account's ident kind in the operator's words."""
+    """Templates of every section show an account's ident kind in the operator's words, and its rows."""
     state.app.jinja_env.globals["IDENT_BY_LABELS"] = IDENT_BY_LABELS
+    state.app.jinja_env.globals["account_row_links"] = row_links
