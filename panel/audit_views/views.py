@@ -65,10 +65,12 @@ OBJECT_PAGES: dict[str, tuple[tuple[str, ...], str, str | None]] = {
     "routingrule": (("plans.show",), "plan_id", "plan_id"),
     "company": (("companies.show",), "company_id", None),
     "user": (("users.show",), "user_id", None),
-    "apitoken": (("tokens.show",), "token_id", None),
+    # Tokens have no page of their own: the company page lists them.
+    "apitoken": (("companies.show",), "company_id", "company_id"),
+    "importjob": (("imports.show",), "import_job_id", None),
 }
 # The model holding the linked page's object, when it is not the entry's own type.
-PARENT_TYPES = {"rate": "ratetable", "code": "codedeck", "routingrule": "routingplan"}
+PARENT_TYPES = {"rate": "ratetable", "code": "codedeck", "routingrule": "routingplan", "apitoken": "company"}
 ACTIONS = ("create", "update", "delete")
 # An id in the query string: ASCII digits (`²`.isdigit() is true but int() refuses it), within scope.MAX_ID.
 _ID = re.compile(r"[0-9]{1,10}")

@@ -175,3 +175,24 @@ def test_no_write_endpoints(app, login, tree, history):
     client = login(tree.root_admin)
     for method in ("post", "put", "patch", "delete"):
         assert getattr(client, method)(f"/audit/{entry_id}").status_code == 405
+
+
+def test_rows_of_a_parent_link_to_the_parent(app, login, tree):
+    """A rule links to its plan's page and an API token to its company's page (they have no own page)."""
+    from panel.models import ApiToken
+
+    plan = factories.plan(tree.alpha, "P1")
+    rule = factories.rule(plan, "44")
+    token = ApiToken(company_id=tree.alpha.id, name="sw", token_hash="d" * 64, prefix="rp_d")
+    db.session.add(token)
+    db.session.flush()
+    audit.record("create", rule, user=tree.alpha_admin)
+    audit.record("create", token, user=tree.alpha_admin)
+    db.session.commit()
+    table = _table(login(tree.alpha_admin).get("/audit/"))
+    if "plans.show" in app.view_functions:
+        with app.test_request_context():
+            from flask import url_for
+
+            assert f'href="{url_for("plans.show", plan_id=plan.id)}"' in table
+    assert f'href="/companies/{tree.alpha.id}"' in table
