@@ -440,7 +440,7 @@ class RuleFilterForm(FlaskForm):
 
     code = StringField("Code starts with")
     type = SelectField("Type", choices=options(RULE_TYPE_CHOICES, "any type"), validate_choice=False)
-    terminator = SelectField("Terminator / policy", validate_choice=False)
+    terminator = StringField("Terminator / policy")
     state = SelectField(
         "State",
         choices=options([("active", "in use"), ("expired", "expired")], "all rules"),

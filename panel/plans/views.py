@@ -11,7 +11,7 @@ from flask import abort, current_app, flash, make_response, request, url_for
 from flask_login import current_user
 from markupsafe import escape
 from sqlalchemy import and_, exists, func, literal, or_, select
-from sqlalchemy.orm import contains_eager, selectinload
+from sqlalchemy.orm import contains_eager, joinedload
 
 from panel import audit, csvio, listing
 from panel.extensions import db
@@ -38,6 +38,7 @@ from panel.plans.forms import (
     RuleForm,
     options,
 )
+from panel.plans.paging import paginate_rules
 from panel.scope import descendant_ids, get_or_404, scoped, visible_companies
 
 LABELS = {
@@ -332,12 +333,12 @@ RULE_SORTS = {
 
 
 def _rule_eager():
-    """Load the names a rule row shows with a few queries per page, not one per row."""
+    """Load the names a rule row shows in the same query as the rules (many-to-one joins), not one per row."""
     return (
-        selectinload(RoutingRule.terminator_client),
-        selectinload(RoutingRule.terminator_account).selectinload(Account.client),
-        selectinload(RoutingRule.policy),
-        selectinload(RoutingRule.time_profile),
+        joinedload(RoutingRule.terminator_client),
+        joinedload(RoutingRule.terminator_account).joinedload(Account.client),
+        joinedload(RoutingRule.policy),
+        joinedload(RoutingRule.time_profile),
     )
 
 
@@ -349,19 +350,19 @@ def show(plan_id: int):
     clients = lookups.terminator_clients()
     accounts = lookups.terminator_accounts()
     policies = lookups.policies()
-    form.terminator.choices = [
-        *options([], "any terminator"),
-        *options([(f"c{i}", n) for i, n in clients], optgroup="Clients"),
-        *options([(f"a{i}", n) for i, n in accounts], optgroup="Accounts"),
-        *options([(f"p{i}", n) for i, n in policies], optgroup="Policies"),
+    terminator_groups = [
+        ("Clients", [(f"c{i}", n) for i, n in clients]),
+        ("Accounts", [(f"a{i}", n) for i, n in accounts]),
+        ("Policies", [(f"p{i}", n) for i, n in policies]),
     ]
     now = utcnow()
     key = listing.sort_key(RULE_SORTS, "code")
     order = RULE_SORTS[key.lstrip("-")]
     if key.startswith("-"):
         order = (order[0].desc(), *order[1:])
-    stmt = select(RoutingRule).where(*_rule_filters(plan, form, now)).options(*_rule_eager()).order_by(*order)
-    pagination = listing.paginate(stmt)
+    where = _rule_filters(plan, form, now)
+    stmt = select(RoutingRule).where(*where).options(*_rule_eager()).order_by(*order)
+    pagination = paginate_rules(stmt, where, (RULE_SORTS[key.lstrip("-")][0], key.startswith("-")))
     rules = list(pagination.items)
     filtered = any(request.args.get(k) for k in ("code", "type", "terminator", "state"))
     return render(
@@ -374,6 +375,7 @@ def show(plan_id: int):
         names=lookups.code_names(plan.code_deck_id, [r.code for r in rules]),
         now=now,
         filtered=filtered,
+        terminator_groups=terminator_groups,
         labels=LABELS,
         tab="rules",
         rule_total=None,

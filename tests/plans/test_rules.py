@@ -440,3 +440,41 @@ def test_code_name_without_deck(world, login):
     db.session.commit()
     response = login(world.tree.alpha_operator).get(f"/plans/{plan.id}/code-name?code=44", headers=HX)
     assert "no code deck" in response.data.decode()
+
+
+def test_deep_pages_match_the_plain_order(world, login, app, monkeypatch):
+    """Deep pages (found through the index) hold exactly the rules the plain order puts there, every sort."""
+    from panel.plans import paging
+
+    monkeypatch.setattr(paging, "DEEP_OFFSET", 1)
+    app.config["PAGE_SIZE"] = 4
+    for i in range(30):
+        factories.rule(
+            world.plan,
+            f"49{i % 4}",
+            "static_client",
+            priority=(i * 7) % 5,
+            terminator_client_id=world.carrier_a.id,
+        )
+    factories.rule(world.plan, "", "did", priority=2)
+    db.session.commit()
+    rules = list(db.session.scalars(select(RoutingRule).where(RoutingRule.plan_id == world.plan.id)))
+    orders = {
+        "code": sorted(rules, key=lambda r: (r.code, r.priority, r.id)),
+        "-code": sorted(sorted(rules, key=lambda r: (r.priority, r.id)), key=lambda r: r.code, reverse=True),
+        "priority": sorted(rules, key=lambda r: (r.priority, r.code, r.id)),
+        "-priority": sorted(
+            sorted(rules, key=lambda r: (r.code, r.id)), key=lambda r: r.priority, reverse=True
+        ),
+    }
+    client = login(world.tree.alpha_operator)
+    for sort, expected in orders.items():
+        shown = []
+        for page in range(1, 11):
+            body = client.get(f"/plans/{world.plan.id}/?sort={sort}&page={page}", headers=HX).data.decode()
+            shown += [int(row.split('"', 1)[0]) for row in _rows(body)]
+        assert shown == [r.id for r in expected], sort
+    filtered = client.get(f"/plans/{world.plan.id}/?code=491&page=2", headers=HX).data.decode()
+    assert [int(r.split('"', 1)[0]) for r in _rows(filtered)] == [
+        r.id for r in orders["code"] if r.code == "491"
+    ][4:8]

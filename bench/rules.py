@@ -1,0 +1,253 @@
+"""Routing rules at scale: import a 50,000-rule file into a plan, then time the plan's rules tab.
+
+Usage: .venv/bin/python bench/rules.py [--rules 50000] [--requests 200]
+
+Runs on a temporary SQLite database and, when TEST_DATABASE_URL is set, on a private PostgreSQL database
+created for the run (and dropped after). The import goes through the panel's own upload (POST to the
+Import/Export tab, the background job run synchronously); the rules tab is requested like a browser does
+(first page, other pages, sorting, filters, htmx fragments). Prints one JSON line per database: database,
+rules, import_s, rules_tab_ms_p95 (and the median, the slowest, and the export time).
+"""
+
+import argparse
+import io
+import json
+import os
+import random
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from sqlalchemy import create_engine, func, select, text  # noqa: E402
+from sqlalchemy.engine import make_url  # noqa: E402
+
+from panel import create_app  # noqa: E402
+from panel.config import normalise_database_url  # noqa: E402
+from panel.extensions import db  # noqa: E402
+from panel.models import (  # noqa: E402
+    Account,
+    Client,
+    Code,
+    CodeDeck,
+    Company,
+    Policy,
+    RoutingPlan,
+    RoutingRule,
+    TimeProfile,
+    User,
+)
+from panel.plans.rules_csv import COLUMNS  # noqa: E402
+
+COUNTRIES = ["1", "44", "49", "33", "39", "34", "7", "86", "91", "55", "52", "61", "81", "234", "254"]
+VENDORS = 40
+POLICIES = ["Simple LCR", "Simple Quality", "Proportional", "Random"]
+TAGS = ["gold", "silver", "bronze", "cli", "nocli", "premium"]
+
+
+def generate_rules(count: int, seed: int = 11) -> bytes:
+    """A believable large plan: codes under real country codes, every rule type, some parameters set."""
+    rng = random.Random(seed)
+    lines = [",".join(COLUMNS)]
+    for i in range(count):
+        roll = rng.random()
+        code = rng.choice(COUNTRIES) + str(rng.randrange(10, 10**6))
+        if roll < 0.45:
+            rule_type, terminator = "static_client", f"Vendor {rng.randrange(VENDORS)}"
+        elif roll < 0.7:
+            vendor = rng.randrange(VENDORS)
+            rule_type, terminator = "static_account", f"Vendor {vendor}/trunk-{vendor}"
+        elif roll < 0.995:
+            rule_type, terminator = "dynamic", rng.choice(POLICIES)
+        else:
+            rule_type, terminator, code = "did", "", ""
+        if rule_type != "did" and rng.random() < 0.1:
+            code += "*"
+        cells = {name: "" for name in COLUMNS}
+        cells.update(priority=str(rng.randrange(0, 100)), code=code, type=rule_type, terminator=terminator)
+        if rng.random() < 0.2:
+            cells["profit_margin"] = rng.choice(["10%", "0.002", "5%"])
+        if rng.random() < 0.15:
+            cells["orig_tags"] = " ".join(rng.sample(TAGS, 2))
+            cells["orig_tags_mode"] = rng.choice(["all", "any"])
+        if rule_type == "dynamic" and rng.random() < 0.3:
+            cells["term_tags"] = rng.choice(TAGS)
+        if rng.random() < 0.05:
+            cells["time_profile"] = "Office hours"
+        if rng.random() < 0.03:
+            cells["expires_at"] = rng.choice(["2020-01-01 00:00", "2040-06-01 12:30"])
+        if rng.random() < 0.1:
+            cells["balancing"] = str(rng.choice([1, 33, 50, 100]))
+        if rng.random() < 0.05:
+            cells["min_length"], cells["max_length"] = "8", "15"
+        if rng.random() < 0.05:
+            cells["min_asr"], cells["min_acd"] = "20", "1.5"
+        if rng.random() < 0.1:
+            cells["capacity"] = str(rng.randrange(10, 500))
+        cells["stop_hunt"] = "1" if rng.random() < 0.02 else "0"
+        lines.append(",".join(cells[name] for name in COLUMNS))
+        del i
+    return ("\n".join(lines) + "\n").encode()
+
+
+def private_postgres(base_url: str):
+    """Create a database of our own next to base_url; return its URL and a function that drops it."""
+    url = make_url(normalise_database_url(base_url))
+    name = f"panel_bench_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+
+    def drop() -> None:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+    return url.set(database=name).render_as_string(hide_password=False), drop
+
+
+def seed(app) -> tuple[int, int, dict]:
+    """An operator with vendors, policies, a time profile, a code deck and an empty plan: (user, plan, ids)."""
+    with app.app_context():
+        db.create_all()
+        root = Company(name="Bench Operator", kind="root")
+        db.session.add(root)
+        db.session.flush()
+        user = User(company_id=root.id, username="bench", role="operator", password_hash="-")
+        db.session.add(user)
+        for v in range(VENDORS):
+            vendor = Client(company_id=root.id, name=f"Vendor {v}")
+            db.session.add(vendor)
+            db.session.flush()
+            db.session.add(Account(client_id=vendor.id, name=f"trunk-{v}", term_enabled=True, ident_value=""))
+        for name in POLICIES:
+            db.session.add(Policy(company_id=root.id, name=name, rate_weight=1))
+        db.session.add(TimeProfile(company_id=root.id, name="Office hours"))
+        deck = CodeDeck(company_id=root.id, name="World")
+        db.session.add(deck)
+        db.session.flush()
+        rng = random.Random(3)
+        codes = {c for c in COUNTRIES} | {
+            rng.choice(COUNTRIES) + str(rng.randrange(10, 10**4)) for _ in range(5000)
+        }
+        db.session.execute(
+            Code.__table__.insert(),
+            [
+                {"code_deck_id": deck.id, "code": c, "name": f"Destination {c}", "country": ""}
+                for c in sorted(codes)
+            ],
+        )
+        plan = RoutingPlan(company_id=root.id, name="Big plan", code_deck_id=deck.id)
+        db.session.add(plan)
+        db.session.commit()
+        ids = {
+            "client": db.session.scalar(select(Client.id).where(Client.name == "Vendor 7")),
+            "policy": db.session.scalar(select(Policy.id).where(Policy.name == "Simple LCR")),
+        }
+        return user.id, plan.id, ids
+
+
+def percentile(values: list[float], share: float) -> float:
+    """The value below which `share` of the values lie (nearest rank)."""
+    ordered = sorted(values)
+    index = max(0, min(len(ordered) - 1, int(round(share * len(ordered) + 0.5)) - 1))
+    return ordered[index]
+
+
+def run(database: str, url: str, data: bytes, rules: int, requests: int) -> dict:
+    """Import the file through the panel, check the count, then time the rules tab and the export."""
+    app = create_app(
+        {
+            "SQLALCHEMY_DATABASE_URI": url,
+            "TESTING": True,
+            "MANAGER_ENABLED": False,
+            "WTF_CSRF_ENABLED": False,
+            "IMPORTS_SYNCHRONOUS": True,
+            "SECRET_KEY": "bench",
+            "SERVER_NAME": None,
+        }
+    )
+    user_id, plan_id, ids = seed(app)
+    client = app.test_client()
+    with client.session_transaction() as session:
+        session["_user_id"] = f"{user_id}:1"
+        session["_fresh"] = True
+
+    started = time.perf_counter()
+    response = client.post(
+        f"/plans/{plan_id}/import",
+        data={"file": (io.BytesIO(data), "rules.csv"), "mode": "replace"},
+        content_type="multipart/form-data",
+    )
+    import_s = time.perf_counter() - started
+    assert response.status_code == 200, response.data.decode()[:2000]
+    with app.app_context():
+        stored = db.session.scalar(select(func.count()).where(RoutingRule.plan_id == plan_id))
+    assert stored == rules, f"{stored} rules stored, {rules} expected"
+
+    base = f"/plans/{plan_id}/"
+    variants = [
+        (base, {}),
+        (base + "?page=2", {}),
+        (base + "?page=400", {}),
+        (base + "?sort=priority", {}),
+        (base + "?sort=-code&page=3", {}),
+        (base + "?code=44", {}),
+        (base + "?code=4420", {"HX-Request": "true"}),
+        (base + "?type=dynamic", {}),
+        (base + f"?terminator=c{ids['client']}", {}),
+        (base + f"?terminator=p{ids['policy']}&page=2", {"HX-Request": "true"}),
+        (base + "?state=expired", {}),
+        (base + "?code=7&sort=priority", {"HX-Request": "true"}),
+    ]
+    for path, headers in variants:  # warm the caches once, as a running panel would be
+        assert client.get(path, headers=headers).status_code == 200
+    timings = []
+    for i in range(requests):
+        path, headers = variants[i % len(variants)]
+        started = time.perf_counter()
+        response = client.get(path, headers=headers)
+        timings.append((time.perf_counter() - started) * 1000)
+        assert response.status_code == 200
+
+    started = time.perf_counter()
+    exported = client.get(f"/plans/{plan_id}/export").data
+    export_s = time.perf_counter() - started
+    assert exported.count(b"\n") == rules + 1
+    return {
+        "benchmark": "rules",
+        "database": database,
+        "rules": rules,
+        "import_s": round(import_s, 2),
+        "rules_tab_ms_p95": round(percentile(timings, 0.95), 1),
+        "rules_tab_ms_p50": round(statistics.median(timings), 1),
+        "rules_tab_ms_max": round(max(timings), 1),
+        "requests": requests,
+        "export_s": round(export_s, 2),
+    }
+
+
+def main() -> None:
+    """Run on SQLite, and on PostgreSQL when TEST_DATABASE_URL is set; one JSON line each."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rules", type=int, default=50_000)
+    parser.add_argument("--requests", type=int, default=200)
+    args = parser.parse_args()
+    data = generate_rules(args.rules)
+    with tempfile.TemporaryDirectory() as tmp:
+        print(json.dumps(run("sqlite", f"sqlite:///{tmp}/bench.sqlite3", data, args.rules, args.requests)))
+    base = os.environ.get("TEST_DATABASE_URL")
+    if base:
+        url, drop = private_postgres(base)
+        try:
+            print(json.dumps(run("postgresql", url, data, args.rules, args.requests)))
+        finally:
+            drop()
+
+
+if __name__ == "__main__":
+    main()
