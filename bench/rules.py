@@ -111,7 +111,7 @@ def private_postgres(base_url: str):
 
 
 def seed(app) -> tuple[int, int, dict]:
-    """An operator with vendors, policies, a time profile, a code deck and an empty plan: (user, plan, ids)."""
+    """An operator with vendors, policies, a profile, a code deck and an empty plan: (user, plan, ids)."""
     with app.app_context():
         db.create_all()
         root = Company(name="Bench Operator", kind="root")
