@@ -3,17 +3,26 @@
 import base64
 import hashlib
 import secrets
+import time
+from dataclasses import dataclass
 from functools import wraps
 
-from flask import g, jsonify, request
-from sqlalchemy import select, update
+from flask import current_app, g, has_app_context, jsonify, request
+from sqlalchemy import event, select, update
 
 from panel.api import bp
 from panel.extensions import db
-from panel.models import ApiToken
+from panel.models import ApiToken, Company
 from panel.models.types import utcnow
 
 TOKEN_PREFIX = "rp_"  # noqa: S105 - a visible prefix, not a secret
+# A valid token is remembered this long by each process, so that a route request reads no database: at
+# hundreds of calls per second the token query cost more than the route. A revoked token, or one of a
+# deactivated company, stops working at once in the process that made the change and within this many
+# seconds in the others.
+TOKEN_CACHE_SECONDS = 2.0
+# last_used_at is written at most this often per token and process.
+TOUCH_SECONDS = 60.0
 
 
 def new_token() -> tuple[str, str]:
@@ -28,7 +37,7 @@ def hash_token(token: str) -> str:
 
 
 def token_required(view):
-    """Authenticate the request by its bearer token; g.api_token and g.company_id are set. 401 otherwise."""
+    """Authenticate the request by its bearer token, setting g.api_token_id and g.company_id; else 401."""
 
     @wraps(view)
     def wrapper(*args, **kwargs):
@@ -40,16 +49,12 @@ def token_required(view):
             token = ""
         if not token.strip():
             return api_error("missing bearer token", "Authorization", 401)
-        api_token = db.session.scalar(
-            select(ApiToken).where(
-                ApiToken.token_hash == hash_token(token.strip()), ApiToken.revoked_at.is_(None)
-            )
-        )
-        if api_token is None or not api_token.company.active:
+        known = _known_token(hash_token(token.strip()))
+        if known is None:
             return api_error("invalid or revoked token", "Authorization", 401)
-        g.api_token = api_token
-        g.company_id = api_token.company_id
-        _touch(api_token)
+        g.api_token_id = known.token_id
+        g.company_id = known.company_id
+        _touch(known)
         return view(*args, **kwargs)
 
     return wrapper
@@ -66,12 +71,66 @@ def _basic_auth_token(credentials: str) -> str:
     return password or user
 
 
-def _touch(api_token: ApiToken) -> None:
+@dataclass(slots=True)
+class _KnownToken:
+    """A valid token as this process last read it."""
+
+    token_id: int
+    company_id: int
+    read_at: float  # time.monotonic() of the database read
+    touch_due: float  # time.monotonic() when last_used_at should be written again
+
+
+def _token_cache() -> dict[str, _KnownToken]:
+    """This app's remembered tokens, by hash (one cache per app: tests run several apps in one process)."""
+    return current_app.extensions.setdefault("panel_api_tokens", {})
+
+
+def _known_token(token_hash: str) -> _KnownToken | None:
+    """The valid, unrevoked token of an active company with this hash; None otherwise."""
+    cache = _token_cache()
+    now = time.monotonic()
+    known = cache.get(token_hash)
+    if known is not None and now - known.read_at < TOKEN_CACHE_SECONDS:
+        return known
+    row = db.session.execute(
+        select(ApiToken.id, ApiToken.company_id, ApiToken.last_used_at)
+        .join(Company, Company.id == ApiToken.company_id)
+        .where(ApiToken.token_hash == token_hash, ApiToken.revoked_at.is_(None), Company.active.is_(True))
+    ).first()
+    if row is None:
+        cache.pop(token_hash, None)
+        return None
+    if known is not None:
+        touch_due = known.touch_due
+    elif row.last_used_at is None:
+        touch_due = now
+    else:
+        touch_due = now + TOUCH_SECONDS - (utcnow() - row.last_used_at).total_seconds()
+    known = _KnownToken(row.id, row.company_id, now, touch_due)
+    cache[token_hash] = known
+    return known
+
+
+def _touch(known: _KnownToken) -> None:
     """Record last use at most once a minute (a write per routed call would cost more than the route)."""
-    now = utcnow()
-    if api_token.last_used_at is None or (now - api_token.last_used_at).total_seconds() > 60:
-        db.session.execute(update(ApiToken).where(ApiToken.id == api_token.id).values(last_used_at=now))
+    now = time.monotonic()
+    if now >= known.touch_due:
+        known.touch_due = now + TOUCH_SECONDS
+        stmt = update(ApiToken).where(ApiToken.id == known.token_id).values(last_used_at=utcnow())
+        db.session.execute(stmt)
         db.session.commit()
+
+
+def _forget_tokens(_mapper, _connection, target) -> None:
+    """A token or company changed in this process: read every token again on its next use."""
+    if has_app_context():
+        _token_cache().clear()
+
+
+for _model in (ApiToken, Company):
+    event.listen(_model, "after_update", _forget_tokens)
+    event.listen(_model, "after_delete", _forget_tokens)
 
 
 def api_error(message: str, field: str | None = None, status: int = 400):
