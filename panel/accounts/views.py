@@ -12,7 +12,7 @@ from sqlalchemy import or_, select
 
 from panel import audit, crypto
 from panel.accounts import bp, idents, listing, pickers, service
-from panel.accounts.forms import AccountForm, AccountSearchForm
+from panel.accounts.forms import AccountForm, AccountSearchForm, arg_id
 from panel.accounts.pickers import writer_required
 from panel.extensions import db
 from panel.htmx import is_htmx, redirect, render
@@ -236,8 +236,8 @@ def _saved_response(account: Account, created: bool):
 def create():
     """A new account; `?client_id=` picks the client (from the client's page)."""
     form = AccountForm()
-    if request.method == "GET" and request.args.get("client_id", type=int):
-        form.client_id.data = request.args.get("client_id", type=int)
+    if request.method == "GET" and arg_id("client_id"):
+        form.client_id.data = arg_id("client_id")
     _prepare_form(form, None)
     if request.method == "POST":
         if _check_form(form, None):
@@ -286,8 +286,8 @@ def options():
     """The form's pickers for the client just chosen (htmx swaps them out of band)."""
     form = AccountForm(formdata=request.args, meta={"csrf": False})
     account = None
-    if request.args.get("account_id", type=int):
-        account = get_or_404(Account, request.args.get("account_id", type=int))
+    if arg_id("account_id"):
+        account = get_or_404(Account, arg_id("account_id"))
     _prepare_form(form, account)
     return render_template("accounts/_options.html", form=form)
 
@@ -315,8 +315,8 @@ def generate_password():
     form = AccountForm(meta={"csrf": False}, formdata=None)
     form.password.data = crypto.generate_password()
     account = None
-    if request.args.get("account_id", type=int):
-        account = get_or_404(Account, request.args.get("account_id", type=int))
+    if arg_id("account_id"):
+        account = get_or_404(Account, arg_id("account_id"))
     return render_template(
         "accounts/_password.html", form=form, account=account, shown=True, generated=True, has_password=False
     )

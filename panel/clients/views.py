@@ -9,6 +9,7 @@ from sqlalchemy.orm import selectinload
 
 from panel import audit
 from panel.accounts import pickers
+from panel.accounts.forms import arg_id
 from panel.accounts.listing import load_rows
 from panel.accounts.pickers import writer_required
 from panel.clients import bp
@@ -187,8 +188,8 @@ def _form_page(form: ClientForm, client: Client | None, status: int = 200):
 def create():
     """A new client of one of the user's companies."""
     form = ClientForm()
-    if request.method == "GET" and request.args.get("company_id", type=int) in user_company_ids():
-        form.company_id.data = request.args.get("company_id", type=int)
+    if request.method == "GET" and arg_id("company_id") in user_company_ids():
+        form.company_id.data = arg_id("company_id")
     _prepare_form(form, None)
     if request.method == "POST":
         if _check_form(form, None):
