@@ -80,29 +80,35 @@ def import_codes(
     if job_id is not None:
         mark_writing(job_id, len(rows))
 
-    before = _count(deck.id)
-    source = filename or "a file"
-    key = ("code_deck_id", "code")
-    if mode == "purge":
-        db.session.execute(delete(Code).where(Code.code_deck_id == deck.id))
-        bulk.write(Code.__table__, rows, _WRITE_COLUMNS)
-        note = f"Purged the deck's {before:,} codes and imported {len(rows):,} codes from {source}."
-    elif mode == "only_new":
-        bulk.write(Code.__table__, rows, _WRITE_COLUMNS, key=key, on_conflict="nothing")
-        added = _count(deck.id) - before
-        note = (
-            f"Imported {len(rows):,} codes from {source} (only new codes): "
-            f"{added:,} added, {len(rows) - added:,} already in the deck and left as they were."
-        )
-    else:
-        bulk.write(Code.__table__, rows, _WRITE_COLUMNS, key=key, on_conflict="update")
-        added = _count(deck.id) - before
-        note = (
-            f"Imported {len(rows):,} codes from {source} (add and update): "
-            f"{added:,} added, {len(rows) - added:,} updated."
-        )
-    audit.record("import", deck, note=note)
-    db.session.commit()
+    with bulk.one_transaction():
+        before = _count(deck.id)
+        source = filename or "a file"
+        key = ("code_deck_id", "code")
+        if mode == "purge":
+            db.session.execute(delete(Code).where(Code.code_deck_id == deck.id))
+            bulk.write(Code.__table__, rows, _WRITE_COLUMNS, key=key)
+            note = f"Purged the deck's {before:,} codes and imported {len(rows):,} codes from {source}."
+        elif mode == "only_new":
+            bulk.write(
+                Code.__table__, rows, _WRITE_COLUMNS, key=key, on_conflict="nothing" if before else "error"
+            )
+            added = _count(deck.id) - before
+            note = (
+                f"Imported {len(rows):,} codes from {source} (only new codes): "
+                f"{added:,} added, {len(rows) - added:,} already in the deck and left as they were."
+            )
+        else:
+            written = bulk.write(
+                Code.__table__, rows, _WRITE_COLUMNS, key=key, on_conflict="update" if before else "error"
+            )
+            added = _count(deck.id) - before
+            changed = written - added
+            note = (
+                f"Imported {len(rows):,} codes from {source} (add and update): "
+                f"{added:,} added, {changed:,} changed, {len(rows) - added - changed:,} unchanged."
+            )
+        audit.record("import", deck, note=note)
+        db.session.commit()
     return note
 
 

@@ -249,7 +249,11 @@ def code_create(code_deck_id: int):
         db.session.commit()
         if is_htmx():
             response = render(
-                "codedecks/_add.html", "codedecks/_add.html", deck=deck, form=CodeForm(formdata=None)
+                "codedecks/_add.html",
+                "codedecks/_add.html",
+                deck=deck,
+                form=CodeForm(formdata=None),
+                keep_open=True,
             )
             return trigger(response, "codes-changed")
         flash(f"Code {code.code} added.", "success")

@@ -143,32 +143,34 @@ def import_dids(
     if job_id is not None:
         mark_writing(job_id, len(rows))
 
-    new = [row for row in rows if row.pop("_new")]
-    existing = len(rows) - len(new)
-    columns = ["number", "account_id", "notes", "created_at"]
-    source = filename or "a file"
-    if mode == "only_new":
-        bulk.write(Did.__table__, new, columns)
-        note = (
-            f"Imported {len(rows):,} DIDs from {source} (only new numbers): {len(new):,} added, "
-            f"{existing:,} already assigned and left as they were."
-        )
-    else:
-        bulk.write(
-            Did.__table__,
-            rows,
-            columns,
-            key=("number",),
-            on_conflict="update",
-            update=("account_id", "notes"),
-        )
-        note = (
-            f"Imported {len(rows):,} DIDs from {source} (add and update): "
-            f"{len(new):,} added, {existing:,} updated."
-        )
-    counts = {"rows": len(rows), "added": len(new), "existing": existing, "mode": mode}
-    audit.record("import", DidImport(company_id, "DIDs"), after=counts, note=note)
-    db.session.commit()
+    with bulk.one_transaction():
+        new = [row for row in rows if row.pop("_new")]
+        existing = len(rows) - len(new)
+        columns = ["number", "account_id", "notes", "created_at"]
+        source = filename or "a file"
+        if mode == "only_new":
+            bulk.write(Did.__table__, new, columns)
+            note = (
+                f"Imported {len(rows):,} DIDs from {source} (only new numbers): {len(new):,} added, "
+                f"{existing:,} already assigned and left as they were."
+            )
+        else:
+            written = bulk.write(
+                Did.__table__,
+                rows,
+                columns,
+                key=("number",),
+                on_conflict="update",
+                update=("account_id", "notes"),
+            )
+            changed = written - len(new)
+            note = (
+                f"Imported {len(rows):,} DIDs from {source} (add and update): "
+                f"{len(new):,} added, {changed:,} changed, {existing - changed:,} unchanged."
+            )
+        counts = {"rows": len(rows), "added": len(new), "existing": existing, "mode": mode}
+        audit.record("import", DidImport(company_id, "DIDs"), after=counts, note=note)
+        db.session.commit()
     return note
 
 

@@ -137,26 +137,31 @@ def import_rates(
     if job_id is not None:
         mark_writing(job_id, len(rows))
 
-    before = _count(table.id)
-    if mode == "replace":
-        db.session.execute(delete(Rate).where(Rate.rate_table_id == table.id))
-        bulk.write(Rate.__table__, rows, _WRITE_COLUMNS)
-        note = f"Replaced the table's {before:,} rates with {len(rows):,} rates from {filename or 'a file'}."
-    else:
-        bulk.write(
-            Rate.__table__,
-            rows,
-            _WRITE_COLUMNS,
-            key=("rate_table_id", "code", "effective_from"),
-            on_conflict="update",
-        )
-        added = _count(table.id) - before
-        note = (
-            f"Imported {len(rows):,} rates from {filename or 'a file'} (add and update): "
-            f"{added:,} added, {len(rows) - added:,} updated."
-        )
-    audit.record("import", table, note=note)
-    db.session.commit()
+    with bulk.one_transaction():
+        before = _count(table.id)
+        if mode == "replace":
+            db.session.execute(delete(Rate).where(Rate.rate_table_id == table.id))
+            bulk.write(Rate.__table__, rows, _WRITE_COLUMNS, key=("rate_table_id", "code", "effective_from"))
+            note = (
+                f"Replaced the table's {before:,} rates with {len(rows):,} rates from {filename or 'a file'}."
+            )
+        else:
+            written = bulk.write(
+                Rate.__table__,
+                rows,
+                _WRITE_COLUMNS,
+                key=("rate_table_id", "code", "effective_from"),
+                # An empty table has nothing to update: the plain (faster) insert is enough.
+                on_conflict="update" if before else "error",
+            )
+            added = _count(table.id) - before
+            changed = written - added
+            note = (
+                f"Imported {len(rows):,} rates from {filename or 'a file'} (add and update): "
+                f"{added:,} added, {changed:,} changed, {len(rows) - added - changed:,} unchanged."
+            )
+        audit.record("import", table, note=note)
+        db.session.commit()
     return note
 
 

@@ -331,7 +331,13 @@ def rate_create(rate_table_id: int):
         audit.record("create", rate)
         db.session.commit()
         if is_htmx():
-            response = render("rates/_add.html", "rates/_add.html", table=table, form=RateForm(formdata=None))
+            response = render(
+                "rates/_add.html",
+                "rates/_add.html",
+                table=table,
+                form=RateForm(formdata=None),
+                keep_open=True,
+            )
             return trigger(response, "rates-changed")
         flash(f"Rate for {rate.code} added.", "success")
         return redirect(url_for("rates.show", rate_table_id=table.id))

@@ -184,7 +184,7 @@ def test_import_add_and_update(login, tree, decks):
     """Add and update: 44 is renamed, 49 is added; one audit entry with the counts."""
     client = login(tree.alpha_operator)
     _import(client, decks.alpha.id, "name,code\nChanged,44\nGermany,49\n", "add_update")
-    assert "1 added, 1 updated" in _last_job().message
+    assert "1 added, 1 changed, 0 unchanged" in _last_job().message
     codes = _codes(decks.alpha.id)
     assert ("44", "Changed", "") in codes and ("49", "Germany", "") in codes and len(codes) == 4
     assert len(audit_entries("codedeck", "import")) == 1

@@ -125,7 +125,7 @@ def test_import_add_and_update(login, tree, setup):
     )
     job = _last_job()
     assert job.status == "done", job.errors
-    assert "1 added, 1 updated" in job.message
+    assert "1 added, 1 changed, 0 unchanged" in job.message
     numbers = _numbers()
     assert numbers["442000001"] == setup.t1.id and numbers["442000003"] == setup.gw.id
     entry = audit_entries("did", "import")[0]

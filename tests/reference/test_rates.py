@@ -354,14 +354,22 @@ def test_import_add_and_update(login, tree, tables):
     assert response.status_code == 303
     job = _last_job()
     assert job.status == "done", job.message
-    assert "2 added, 1 updated" in job.message
+    assert "2 added, 1 changed, 0 unchanged" in job.message
     rows = {r.code: r for r in db.session.scalars(select(Rate).where(Rate.rate_table_id == tables.alpha.id))}
     assert rows["44"].rate == Decimal("0.025") and len(rows) == 5
     assert rows["49"].effective_from == datetime(2024, 1, 1, 8, 30, tzinfo=UTC)
     assert rows["49"].end == datetime(2030, 1, 1, tzinfo=UTC) and rows["49"].setup_fee == Decimal("0.5")
     assert (rows["4930"].min_time, rows["4930"].interval) == (30, 6)
     imports = audit_entries("ratetable", "import")
-    assert len(imports) == 1 and "3 rates" in imports[0].note and "2 added, 1 updated" in imports[0].note
+    assert (
+        len(imports) == 1
+        and "3 rates" in imports[0].note
+        and "2 added, 1 changed, 0 unchanged" in imports[0].note
+    )
+    # The same file again changes nothing, and says so.
+    _import(client, tables.alpha.id, text)
+    assert "0 added, 0 changed, 3 unchanged" in _last_job().message
+    assert len(_rates(tables.alpha.id)) == 5
 
 
 def test_import_replace_table(login, tree, tables):
@@ -449,7 +457,7 @@ def test_import_default_effective_from_and_htmx_progress(login, tree, tables, te
     )
     assert response.status_code == 200
     page = text_of(response)
-    assert 'id="import-area"' in page and "1 added, 0 updated" in page
+    assert 'id="import-area"' in page and "1 added, 0 changed, 0 unchanged" in page
     rate = db.session.scalar(select(Rate).where(Rate.rate_table_id == tables.alpha.id, Rate.code == "61"))
     assert rate.effective_from == datetime(2026, 3, 1, tzinfo=UTC)
 
@@ -470,3 +478,19 @@ def test_export_round_trips_through_import(login, tree, tables, text_of):
     assert _rates(tables.alpha.id) == before
     filtered = text_of(client.get(f"/rate-tables/{tables.alpha.id}/export?q=44"))
     assert len(list(csv.reader(io.StringIO(filtered)))) == 3  # header, 44, 4420
+
+
+def test_import_racing_another_writer_fails_cleanly(login, tree, tables, monkeypatch):
+    """When another change takes the same rows meanwhile, the import fails cleanly and writes nothing."""
+    from panel.rates import importer
+
+    monkeypatch.setattr(
+        importer, "_count", lambda table_id: 0
+    )  # as if the table was still empty when checked
+    client = login(tree.alpha_operator)
+    before = _rates(tables.alpha.id)
+    _import(client, tables.alpha.id, HEADER + "49,Germany,0.02,2024-01-01,,,,\n44,UK,0.5,2020-01-01,,,,\n")
+    job = _last_job()
+    assert job.status == "failed" and "changed by someone else while this import ran" in job.message
+    assert _rates(tables.alpha.id) == before
+    assert audit_entries("ratetable", "import") == []
