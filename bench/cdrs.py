@@ -4,9 +4,11 @@ Usage: .venv/bin/python bench/cdrs.py [--records 50000] [--batch 1000] [--codes 
 
 Runs on a temporary SQLite database and, when TEST_DATABASE_URL is set, on a private PostgreSQL database
 created for the run (and dropped after). The records go through `panel.cdrs.ingest` (what `POST /api/v1/cdrs`
-calls) in batches, scoped to the operator's company as a token would be; then the same number again through
-the HTTP view (JSON, token check) with Flask's test client. Prints one JSON line per database: database,
-records, batch, records_per_s, api_records_per_s, and the size of the rate tables.
+calls) in batches, scoped to the operator's company as a token would be, with a current routing snapshot
+(as while the Traffic Rules manager runs: rates are read from it); then the same number through the HTTP view
+(JSON, token check) with Flask's test client; then again right after a panel edit, when the rates are read
+from the database until the next manager run. Prints one JSON line per database: database, records, batch,
+records_per_s, api_records_per_s, db_rates_records_per_s, and the size of the rate tables.
 """
 
 import argparse
@@ -26,11 +28,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from sqlalchemy import create_engine, func, insert, select, text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
-from panel import cdrs, create_app  # noqa: E402
+from panel import cdrs, create_app, manager  # noqa: E402
 from panel.api.auth import new_token  # noqa: E402
 from panel.config import normalise_database_url  # noqa: E402
 from panel.extensions import db  # noqa: E402
-from panel.models import Account, ApiToken, CallStat, Client, Company, Rate, RateTable  # noqa: E402
+from panel.models import Account, ApiToken, AuditEntry, CallStat, Client, Company, Rate, RateTable  # noqa: E402
 
 COUNTRY_CODES = ["1", "44", "49", "33", "39", "34", "7", "86", "91", "55", "52", "61", "81", "234", "254"]
 EPOCH = datetime(2024, 1, 1, tzinfo=UTC)
@@ -140,6 +142,15 @@ def make_records(count: int, codes: list[str], data: dict, rng: random.Random, t
     return records
 
 
+def ingest_all(records: list[dict], batch: int, company_id: int) -> float:
+    """Ingest the records in batches, as the API does; returns the seconds it took."""
+    started = time.perf_counter()
+    for start in range(0, len(records), batch):
+        result = cdrs.ingest(records[start : start + batch], company_id=company_id)
+        assert result.stored == len(records[start : start + batch]), result
+    return time.perf_counter() - started
+
+
 def run(database: str, url: str, records: int, batch: int, code_count: int, vendors: int) -> dict:
     """Seed, ingest in batches in-process and over the HTTP view, check what was stored; return figures."""
     app = create_app(
@@ -157,13 +168,14 @@ def run(database: str, url: str, records: int, batch: int, code_count: int, vend
         codes = make_codes(code_count, rng)
         data = seed(codes, vendors, rng)
         direct = make_records(records, codes, data, rng, "direct")
+        from_db = make_records(records, codes, data, rng, "db")
         over_http = make_records(records, codes, data, rng, "http")
 
-        started = time.perf_counter()
-        for start in range(0, records, batch):
-            result = cdrs.ingest(direct[start : start + batch], company_id=data["company_id"])
-            assert result.stored == len(direct[start : start + batch]), result
-        direct_seconds = time.perf_counter() - started
+        # As in production: the manager has published a snapshot and this process has swapped to it.
+        manager.run_once(app, force=True)
+        manager.sync_snapshot(app)
+        assert isinstance(cdrs.rate_source(), cdrs.SnapshotRates)
+        direct_seconds = ingest_all(direct, batch, data["company_id"])
 
         client = app.test_client()
         headers = {"Authorization": f"Bearer {data['token']}"}
@@ -173,8 +185,14 @@ def run(database: str, url: str, records: int, batch: int, code_count: int, vend
             assert response.status_code == 200, response.get_data(as_text=True)[:300]
         http_seconds = time.perf_counter() - started
 
+        # Right after a panel edit (until the next run) the rates come from the database.
+        db.session.add(AuditEntry(object_type="bench", action="update", note="a panel edit"))
+        db.session.commit()
+        assert isinstance(cdrs.rate_source(), cdrs.RateLookup)
+        db_seconds = ingest_all(from_db, batch, data["company_id"])
+
         stored = db.session.scalar(select(func.count()).select_from(CallStat))
-        assert stored == 2 * records, f"{stored} stored, {2 * records} expected"
+        assert stored == 3 * records, f"{stored} stored, {3 * records} expected"
         charged = db.session.scalar(select(func.sum(CallStat.customer_charge)))
         balances = db.session.scalar(select(func.sum(Client.balance)))
         assert Decimal(balances) == -Decimal(charged), "balances do not match the charges"
@@ -187,6 +205,7 @@ def run(database: str, url: str, records: int, batch: int, code_count: int, vend
         "batch": batch,
         "records_per_s": round(records / direct_seconds),
         "api_records_per_s": round(records / http_seconds),
+        "db_rates_records_per_s": round(records / db_seconds),
         "seconds": round(direct_seconds, 3),
         "rate_tables": 1 + vendors,
         "rates": rates,

@@ -6,14 +6,17 @@ Plain functions with no Flask request in them: `POST /api/v1/cdrs` and `bench/cd
   scope) raises `CdrError` naming the record's index and field, and nothing of the batch is stored.
 - **Rating**: the customer's rate table is the originator account's, else its client's originator default; the
   vendor's is the terminator account's, else its client's terminator default. The rate is the longest code
-  prefixing the number among the rates effective at the call's start (SPEC §3), read with one query per rate
-  table and batch (`code IN (every prefix of every number)`), then chosen per record: length descending,
-  effective_from descending. Billed seconds and charges come from `panel.billing`; an unanswered call
-  costs nothing, an answered one its setup fee too. A record with no customer or vendor rate is still stored
-  (the call happened), unpriced on that side, and listed as `unrated`.
-- **Storing**: one `INSERT ... ON CONFLICT (call_id) DO NOTHING RETURNING call_id` for the batch (SQLite
-  and PostgreSQL), so a repeated `call_id` is stored once and reported as a duplicate, also when two requests
-  race: the unique index decides, and only the rows this statement inserted are charged.
+  prefixing the number among the rates effective at the call's start (SPEC §3). While this process's routing
+  snapshot holds exactly the database's data (no panel change since the version it was built from, see
+  `panel.manager.current_snapshot`), its rate tables answer, with no query at all; otherwise one query per
+  rate table and batch reads the rates of every prefix of every number (`code IN (...)`), then each record
+  takes the longest code, the latest effective_from. Billed seconds and charges come from `panel.billing`; an
+  unanswered call costs nothing, an answered one its setup fee too. A record with no customer or vendor rate
+  is still stored (the call happened), unpriced on that side, and listed as `unrated`.
+- **Storing**: one `INSERT ... ON CONFLICT (call_id) DO NOTHING RETURNING call_id` for the batch (SQLite:
+  rows; PostgreSQL: one JSON document expanded by `json_to_recordset`), so a repeated `call_id` is stored
+  once and reported as a duplicate, also when two requests race: the unique index decides, and only the rows
+  this statement inserted are charged.
 - **Balance**: per originator client, `UPDATE clients SET balance = balance - total` in the same transaction
   (no read-modify-write), clients in id order so concurrent batches cannot deadlock.
 
@@ -21,6 +24,7 @@ CDRs write no audit entries: they are traffic, not panel edits (and an audit ent
 manager's data version and rebuild every routing snapshot).
 """
 
+import json
 import math
 from collections import defaultdict
 from collections.abc import Iterable
@@ -364,6 +368,57 @@ class RateLookup:
         return None
 
 
+class SnapshotRates:
+    """Rate lookups in the routing snapshot's rate tables, used while they equal the database's.
+
+    The snapshot keeps every rate with its validity (rates and fees in integer millionths, times as POSIX
+    timestamps, see `panel.routing.snapshot.RateTableData`), so the answer is the one the database gives,
+    without a query per batch.
+    """
+
+    def __init__(self, snapshot) -> None:
+        self._tables = snapshot.rate_tables
+        self._universe = snapshot.codes
+        self._rows: dict[tuple, RateRow] = {}
+
+    def load(self, _wanted) -> "SnapshotRates":
+        """Nothing to read: the snapshot holds every rate."""
+        return self
+
+    def find(self, rate_table_id: int | None, number: str, at: datetime) -> RateRow | None:
+        """The rate for `number` at `at`, as `RateLookup.find` answers it."""
+        table = self._tables.get(rate_table_id) if rate_table_id else None
+        if table is None:
+            return None
+        found = table.lookup([p for p in prefixes(number) if p in self._universe], at.timestamp())
+        if found is None:
+            return None
+        code, row = found
+        key = (rate_table_id, code, row)
+        rate_row = self._rows.get(key)
+        if rate_row is None:
+            rate_row = self._rows[key] = RateRow(
+                rate_table_id,
+                code,
+                Decimal(row[0]).scaleb(-6),
+                datetime.fromtimestamp(row[4], UTC),
+                None if math.isinf(row[5]) else datetime.fromtimestamp(row[5], UTC),
+                Decimal(row[1]).scaleb(-6),
+                row[2],
+                row[3],
+            )
+        return rate_row
+
+
+def rate_source() -> "RateLookup | SnapshotRates":
+    """The routing snapshot's rates when they are current (no panel change since it was built), else a
+    lookup that reads the database."""
+    from panel import manager
+
+    snapshot = manager.current_snapshot()
+    return SnapshotRates(snapshot) if snapshot is not None else RateLookup()
+
+
 def find_rate(rate_table_id: int, number: str, at: datetime) -> RateRow | None:
     """The rate of one table for one number at one moment (SPEC §3), read from the database."""
     return RateLookup().load([(rate_table_id, number, at)]).find(rate_table_id, number, at)
@@ -433,7 +488,8 @@ def check_references(
     return accounts
 
 
-# PostgreSQL: the whole batch as one array per column, so the statement stays small and is prepared once.
+# PostgreSQL: the whole batch as one JSON document expanded by the server, so the statement stays small, is
+# prepared once, and the driver does not adapt twenty thousand values one by one.
 _PG_INSERT = text(
     """
     INSERT INTO call_stats (
@@ -441,41 +497,29 @@ _PG_INSERT = text(
         orig_code, term_code, start_at, duration, orig_billed, term_billed, customer_rate, vendor_rate,
         customer_charge, vendor_cost, answered, sip_code, pdd_ms, created_at
     )
-    SELECT b.*, now() FROM unnest(
-        CAST(:call_id AS text[]), CAST(:orig_account_id AS integer[]), CAST(:orig_client_id AS integer[]),
-        CAST(:term_account_id AS integer[]), CAST(:term_client_id AS integer[]), CAST(:rule_id AS integer[]),
-        CAST(:number AS text[]), CAST(:orig_code AS text[]), CAST(:term_code AS text[]),
-        CAST(:start_at AS timestamptz[]), CAST(:duration AS integer[]), CAST(:orig_billed AS integer[]),
-        CAST(:term_billed AS integer[]), CAST(:customer_rate AS numeric[]), CAST(:vendor_rate AS numeric[]),
-        CAST(:customer_charge AS numeric[]), CAST(:vendor_cost AS numeric[]), CAST(:answered AS boolean[]),
-        CAST(:sip_code AS integer[]), CAST(:pdd_ms AS integer[])
-    ) AS b
+    SELECT b.*, now() FROM json_to_recordset(CAST(:rows AS json)) AS b(
+        call_id text, orig_account_id integer, orig_client_id integer, term_account_id integer,
+        term_client_id integer, rule_id integer, number text, orig_code text, term_code text,
+        start_at timestamptz, duration integer, orig_billed integer, term_billed integer,
+        customer_rate numeric, vendor_rate numeric, customer_charge numeric, vendor_cost numeric,
+        answered boolean, sip_code integer, pdd_ms integer
+    )
     ON CONFLICT (call_id) DO NOTHING
     RETURNING call_id
     """
 )
-_COLUMNS = (
-    "call_id",
-    "orig_account_id",
-    "orig_client_id",
-    "term_account_id",
-    "term_client_id",
-    "rule_id",
-    "number",
-    "orig_code",
-    "term_code",
-    "start_at",
-    "duration",
-    "orig_billed",
-    "term_billed",
-    "customer_rate",
-    "vendor_rate",
-    "customer_charge",
-    "vendor_cost",
-    "answered",
-    "sip_code",
-    "pdd_ms",
+
+
+_CHARGE_BALANCE = (
+    update(Client.__table__)
+    .where(Client.__table__.c.id == bindparam("client"))
+    .values(balance=Client.__table__.c.balance - bindparam("total"))
 )
+
+
+def _json_value(value):
+    """Decimals and times as text in the JSON batch (PostgreSQL reads them back exactly)."""
+    return value.isoformat() if isinstance(value, datetime) else str(value)
 
 
 def _insert(rows: list[dict]) -> set[str]:
@@ -483,8 +527,8 @@ def _insert(rows: list[dict]) -> set[str]:
     if not rows:
         return set()
     if db.engine.dialect.name == "postgresql":
-        params = {name: [row[name] for row in rows] for name in _COLUMNS}
-        return set(db.session.scalars(_PG_INSERT, params))
+        document = json.dumps(rows, default=_json_value, separators=(",", ":"))
+        return set(db.session.scalars(_PG_INSERT, {"rows": document}))
     from sqlalchemy.dialects.sqlite import insert
 
     stmt = insert(CallStat).on_conflict_do_nothing(index_elements=["call_id"]).returning(CallStat.call_id)
@@ -501,7 +545,7 @@ def rate(records: list[CdrRecord], accounts: dict[int, _AccountInfo]) -> tuple[l
         term = accounts.get(rec.term_account_id) if rec.term_account_id else None
         if term and term.term_rate_table_id:
             wanted.append((term.term_rate_table_id, rec.number, rec.start))
-    lookup = RateLookup().load(wanted)
+    lookup = rate_source().load(wanted)
     rows, unrated = [], []
     zero = Decimal(0)
     for rec in records:
@@ -580,13 +624,11 @@ def ingest(payload, *, company_id: int | None) -> IngestResult:
                 totals[row["orig_client_id"]] += row["customer_charge"]
             else:
                 result.duplicates.append(row["call_id"])
-        for client_id in sorted(totals):
-            if totals[client_id]:
-                db.session.execute(
-                    update(Client)
-                    .where(Client.id == client_id)
-                    .values(balance=Client.balance - totals[client_id])
-                )
+        charges = [{"client": cid, "total": totals[cid]} for cid in sorted(totals) if totals[cid]]
+        if charges:
+            # One statement per client, in id order (concurrent batches lock clients in the same order), sent
+            # together: balance = balance - total, never a read-modify-write.
+            db.session.connection().execute(_CHARGE_BALANCE, charges)
         db.session.commit()
     except IntegrityError as exc:
         # An account or rule deleted between the check and the insert: nothing was stored.

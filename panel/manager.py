@@ -485,13 +485,33 @@ def recompute_quality(app: Flask, now: datetime) -> tuple[int, str]:
 # --- data version and snapshot sync -----------------------------------------------------------------------
 
 
+def audit_marker() -> str:
+    """The newest audit entry and the size of its tail (which catches commits of lower ids that land late)."""
+    top = select(func.coalesce(func.max(AuditEntry.id), 0)).scalar_subquery()
+    tail = select(func.count()).where(AuditEntry.id > top - AUDIT_TAIL).scalar_subquery()
+    row = db.session.execute(select(top, tail)).one()
+    return f"a{row[0]}-{row[1]}"
+
+
 def data_version(quality_digest: str) -> str:
-    """The newest audit entry (and the size of its tail, for late commits) plus the quality digest."""
-    top = db.session.scalar(select(func.max(AuditEntry.id))) or 0
-    tail = db.session.scalar(
-        select(func.count()).select_from(AuditEntry).where(AuditEntry.id > top - AUDIT_TAIL)
-    )
-    return f"a{top}-{tail}.q{quality_digest}"
+    """The audit marker plus the quality digest: what a routing snapshot was built from."""
+    return f"{audit_marker()}.q{quality_digest}"
+
+
+def current_snapshot():
+    """This process's routing snapshot when it holds exactly the database's panel data, else None.
+
+    True when the snapshot was built after the published version this process last synced to, and no panel
+    change (audit entry) was written since that version: then its rate tables equal the database's.
+    """
+    snapshots = _snapshots()
+    if snapshots is None or not hasattr(snapshots, "current"):
+        return None
+    version = state().snapshot_version  # read before the snapshot: a newer snapshot is only fresher
+    snapshot = snapshots.current()
+    if not version or snapshot is None:
+        return None
+    return snapshot if version.split(".", 1)[0] == audit_marker() else None
 
 
 def published_version(before_id: int | None = None) -> str:

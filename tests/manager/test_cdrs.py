@@ -3,12 +3,14 @@
 import threading
 from decimal import Decimal
 
+import pytest
 from sqlalchemy import func, select
 
-from panel import cdrs
+from panel import audit, cdrs, manager
 from panel.extensions import db
-from panel.models import CallStat, Client
+from panel.models import CallStat, Client, Rate
 from tests import factories
+from tests.factories import EPOCH
 from tests.manager.conftest import bearer, make_token
 
 
@@ -39,7 +41,19 @@ def _stat(call_id) -> CallStat:
     return db.session.scalar(select(CallStat).where(CallStat.call_id == call_id))
 
 
-def test_rating_matches_hand_computed_charges(client, carrier, alpha_token):
+@pytest.fixture(params=["database", "snapshot"])
+def rates_from(request, app, carrier):
+    """Rate from the database, or from a routing snapshot that is current (as while the manager runs)."""
+    if request.param == "snapshot":
+        manager.run_once(app, force=True)
+        manager.sync_snapshot(app)
+        assert isinstance(cdrs.rate_source(), cdrs.SnapshotRates)
+    else:
+        assert isinstance(cdrs.rate_source(), cdrs.RateLookup)
+    return request.param
+
+
+def test_rating_matches_hand_computed_charges(client, carrier, alpha_token, rates_from):
     """Billed seconds with min time and interval, setup fee, longest code, rate change at the call's start."""
     batch = [
         # 44 at 0.10, 30/6, setup 0.05: 47 s bill 30 + 3*6 = 48 s -> 0.08 + 0.05. Vox 44 at 0.06 1/1: 47 s.
@@ -81,6 +95,23 @@ def test_rating_matches_hand_computed_charges(client, carrier, alpha_token):
         Decimal(0),
     )
     assert _balance(carrier.acme) == Decimal("-0.575")
+
+
+def test_an_edit_after_the_snapshot_is_rated_at_once(client, carrier, alpha_token):
+    """A rate saved after the snapshot was built prices the next records (the database answers until the
+    manager publishes a snapshot that holds the edit)."""
+    manager.run_once(client.application, force=True)
+    manager.sync_snapshot(client.application)
+    assert isinstance(cdrs.rate_source(), cdrs.SnapshotRates)
+    rate = Rate(
+        rate_table_id=carrier.customer_rates.id, code="4412", rate=Decimal("0.50"), effective_from=EPOCH
+    )
+    db.session.add(rate)
+    audit.record("create", rate)
+    db.session.commit()
+    assert isinstance(cdrs.rate_source(), cdrs.RateLookup)
+    assert _post(client, alpha_token, _record(carrier, "new-code", "441234567", 60)).status_code == 200
+    assert (_stat("new-code").orig_code, _stat("new-code").customer_charge) == ("4412", Decimal("0.50"))
 
 
 def test_account_rate_table_beats_the_clients_default(client, carrier, alpha_token):
@@ -225,3 +256,14 @@ def test_find_rate_is_the_longest_code_effective_then(app, carrier):
     assert cdrs.find_rate(table, "447700900123", after).code == "447"
     assert cdrs.find_rate(table, "4413", after).code == "44"
     assert cdrs.find_rate(table, "33", after) is None
+
+
+def test_call_ids_are_kept_verbatim(client, carrier, alpha_token):
+    """A SIP Call-ID with quotes, commas, backslashes and non-ASCII characters is stored as sent."""
+    call_id = 'a84b,4c76 "x"\\y;attempt=2@pbx-é'
+    response = _post(client, alpha_token, _record(carrier, call_id, "441234567", 5))
+    assert response.status_code == 200 and response.json["stored"] == 1
+    assert _stat(call_id) is not None
+    assert _post(client, alpha_token, _record(carrier, call_id, "441234567", 5)).json["duplicates"] == [
+        call_id
+    ]
