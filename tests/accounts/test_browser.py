@@ -1,0 +1,69 @@
+"""The accounts list in a real browser: search as you type, open an account, edit it in the modal, and see the
+row change without a page reload."""
+
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+from panel.extensions import db
+from panel.models import Account
+
+pytestmark = pytest.mark.browser
+
+
+def test_search_open_edit_and_see_the_row_change(carrier, browser_login):
+    """Quick search (URL kept), the account's modal, its edit form, a refused value, then the saved row."""
+    account_id, term_id = carrier.acme_ip.id, carrier.acme_term.id
+    page = browser_login(carrier.tree.alpha_operator)
+    page.goto("/accounts/")
+    page.evaluate("window.__noReload = 42")  # survives only if the page is never reloaded
+    expect(page.locator(".account-link")).to_have_count(3)
+
+    page.get_by_label("Quick search").press_sequentially("acme-i", delay=40)
+    expect(page.locator(".account-link")).to_have_count(1)
+    expect(page).to_have_url(re.compile(r"/accounts/\?q=acme-i"))
+
+    page.locator(".account-link", has_text="acme-ip").click()
+    dialog = page.locator("dialog#panel-dialog")
+    expect(dialog).to_be_visible()
+    expect(dialog).to_contain_text("10.0.0.0/24")
+    dialog.get_by_role("link", name="Edit").click()
+    expect(dialog.locator("input[name=name]")).to_have_value("acme-ip")
+
+    dialog.locator("input[name=ident_value]").fill("10.0.0.1/24; 198.51.100.7")
+    dialog.get_by_role("button", name="Save").click()
+    expect(dialog.locator(".error")).to_contain_text("10.0.0.1/24 has host bits set; the network is 10.0.0.0/24.")
+    expect(dialog.locator("input[name=orig_tags]")).to_have_value("gold")  # nothing typed is lost
+
+    dialog.locator("input[name=ident_value]").fill("10.0.0.0/24; 198.51.100.7; 198.51.100.8")
+    dialog.locator("input[name=name]").fill("acme-main")
+    dialog.locator("input[name=orig_tags]").fill("gold premium")
+    dialog.get_by_role("button", name="Save").click()
+
+    expect(page.locator("dialog")).to_have_count(0)
+    row = page.locator(f"#account-{account_id}")
+    expect(row).to_contain_text("acme-main")
+    expect(row).to_contain_text("198.51.100.8")
+    expect(row.locator(".tag")).to_have_text(["gold", "premium"])
+    expect(page.locator("#flash")).to_contain_text("Account “acme-main” saved.")
+    assert page.evaluate("window.__noReload") == 42
+
+    # The generated password appears in the form on demand and is stored with it.
+    page.locator(f"#account-{account_id}").get_by_role("link", name="Edit").click()
+    dialog.get_by_role("button", name="Generate").click()
+    password = dialog.locator("input[name=password]")
+    expect(password).to_have_attribute("type", "text")
+    expect(password).to_have_value(re.compile(r"^[A-Za-z0-9]{16}$"))
+    generated = password.input_value()
+    dialog.get_by_role("button", name="Save").click()
+    expect(page.locator("dialog")).to_have_count(0)
+    assert page.evaluate("window.__noReload") == 42
+
+    db.session.expire_all()
+    saved = db.session.get(Account, account_id)
+    assert saved.name == "acme-main" and saved.orig_tags == "gold premium"
+    from panel import crypto
+
+    assert crypto.decrypt(saved.password_encrypted) == generated
+    assert db.session.get(Account, term_id).name == "acme-term"
