@@ -103,6 +103,8 @@ def test_viewer_reads_but_cannot_write(login, tree, tables, text_of):
     assert client.post("/rate-tables/new", data={"name": "X", "currency": "USD"}).status_code == 403
     assert client.post(f"/rate-tables/{tables.alpha.id}/delete").status_code == 403
     assert client.post(f"/rate-tables/{tables.alpha.id}/import", data={}).status_code == 403
+    page = text_of(client.get(f"/rate-tables/{tables.alpha.id}/import"))
+    assert "read-only access" in page and 'type="file"' not in page
 
 
 # ---------------------------------------------------------------------------------------------------------
