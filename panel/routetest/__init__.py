@@ -1,4 +1,4 @@
-"""."""
+"""Routing > Route test: the routing engine's answer for one call, with every rule and rejection shown."""
 
 from flask import Blueprint
 
