@@ -33,7 +33,9 @@ def test_search_open_edit_and_see_the_row_change(carrier, browser_login):
 
     dialog.locator("input[name=ident_value]").fill("10.0.0.1/24; 198.51.100.7")
     dialog.get_by_role("button", name="Save").click()
-    expect(dialog.locator(".error")).to_contain_text("10.0.0.1/24 has host bits set; the network is 10.0.0.0/24.")
+    expect(dialog.locator(".error")).to_contain_text(
+        "10.0.0.1/24 has host bits set; the network is 10.0.0.0/24."
+    )
     expect(dialog.locator("input[name=orig_tags]")).to_have_value("gold")  # nothing typed is lost
 
     dialog.locator("input[name=ident_value]").fill("10.0.0.0/24; 198.51.100.7; 198.51.100.8")
@@ -67,3 +69,37 @@ def test_search_open_edit_and_see_the_row_change(carrier, browser_login):
 
     assert crypto.decrypt(saved.password_encrypted) == generated
     assert db.session.get(Account, term_id).name == "acme-term"
+
+
+def test_new_account_pickers_follow_the_client_and_delete_refunds(carrier, browser_login):
+    """Choosing the client refreshes the pickers; the delete dialog shows the refund and removes the row."""
+    from tests.accounts.conftest import add_call
+
+    add_call("b1", orig=carrier.acme_ip, charge="3.5")
+    db.session.commit()
+    account_id = carrier.acme_ip.id
+    page = browser_login(carrier.tree.root_admin)
+    page.goto("/accounts/")
+    page.evaluate("window.__noReload = 7")
+
+    page.get_by_role("link", name="New account").click()
+    dialog = page.locator("dialog")
+    dialog.locator("select[name=client_id]").select_option(label="Bravo — Beta")
+    expect(dialog.locator("select[name=orig_rate_table_id] option", has_text="Beta retail")).to_have_count(1)
+    dialog.locator("select[name=client_id]").select_option(label="Acme — Alpha")
+    expect(dialog.locator("select[name=orig_rate_table_id] option", has_text="Beta retail")).to_have_count(0)
+    expect(dialog.locator("select[name=orig_rate_table_id] option").first).to_have_text(
+        "— client default: Alpha retail —"
+    )
+    dialog.locator("input[name=name]").fill("brand-new")
+    dialog.locator("input[name=ident_value]").fill("172.22.0.1")
+    dialog.get_by_role("button", name="Create account").click()
+    expect(page.locator("dialog")).to_have_count(0)
+    expect(page.locator(".account-link").first).to_have_text("brand-new")
+
+    page.locator(f"#account-{account_id}").get_by_role("link", name="Delete").click()
+    expect(page.locator("dialog")).to_contain_text("1 statistics rows")
+    page.get_by_role("button", name="Delete and refund 3.50 USD").click()
+    expect(page.locator(f"#account-{account_id}")).to_have_count(0)
+    expect(page.locator("#flash")).to_contain_text("3.50 USD credited to “Acme”")
+    assert page.evaluate("window.__noReload") == 7
