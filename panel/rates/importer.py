@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, or_, select
 
 from panel import audit, csvio
 from panel.extensions import db
@@ -99,6 +99,33 @@ def _count(rate_table_id: int) -> int:
     )
 
 
+def _drop_undated_repeats(rate_table_id: int, rows: list[dict], start: datetime) -> list[dict]:
+    """The rows to write: without the undated ones that equal the rate in force at `start` (SPEC §3 rule)."""
+    # Undated rows carry the very `start` object the parser was given.
+    if not any(row["effective_from"] is start for row in rows):
+        return rows
+    values = (Rate.name, Rate.rate, Rate.end, Rate.setup_fee, Rate.min_time, Rate.interval)
+    stmt = (
+        select(Rate.code, *values)
+        .where(
+            Rate.rate_table_id == rate_table_id,
+            Rate.effective_from <= start,
+            or_(Rate.end.is_(None), Rate.end > start),
+        )
+        .order_by(Rate.code, Rate.effective_from)
+    )
+    in_force = {}
+    for code, *current in db.session.execute(stmt.execution_options(yield_per=20_000)):
+        in_force[code] = tuple(current)  # the latest effective_from of a code comes last and wins
+    return [
+        row
+        for row in rows
+        if row["effective_from"] is not start
+        or in_force.get(row["code"])
+        != (row["name"], row["rate"], row["end"], row["setup_fee"], row["min_time"], row["interval"])
+    ]
+
+
 def import_rates(
     rate_table: RateTable | int,
     data: bytes,
@@ -113,7 +140,8 @@ def import_rates(
 
     `add_update` inserts new (code, effective_from) pairs and overwrites existing ones; `replace` deletes
     every rate of the table first. Rows without effective_from start at `default_effective_from` (the start of
-    the import when not given).
+    the import when not given); with `add_update`, such a row equal to the rate in force at that moment is
+    left out (counted unchanged), so re-importing an undated deck does not pile up copies of the same prices.
     """
     if mode not in MODES:
         raise ImportFailed(f"Unknown mode {mode!r}; choose one of {', '.join(MODES)}.")
@@ -146,9 +174,10 @@ def import_rates(
                 f"Replaced the table's {before:,} rates with {len(rows):,} rates from {filename or 'a file'}."
             )
         else:
+            kept = rows if not before else _drop_undated_repeats(table.id, rows, start)
             written = bulk.write(
                 Rate.__table__,
-                rows,
+                kept,
                 _WRITE_COLUMNS,
                 key=("rate_table_id", "code", "effective_from"),
                 # An empty table has nothing to update: the plain (faster) insert is enough.

@@ -496,3 +496,19 @@ def test_import_racing_another_writer_fails_cleanly(login, tree, tables, monkeyp
     assert job.status == "failed" and "changed by someone else while this import ran" in job.message
     assert _rates(tables.alpha.id) == before
     assert audit_entries("ratetable", "import") == []
+
+
+def test_undated_deck_imported_again_adds_only_the_new_prices(login, tree):
+    """A deck without dates, imported twice, adds rows only for the prices that moved."""
+    table = factories.rate_table(tree.alpha, "Undated")
+    db.session.commit()
+    client = login(tree.alpha_operator)
+    _import(client, table.id, "code,name,rate\n44,UK,0.01\n49,Germany,0.02\n", effective_from="2026-01-01")
+    assert "2 added" in _last_job().message
+    _import(client, table.id, "code,name,rate\n44,UK,0.01\n49,Germany,0.025\n", effective_from="2026-02-01")
+    assert "1 added, 0 changed, 1 unchanged" in _last_job().message
+    assert [(c, r, f.month) for c, r, f in _rates(table.id)] == [
+        ("44", Decimal("0.01"), 1),
+        ("49", Decimal("0.02"), 1),
+        ("49", Decimal("0.025"), 2),
+    ]
