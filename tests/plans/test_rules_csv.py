@@ -2,6 +2,7 @@
 
 import csv
 import io
+import time
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -340,3 +341,25 @@ def test_export_is_valid_csv_with_quoted_names(world, login):
     db.session.commit()
     assert _upload(client, empty.id, text).status_code == 200
     assert _rules(empty.id) == _rules(world.plan.id)
+
+
+@pytest.mark.parametrize("app_config", [{"IMPORTS_SYNCHRONOUS": False}])
+def test_large_import_runs_in_the_background_with_a_progress_bar(world, login):
+    """A file of thousands of rules answers at once with a progress bar that polls until the import ends."""
+    rows = "".join(f"{i % 9},{440000 + i},static_client,Carrier B,,,,,,,,,,,,,\n" for i in range(2500))
+    client = login(world.tree.alpha_operator)
+    response = _upload(client, world.plan.id, f"{HEADER}\n{rows}", "replace", filename="big.csv")
+    page = response.data.decode()
+    job = db.session.scalars(select(ImportJob)).one()
+    assert response.status_code == 200 and "<progress" in page and "big.csv" in page
+    status_url = f"/imports/{job.id}"
+    deadline = time.monotonic() + 60
+    while True:
+        db.session.rollback()  # the test shares its session with the requests: see the import's commits
+        status = client.get(status_url, headers={"HX-Request": "true"}).data.decode()
+        if "hx-get" not in status:  # the fragment stops polling when the job has ended
+            break
+        assert time.monotonic() < deadline, status
+        time.sleep(0.2)
+    assert "Imported 2,500 rules (replace, 3 replaced)" in status
+    assert _count(world.plan.id) == 2500
