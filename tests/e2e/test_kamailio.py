@@ -105,8 +105,9 @@ def test_an_unknown_source_address_is_refused_with_403(switch):
     assert (len(switch.vendor_one.received()), len(switch.vendor_two.received())) == sent
 
 
-def test_a_number_without_a_rule_gets_404(switch):
-    run = switch.call("unrouted", "55#331234567")
+@pytest.mark.parametrize("number", ["55#331234567", "55#44x1234"], ids=["no rule", "not digits"])
+def test_a_number_without_a_rule_gets_404(switch, number):
+    run = switch.call("unrouted", number)
     assert run.exit_code == 0, run.output[-3000:] + switch.logs()
     assert run.finals == Counter({"404": 1})
 
