@@ -9,7 +9,7 @@ from sqlalchemy.orm import aliased
 from panel import audit, csvio
 from panel.extensions import db
 from panel.htmx import is_htmx, redirect, render, trigger
-from panel.listing import paginate
+from panel.listing import paginate, sort_key
 from panel.models import Account, Client, Company, Rate, RateTable
 from panel.models.types import utcnow
 from panel.rates import bp
@@ -257,7 +257,9 @@ def _effective_at(model, at: datetime):
 def _grid(table: RateTable, form: RateForm | None = None, status: int = 200):
     """The rate table page, or the grid fragment for htmx (search, filter, paging)."""
     stmt, filters = _rates_filter(table)
-    pagination = paginate(stmt, RATE_SORTABLE, "code", Rate.effective_from)
+    # By code, a code's rows follow each other by effective_from (code and moment are unique in a table).
+    tiebreak = Rate.effective_from if sort_key(RATE_SORTABLE, "code").lstrip("-") == "code" else Rate.id
+    pagination = paginate(stmt, RATE_SORTABLE, "code", tiebreak)
     now = utcnow()
     return render(
         "rates/show.html",
