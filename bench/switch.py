@@ -45,7 +45,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--precision", type=float, default=0.08, help="stop bisecting within this fraction")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
     parser.add_argument("--threads", type=int, default=4, help="threads per gunicorn worker")
-    parser.add_argument("--children", type=int, default=8, help="Kamailio SIP worker processes")
+    parser.add_argument("--children", type=int, default=16, help="Kamailio SIP worker processes")
     parser.add_argument("--postgres", default=None, help="a PostgreSQL server URL (default: SQLite)")
     parser.add_argument("--skip-stub", action="store_true", help="do not measure the stand-in router")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
@@ -86,6 +86,7 @@ class Rig:
     def __init__(self, lab: switchlab.Lab, router: switchlab.Proc, port: int, token: str, vendor, args):
         self.lab = lab
         self.router = router
+        self.router_name = "panel" if router.name == "panel" else "stub_router"
         sip_port = switchlab.free_sip_port()
         cfg = switchlab.render_kamailio_cfg(
             lab.workdir / "kamailio.cfg",
@@ -101,7 +102,7 @@ class Rig:
     def step(self, rate: int, seconds: float) -> Step:
         """Place `rate * seconds` calls at `rate` calls/s; measure the CPU each process used meanwhile."""
         calls = int(rate * seconds)
-        watched = {"kamailio": self.kamailio, "sipp_vendor": self.vendor.proc, "router": self.router}
+        watched = {self.router_name: self.router, "kamailio": self.kamailio, "sipp_vendor": self.vendor.proc}
         before = {name: proc.cpu() for name, proc in watched.items()}
         started = time.monotonic()
         run = switchlab.run_caller(
@@ -126,12 +127,17 @@ class Rig:
 
 
 def _percent(before: dict[int, float], after: dict[int, float], elapsed: float) -> dict | float:
-    """CPU percent of one core per process (a dict when there are several, with their total)."""
+    """CPU percent of one core: a number for one process; for a tree, the total, the first process (the
+    parent: gunicorn's master, Kamailio's main process) and each child."""
     used = {pid: after[pid] - before.get(pid, 0.0) for pid in after}
     if len(used) == 1:
         return round(next(iter(used.values())) / elapsed * 100, 1)
-    per = {str(pid): round(seconds / elapsed * 100, 1) for pid, seconds in used.items()}
-    return {"total": round(sum(used.values()) / elapsed * 100, 1), "processes": per}
+    parent, *children = used  # process_tree() lists the parent first
+    return {
+        "total": round(sum(used.values()) / elapsed * 100, 1),
+        "parent": round(used[parent] / elapsed * 100, 1),
+        "children": sorted((round(used[pid] / elapsed * 100, 1) for pid in children), reverse=True),
+    }
 
 
 def climb(rig: Rig, args) -> tuple[Step | None, list[Step]]:
@@ -263,6 +269,7 @@ def main() -> None:
             result["stub"] = bench_stub(workdir, args)
         result["seconds_per_step"] = args.seconds
         result["kamailio_children"] = args.children
+        result["load_average_after"] = round(os.getloadavg()[0], 2)
     finally:
         if drop is not None:
             drop()
