@@ -3,9 +3,7 @@
 Every function that changes data adds its audit entry to the session; the caller commits.
 """
 
-from datetime import datetime
-
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import delete, func, insert, literal, select
 
 from panel import audit
 from panel.extensions import db
@@ -144,15 +142,10 @@ def copy_plan(plan: RoutingPlan) -> RoutingPlan:
     copy.termination_limits = list(plan.termination_limits)
     db.session.add(copy)
     db.session.flush()
-    source = select(db.literal(copy.id), *[getattr(RoutingRule, c) for c in RULE_COPY_COLUMNS]).where(
+    source = select(literal(copy.id), *[getattr(RoutingRule, c) for c in RULE_COPY_COLUMNS]).where(
         RoutingRule.plan_id == plan.id
     )
     db.session.execute(insert(RoutingRule).from_select(["plan_id", *RULE_COPY_COLUMNS], source))
     count = rule_counts([copy.id]).get(copy.id, 0)
     audit.record("create", copy, note=f"copy of {plan.name} (id {plan.id}) with {count:,} rules")
     return copy
-
-
-def is_expired(expires_at: datetime | None, now: datetime | None = None) -> bool:
-    """True when a rule's expiration has passed: it no longer applies (SPEC §4)."""
-    return expires_at is not None and expires_at <= (now or utcnow())
