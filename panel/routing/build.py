@@ -536,7 +536,7 @@ def _batches(conn: Connection, stmt, size: int = 50_000):
         finally:
             result.close()
         return
-    result = conn.execution_options(stream_results=True).execute(stmt)
+    result = conn.execute(stmt.execution_options(stream_results=True))
     try:
         yield from result.partitions(size)
     finally:
