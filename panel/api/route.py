@@ -8,10 +8,11 @@ the routing itself is `panel.routing.engine.route` on this process's snapshot wi
 from __future__ import annotations
 
 import ipaddress
+import json
 import re
 from datetime import UTC, datetime
 
-from flask import g, jsonify, request
+from flask import current_app, g, request
 
 from panel import livecalls, snapshots
 from panel.api import bp
@@ -123,4 +124,6 @@ def route_call():
         return api_error(error.message, error.field, 400)
     query.company_id = g.company_id
     result = route(snapshots.get_snapshot(), query, live=livecalls.counts())
-    return jsonify(result.to_json(explain))
+    # Compact JSON in the answer's own key order (cheaper than jsonify's sorted, spaced output).
+    body = json.dumps(result.to_json(explain), separators=(",", ":"))
+    return current_app.response_class(body, mimetype="application/json")

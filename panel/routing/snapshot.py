@@ -45,11 +45,19 @@ def micro_to_decimal(value: int | None) -> Decimal | None:
     return Decimal(value).scaleb(-6)
 
 
+_TEXTS: dict[int, str] = {}
+
+
 def decimal_text(value: int | None) -> str | None:
-    """Millionths as the text the API answers: `0.0125`, `1`, `-0.002`."""
+    """Millionths as the text the API answers: `0.0125`, `1`, `-0.002` (remembered: few values repeat)."""
     if value is None:
         return None
-    return format(Decimal(value).scaleb(-6).normalize(), "f")
+    text = _TEXTS.get(value)
+    if text is None:
+        if len(_TEXTS) > 100_000:
+            _TEXTS.clear()
+        text = _TEXTS[value] = format(Decimal(value).scaleb(-6).normalize(), "f")
+    return text
 
 
 class RateTableData:
