@@ -28,7 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sqlalchemy import create_engine, insert, text  # noqa: E402
+from sqlalchemy import create_engine, func, insert, select, text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
 from panel import create_app  # noqa: E402
@@ -177,7 +177,11 @@ def load(rng: random.Random) -> dict:
         session.execute(account_gateways.insert(), chunk)
     session.commit()
     if db.engine.dialect.name == "postgresql":
-        session.execute(text("SELECT setval('accounts_id_seq', (SELECT max(id) FROM accounts))"))
+        # The rows were inserted with their ids: move the sequences past them.
+        for model in (Company, User, Gateway, RateTable, RoutingPlan, Client, Account, AccountNetwork):
+            table = model.__table__
+            top = select(func.max(table.c.id)).scalar_subquery()
+            session.execute(select(func.setval(func.pg_get_serial_sequence(table.name, "id"), top)))
         session.commit()
         # What autovacuum does after a bulk load: statistics for the planner, the visibility map for
         # index-only scans.

@@ -212,7 +212,9 @@ def load_rows(ids: list[int]) -> list[Account]:
 def account_page(company_ids, search: Search, sort: str, page: int, per_page: int) -> tuple[Pagination, bool]:
     """One page of the list and whether the total is capped (a search with more than COUNT_LIMIT matches)."""
     scope, _walk = scope_for_list(company_ids)
-    conditions = [scope, *filter_conditions(search)]
+    # Search conditions first: SQLite tests them in this order, and a failed LIKE is cheaper than the scope's
+    # subquery probe (PostgreSQL orders them by cost itself).
+    conditions = [*filter_conditions(search), scope]
     ids_stmt = _ordered(select(Account.id).where(*conditions), sort)
     offset = (page - 1) * per_page
     capped = False
