@@ -38,7 +38,7 @@ from sqlalchemy.exc import IntegrityError
 from panel import billing
 from panel.extensions import db
 from panel.models import Account, CallStat, Client, Rate, RoutingRule
-from panel.scope import descendant_ids, scope_condition
+from panel.scope import MAX_ID, descendant_ids, scope_condition
 
 MAX_BATCH = 1000
 # Every bad record is named, so a switch can drop exactly those and send the rest again.
@@ -196,7 +196,7 @@ def object_id(value, *, required: bool) -> int | None:
         if required:
             raise FieldError("is required")
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= MAX_ID:
         raise FieldError("must be a positive integer id")
     return value
 
@@ -207,11 +207,12 @@ def moment(value) -> datetime:
         raise FieldError("must be an ISO 8601 date-time such as 2026-05-01T12:00:00Z")
     try:
         parsed = datetime.fromisoformat(value.strip())
-    except ValueError:
+        parsed = parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    except (ValueError, OverflowError):
         raise FieldError("must be an ISO 8601 date-time such as 2026-05-01T12:00:00Z") from None
-    if parsed.tzinfo is None:
-        return parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
+    if not 1900 <= parsed.year <= 2999:
+        raise FieldError("must be a date-time between the years 1900 and 2999")
+    return parsed
 
 
 def dialled_number(value) -> str:

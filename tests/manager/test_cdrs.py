@@ -4,6 +4,8 @@ import threading
 from decimal import Decimal
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from panel import audit, cdrs, manager
@@ -161,6 +163,9 @@ def test_required_fields_and_types(client, carrier, alpha_token):
         ({**_record(carrier, "x", "441", 3), "answered": "yes"}, "answered"),
         ({**_record(carrier, "x", "441", 3), "orig_account_id": "7"}, "orig_account_id"),
         ({**_record(carrier, "x", "441", 3), "sip_code": 99}, "sip_code"),
+        ({**_record(carrier, "x", "441", 3), "term_account_id": 2**70}, "term_account_id"),
+        ({**_record(carrier, "x", "441", 3), "duration": float("inf")}, "duration"),
+        ({**_record(carrier, "x", "441", 3), "start": "0001-01-01T00:00:00+05:00"}, "start"),
     ]
     for payload, field in cases:
         response = _post(client, alpha_token, payload)
@@ -267,3 +272,32 @@ def test_call_ids_are_kept_verbatim(client, carrier, alpha_token):
     assert _post(client, alpha_token, _record(carrier, call_id, "441234567", 5)).json["duplicates"] == [
         call_id
     ]
+
+
+JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**80), max_value=2**80)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(max_size=40)
+    | st.sampled_from(
+        ["2026-05-01T10:00:00Z", "9999-12-31T23:59:59-01:00", "+441234567", "44#1234", "start"]
+    ),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    max_leaves=6,
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    fields=st.dictionaries(st.sampled_from(cdrs.CDR_FIELDS + ("colour",)), JSON_VALUES, max_size=10),
+    event=st.dictionaries(st.sampled_from(("event", "call_id", "orig_account_id", "at", "x")), JSON_VALUES),
+)
+def test_hostile_records_never_break_the_api(client, carrier, alpha_token, fields, event):
+    """Whatever JSON arrives, the answer is 200 or a 400 naming the problem; never a server error."""
+    record = {**_record(carrier, "fuzz", "441234567", 10), **fields}
+    for path, body in (("/api/v1/cdrs", [record]), ("/api/v1/cdrs", fields), ("/api/v1/calls", event)):
+        response = client.post(path, json=body, headers=bearer(alpha_token))
+        assert response.status_code in (200, 400), (path, body, response.get_data(as_text=True))
+        if response.status_code == 400:
+            assert response.json["error"]
