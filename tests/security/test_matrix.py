@@ -3,14 +3,14 @@
 For each rule and method, with URL variables filled by name from objects of the Alpha reseller (world.py):
 
 - anonymous: a login redirect (302 to /auth/login), or 401 with HX-Redirect for htmx; API routes: 401;
-- viewer of Alpha: GET 200; any write 403;
+- viewer of Alpha: GET 200 (or 403 on the form of a write, see WRITE_VERBS); any write 403;
 - operator of Alpha: GET 200; a write (empty form) is answered without an error of the server, never 403
   unless the route is admin-only (ADMIN_ONLY), never 404 (the object is in scope);
 - admin of Beta (a sibling reseller): 404 for every route that names an Alpha object, on every method, also
   when the URL mixes a Beta object with an Alpha one; its own (Beta) objects answer 200, which shows the 404
   comes from the scope; pages without objects show no Alpha data;
 - admin of the operator (Alpha's parent): GET 200 (also as htmx); writes as for the operator, admin-only too;
-  an id that names no object (or is beyond 64 bits) answers 404.
+  an id that names no object (or is too large for the database) answers 404.
 
 Everywhere: no 5xx, GETs change nothing, a refused write (4xx) changes nothing, and no page of Alpha shows
 Beta's data. A route whose URL variable is unknown, that does not use `<int:...>`, or that belongs to no
