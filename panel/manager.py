@@ -78,6 +78,8 @@ class ManagerState:
     snapshot_version: str | None = None
     snapshot_built_at: datetime | None = None
     snapshot_build_ms: int | None = None
+    # (version, retry after): a snapshot build that failed is not retried every second.
+    failed_sync: tuple[str, float] | None = None
     last_error: str = ""
     pid: int = field(default_factory=os.getpid)
 
@@ -541,8 +543,19 @@ def sync_snapshot(app: Flask, *, force: bool = False) -> bool:
         version = published_version()
         if not force and current.snapshot_version is not None and version == current.snapshot_version:
             return False
+        failed = current.failed_sync
+        if not force and failed is not None and failed[0] == version and time.monotonic() < failed[1]:
+            return False  # this version failed to build a moment ago: wait a period before trying again
         started = time.perf_counter()
-        snapshots.rebuild()
+        try:
+            snapshots.rebuild()
+        except Exception:
+            current.failed_sync = (
+                version,
+                time.monotonic() + float(app.config.get("MANAGER_PERIOD_SECONDS", 10)),
+            )
+            raise
+        current.failed_sync = None
         current.snapshot_build_ms = round((time.perf_counter() - started) * 1000)
         current.snapshot_built_at = utcnow()
         current.snapshot_version = version

@@ -292,3 +292,23 @@ def test_a_run_left_running_by_a_dead_process_is_marked(app, routed):
     manager.run_once(app)
     stale = _runs()[0]
     assert stale.outcome == "error" and "interrupted" in stale.error
+
+
+def test_a_failing_snapshot_build_waits_a_period(app, routed, monkeypatch):
+    """A snapshot that fails to build is not rebuilt every second; the old one keeps routing meanwhile."""
+    manager.run_once(app)
+    manager.sync_snapshot(app)
+    old = snapshots.get_snapshot()
+    manager.run_once(app, force=True)
+
+    def broken():
+        raise RuntimeError("a rate table cannot be read")
+
+    monkeypatch.setattr(snapshots, "rebuild", broken)
+    with pytest.raises(RuntimeError):
+        manager.sync_snapshot(app)
+    assert manager.sync_snapshot(app) is False
+    assert snapshots.get_snapshot() is old
+    monkeypatch.undo()
+    assert manager.sync_snapshot(app, force=True) is True
+    assert snapshots.get_snapshot() is not old
