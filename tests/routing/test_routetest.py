@@ -121,3 +121,21 @@ def test_shows_when_the_routing_data_was_read(carrier, login):
         .get_data(as_text=True)
     )
     assert "Routing data as of" in html and "Refresh now" in html and "Link to this test" in html
+
+
+@pytest.mark.browser
+def test_answers_as_you_type_and_the_url_follows(carrier, browser_login):
+    page = browser_login(carrier.alpha_operator)
+    page.goto("/route-test/")
+    page.fill("#src_ip", "198.51.100.10")
+    page.fill("#number", "447700900123")
+    page.wait_for_selector("#routes")
+    assert "V1 / v1" in page.inner_text("#routes")
+    assert "profit_margin" in page.inner_text("#rejections")
+    assert "number=447700900123" in page.url and "src_ip=198.51.100.10" in page.url
+    # The pushed URL is a whole page that shows the same answer.
+    shared = page.url
+    page.goto(shared)
+    assert "V1 / v1" in page.inner_text("#routes")
+    page.fill("#number", "44x")
+    page.wait_for_selector("text=Digits only")
