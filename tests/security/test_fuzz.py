@@ -298,3 +298,99 @@ def test_uploads_over_the_limit_are_refused(app, fuzz_setup):
             if w.fingerprint() != before:
                 failures.append(f"{where}: changed {w.describe_change(before, w.fingerprint())}")
     assert not failures, "\n".join(failures)
+
+
+API_KEYS = (
+    "number src_ip login ani gateway at explain event call_id orig_account_id term_account_id rule_id".split()
+)
+API_KEYS += ["start", "duration", "answered", "sip_code", "pdd"]
+
+
+def _beta_state(world) -> tuple:
+    """Beta's calls, live calls and balance: nothing sent with Alpha's token may touch them."""
+    from panel.models import CallStat, Client, LiveCall
+
+    accounts = [world.beta.ids["account"][1]]
+    client_id = world.beta.ids["client"][1]
+    db.session.rollback()
+    return (
+        db.session.scalar(
+            select(func.count())
+            .select_from(CallStat)
+            .where((CallStat.orig_client_id == client_id) | (CallStat.term_client_id == client_id))
+        ),
+        db.session.scalar(
+            select(func.count())
+            .select_from(LiveCall)
+            .where(LiveCall.orig_account_id.in_(accounts) | LiveCall.term_account_id.in_(accounts))
+        ),
+        db.session.scalar(select(Client.balance).where(Client.id == client_id)),
+    )
+
+
+@pytest.mark.slow
+def test_api_survives_hostile_json(app):
+    """Every POST route of the API answers hostile JSON without 5xx, and Alpha's token never reaches Beta."""
+    world = w.build()
+    routes = [
+        rule.rule
+        for rule in app.url_map.iter_rules()
+        if rule.endpoint.startswith("api.") and "POST" in rule.methods
+    ]
+    if not routes:
+        pytest.skip("the API has no POST route yet")
+    ids = st.sampled_from(
+        [world.alpha.ids[k][1] for k in ("account", "rule")]
+        + [world.beta.ids[k][1] for k in ("account", "rule")]
+    )
+    scalar = st.one_of(text, numbers, dates, st.integers(-(2**70), 2**70), st.booleans(), st.none(), ids)
+    hostile = st.dictionaries(st.one_of(st.sampled_from(API_KEYS), st.text(max_size=8)), scalar, max_size=12)
+    # Plausible records (a call record, a call event, a route query) naming Alpha's or Beta's objects, with
+    # some fields replaced by hostile values: they reach the scope checks behind the validation.
+    plausible = st.builds(
+        lambda base, changes: {**base, **changes},
+        st.fixed_dictionaries(
+            {
+                "call_id": st.uuids().map(str),
+                "event": st.sampled_from(["start", "end"]),
+                "orig_account_id": ids,
+                "term_account_id": ids,
+                "rule_id": ids,
+                "number": st.sampled_from(["441234567", "+441234567", "44"]),
+                "login": st.sampled_from(["login-zqalpha", "login-zqbeta"]),
+                "start": st.just("2024-01-01T00:00:00Z"),
+                "at": st.just("2024-01-01T00:00:00Z"),
+                "duration": st.integers(0, 3600),
+                "answered": st.booleans(),
+                "sip_code": st.just(200),
+            }
+        ),
+        st.dictionaries(st.sampled_from(API_KEYS), scalar, max_size=2),
+    )
+    record = st.one_of(hostile, plausible)
+    payload = st.one_of(record, st.lists(record, max_size=4), scalar, st.lists(scalar, max_size=3))
+    client = app.test_client()
+    headers = {"Authorization": f"Bearer {world.alpha.token_secret}"}
+
+    @settings(
+        max_examples=EXAMPLES * 5,
+        deadline=None,
+        derandomize=not RANDOM,
+        database=None,
+        phases=[Phase.explicit, Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(st.sampled_from(routes), payload)
+    def run(url, body):
+        beta, before = _beta_state(world), w.fingerprint()
+        try:
+            response = client.post(url, json=body, headers=headers)
+        except Exception as exc:  # noqa: BLE001 - an exception in a view is a 500 for the switch
+            raise AssertionError(f"POST {url} {body!r:.300}: raised {type(exc).__name__}: {exc}") from exc
+        assert response.status_code < 500, f"POST {url} {body!r:.300}: {response.status_code}"
+        assert response.is_json, f"POST {url}: the API answered {response.mimetype}"
+        if response.status_code >= 400:
+            assert w.fingerprint() == before, f"POST {url} {body!r:.300}: refused but changed data"
+        assert _beta_state(world) == beta, f"POST {url} {body!r:.300}: Alpha's token changed Beta's data"
+
+    run()
