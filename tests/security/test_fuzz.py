@@ -10,7 +10,8 @@ the operator's admin, who may use every form. For every submission:
 - no page shows an injected script or attribute unescaped (checked on the answer and, at the end, on every
   page of the panel).
 
-Uploads larger than MAX_CONTENT_LENGTH are refused with a message and change nothing.
+Uploads larger than MAX_CONTENT_LENGTH are refused with a message and change nothing. The API's POST routes
+get hostile JSON with a reseller's token: no 5xx, and nothing of another reseller changes.
 
 The run is deterministic (derandomized) and bounded so CI stays fast: PANEL_FUZZ_EXAMPLES raises the number of
 examples and PANEL_FUZZ_RANDOM=1 draws new ones on every run.
