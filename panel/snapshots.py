@@ -17,6 +17,9 @@ from panel.extensions import db
 from panel.routing.build import build_snapshot
 from panel.routing.snapshot import Snapshot
 
+# From this size on a built snapshot is moved out of the cyclic collector's reach (see _build).
+FREEZE_FROM_RATES = 200_000
+
 
 class _Holder:
     """The snapshot of one app (tests create many apps in one process) and the lock of its builds."""
@@ -72,8 +75,9 @@ def _build() -> Snapshot:
     """Build from the app's database in one read."""
     min_calls = int(current_app.config.get("QUALITY_MIN_CALLS", 0) or 0)
     snapshot = build_snapshot(db.engine, quality_min_calls=min_calls)
-    # A snapshot is millions of long-lived objects that form no reference cycles (they are freed by reference
-    # counting when the next one replaces them): keep the cyclic collector from walking them again and again,
-    # which would stall routes for tens of milliseconds at each full collection.
-    gc.freeze()
+    if snapshot.counts.get("rates", 0) >= FREEZE_FROM_RATES:
+        # A big snapshot is millions of long-lived objects that form no reference cycles (reference counting
+        # frees them when the next one replaces them): keep the cyclic collector from walking them at every
+        # full collection, which would stall routes for tens of milliseconds each time.
+        gc.freeze()
     return snapshot
