@@ -135,7 +135,7 @@ class Route:
             "host": account.host,
             "port": account.port,
             "protocol": account.protocol,
-            "proxy": account.proxy,
+            "proxy": account.proxy or "",  # "" rather than null: switch scripts compare strings
             "tech_prefix": account.tech_prefix,
             "vendor_rate": decimal_text(self.vendor_row[0]),
             "vendor_code": self.vendor_code,

@@ -57,7 +57,7 @@ def test_routes_a_call_in_order_of_appeal(api):
     first = data["routes"][0]
     assert first["host"] == "203.0.113.1" and first["port"] == 5060 and first["protocol"] == "sip"
     assert first["vendor_rate"] == "0.05" and first["vendor_code"] == "44" and first["margin"] == "0.05"
-    assert first["proxy"] is None and first["tech_prefix"] == "" and first["capacity"] is None
+    assert first["proxy"] == "" and first["tech_prefix"] == "" and first["capacity"] is None
     assert "explain" not in data
 
 
