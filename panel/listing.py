@@ -17,6 +17,16 @@ def page_args() -> tuple[int, int]:
     return min(max(page, 1), 10**9), min(max(per_page, 1), 500)
 
 
+def id_arg(name: str) -> int | None:
+    """An id from the query string (a filter): None when absent, not ASCII digits, or too large for an id."""
+    from panel.scope import MAX_ID
+
+    value = request.args.get(name, "").strip()
+    if not value.isascii() or not value.isdigit() or len(value) > 10 or int(value) > MAX_ID:
+        return None
+    return int(value)
+
+
 def sort_key(sortable: dict, default: str) -> str:
     """The requested sort (`name` or `-name`), or the default when it is not one of `sortable`."""
     key = request.args.get("sort", default)

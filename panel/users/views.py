@@ -17,7 +17,7 @@ from panel.auth.passwords import hash_password, password_problem
 from panel.companies.forms import choice_values, choices
 from panel.companies.tree import tree_rows
 from panel.extensions import db
-from panel.listing import paginate
+from panel.listing import id_arg, paginate
 from panel.models import Company, User
 from panel.models.companies import ROLES
 from panel.users import bp
@@ -57,8 +57,8 @@ def index():
                 func.lower(User.email).like(pattern),
             )
         )
-    company_id = request.args.get("company_id", type=int)
-    if company_id and abs(company_id) <= scope.MAX_ID:
+    company_id = id_arg("company_id")
+    if company_id:
         stmt = stmt.where(User.company_id == company_id)
     role = request.args.get("role", "")
     if role in ROLES:

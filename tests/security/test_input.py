@@ -58,3 +58,16 @@ def test_upload_over_the_limit_names_the_limit(login, tree):
     assert response.status_code == 413 and response.mimetype == "text/plain"
     assert response.get_data(as_text=True).startswith("The upload is larger than the limit of 2 MB")
     assert _companies() == 4
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [("x=42", 42), ("x=", None), ("x=abc", None), ("x=²", None), ("x=١٢٣", None), ("x=-1", None),
+     ("x=" + "9" * 30, None), ("x=2147483648", None), ("", None)],
+)  # fmt: skip
+def test_id_arg(app, query, expected):
+    """listing.id_arg reads an id filter safely: anything that is not a plain, storable id is no filter."""
+    from panel.listing import id_arg
+
+    with app.test_request_context(f"/?{query}"):
+        assert id_arg("x") == expected
