@@ -248,6 +248,20 @@ def _optional_int(value, low: int, high: int, what: str) -> int | None:
     return round(value)
 
 
+# (field, CdrRecord attribute, required, check): the checks of one record, in the order they are reported.
+_CDR_CHECKS = (
+    ("call_id", "call_id", True, text_id),
+    ("orig_account_id", "orig_account_id", False, lambda v: object_id(v, required=True)),
+    ("term_account_id", "term_account_id", False, lambda v: object_id(v, required=False)),
+    ("rule_id", "rule_id", False, lambda v: object_id(v, required=False)),
+    ("number", "number", True, dialled_number),
+    ("start", "start", True, moment),
+    ("duration", "duration", True, _seconds),
+    ("sip_code", "sip_code", False, lambda v: _optional_int(v, 100, 699, "a SIP status code")),
+    ("pdd", "pdd_ms", False, lambda v: _optional_int(v, 0, 3_600_000, "milliseconds")),
+)
+
+
 def parse(payload) -> list[CdrRecord]:
     """Validate a request body (one record or a list) into records; raises CdrError listing every problem."""
     items = records_of(payload)
@@ -257,20 +271,9 @@ def parse(payload) -> list[CdrRecord]:
         if not require_object(index, item, CDR_FIELDS, errors):
             continue
         values: dict = {}
-        checks = (
-            ("call_id", "call_id", lambda v: text_id(v)),
-            ("orig_account_id", "orig_account_id", lambda v: object_id(v, required=True)),
-            ("term_account_id", "term_account_id", lambda v: object_id(v, required=False)),
-            ("rule_id", "rule_id", lambda v: object_id(v, required=False)),
-            ("number", "number", dialled_number),
-            ("start", "start", moment),
-            ("duration", "duration", _seconds),
-            ("sip_code", "sip_code", lambda v: _optional_int(v, 100, 699, "a SIP status code")),
-            ("pdd", "pdd_ms", lambda v: _optional_int(v, 0, 3_600_000, "milliseconds")),
-        )
         ok = True
-        for name, key, check in checks:
-            if name in ("call_id", "number", "start", "duration") and name not in item:
+        for name, key, required, check in _CDR_CHECKS:
+            if required and name not in item:
                 errors.append(RecordError(index, name, "is required"))
                 ok = False
                 continue
@@ -391,7 +394,9 @@ class SnapshotRates:
         table = self._tables.get(rate_table_id) if rate_table_id else None
         if table is None:
             return None
-        found = table.lookup([p for p in prefixes(number) if p in self._universe], at.timestamp())
+        universe = self._universe
+        codes = [p for p in (number[:i] for i in range(len(number), 0, -1)) if p in universe]
+        found = table.lookup(codes, at.timestamp())
         if found is None:
             return None
         code, row = found
@@ -529,7 +534,7 @@ def _insert(rows: list[dict]) -> set[str]:
         return set()
     if db.engine.dialect.name == "postgresql":
         document = json.dumps(rows, default=_json_value, separators=(",", ":"))
-        return set(db.session.scalars(_PG_INSERT, {"rows": document}))
+        return set(db.session.scalars(_PG_INSERT, {"rows": document}).all())
     from sqlalchemy.dialects.sqlite import insert
 
     stmt = insert(CallStat).on_conflict_do_nothing(index_elements=["call_id"]).returning(CallStat.call_id)
