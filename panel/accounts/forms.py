@@ -162,4 +162,3 @@ class AccountSearchForm(FlaskForm):
         ],
         validate_choice=False,
     )
-    sort = StringField()

@@ -98,7 +98,7 @@ def test_new_account_pickers_follow_the_client_and_delete_refunds(carrier, brows
     expect(page.locator(".account-link").first).to_have_text("brand-new")
 
     page.locator(f"#account-{account_id}").get_by_role("link", name="Delete").click()
-    expect(page.locator("dialog")).to_contain_text("1 statistics rows")
+    expect(page.locator("dialog")).to_contain_text("1 statistics row (calls it originated or terminated)")
     page.get_by_role("button", name="Delete and refund 3.50 USD").click()
     expect(page.locator(f"#account-{account_id}")).to_have_count(0)
     expect(page.locator("#flash")).to_contain_text("3.50 USD credited to “Acme”")
