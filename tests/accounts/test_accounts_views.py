@@ -309,9 +309,10 @@ def test_pickers_offer_and_accept_only_what_the_company_may_use(carrier, login):
     assert response.status_code == 422  # Bravo is not a client Alpha may choose
 
 
-def test_edit_through_htmx_returns_the_row_and_closes_the_modal(carrier, login):
+@pytest.mark.parametrize("user", ["alpha_admin", "alpha_operator", "root_admin"])
+def test_edit_through_htmx_returns_the_row_and_closes_the_modal(carrier, login, user):
     """Saving the modal answers with the updated row (out of band) and a message, and audits the change."""
-    client = login(carrier.tree.alpha_operator)
+    client = login(getattr(carrier.tree, user))
     modal = client.get(f"/accounts/{carrier.acme_ip.id}/edit", headers=HX).get_data(as_text=True)
     assert "<dialog" in modal and 'value="10.0.0.0/24; 198.51.100.7"' in modal
     data = account_data(
