@@ -15,6 +15,7 @@ import random
 import socket
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from operator import attrgetter
 
 from panel.billing import vendor_bills_more
 from panel.routing.snapshot import (
@@ -73,6 +74,7 @@ REASON_TEXT = {
     "stop_hunt": "A rule before it has Stop hunt set.",
 }
 _DEFAULT_RNG = random.Random()
+_APPEAL = attrgetter("appeal")
 
 
 @dataclass(slots=True)
@@ -737,7 +739,7 @@ def _appeal(call: _Call, plan_routes: list[tuple[RuleEntry, list[Route]]]) -> No
 
 def _by_appeal(routes: list[Route], rng) -> None:
     """Sort routes by appeal, best first; routes of equal appeal are shuffled."""
-    routes.sort(key=_minus_appeal)
+    routes.sort(key=_APPEAL, reverse=True)  # stable: equal appeals keep their order until shuffled below
     start = 0
     size = len(routes)
     while start < size:
@@ -750,10 +752,6 @@ def _by_appeal(routes: list[Route], rng) -> None:
             rng.shuffle(run)
             routes[start:end] = run
         start = end
-
-
-def _minus_appeal(route: Route) -> float:
-    return -route.appeal
 
 
 def _route_plan(call: _Call, plan: PlanEntry, result: Result, seen: set[int]) -> tuple[bool, bool]:
