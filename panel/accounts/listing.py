@@ -158,19 +158,16 @@ def filter_conditions(search: Search) -> list:
     return conditions
 
 
-def scope_for_list(company_ids) -> tuple:
-    """The company-scope condition for the list, shaped for the best plan (see the module's notes).
-
-    Returns (condition, walk) where `walk` is True when the plan walks the primary key or the sort index.
-    """
+def scope_for_list(company_ids):
+    """The company-scope condition for the list, shaped for the best plan (see the module's notes)."""
     clients_in_scope = select(Client.id).where(scope_condition(Client, company_ids))
     in_scope, every = db.session.execute(
         select(func.count(case((scope_condition(Client, company_ids), 1))), func.count()).select_from(Client)
     ).one()
     if every and in_scope >= SCAN_SHARE * every:
         # `client_id + 0` is the same condition, but no index on client_id can serve it.
-        return (Account.client_id + 0).in_(clients_in_scope), True
-    return scope_condition(Account, company_ids), False
+        return (Account.client_id + 0).in_(clients_in_scope)
+    return scope_condition(Account, company_ids)
 
 
 def _ordered(stmt: Select, sort: str) -> Select:
@@ -211,7 +208,7 @@ def load_rows(ids: list[int]) -> list[Account]:
 
 def account_page(company_ids, search: Search, sort: str, page: int, per_page: int) -> tuple[Pagination, bool]:
     """One page of the list and whether the total is capped (a search with more than COUNT_LIMIT matches)."""
-    scope, _walk = scope_for_list(company_ids)
+    scope = scope_for_list(company_ids)
     # Search conditions first: SQLite tests them in this order, and a failed LIKE is cheaper than the scope's
     # subquery probe (PostgreSQL orders them by cost itself).
     conditions = [*filter_conditions(search), scope]

@@ -366,3 +366,18 @@ def test_deactivate_keeps_the_account(carrier, login):
     assert not carrier.acme_ip.orig_enabled and not carrier.acme_ip.term_enabled
     note = db.session.scalar(select(AuditEntry.note).where(AuditEntry.object_id == carrier.acme_ip.id))
     assert note == "deactivated"
+
+
+@pytest.mark.parametrize("share", [0.0, 1.1])
+def test_both_shapes_of_the_scope_condition_list_the_same_accounts(carrier, login, monkeypatch, share):
+    """Walking the primary key (most clients in scope) or the client_id index (few): the same rows."""
+    from panel.accounts import listing
+
+    monkeypatch.setattr(listing, "SCAN_SHARE", share)
+    for user, visible in (
+        ("alpha_viewer", {"acme-ip", "acme-term", "sub-login"}),
+        ("sub_operator", {"sub-login"}),
+    ):
+        client = login(getattr(carrier.tree, user))
+        assert set(_names(client.get("/accounts/", headers=HX).get_data(as_text=True))) == visible
+        assert set(_names(client.get("/accounts/?q=-", headers=HX).get_data(as_text=True))) == visible
