@@ -118,10 +118,21 @@ def start(app: Flask) -> ManagerState:
     )
     current.thread.start()
     if not getattr(app, "_manager_fork_hook", False):
-        # A server that imports the app before forking (gunicorn --preload) loses threads in its workers.
-        os.register_at_fork(after_in_child=lambda: _after_fork(app))
+        # A server that creates the app before forking its workers (gunicorn --preload): the workers get a
+        # manager of their own (threads do not survive a fork) and the forking master stops its own.
+        os.register_at_fork(
+            after_in_parent=lambda: _stop_in_parent(app), after_in_child=lambda: _after_fork(app)
+        )
         app._manager_fork_hook = True
     return current
+
+
+def _stop_in_parent(app: Flask) -> None:
+    """In a process that forks workers: leave the manager to them."""
+    current = app.extensions.get("panel_manager")
+    if current is not None:
+        current.stop.set()
+        current.wake.set()
 
 
 def _after_fork(app: Flask) -> None:
