@@ -1,4 +1,4 @@
-"""."""
+"""Statistics (SPEC §8): calls and totals, vendor quality by destination, balancing checks, live calls."""
 
 from flask import Blueprint
 
