@@ -2,7 +2,7 @@
 
 from flask import flash, request, url_for
 from flask_login import current_user
-from sqlalchemy import or_, select
+from sqlalchemy import false, or_, select
 from sqlalchemy.orm import contains_eager
 
 from panel import audit, csvio
@@ -42,8 +42,10 @@ def _listing():
                     Did.notes.icontains(q, autoescape=True),
                 )
             )
-    if client_id:
+    if client_id and 0 < client_id < 2**31:  # a database id; anything else matches nothing
         stmt = stmt.where(Client.id == client_id)
+    elif client_id:
+        stmt = stmt.where(false())
     return stmt, {"q": q, "client_id": client_id}
 
 

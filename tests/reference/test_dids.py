@@ -182,3 +182,11 @@ def test_export_round_trip(login, tree, setup, text_of):
     before = _numbers()
     _import(client, exported)
     assert _last_job().status == "done" and _numbers() == before
+
+
+def test_hostile_filters_find_nothing(login, tree, setup, text_of):
+    """Out-of-range or odd filter values answer an empty list, never an error."""
+    client = login(tree.alpha_operator)
+    for query in ("client_id=99999999999999999999999", "client_id=-5", "q=%25", "q=_"):
+        response = client.get(f"/dids/?{query}")
+        assert response.status_code == 200 and "No DID matches" in text_of(response), query

@@ -512,3 +512,22 @@ def test_undated_deck_imported_again_adds_only_the_new_prices(login, tree):
         ("49", Decimal("0.02"), 1),
         ("49", Decimal("0.025"), 2),
     ]
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "at=0001-01-01",
+        "at=9999-12-31 23:59:59",
+        "at=2024-02-30",
+        "q=%25",
+        "q=_",
+        "sort=-nope",
+        "q=" + "9" * 500,
+    ],
+)
+def test_odd_filters_never_fail(login, tree, tables, query):
+    """Odd search and date values answer a page (and an export), never an error of the server."""
+    client = login(tree.alpha_operator)
+    for path in (f"/rate-tables/{tables.alpha.id}?{query}", f"/rate-tables/{tables.alpha.id}/export?{query}"):
+        assert client.get(path).status_code == 200, path
