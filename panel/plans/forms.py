@@ -68,13 +68,13 @@ class PlanForm(FlaskForm):
         "Origination limits",
         coerce=int,
         description="Companies that may use the plan, with the companies below them. None: every company of "
-        "the owner's tree.",
+        "the owner's tree. Ctrl-click (⌘-click) to choose several.",
     )
     termination_limits = SelectMultipleField(
         "Termination limits",
         coerce=int,
         description="The plan terminates only to clients of these companies (companies below them not "
-        "included). None: no limit.",
+        "included). None: no limit. Ctrl-click (⌘-click) to choose several.",
     )
     loop_protection = BooleanField(
         "Routing loop protection",
