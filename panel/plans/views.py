@@ -39,7 +39,7 @@ from panel.plans.forms import (
     options,
 )
 from panel.plans.paging import paginate_rules
-from panel.scope import descendant_ids, get_or_404, scoped, visible_companies
+from panel.scope import descendant_ids, get_or_404, scoped, usable_plans, visible_companies
 
 LABELS = {
     "rules_hunting": dict(RULES_HUNTING_CHOICES),
@@ -106,10 +106,13 @@ def _search_choices(form: PlanSearchForm) -> None:
         .order_by(CodeDeck.name)
     ).all()
     form.code_deck_id.choices = options([(d.id, d.name) for d in decks], "any code deck")
-    plans = db.session.execute(scoped(RoutingPlan).with_only_columns(RoutingPlan.id, RoutingPlan.name)).all()
-    form.additional_plan_id.choices = options(
-        sorted(((p.id, p.name) for p in plans), key=lambda p: p[1]), "any"
-    )
+    # Additional plans may also be plans of companies above that the user's company may use.
+    plans = {}
+    for stmt in (scoped(RoutingPlan), usable_plans(current_user.company_id)):
+        plans.update(
+            db.session.execute(stmt.with_only_columns(RoutingPlan.id, RoutingPlan.name)).tuples().all()
+        )
+    form.additional_plan_id.choices = options(sorted(plans.items(), key=lambda p: p[1].lower()), "any")
     form.term_client_id.choices = options(lookups.terminator_clients(), "any client")
 
 
