@@ -9,7 +9,7 @@ from panel.codedecks.forms import CodeDeckForm, CodeForm, CodeImportForm
 from panel.codedecks.importer import CODE_COLUMNS, MODES, REQUIRED_COLUMNS, export_rows, import_codes
 from panel.extensions import db
 from panel.htmx import is_htmx, redirect, render, trigger
-from panel.listing import paginate
+from panel.listing import id_arg, paginate
 from panel.models import Code, CodeDeck, Company, RoutingPlan
 from panel.rates.shared import (
     as_choices,
@@ -63,7 +63,7 @@ def _plans_using(deck: CodeDeck) -> list[RoutingPlan]:
 def index():
     """The code decks of the user's companies with their codes count and the plans that use them."""
     q = request.args.get("q", "").strip()
-    company_id = request.args.get("company_id", type=int)
+    company_id = id_arg("company_id")
     stmt = scoped(CodeDeck).join(Company, CodeDeck.company_id == Company.id)
     if q:
         stmt = stmt.where(CodeDeck.name.icontains(q, autoescape=True))

@@ -2,7 +2,7 @@
 
 from flask import flash, request, url_for
 from flask_login import current_user
-from sqlalchemy import false, or_, select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import contains_eager
 
 from panel import audit, csvio
@@ -11,7 +11,7 @@ from panel.dids.forms import DidForm, DidImportForm
 from panel.dids.importer import DID_COLUMNS, MODES, REQUIRED_COLUMNS, export_rows, import_dids
 from panel.extensions import db
 from panel.htmx import is_htmx, redirect, render
-from panel.listing import paginate
+from panel.listing import id_arg, paginate
 from panel.models import Account, Client, Did
 from panel.rates.shared import as_choices, recent_jobs, start_csv_import
 from panel.scope import get_or_404, scope_condition, scoped, user_company_ids
@@ -22,7 +22,7 @@ SORTABLE = {"number": Did.number, "client": Client.name, "account": Account.name
 def _listing():
     """The DIDs select with the filters: `q` (number prefix, or client/account name) and `client_id`."""
     q = request.args.get("q", "").strip()
-    client_id = request.args.get("client_id", type=int)
+    client_id = id_arg("client_id")
     stmt = (
         select(Did)
         .join(Account, Did.account_id == Account.id)
@@ -42,10 +42,8 @@ def _listing():
                     Did.notes.icontains(q, autoescape=True),
                 )
             )
-    if client_id and 0 < client_id < 2**31:  # a database id; anything else matches nothing
+    if client_id:
         stmt = stmt.where(Client.id == client_id)
-    elif client_id:
-        stmt = stmt.where(false())
     return stmt, {"q": q, "client_id": client_id}
 
 

@@ -7,7 +7,7 @@ from sqlalchemy.exc import IntegrityError
 from panel import audit
 from panel.extensions import db
 from panel.htmx import redirect, render
-from panel.listing import paginate
+from panel.listing import id_arg, paginate
 from panel.models import Company, Policy, RoutingPlan, RoutingRule
 from panel.models.rates import POLICY_FACTORS
 from panel.policies import bp
@@ -74,7 +74,7 @@ def index():
     """The policies of the user's companies with their weights and how many rules use them."""
     _seed_root_policies()
     q = request.args.get("q", "").strip()
-    company_id = request.args.get("company_id", type=int)
+    company_id = id_arg("company_id")
     stmt = scoped(Policy).join(Company, Policy.company_id == Company.id)
     if q:
         stmt = stmt.where(Policy.name.icontains(q, autoescape=True))

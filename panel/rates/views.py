@@ -9,7 +9,7 @@ from sqlalchemy.orm import aliased
 from panel import audit, csvio
 from panel.extensions import db
 from panel.htmx import is_htmx, redirect, render, trigger
-from panel.listing import paginate, sort_key
+from panel.listing import id_arg, paginate, sort_key
 from panel.models import Account, Client, Company, Rate, RateTable
 from panel.models.types import utcnow
 from panel.rates import bp
@@ -117,7 +117,7 @@ def _rate_counts(table_ids: list[int]) -> dict[int, int]:
 def index():
     """The rate tables of the user's companies, with rates count and who uses them."""
     q = request.args.get("q", "").strip()
-    company_id = request.args.get("company_id", type=int)
+    company_id = id_arg("company_id")
     stmt = scoped(RateTable).join(Company, RateTable.company_id == Company.id)
     if q:
         stmt = stmt.where(RateTable.name.icontains(q, autoescape=True))

@@ -6,7 +6,7 @@ from sqlalchemy import func, select
 from panel import audit
 from panel.extensions import db
 from panel.htmx import redirect, render
-from panel.listing import paginate
+from panel.listing import id_arg, paginate
 from panel.models import Company, RoutingPlan, RoutingRule, TimeProfile
 from panel.models.types import utcnow
 from panel.rates.shared import (
@@ -60,7 +60,7 @@ def _rules_using(profile: TimeProfile) -> list[tuple[RoutingRule, RoutingPlan]]:
 def index():
     """The time profiles of the user's companies, with whether each is in force now."""
     q = request.args.get("q", "").strip()
-    company_id = request.args.get("company_id", type=int)
+    company_id = id_arg("company_id")
     stmt = scoped(TimeProfile).join(Company, TimeProfile.company_id == Company.id)
     if q:
         stmt = stmt.where(TimeProfile.name.icontains(q, autoescape=True))
