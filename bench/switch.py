@@ -1,7 +1,8 @@
 """Calls per second through the whole path: sipp caller -> Kamailio -> panel -> sipp vendor, and back.
 
-Everything runs on loopback: the panel under gunicorn (as `make run` serves it) against a private temporary
-database (SQLite, or with `--postgres URL` a private database next to that server, dropped at the end),
+Everything runs on loopback: the panel under gunicorn (3 sync workers by default, as docs/kamailio/README.md
+recommends for the switch API; `--worker-class gthread --workers 2 --threads 4` is `make run`'s) against a
+private temporary database (SQLite, or with `--postgres URL` a private database next to that server, dropped at the end),
 Kamailio with docs/kamailio/kamailio.cfg (route queries, call events and CDRs all go to the panel), one sipp
 vendor answering every call and one sipp caller. The caller's rate (`sipp -r`) goes up by doubling, then by
 bisection, with `--seconds` of calls at each step (a bounded call count); a step passes when every call was
@@ -43,8 +44,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--start", type=int, default=100, help="first rate tried, calls/s")
     parser.add_argument("--max-rate", type=int, default=8000, help="highest rate tried, calls/s")
     parser.add_argument("--precision", type=float, default=0.08, help="stop bisecting within this fraction")
-    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
-    parser.add_argument("--threads", type=int, default=4, help="threads per gunicorn worker")
+    # Sync workers (a connection per query, taken by whichever worker is free) sustain about three times
+    # the calls of gthread workers, whose kept-alive connections stay with one worker (docs/kamailio).
+    parser.add_argument("--worker-class", default="sync", help="gunicorn worker class (sync, gthread)")
+    parser.add_argument("--workers", type=int, default=3, help="gunicorn workers")
+    parser.add_argument("--threads", type=int, default=1, help="threads per gunicorn worker (gthread)")
     parser.add_argument("--children", type=int, default=16, help="Kamailio SIP worker processes")
     parser.add_argument("--postgres", default=None, help="a PostgreSQL server URL (default: SQLite)")
     parser.add_argument("--skip-stub", action="store_true", help="do not measure the stand-in router")
@@ -212,7 +216,7 @@ def bench_panel(workdir: Path, database_url: str, args) -> dict:
             PANEL_MANAGER_ENABLED=0,
             SECRET_KEY="bench-secret",
             ACCOUNT_PASSWORD_KEY="bench-account-key",
-            options=tuple(os.environ.get("BENCH_GUNICORN_OPTIONS", "").split()),
+            options=("--worker-class", args.worker_class, *os.environ.get("BENCH_GUNICORN", "").split()),
         )
         switchlab.warm_up_panel(port, carrier.token, {"number": "441234567", "src_ip": CALLER_IP})
         # Vendor One (the first route) answers every call: no failover in the benchmark.
@@ -225,7 +229,7 @@ def bench_panel(workdir: Path, database_url: str, args) -> dict:
     result = _summary(best, steps)
     result["cdrs_stored"] = stored
     result["calls_answered"] = sum(s.answered for s in steps)
-    result["panel"] = {"workers": args.workers, "threads": args.threads}
+    result["panel"] = {"worker_class": args.worker_class, "workers": args.workers, "threads": args.threads}
     return result
 
 
