@@ -2,13 +2,14 @@
 
 Everything runs on loopback: the panel under gunicorn (3 sync workers by default, as docs/kamailio/README.md
 recommends for the switch API; `--worker-class gthread --workers 2 --threads 4` is `make run`'s) against a
-private temporary database (SQLite, or with `--postgres URL` a private database next to that server, dropped at the end),
-Kamailio with docs/kamailio/kamailio.cfg (route queries, call events and CDRs all go to the panel), one sipp
-vendor answering every call and one sipp caller. The caller's rate (`sipp -r`) goes up by doubling, then by
-bisection, with `--seconds` of calls at each step (a bounded call count); a step passes when every call was
-answered and the step lasted no longer than its calls took to place (plus 2 s). The figure is the highest
-passing rate. The same ladder is then climbed with the stand-in router (`tests/e2e/stub_router.py`, standard
-library only) in place of the panel, so the panel's share of the cost is visible.
+private temporary database (SQLite, or with `--postgres URL` a private database next to that server,
+dropped at the end), Kamailio with docs/kamailio/kamailio.cfg (route queries, call events and CDRs all go
+to the panel), one sipp vendor answering every call and one sipp caller. The caller's rate (`sipp -r`) goes
+up by doubling, then by bisection, with `--seconds` of calls at each step (a bounded call count); a step
+passes when every call was answered and the step lasted no longer than its calls took to place (plus 2 s).
+The figure is the highest passing rate. The same ladder is then climbed with the stand-in router
+(`tests/e2e/stub_router.py`, standard library only) in place of the panel, so the panel's share of the cost
+is visible.
 
 Prints one JSON line: `calls_per_s`, `failed_calls` (of that step), the CPU use of each process during that
 step in percent of one core (panel workers, Kamailio, sipp caller and vendor), the CDRs the panel stored, and
