@@ -20,7 +20,7 @@ from flask_login import current_user
 from sqlalchemy import inspect
 
 from panel.extensions import db
-from panel.models import Account, AuditEntry, Client, Company, Did, Rate, RoutingRule
+from panel.models import Account, AuditEntry, Client, Code, Company, Did, Rate, RoutingRule
 
 # Never copied into an audit entry.
 SECRET_FIELDS = {"password_hash", "password_encrypted", "token_hash"}
@@ -29,7 +29,7 @@ SECRET_FIELDS = {"password_hash", "password_encrypted", "token_hash"}
 def _json(value):
     """A JSON-safe form of a column value."""
     if isinstance(value, Decimal):
-        return format(value.normalize(), "f") if value == value.to_integral() else str(value)
+        return format(value.normalize(), "f")
     if isinstance(value, datetime | date):
         return value.isoformat()
     if isinstance(value, enum.Enum):
@@ -71,6 +71,9 @@ def owner(obj) -> tuple[int | None, int | None]:
     if isinstance(obj, Rate):
         table = obj.rate_table
         return (table.company_id if table else None), None
+    if isinstance(obj, Code):
+        deck = obj.code_deck
+        return (deck.company_id if deck else None), None
     return getattr(obj, "company_id", None), None
 
 

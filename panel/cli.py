@@ -16,6 +16,7 @@ def register(app: Flask) -> None:
         from panel.auth.passwords import hash_password, password_problem
         from panel.extensions import db
         from panel.models import Company, User
+        from panel.policies.defaults import ensure_default_policies
 
         problem = password_problem(password)
         if problem:
@@ -30,6 +31,8 @@ def register(app: Flask) -> None:
         db.session.add(
             User(company_id=root.id, username=username, role="admin", password_hash=hash_password(password))
         )
+        # Every install ships the routing policies of SPEC §5 step 8.
+        ensure_default_policies(root.id)
         db.session.commit()
         click.echo(f"Admin {username} created in {root.name}.")
 

@@ -34,6 +34,7 @@ from panel.models import (
     User,
 )
 from panel.models.types import utcnow
+from panel.policies.defaults import ensure_default_policies
 
 # (username, password, company key, role): listed in the README and printed by `make run`.
 DEMO_USERS = [
@@ -167,24 +168,8 @@ def _account(client, name, ident_by, ident_value, **fields):
 
 
 def default_policies(company_id: int) -> list[Policy]:
-    """The four policies of SPEC §5 step 8, created for the company when missing."""
-    try:
-        from panel.policies.defaults import ensure_default_policies
-    except ImportError:  # the policies section ships this; before it, create them here
-        ensure_default_policies = None
-    if ensure_default_policies:
-        ensure_default_policies(company_id)
-    else:
-        for name, weights in (
-            ("Simple LCR", {"rate_weight": 1}),
-            ("Simple Quality", {"asr_weight": 1, "acd_weight": 1}),
-            ("Proportional", {"rate_weight": 2, "asr_weight": 1, "acd_weight": 1}),
-            ("Random", {}),
-        ):
-            if not db.session.scalar(
-                select(Policy).where(Policy.company_id == company_id, Policy.name == name)
-            ):
-                db.session.add(Policy(company_id=company_id, name=name, **weights))
+    """The four policies of SPEC §5 step 8 for the company (created when missing)."""
+    ensure_default_policies(company_id)
     db.session.flush()
     return list(db.session.scalars(select(Policy).where(Policy.company_id == company_id)))
 

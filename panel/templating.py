@@ -52,7 +52,7 @@ def rate(value) -> str:
     if value is None:
         return ""
     text = f"{Decimal(value):.6f}".rstrip("0")
-    return text + "0" if text.endswith(".") else text
+    return text[:-1] if text.endswith(".") else text
 
 
 def when(value: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:

@@ -2,7 +2,6 @@
 
 from flask import flash, request, url_for
 from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
 
 from panel import audit
 from panel.extensions import db
@@ -11,7 +10,6 @@ from panel.listing import id_arg, paginate
 from panel.models import Company, Policy, RoutingPlan, RoutingRule
 from panel.models.rates import POLICY_FACTORS
 from panel.policies import bp
-from panel.policies.defaults import ensure_default_policies
 from panel.policies.forms import PolicyForm
 from panel.rates.shared import (
     as_choices,
@@ -33,18 +31,6 @@ def describe(policy: Policy) -> str:
     if not factors:
         return "no factor: routes are shuffled"
     return " · ".join(f"{FACTOR_LABELS[f]} {w}" for f, w in factors.items())
-
-
-def _seed_root_policies() -> None:
-    """Every install has the shipped policies: create them for a root company that has no policy at all."""
-    roots = db.session.scalars(select(Company.id).where(Company.parent_id.is_(None))).all()
-    for root_id in roots:
-        if db.session.scalar(select(Policy.id).where(Policy.company_id == root_id).limit(1)) is None:
-            try:
-                if ensure_default_policies(root_id):
-                    db.session.commit()
-            except IntegrityError:  # another request created them at the same moment
-                db.session.rollback()
 
 
 def _rule_counts(ids: list[int]) -> dict[int, int]:
@@ -72,7 +58,6 @@ def _rules_using(policy: Policy) -> list[tuple[RoutingRule, RoutingPlan]]:
 @bp.route("/")
 def index():
     """The policies of the user's companies with their weights and how many rules use them."""
-    _seed_root_policies()
     q = request.args.get("q", "").strip()
     company_id = id_arg("company_id")
     stmt = scoped(Policy).join(Company, Policy.company_id == Company.id)

@@ -31,7 +31,7 @@ def test_entry_committed_with_the_change(tree):
     assert (entry.company_id, entry.client_id) == (tree.alpha.id, client.id)
     assert entry.at is not None and entry.at.tzinfo is not None
     assert dict((k, (b, a)) for k, b, a in audit.changes(entry)) == {
-        "balance": ("0", "12.50"),
+        "balance": ("0", "12.5"),
         "name": ("Acme", "Acme Telecom"),
     }
 

@@ -6,7 +6,7 @@ from sqlalchemy import func, select
 
 from panel import demo
 from panel.extensions import db
-from panel.models import Account, Client, Company, Rate, RoutingRule, User
+from panel.models import Account, Client, Company, Policy, Rate, RoutingRule, User
 
 
 def test_demo_data_is_a_believable_carrier(app, client):
@@ -51,6 +51,9 @@ def test_create_admin_makes_the_first_login(app, client):
     assert "Admin boss created" in result.output
     user = db.session.scalar(select(User).where(User.username == "boss"))
     assert user.role == "admin" and user.company.kind == "root"
+    # The shipped routing policies exist from the start.
+    names = set(db.session.scalars(select(Policy.name).where(Policy.company_id == user.company_id)))
+    assert names == {"Simple LCR", "Simple Quality", "Proportional", "Random"}
     assert (
         client.post("/auth/login", data={"username": "boss", "password": "S3cret-pass-1"}).status_code == 302
     )

@@ -52,10 +52,7 @@ ADMIN_ONLY = {
 }
 
 # GETs that may write, with the reason (every other GET must change nothing).
-GET_MAY_WRITE = {
-    # SPEC §5 ships the policies Simple LCR, Simple Quality, Proportional and Random: created on first visit.
-    "policies.index": "creates the shipped default policies of the company on its first visit",
-}
+GET_MAY_WRITE: dict[str, str] = {}
 
 # Accepted statuses that differ from the defaults, per endpoint: {(role, method): statuses}; role "*" means
 # every logged-in role in scope (viewer, operator, parent_admin). Each with its reason.
