@@ -618,20 +618,20 @@ def _candidates(call: _Call, plan: PlanEntry, rule: RuleEntry, result: Result) -
     routes: list[Route] = []
     for account in candidates:
         # The terminator's rate: the longest of the number's codes with a row effective now.
-        found = None
+        row = found_code = None
         table = account.term_rates
         if table is not None:
             rates = table.rates
             for code in codes:
                 rows = rates.get(code)
                 if rows is not None:
-                    for row in rows:
-                        if row[4] <= ts < row[5]:
-                            found = (code, row)
+                    for candidate_row in rows:
+                        if candidate_row[4] <= ts < candidate_row[5]:
+                            row, found_code = candidate_row, code
                             break
-                    if found is not None:
+                    if row is not None:
                         break
-        if found is None and dynamic:
+        if row is None and dynamic:
             continue  # a dynamic rule's candidates are the terminators with a rate for the number
         if not account.term_enabled:
             reason = "terminator_disabled"
@@ -641,17 +641,22 @@ def _candidates(call: _Call, plan: PlanEntry, rule: RuleEntry, result: Result) -
             reason = "loop_protection"
         elif limits and account.company_id not in limits:
             reason = "termination_limit"
-        elif found is None:
+        elif row is None:
             reason = "no_vendor_rate"
         else:
-            row = found[1]
             if highest is not None and row[0] > highest:
                 reason = "profit_margin"
-            elif check_increments and _bills_more(customer_min, customer_interval, row[2], row[3]):
+            elif (
+                check_increments
+                # A vendor billing every second (1/1), or as the customer does, never bills more.
+                and not (row[3] == 1 and row[2] <= 1)
+                and (row[2] != customer_min or row[3] != customer_interval)
+                and _bills_more(customer_min, customer_interval, row[2], row[3])
+            ):
                 reason = "increments"
             elif (
                 quality is not None
-                and (stats := quality.get((account.id, found[0]))) is not None
+                and (stats := quality.get((account.id, found_code))) is not None
                 and (
                     (min_asr is not None and stats.asr is not None and stats.asr < min_asr)
                     or (min_acd is not None and stats.acd is not None and stats.acd < min_acd)
@@ -668,11 +673,9 @@ def _candidates(call: _Call, plan: PlanEntry, rule: RuleEntry, result: Result) -
             ):
                 reason = "capacity"
             else:
-                routes.append(Route(account, rule, plan, found[0], row, customer_rate))
+                routes.append(Route(account, rule, plan, found_code, row, customer_rate))
                 continue
-        rejections.append(
-            Rejection(rule, account, reason, found[0] if found else None, found[1][0] if found else None)
-        )
+        rejections.append(Rejection(rule, account, reason, found_code, row[0] if row is not None else None))
     return routes
 
 
