@@ -22,17 +22,18 @@ from sqlalchemy.types import NullType
 from panel.routing.snapshot import (
     INFINITY,
     MICRO,
+    RATE_ONLY,
     AccountEntry,
     ClientEntry,
     IpIndex,
     PlanEntry,
-    PolicyEntry,
     QualityEntry,
     RateTableData,
     RuleEntry,
     Snapshot,
     code_length,
     compile_code,
+    policy_entry,
 )
 from panel.timeprofile import CompiledProfile, TimeProfileError
 
@@ -396,7 +397,7 @@ def _read(conn: Connection, quality_min_calls: int) -> Snapshot:
             for factor in ("rate", "asr", "acd", "pdd")
             if getattr(row, f"{factor}_weight")
         )
-        policy_map[row.id] = PolicyEntry(row.id, row.name, weights)
+        policy_map[row.id] = policy_entry(row.id, row.name, weights)
 
     profile_map = {}
     bad_profiles = 0
@@ -646,6 +647,9 @@ def _read_plans(conn, policy_map, profile_map, account_map, client_map, descenda
             terminator_client_id=row.terminator_client_id,
             terminator_account_id=row.terminator_account_id,
             policy=policy_map.get(row.policy_id) if row.policy_id else None,
+            # Static and DID routes get the appeal of a rate-only policy; so does a dynamic rule with none.
+            appeal_policy=(policy_map.get(row.policy_id) if row.type == "dynamic" and row.policy_id else None)
+            or RATE_ONLY,
             pm_value=_micro(row.pm_value),
             pm_percent=bool(row.pm_percent),
             orig_tags=_tags(row.orig_tags),

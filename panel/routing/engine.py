@@ -20,7 +20,6 @@ from operator import attrgetter
 from panel.billing import vendor_bills_more
 from panel.routing.snapshot import (
     MICRO,
-    RATE_ONLY,
     AccountEntry,
     PlanEntry,
     RateRow,
@@ -528,11 +527,13 @@ def _sort_key(rule: RuleEntry):
 def _balance(rules: list[RuleEntry], rng) -> list[RuleEntry]:
     """Step 5: within a group of the same code and priority, balancing rules (1-99) swap places at random,
     the first place going to each with probability proportional to its value; the others stay put."""
-    groups: dict[tuple, list[int]] = {}
+    groups: dict[tuple, list[int]] | None = None
     for position, rule in enumerate(rules):
         if rule.balanced:
+            if groups is None:
+                groups = {}
             groups.setdefault((rule.type == "did", rule.group_key, rule.priority), []).append(position)
-    if not groups:
+    if groups is None:
         return rules
     rules = list(rules)
     for positions in groups.values():
@@ -691,11 +692,8 @@ def _appeal(call: _Call, plan_routes: list[tuple[RuleEntry, list[Route]]]) -> No
     rates = [route.vendor_row[0] for route in everything]
     low, high = min(rates), max(rates)
     span = high - low
-    policies = [
-        rule.policy if rule.type == "dynamic" and rule.policy is not None else RATE_ONLY
-        for rule, _ in plan_routes
-    ]
-    if all(factor == "rate" for policy in policies for factor, _ in policy.weights):
+    policies = [rule.appeal_policy for rule, _ in plan_routes]
+    if all(policy.rate_only for policy in policies):
         # Only rate in use (the common case): appeal is the scaled rate, or 1 for a policy with no factors.
         for policy, (_, routes) in zip(policies, plan_routes, strict=True):
             if not policy.total or not span:

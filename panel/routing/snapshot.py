@@ -140,15 +140,21 @@ class PolicyEntry:
     id: int
     name: str
     weights: tuple[tuple[str, int], ...]
+    # The sum of the weights (0: every route gets appeal 1).
+    total: int
+    # True when rate is the only factor (the appeal needs no quality figures).
+    rate_only: bool
 
-    @property
-    def total(self) -> int:
-        """The sum of the weights (0: every route gets appeal 1)."""
-        return sum(w for _, w in self.weights)
+
+def policy_entry(policy_id: int, name: str, weights: tuple[tuple[str, int], ...]) -> PolicyEntry:
+    """A PolicyEntry with its derived fields."""
+    return PolicyEntry(
+        policy_id, name, weights, sum(w for _, w in weights), all(f == "rate" for f, _ in weights)
+    )
 
 
 # Static routes are ordered as by a rate-only policy (SPEC §5 step 8).
-RATE_ONLY = PolicyEntry(0, "rate only", (("rate", 1),))
+RATE_ONLY = policy_entry(0, "rate only", (("rate", 1),))
 
 
 class RuleEntry:
@@ -168,6 +174,7 @@ class RuleEntry:
         "terminator_client_id",
         "terminator_account_id",
         "policy",
+        "appeal_policy",
         "pm_value",
         "pm_percent",
         "orig_tags",
