@@ -59,7 +59,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--originators", type=int, default=10_000)
     parser.add_argument("--routes", type=int, default=50_000, help="in-process routes to time")
     parser.add_argument("--http-seconds", type=float, default=15.0)
-    parser.add_argument("--http-connections", type=int, default=8)
+    parser.add_argument("--http-connections", type=int, default=4)
+    parser.add_argument("--threads", type=int, default=4, help="gunicorn threads per worker (as `make run`)")
     parser.add_argument("--no-http", action="store_true", help="skip the HTTP measurement")
     parser.add_argument("--no-memory", action="store_true", help="skip the traced second build")
     parser.add_argument("--seed", type=int, default=42)
@@ -427,7 +428,7 @@ def measure_http(database_url: str, workdir: Path, queries: list[dict], args: ar
             "--workers",
             "2",
             "--threads",
-            "4",
+            str(args.threads),
             "--timeout",
             "900",
             "--bind",
@@ -512,7 +513,10 @@ def _load_wrk(wrk: str, port: int, bodies: list[str], args, workdir: Path) -> di
         text=True,
         check=True,
     ).stdout
-    figures = {"http_load": f"wrk, 1 thread, {args.http_connections} connections, {int(args.http_seconds)} s"}
+    figures = {
+        "http_load": f"wrk, 1 thread, {args.http_connections} connections, {int(args.http_seconds)} s, "
+        f"gunicorn 2 workers x {args.threads} threads"
+    }
     errors = 0
     for line in out.splitlines():
         parts = line.split()
