@@ -13,35 +13,9 @@ from wtforms import (
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
 
 from panel.accounts import idents
+from panel.forms import optional_id as optional_int
+from panel.forms import strip
 from panel.models.accounts import IDENT_BY_LABELS, PROTOCOLS
-
-# Ids are SQL BIGINTs: a posted number outside this range is no id at all (and SQLite would overflow on it).
-MAX_ID = 2**63 - 1
-
-
-def optional_int(value) -> int | None:
-    """Coerce a select's value to an id: empty means "not set"; anything but an id is a ValueError."""
-    if value in (None, "", "None"):
-        return None
-    number = int(value)
-    if not 0 < number <= MAX_ID:
-        raise ValueError("not an id")
-    return number
-
-
-def arg_id(name: str) -> int | None:
-    """An id from the query string, or None when it is missing or not an id."""
-    from flask import request
-
-    try:
-        return optional_int(request.args.get(name))
-    except ValueError:
-        return None
-
-
-def strip(value):
-    """Trim surrounding white space from text input."""
-    return value.strip() if isinstance(value, str) else value
 
 
 class AccountForm(FlaskForm):

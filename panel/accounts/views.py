@@ -12,11 +12,11 @@ from sqlalchemy import or_, select
 
 from panel import audit, crypto
 from panel.accounts import bp, idents, listing, pickers, service
-from panel.accounts.forms import AccountForm, AccountSearchForm, arg_id
+from panel.accounts.forms import AccountForm, AccountSearchForm
 from panel.accounts.pickers import writer_required
 from panel.extensions import db
 from panel.htmx import is_htmx, redirect, render
-from panel.listing import page_args, sort_key
+from panel.listing import id_arg, page_args, sort_key
 from panel.models import Account, CallStat, Client, Gateway, RateTable, RoutingPlan
 from panel.models.accounts import IDENT_BY_LABELS
 from panel.scope import ancestor_ids, get_or_404, user_company_ids
@@ -226,8 +226,8 @@ def _saved_response(account: Account, created: bool):
 def create():
     """A new account; `?client_id=` picks the client (from the client's page)."""
     form = AccountForm()
-    if request.method == "GET" and arg_id("client_id"):
-        form.client_id.data = arg_id("client_id")
+    if request.method == "GET" and id_arg("client_id"):
+        form.client_id.data = id_arg("client_id")
     _prepare_form(form, None)
     if request.method == "POST":
         if _check_form(form, None):
@@ -276,8 +276,8 @@ def options():
     """The form's pickers for the client just chosen (htmx swaps them out of band)."""
     form = AccountForm(formdata=request.args, meta={"csrf": False})
     account = None
-    if arg_id("account_id"):
-        account = get_or_404(Account, arg_id("account_id"))
+    if id_arg("account_id"):
+        account = get_or_404(Account, id_arg("account_id"))
     _prepare_form(form, account)
     return render_template("accounts/_options.html", form=form)
 
@@ -305,8 +305,8 @@ def generate_password():
     form = AccountForm(meta={"csrf": False}, formdata=None)
     form.password.data = crypto.generate_password()
     account = None
-    if arg_id("account_id"):
-        account = get_or_404(Account, arg_id("account_id"))
+    if id_arg("account_id"):
+        account = get_or_404(Account, id_arg("account_id"))
     return render_template(
         "accounts/_password.html", form=form, account=account, shown=True, generated=True, has_password=False
     )

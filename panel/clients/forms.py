@@ -6,7 +6,8 @@ from flask_wtf import FlaskForm
 from wtforms import DecimalField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, InputRequired, Length, Regexp
 
-from panel.accounts.forms import optional_int, strip
+from panel.forms import optional_id as optional_int
+from panel.forms import strip
 
 
 def upper(value):

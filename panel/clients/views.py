@@ -9,14 +9,13 @@ from sqlalchemy.orm import selectinload
 
 from panel import audit
 from panel.accounts import pickers
-from panel.accounts.forms import arg_id
 from panel.accounts.listing import load_rows
 from panel.accounts.pickers import writer_required
 from panel.clients import bp
 from panel.clients.forms import BalanceForm, ClientForm, ClientSearchForm
 from panel.extensions import db
 from panel.htmx import redirect, render
-from panel.listing import paginate
+from panel.listing import id_arg, paginate
 from panel.models import Account, CallStat, Client, RateTable, RoutingPlan, RoutingRule
 from panel.scope import get_or_404, scoped, user_company_ids, visible_companies
 
@@ -188,8 +187,8 @@ def _form_page(form: ClientForm, client: Client | None, status: int = 200):
 def create():
     """A new client of one of the user's companies."""
     form = ClientForm()
-    if request.method == "GET" and arg_id("company_id") in user_company_ids():
-        form.company_id.data = arg_id("company_id")
+    if request.method == "GET" and id_arg("company_id") in user_company_ids():
+        form.company_id.data = id_arg("company_id")
     _prepare_form(form, None)
     if request.method == "POST":
         if _check_form(form, None):

@@ -6,13 +6,10 @@ from wtforms import RadioField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length
 
 from panel.codedecks.importer import MODES
-from panel.rates.shared import Parsed, as_choices
+from panel.forms import choices as as_choices
+from panel.forms import strip as _strip
+from panel.rates.shared import Parsed
 from panel.rates.values import parse_digits, parse_name
-
-
-def _strip(value):
-    """Trim text input."""
-    return value.strip() if isinstance(value, str) else value
 
 
 class CodeDeckForm(FlaskForm):

@@ -8,11 +8,11 @@ from panel.codedecks import bp
 from panel.codedecks.forms import CodeDeckForm, CodeForm, CodeImportForm
 from panel.codedecks.importer import CODE_COLUMNS, MODES, REQUIRED_COLUMNS, export_rows, import_codes
 from panel.extensions import db
+from panel.forms import choices as as_choices
 from panel.htmx import is_htmx, redirect, render, trigger
 from panel.listing import id_arg, paginate
 from panel.models import Code, CodeDeck, Company, RoutingPlan
 from panel.rates.shared import (
-    as_choices,
     csv_filename,
     default_owner,
     name_list,

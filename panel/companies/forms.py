@@ -1,12 +1,11 @@
 """Forms of the companies section: create a company under one of the admin's companies, rename it."""
 
-import unicodedata
-
 from flask_wtf import FlaskForm
 from wtforms import SelectField, StringField, TextAreaField
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import DataRequired, Length, ValidationError
+from wtforms.validators import DataRequired, Length
 
+from panel.forms import no_control_characters, no_nul, strip
 from panel.models.companies import COMPANY_KIND_LABELS
 
 # Which kinds a company may hold (SPEC §1): resellers under the operator; sub-resellers and managers under
@@ -17,33 +16,6 @@ CHILD_KINDS: dict[str, tuple[str, ...]] = {
     "sub_reseller": ("sub_reseller", "manager"),
     "manager": (),
 }
-
-
-def no_control_characters(_form, field) -> None:
-    """Refuse control characters (NUL and friends) in one-line names; PostgreSQL cannot store NUL at all."""
-    if any(unicodedata.category(ch) in ("Cc", "Cs") for ch in field.data or ""):
-        raise ValidationError("Use printable characters only.")
-
-
-def strip(value):
-    """Trim surrounding spaces from a text field."""
-    return value.strip() if isinstance(value, str) else value
-
-
-def no_nul(_form, field) -> None:
-    """Refuse the NUL character in free text (notes), which PostgreSQL cannot store."""
-    if "\x00" in (field.data or ""):
-        raise ValidationError("The text contains a NUL character.")
-
-
-def choices(pairs: list[tuple]) -> list[SelectChoice]:
-    """(value, label) pairs as WTForms select choices."""
-    return [SelectChoice(value, label) for value, label in pairs]
-
-
-def choice_values(field) -> set:
-    """The values a select field offers."""
-    return {choice.value for choice in field.choices}
 
 
 def kinds_label(kinds: tuple[str, ...]) -> str:

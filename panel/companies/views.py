@@ -16,12 +16,11 @@ from panel.companies.forms import (
     CHILD_KINDS,
     CompanyEditForm,
     CompanyForm,
-    choice_values,
-    choices,
     kinds_label,
 )
 from panel.companies.tree import tree_rows
 from panel.extensions import db
+from panel.forms import choice_values, choices
 from panel.models import ApiToken, Client, Company, User
 from panel.users.access import may_manage_company, require_admin
 

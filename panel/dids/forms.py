@@ -6,12 +6,9 @@ from wtforms import RadioField, SelectField, StringField, TextAreaField
 from wtforms.validators import Length
 
 from panel.dids.importer import MODES, parse_number
-from panel.rates.shared import Parsed, as_choices
-
-
-def _strip(value):
-    """Trim text input."""
-    return value.strip() if isinstance(value, str) else value
+from panel.forms import choices as as_choices
+from panel.forms import strip as _strip
+from panel.rates.shared import Parsed
 
 
 class DidForm(FlaskForm):

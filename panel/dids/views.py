@@ -10,10 +10,11 @@ from panel.dids import bp
 from panel.dids.forms import DidForm, DidImportForm
 from panel.dids.importer import DID_COLUMNS, MODES, REQUIRED_COLUMNS, export_rows, import_dids
 from panel.extensions import db
+from panel.forms import choices as as_choices
 from panel.htmx import is_htmx, redirect, render
 from panel.listing import id_arg, paginate
 from panel.models import Account, Client, Did
-from panel.rates.shared import as_choices, recent_jobs, start_csv_import
+from panel.rates.shared import recent_jobs, start_csv_import
 from panel.scope import get_or_404, scope_condition, scoped, user_company_ids
 
 SORTABLE = {"number": Did.number, "client": Client.name, "account": Account.name, "created": Did.created_at}

@@ -5,7 +5,8 @@ from wtforms import SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, InputRequired, Length
 
 from panel.accounts import idents
-from panel.accounts.forms import optional_int, strip
+from panel.forms import optional_id as optional_int
+from panel.forms import strip
 
 
 class GatewayForm(FlaskForm):

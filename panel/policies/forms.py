@@ -4,10 +4,7 @@ from flask_wtf import FlaskForm
 from wtforms import IntegerField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange
 
-
-def _strip(value):
-    """Trim text input."""
-    return value.strip() if isinstance(value, str) else value
+from panel.forms import strip as _strip
 
 
 def _weight(label: str, help_text: str) -> IntegerField:

@@ -5,20 +5,14 @@ from sqlalchemy import func, select
 
 from panel import audit
 from panel.extensions import db
+from panel.forms import choices as as_choices
 from panel.htmx import redirect, render
 from panel.listing import id_arg, paginate
 from panel.models import Company, Policy, RoutingPlan, RoutingRule
 from panel.models.rates import POLICY_FACTORS
 from panel.policies import bp
 from panel.policies.forms import PolicyForm
-from panel.rates.shared import (
-    as_choices,
-    default_owner,
-    name_list,
-    owner_change_error,
-    owner_choices,
-    rule_label,
-)
+from panel.rates.shared import default_owner, name_list, owner_change_error, owner_choices, rule_label
 from panel.scope import get_or_404, scoped, user_company_ids
 
 SORTABLE = {"name": Policy.name, "company": Company.name}

@@ -5,8 +5,10 @@ from flask_wtf.file import FileField
 from wtforms import RadioField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, Regexp
 
+from panel.forms import choices as as_choices
+from panel.forms import strip as _strip
 from panel.rates.importer import MODES
-from panel.rates.shared import Parsed, as_choices
+from panel.rates.shared import Parsed
 from panel.rates.values import (
     MOMENT_HELP,
     parse_digits,
@@ -15,11 +17,6 @@ from panel.rates.values import (
     parse_name,
     parse_seconds,
 )
-
-
-def _strip(value):
-    """Trim text input."""
-    return value.strip() if isinstance(value, str) else value
 
 
 def _upper(value):

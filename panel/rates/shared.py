@@ -79,13 +79,6 @@ class Parsed:
             raise StopValidation(message[:1].upper() + message[1:] + ".") from None
 
 
-def as_choices(pairs) -> list:
-    """(value, label) pairs as WTForms SelectChoice objects (tuples are deprecated in WTForms 3.3)."""
-    from wtforms.fields.choices import SelectChoice
-
-    return [SelectChoice(value, label) for value, label in pairs]
-
-
 def start_csv_import(kind: str, *, target, form, mode_label: str, run):
     """Read the form's upload and start the background import job; None when the upload is unusable.
 

@@ -8,6 +8,7 @@ from sqlalchemy.orm import aliased
 
 from panel import audit, csvio
 from panel.extensions import db
+from panel.forms import choices as as_choices
 from panel.htmx import is_htmx, redirect, render, trigger
 from panel.listing import id_arg, paginate, sort_key
 from panel.models import Account, Client, Company, Rate, RateTable
@@ -16,7 +17,6 @@ from panel.rates import bp
 from panel.rates.forms import RateForm, RateImportForm, RateTableForm
 from panel.rates.importer import MODES, RATE_COLUMNS, REQUIRED_COLUMNS, export_rows, import_rates
 from panel.rates.shared import (
-    as_choices,
     csv_filename,
     default_owner,
     name_list,

@@ -4,16 +4,7 @@ from flask_wtf import FlaskForm
 from wtforms import DateField, IntegerField, SelectField, StringField
 from wtforms.validators import NumberRange, Optional, Regexp
 
-
-def optional_int(value) -> int | None:
-    """A select's value as an id: '' (none chosen) is None; anything else not a number is None too."""
-    if value in (None, "", "None"):
-        return None
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
-
+from panel.forms import optional_id as optional_int
 
 DIRECTIONS = [("", "either side"), ("orig", "as originator (customer)"), ("term", "as terminator (vendor)")]
 ANSWERED_CHOICES = [("", "all calls"), ("yes", "answered"), ("no", "not answered")]

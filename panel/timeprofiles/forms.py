@@ -5,7 +5,8 @@ from wtforms import SelectField, SelectMultipleField, StringField
 from wtforms.validators import DataRequired, Length, StopValidation
 from wtforms.widgets import CheckboxInput, ListWidget
 
-from panel.rates.shared import as_choices
+from panel.forms import choices as as_choices
+from panel.forms import strip as _strip
 from panel.timeprofile import (
     WEEKDAY_NAMES,
     TimeProfileError,
@@ -14,11 +15,6 @@ from panel.timeprofile import (
     parse_weekdays,
     zone,
 )
-
-
-def _strip(value):
-    """Trim text input."""
-    return value.strip() if isinstance(value, str) else value
 
 
 class WeekdaysField(SelectMultipleField):

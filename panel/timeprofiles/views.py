@@ -5,18 +5,12 @@ from sqlalchemy import func, select
 
 from panel import audit
 from panel.extensions import db
+from panel.forms import choices as as_choices
 from panel.htmx import redirect, render
 from panel.listing import id_arg, paginate
 from panel.models import Company, RoutingPlan, RoutingRule, TimeProfile
 from panel.models.types import utcnow
-from panel.rates.shared import (
-    as_choices,
-    default_owner,
-    name_list,
-    owner_change_error,
-    owner_choices,
-    rule_label,
-)
+from panel.rates.shared import default_owner, name_list, owner_change_error, owner_choices, rule_label
 from panel.rates.values import parse_moment
 from panel.scope import get_or_404, scoped, user_company_ids
 from panel.timeprofile import CompiledProfile, TimeProfileError, weekdays_label, zone_names

@@ -4,7 +4,7 @@ from flask_wtf import FlaskForm
 from wtforms import PasswordField, SelectField, StringField
 from wtforms.validators import DataRequired, EqualTo, Length, Optional, Regexp
 
-from panel.companies.forms import choices, no_control_characters, strip
+from panel.forms import choices, no_control_characters, strip
 from panel.models.companies import ROLES
 
 ROLE_LABELS = {

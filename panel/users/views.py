@@ -14,9 +14,9 @@ from wtforms.fields.choices import SelectChoice
 
 from panel import audit, htmx, scope
 from panel.auth.passwords import hash_password, password_problem
-from panel.companies.forms import choice_values, choices
 from panel.companies.tree import tree_rows
 from panel.extensions import db
+from panel.forms import choice_values, choices
 from panel.listing import id_arg, paginate
 from panel.models import Company, User
 from panel.models.companies import ROLES

@@ -1,0 +1,49 @@
+"""Form helpers shared by every section: id coercion, text filters and validators, select choices."""
+
+import unicodedata
+
+from wtforms.fields.choices import SelectChoice
+from wtforms.validators import ValidationError
+
+from panel.scope import MAX_ID
+
+
+def optional_id(value) -> int | None:
+    """Coerce a select's value to an id: empty means "not set"; anything but an id in range is a ValueError.
+
+    WTForms turns the ValueError into a field error, so a forged or huge id never reaches the database.
+    """
+    if value in (None, "", "None"):
+        return None
+    number = int(value)
+    if not 0 < number <= MAX_ID:
+        raise ValueError("not an id")
+    return number
+
+
+def strip(value):
+    """Trim surrounding white space from text input."""
+    return value.strip() if isinstance(value, str) else value
+
+
+def no_control_characters(_form, field) -> None:
+    """Refuse control characters (NUL and friends) in one-line names; PostgreSQL cannot store NUL at all."""
+    if any(unicodedata.category(ch) in ("Cc", "Cs") for ch in field.data or ""):
+        raise ValidationError("Use printable characters only.")
+
+
+def no_nul(_form, field) -> None:
+    """Refuse the NUL character in free text (notes), which PostgreSQL cannot store."""
+    if "\x00" in (field.data or ""):
+        raise ValidationError("The text contains a NUL character.")
+
+
+def choices(pairs, blank: str | None = None, optgroup: str | None = None) -> list[SelectChoice]:
+    """(value, label) pairs as select choices, after a first empty option labelled `blank` when given."""
+    items = [SelectChoice("", blank)] if blank is not None else []
+    return items + [SelectChoice(value, label, optgroup=optgroup) for value, label in pairs]
+
+
+def choice_values(field) -> set:
+    """The values a select field offers."""
+    return {choice.value for choice in field.choices}
