@@ -1,15 +1,14 @@
 """Calls per second through the whole path: sipp caller -> Kamailio -> panel -> sipp vendor, and back.
 
-Everything runs on loopback: the panel under gunicorn (3 sync workers by default, as docs/kamailio/README.md
-recommends for the switch API; `--worker-class gthread --workers 2 --threads 4` is `make run`'s) against a
-private temporary database (SQLite, or with `--postgres URL` a private database next to that server,
-dropped at the end), Kamailio with docs/kamailio/kamailio.cfg (route queries, call events and CDRs all go
-to the panel), one sipp vendor answering every call and one sipp caller. The caller's rate (`sipp -r`) goes
-up by doubling, then by bisection, with `--seconds` of calls at each step (a bounded call count); a step
-passes when every call was answered and the step lasted no longer than its calls took to place (plus 2 s).
-The figure is the highest passing rate. The same ladder is then climbed with the stand-in router
-(`tests/e2e/stub_router.py`, standard library only) in place of the panel, so the panel's share of the cost
-is visible.
+Everything runs on loopback: the panel under gunicorn (by default as `make run` serves it: 2 workers of 4
+threads; `--worker-class sync --workers 3` for comparison) against a private temporary database (SQLite, or
+with `--postgres URL` a private database next to that server, dropped at the end), Kamailio with
+docs/kamailio/kamailio.cfg (route queries, call events and CDRs all go to the panel), one sipp vendor
+answering every call and one sipp caller. The caller's rate (`sipp -r`) goes up by doubling, then by
+bisection, with `--seconds` of calls at each step (a bounded call count); a step passes when every call
+was answered and the step lasted no longer than its calls took to place (plus 2 s). The figure is the
+highest passing rate. The same ladder is then climbed with the stand-in router (`tests/e2e/stub_router.py`,
+standard library only) in place of the panel, so the panel's share of the cost is visible.
 
 Prints one JSON line: `calls_per_s`, `failed_calls` (of that step), the CPU use of each process during that
 step in percent of one core (panel workers, Kamailio, sipp caller and vendor), the CDRs the panel stored, and
@@ -45,11 +44,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--start", type=int, default=100, help="first rate tried, calls/s")
     parser.add_argument("--max-rate", type=int, default=8000, help="highest rate tried, calls/s")
     parser.add_argument("--precision", type=float, default=0.08, help="stop bisecting within this fraction")
-    # Sync workers (a connection per query, taken by whichever worker is free) sustain about three times
-    # the calls of gthread workers, whose kept-alive connections stay with one worker (docs/kamailio).
-    parser.add_argument("--worker-class", default="sync", help="gunicorn worker class (sync, gthread)")
-    parser.add_argument("--workers", type=int, default=3, help="gunicorn workers")
-    parser.add_argument("--threads", type=int, default=1, help="threads per gunicorn worker (gthread)")
+    parser.add_argument("--worker-class", default="gthread", help="gunicorn worker class (gthread, sync)")
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
+    parser.add_argument("--threads", type=int, default=4, help="threads per gunicorn worker (gthread)")
     parser.add_argument("--children", type=int, default=16, help="Kamailio SIP worker processes")
     parser.add_argument("--postgres", default=None, help="a PostgreSQL server URL (default: SQLite)")
     parser.add_argument("--skip-stub", action="store_true", help="do not measure the stand-in router")
