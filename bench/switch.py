@@ -45,9 +45,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--start", type=int, default=100, help="first rate tried, calls/s")
     parser.add_argument("--max-rate", type=int, default=8000, help="highest rate tried, calls/s")
     parser.add_argument("--precision", type=float, default=0.08, help="stop bisecting within this fraction")
-    parser.add_argument(
-        "--attempts", type=int, default=2, help="tries of a rate before it counts as failed (a shared machine)"
-    )
+    parser.add_argument("--attempts", type=int, default=2, help="tries of a rate before it counts as failed")
     parser.add_argument("--worker-class", default="gthread", help="gunicorn worker class (gthread, sync)")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
     parser.add_argument("--threads", type=int, default=4, help="threads per gunicorn worker (gthread)")
