@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from panel import manager
 from panel.extensions import db
 from panel.htmx import is_htmx, redirect, render
-from panel.listing import paginate
+from panel.listing import id_arg, paginate
 from panel.manager_views import bp
 from panel.models import ManagerRun
 
@@ -58,7 +58,7 @@ def index():
 @bp.route("/status")
 def status():
     """The status card alone: htmx polls it while a run is under way or was requested."""
-    since = request.args.get("since", type=int)
+    since = id_arg("since")
     asked = request.args.get("asked", type=float)
     context = _context(since, asked)
     finished = since is not None and not context["requested"]["waiting"]

@@ -13,6 +13,7 @@ from panel import audit, htmx, scope
 from panel.api.auth import new_token
 from panel.companies.tree import tree_rows
 from panel.extensions import db
+from panel.listing import id_arg
 from panel.models import ApiToken, Company, User
 from panel.models.types import utcnow
 from panel.tokens import bp
@@ -57,7 +58,7 @@ def _tokens(company_id: int | None, state: str) -> list[tuple[ApiToken, Company,
 
 def _list_context(**extra) -> dict:
     """What the list page shows."""
-    company_id = request.args.get("company_id", type=int)
+    company_id = id_arg("company_id")
     state = request.args.get("state", "")
     return dict(
         rows=_tokens(company_id, state),
