@@ -18,6 +18,8 @@ from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, ValidationError
 
 from panel.extensions import db
+from panel.forms import choices as options
+from panel.forms import optional_id as optional_int
 from panel.models import Account, Client, CodeDeck, Company, RoutingPlan, RoutingRule
 from panel.models.routing import RULE_TYPES
 from panel.plans import fields, lookups, service
@@ -36,19 +38,6 @@ IMPORT_MODES = [
     ("append", "Append: add the file's rules to the plan's rules"),
     ("replace", "Replace: the plan's rules become the file's rules"),
 ]
-
-
-def options(pairs, blank: str | None = None, optgroup: str | None = None) -> list[SelectChoice]:
-    """Select options from (value, label) pairs, with a first empty option labelled `blank` when given."""
-    items = [SelectChoice("", blank)] if blank is not None else []
-    return items + [SelectChoice(value, label, optgroup=optgroup) for value, label in pairs]
-
-
-def optional_int(value) -> int | None:
-    """Coerce a select's value: '' (none chosen) is None."""
-    if value in (None, "", "None"):
-        return None
-    return int(value)
 
 
 class PlanForm(FlaskForm):
