@@ -13,7 +13,8 @@ standard library only) in place of the panel, so the panel's share of the cost i
 
 Prints one JSON line: `calls_per_s`, `failed_calls` (of that step), the CPU use of each process during that
 step in percent of one core (panel workers, Kamailio, sipp caller and vendor), the CDRs the panel stored, and
-the same for the stand-in (`stub`). Example: `.venv/bin/python bench/switch.py --seconds 6`.
+the same for the stand-in (`stub`). Example: `.venv/bin/python bench/switch.py --seconds 6`. More gunicorn
+options can be given in BENCH_GUNICORN (e.g. `--access-logfile -`, with `--keep` to read the logs).
 """
 
 from __future__ import annotations

@@ -244,8 +244,9 @@ def start_kamailio(lab: Lab, cfg: Path, ip: str, port: int, shm_mb: int = 256) -
     """Kamailio in the foreground with `cfg`; waits until it answers OPTIONS on ip:port."""
     rundir = lab.workdir / "kamailio-run"
     rundir.mkdir(exist_ok=True)
-    argv = [KAMAILIO, "-f", str(cfg), "-DD", "-E", "-Y", str(rundir), "-m", str(shm_mb), "-M", "16", "-x", "tlsf"]
-    argv += ["-P", str(rundir / "kamailio.pid")]
+    argv = [KAMAILIO, "-f", str(cfg), "-DD", "-E", "-Y", str(rundir), "-m", str(shm_mb), "-M", "16"]
+    # TLSF: Debian's default memory manager spends a tenth of Kamailio's CPU in its allocator at high rates.
+    argv += ["-x", "tlsf", "-P", str(rundir / "kamailio.pid")]
     proc = lab.start("kamailio", argv)
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
