@@ -119,9 +119,22 @@ class Proc:
             except subprocess.TimeoutExpired:
                 self._signal(signal.SIGKILL)
                 self.popen.wait(timeout)
-        # Children left in the group (Kamailio's workers) go too.
-        self._signal(signal.SIGKILL)
+        # Children still in the group (a Kamailio or gunicorn worker that outlived its parent) go too.
+        if self._group_members():
+            self._signal(signal.SIGKILL)
         return self.popen.returncode
+
+    def _group_members(self) -> list[int]:
+        """Processes still in this process's group (it leads its own session, see Lab.start)."""
+        members = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[2]) == self.popen.pid:
+                members.append(int(stat.parent.name))
+        return members
 
     def _signal(self, sig: int) -> None:
         try:
