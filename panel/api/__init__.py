@@ -8,7 +8,5 @@ bp = Blueprint("api", __name__)
 # Switches authenticate with bearer tokens, not cookies, so CSRF does not apply.
 csrf.exempt(bp)
 
-from panel.api import auth  # noqa: E402,F401
-from panel.api import cdrs  # noqa: E402,F401
-from panel.api import calls  # noqa: E402,F401
-from panel.api import route  # noqa: E402,F401
+# The endpoints register themselves on `bp`, which must exist first.
+from panel.api import auth, calls, cdrs, route  # noqa: E402,F401
