@@ -13,6 +13,7 @@ from flask_login import current_user
 from sqlalchemy import select
 
 from panel.extensions import db
+from panel.forms import choices as as_choices
 from panel.models import Client, Company, Gateway, RateTable, RoutingPlan
 from panel.scope import ancestor_ids, scoped, usable_plans, usable_rate_tables, user_company_ids
 
@@ -76,7 +77,7 @@ def set_select(field, objects, empty_label: str, current_id: int | None, model) 
         stored = db.session.get(model, current_id)
         if stored is not None:
             choices.append((stored.id, _label(stored) + NOT_USABLE))
-    field.choices = choices
+    field.choices = as_choices(choices)
     field.usable_ids = {obj.id for obj in objects}
 
 

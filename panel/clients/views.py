@@ -14,6 +14,7 @@ from panel.accounts.pickers import writer_required
 from panel.clients import bp
 from panel.clients.forms import BalanceForm, ClientForm, ClientSearchForm
 from panel.extensions import db
+from panel.forms import choices
 from panel.htmx import redirect, render
 from panel.listing import id_arg, paginate
 from panel.models import Account, CallStat, Client, RateTable, RoutingPlan, RoutingRule
@@ -36,7 +37,7 @@ def index():
     """The clients in scope with their company, balance, number of accounts and defaults."""
     form = ClientSearchForm(request.args)
     companies = list(db.session.scalars(visible_companies()))
-    form.company_id.choices = [("", "All companies")] + [(c.id, c.name) for c in companies]
+    form.company_id.choices = choices([(c.id, c.name) for c in companies], "All companies")
     stmt = scoped(Client).options(
         selectinload(Client.company),
         selectinload(Client.orig_rate_table),
@@ -120,7 +121,7 @@ def _recent_calls(client: Client) -> list[CallStat]:
 
 def _prepare_form(form: ClientForm, client: Client | None) -> None:
     """Companies in scope; rate tables and plans usable by the client's company (posted ids checked)."""
-    form.company_id.choices = [(c.id, c.name) for c in db.session.scalars(visible_companies())]
+    form.company_id.choices = choices([(c.id, c.name) for c in db.session.scalars(visible_companies())])
     if client is not None:
         company_id = client.company_id
     elif form.company_id.data in user_company_ids():

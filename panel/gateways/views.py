@@ -8,6 +8,7 @@ from sqlalchemy.orm import selectinload
 from panel import audit
 from panel.accounts.pickers import writer_required
 from panel.extensions import db
+from panel.forms import choices
 from panel.gateways import bp
 from panel.gateways.forms import GatewayForm
 from panel.htmx import redirect, render
@@ -54,7 +55,7 @@ def index():
 
 def _prepare_form(form: GatewayForm, gateway: Gateway | None) -> None:
     """The companies the user may put a gateway in."""
-    form.company_id.choices = [(c.id, c.name) for c in db.session.scalars(visible_companies())]
+    form.company_id.choices = choices([(c.id, c.name) for c in db.session.scalars(visible_companies())])
     if gateway is not None:
         form.company_id.data = gateway.company_id
 

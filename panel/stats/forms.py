@@ -4,6 +4,7 @@ from flask_wtf import FlaskForm
 from wtforms import DateField, IntegerField, SelectField, StringField
 from wtforms.validators import NumberRange, Optional, Regexp
 
+from panel.forms import choices
 from panel.forms import optional_id as optional_int
 
 DIRECTIONS = [("", "either side"), ("orig", "as originator (customer)"), ("term", "as terminator (vendor)")]
@@ -25,10 +26,10 @@ class CallFilterForm(FlaskForm):
 
     client_id = SelectField("Client", coerce=optional_int, validate_choice=False)
     account_id = SelectField("Account", coerce=optional_int, validate_choice=False)
-    direction = SelectField("Direction", choices=DIRECTIONS, validate_choice=False)
+    direction = SelectField("Direction", choices=choices(DIRECTIONS), validate_choice=False)
     date_from = DateField("From (UTC)", validators=[Optional()])
     date_to = DateField("To (UTC, inclusive)", validators=[Optional()])
-    answered = SelectField("Answered", choices=ANSWERED_CHOICES, validate_choice=False)
+    answered = SelectField("Answered", choices=choices(ANSWERED_CHOICES), validate_choice=False)
     number = StringField(
         "Number starts with",
         validators=[Optional(), Regexp(r"^\+?[0-9]{1,64}$", message="Digits only.")],
@@ -46,7 +47,7 @@ class QualityFilterForm(FlaskForm):
     code = StringField(
         "Code starts with", validators=[Optional(), Regexp(r"^[0-9]{1,32}$", message="Digits only.")]
     )
-    hours = SelectField("Window", coerce=optional_int, choices=WINDOWS, validate_choice=False)
+    hours = SelectField("Window", coerce=optional_int, choices=choices(WINDOWS), validate_choice=False)
     min_attempts = IntegerField(
         "At least attempts", validators=[Optional(), NumberRange(min=0, max=1_000_000)]
     )

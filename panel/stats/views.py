@@ -14,6 +14,7 @@ from sqlalchemy.orm import aliased, selectinload
 
 from panel import csvio, livecalls
 from panel.extensions import db
+from panel.forms import choices as as_choices
 from panel.htmx import render
 from panel.listing import apply_sort, page_args, paginate
 from panel.models import Account, CallStat, Client, LiveCall, Rate, RoutingPlan, RoutingRule
@@ -62,16 +63,16 @@ def _call_filter() -> tuple[CallFilterForm, list, dict]:
     if "date_from" not in request.args and "date_to" not in request.args:
         form.date_from.data = utcnow().date() - timedelta(days=DEFAULT_DAYS - 1)
     clients = db.session.scalars(scoped(Client).order_by(Client.name)).all()
-    form.client_id.choices = [("", "every client")] + [(c.id, c.name) for c in clients]
+    form.client_id.choices = as_choices([(c.id, c.name) for c in clients], "every client")
     client = get_or_404(Client, form.client_id.data) if form.client_id.data else None
     account = get_or_404(Account, form.account_id.data) if form.account_id.data else None
     if client is not None and account is not None and account.client_id != client.id:
         account = None
         form.account_id.data = None
     accounts = client.accounts if client is not None else ([account] if account is not None else [])
-    form.account_id.choices = [("", "every account" if client or account else "choose a client first")] + [
-        (a.id, a.name) for a in accounts
-    ]
+    form.account_id.choices = as_choices(
+        [(a.id, a.name) for a in accounts], "every account" if client or account else "choose a client first"
+    )
 
     ids = user_company_ids()
     visible = _visible_clients()
@@ -275,9 +276,9 @@ def quality():
     if form.hours.data not in dict(WINDOWS):
         form.hours.data = max(1, min(int(form.hours.data), 24 * 31))
         choices.append((form.hours.data, f"last {form.hours.data} hours"))
-    form.hours.choices = choices
+    form.hours.choices = as_choices(choices)
     vendors = db.session.scalars(scoped(Client).order_by(Client.name)).all()
-    form.client_id.choices = [("", "every vendor")] + [(c.id, c.name) for c in vendors]
+    form.client_id.choices = as_choices([(c.id, c.name) for c in vendors], "every vendor")
     client = get_or_404(Client, form.client_id.data) if form.client_id.data else None
     account = get_or_404(Account, form.account_id.data) if form.account_id.data else None
     if client is not None and account is not None and account.client_id != client.id:
@@ -285,9 +286,9 @@ def quality():
     accounts = [a for a in client.accounts if a.term_enabled] if client is not None else []
     if account is not None and account not in accounts:
         accounts.append(account)
-    form.account_id.choices = [("", "every account" if client else "choose a vendor first")] + [
-        (a.id, a.name) for a in accounts
-    ]
+    form.account_id.choices = as_choices(
+        [(a.id, a.name) for a in accounts], "every account" if client else "choose a vendor first"
+    )
 
     since = utcnow() - timedelta(hours=form.hours.data)
     min_calls = int(current_app.config.get("QUALITY_MIN_CALLS", 10))
