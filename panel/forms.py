@@ -2,9 +2,11 @@
 
 import unicodedata
 
+from sqlalchemy import select
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import ValidationError
 
+from panel.extensions import db
 from panel.scope import MAX_ID
 
 
@@ -47,3 +49,18 @@ def choices(pairs, blank: str | None = None, optgroup: str | None = None) -> lis
 def choice_values(field) -> set:
     """The values a select field offers."""
     return {choice.value for choice in field.choices}
+
+
+def name_taken(form, model, obj, what: str, company_id: int | None = None) -> bool:
+    """True, with the message on the name field, when the owner already has another `what` of that name.
+
+    `company_id` defaults to the form's owner field; names are unique per company (a database constraint too).
+    """
+    owner = company_id if company_id is not None else form.company_id.data
+    stmt = select(model.id).where(model.company_id == owner, model.name == form.name.data)
+    if obj is not None:
+        stmt = stmt.where(model.id != obj.id)
+    if db.session.scalar(stmt.limit(1)) is not None:
+        form.name.errors.append(f"This company already has a {what} with this name.")
+        return True
+    return False

@@ -9,6 +9,7 @@ from panel.codedecks.forms import CodeDeckForm, CodeForm, CodeImportForm
 from panel.codedecks.importer import CODE_COLUMNS, MODES, REQUIRED_COLUMNS, export_rows, import_codes
 from panel.extensions import db
 from panel.forms import choices as as_choices
+from panel.forms import name_taken
 from panel.htmx import is_htmx, redirect, render, trigger
 from panel.listing import id_arg, paginate
 from panel.models import Code, CodeDeck, Company, RoutingPlan
@@ -93,24 +94,11 @@ def _deck_form(deck: CodeDeck | None = None) -> CodeDeckForm:
     return form
 
 
-def _name_taken(form: CodeDeckForm, deck: CodeDeck | None) -> bool:
-    """True (and the error set) when the owner already has a deck of that name."""
-    stmt = select(CodeDeck.id).where(
-        CodeDeck.company_id == form.company_id.data, CodeDeck.name == form.name.data
-    )
-    if deck is not None:
-        stmt = stmt.where(CodeDeck.id != deck.id)
-    if db.session.scalar(stmt) is not None:
-        form.name.errors.append("This company already has a code deck with this name.")
-        return True
-    return False
-
-
 @bp.route("/new", methods=["GET", "POST"])
 def create():
     """Create a code deck."""
     form = _deck_form()
-    if form.validate_on_submit() and not _name_taken(form, None):
+    if form.validate_on_submit() and not name_taken(form, CodeDeck, None, "code deck"):
         deck = CodeDeck()
         form.populate_obj(deck)
         db.session.add(deck)
@@ -126,7 +114,7 @@ def update(code_deck_id: int):
     """Edit a deck's name, owner and notes."""
     deck = get_or_404(CodeDeck, code_deck_id)
     form = _deck_form(deck)
-    if form.validate_on_submit() and not _name_taken(form, deck):
+    if form.validate_on_submit() and not name_taken(form, CodeDeck, deck, "code deck"):
         if form.company_id.data != deck.company_id:
             companies = {plan.company_id for plan in _plans_using(deck)}
             error = owner_change_error(form.company_id.data, companies, "code deck")

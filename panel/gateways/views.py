@@ -8,7 +8,7 @@ from sqlalchemy.orm import selectinload
 from panel import audit
 from panel.accounts.pickers import writer_required
 from panel.extensions import db
-from panel.forms import choices
+from panel.forms import choices, name_taken
 from panel.gateways import bp
 from panel.gateways.forms import GatewayForm
 from panel.htmx import redirect, render
@@ -60,18 +60,6 @@ def _prepare_form(form: GatewayForm, gateway: Gateway | None) -> None:
         form.company_id.data = gateway.company_id
 
 
-def _name_taken(form: GatewayForm, gateway: Gateway | None) -> bool:
-    """True (with the message on the field) when the company already has a gateway of this name."""
-    company_id = gateway.company_id if gateway else form.company_id.data
-    same = select(Gateway.id).where(Gateway.company_id == company_id, Gateway.name == form.name.data)
-    if gateway is not None:
-        same = same.where(Gateway.id != gateway.id)
-    if db.session.scalar(same.limit(1)):
-        form.name.errors.append("The company already has a gateway of this name.")
-        return True
-    return False
-
-
 def _form_page(form: GatewayForm, gateway: Gateway | None, status: int = 200):
     """The gateway form page."""
     title = f"Edit gateway {gateway.name}" if gateway else "New gateway"
@@ -86,7 +74,7 @@ def create():
     _prepare_form(form, None)
     if request.method == "GET" and form.company_id.data is None:
         form.company_id.data = current_user.company_id
-    if form.validate_on_submit() and not _name_taken(form, None):
+    if form.validate_on_submit() and not name_taken(form, Gateway, None, "gateway"):
         gateway = Gateway(
             company_id=form.company_id.data, name=form.name.data, address=form.address.data or ""
         )
@@ -106,7 +94,7 @@ def update(gateway_id: int):
     gateway = get_or_404(Gateway, gateway_id)
     form = GatewayForm(obj=gateway if request.method == "GET" else None)
     _prepare_form(form, gateway)
-    if form.validate_on_submit() and not _name_taken(form, gateway):
+    if form.validate_on_submit() and not name_taken(form, Gateway, gateway, "gateway", gateway.company_id):
         before = audit.state(gateway)
         gateway.name = form.name.data
         gateway.address = form.address.data or ""

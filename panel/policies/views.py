@@ -6,6 +6,7 @@ from sqlalchemy import func, select
 from panel import audit
 from panel.extensions import db
 from panel.forms import choices as as_choices
+from panel.forms import name_taken
 from panel.htmx import redirect, render
 from panel.listing import id_arg, paginate
 from panel.models import Company, Policy, RoutingPlan, RoutingRule
@@ -82,17 +83,6 @@ def _form(policy: Policy | None = None) -> PolicyForm:
     return form
 
 
-def _name_taken(form: PolicyForm, policy: Policy | None) -> bool:
-    """True (and the error set) when the owner already has a policy of that name."""
-    stmt = select(Policy.id).where(Policy.company_id == form.company_id.data, Policy.name == form.name.data)
-    if policy is not None:
-        stmt = stmt.where(Policy.id != policy.id)
-    if db.session.scalar(stmt) is not None:
-        form.name.errors.append("This company already has a policy with this name.")
-        return True
-    return False
-
-
 def _page(form: PolicyForm, policy: Policy | None, status: int):
     """The form page, with the rules that use the policy when editing."""
     rules = [rule_label(rule, plan) for rule, plan in _rules_using(policy)] if policy else []
@@ -105,7 +95,7 @@ def _page(form: PolicyForm, policy: Policy | None, status: int):
 def create():
     """Create a policy."""
     form = _form()
-    if form.validate_on_submit() and not _name_taken(form, None):
+    if form.validate_on_submit() and not name_taken(form, Policy, None, "policy"):
         policy = Policy()
         form.populate_obj(policy)
         db.session.add(policy)
@@ -121,7 +111,7 @@ def update(policy_id: int):
     """Edit a policy (routing follows at the manager's next run)."""
     policy = get_or_404(Policy, policy_id)
     form = _form(policy)
-    if form.validate_on_submit() and not _name_taken(form, policy):
+    if form.validate_on_submit() and not name_taken(form, Policy, policy, "policy"):
         if form.company_id.data != policy.company_id:
             companies = {plan.company_id for _, plan in _rules_using(policy)}
             error = owner_change_error(form.company_id.data, companies, "policy")

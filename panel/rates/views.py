@@ -9,6 +9,7 @@ from sqlalchemy.orm import aliased
 from panel import audit, csvio
 from panel.extensions import db
 from panel.forms import choices as as_choices
+from panel.forms import name_taken
 from panel.htmx import is_htmx, redirect, render, trigger
 from panel.listing import id_arg, paginate, sort_key
 from panel.models import Account, Client, Company, Rate, RateTable
@@ -146,24 +147,11 @@ def _table_form(table: RateTable | None = None) -> RateTableForm:
     return form
 
 
-def _name_taken(form: RateTableForm, table: RateTable | None) -> bool:
-    """True (and the error set) when the owner already has a table of that name."""
-    stmt = select(RateTable.id).where(
-        RateTable.company_id == form.company_id.data, RateTable.name == form.name.data
-    )
-    if table is not None:
-        stmt = stmt.where(RateTable.id != table.id)
-    if db.session.scalar(stmt) is not None:
-        form.name.errors.append("This company already has a rate table with this name.")
-        return True
-    return False
-
-
 @bp.route("/new", methods=["GET", "POST"])
 def create():
     """Create a rate table."""
     form = _table_form()
-    if form.validate_on_submit() and not _name_taken(form, None):
+    if form.validate_on_submit() and not name_taken(form, RateTable, None, "rate table"):
         table = RateTable()
         form.populate_obj(table)
         db.session.add(table)
@@ -180,7 +168,7 @@ def update(rate_table_id: int):
     """Edit a rate table's name, currency, owner and notes."""
     table = get_or_404(RateTable, rate_table_id)
     form = _table_form(table)
-    if form.validate_on_submit() and not _name_taken(form, table):
+    if form.validate_on_submit() and not name_taken(form, RateTable, table, "rate table"):
         if form.company_id.data != table.company_id:
             _, companies = usage_names(table)
             error = owner_change_error(form.company_id.data, companies, "rate table")

@@ -6,6 +6,7 @@ from sqlalchemy import func, select
 from panel import audit
 from panel.extensions import db
 from panel.forms import choices as as_choices
+from panel.forms import name_taken
 from panel.htmx import redirect, render
 from panel.listing import id_arg, paginate
 from panel.models import Company, RoutingPlan, RoutingRule, TimeProfile
@@ -120,19 +121,6 @@ def _form(profile: TimeProfile | None = None) -> TimeProfileForm:
     return form
 
 
-def _name_taken(form: TimeProfileForm, profile: TimeProfile | None) -> bool:
-    """True (and the error set) when the owner already has a profile of that name."""
-    stmt = select(TimeProfile.id).where(
-        TimeProfile.company_id == form.company_id.data, TimeProfile.name == form.name.data
-    )
-    if profile is not None:
-        stmt = stmt.where(TimeProfile.id != profile.id)
-    if db.session.scalar(stmt) is not None:
-        form.name.errors.append("This company already has a time profile with this name.")
-        return True
-    return False
-
-
 def _page(form: TimeProfileForm, profile: TimeProfile | None, status: int):
     """The form page."""
     return render(
@@ -144,7 +132,7 @@ def _page(form: TimeProfileForm, profile: TimeProfile | None, status: int):
 def create():
     """Create a time profile."""
     form = _form()
-    if form.validate_on_submit() and not _name_taken(form, None):
+    if form.validate_on_submit() and not name_taken(form, TimeProfile, None, "time profile"):
         profile = TimeProfile()
         form.populate_obj(profile)
         db.session.add(profile)
@@ -160,7 +148,7 @@ def update(time_profile_id: int):
     """Edit a time profile (routing follows at the manager's next run)."""
     profile = get_or_404(TimeProfile, time_profile_id)
     form = _form(profile)
-    if form.validate_on_submit() and not _name_taken(form, profile):
+    if form.validate_on_submit() and not name_taken(form, TimeProfile, profile, "time profile"):
         if form.company_id.data != profile.company_id:
             companies = {plan.company_id for _, plan in _rules_using(profile)}
             error = owner_change_error(form.company_id.data, companies, "time profile")

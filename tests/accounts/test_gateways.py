@@ -43,7 +43,7 @@ def test_create_edit_delete(carrier, login):
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        ({"name": "gw-beta"}, "The company already has a gateway of this name."),
+        ({"name": "gw-beta"}, "This company already has a gateway with this name."),
         ({"address": "not a host"}, "is not a host name"),
         ({"name": ""}, "Enter a name."),
         ({"company_id": "ALPHA"}, "Not a valid choice"),
