@@ -10,6 +10,11 @@ from tests.plans.conftest import past
 pytestmark = pytest.mark.browser
 
 
+def settled(page, selector: str) -> None:
+    """Wait until htmx has swapped in `selector` and wired it up (it is marked htmx-added until then)."""
+    expect(page.locator(f"{selector}:not(.htmx-added)").first).to_be_visible()
+
+
 def test_edit_a_rule_inline(world, browser_login):
     """Click a row, type a code (its name fills in), fix a bad value, save; the expired rule is red."""
     world.rule_uk.expires_at = past()
@@ -26,6 +31,7 @@ def test_edit_a_rule_inline(world, browser_login):
 
     row = page.locator(f"#rule-{mobile_id}")
     row.locator("td.code").click()
+    settled(page, f"#rule-{mobile_id}.editing")
     code = row.locator("input[name=code]")
     expect(code).to_have_value("447*")
     code.fill("")
@@ -59,16 +65,19 @@ def test_add_a_did_rule_and_cancel_an_edit(world, browser_login):
     page = browser_login(world.tree.alpha_operator)
     page.goto(f"/plans/{plan_id}/")
     page.get_by_role("button", name="Add rule").click()
+    settled(page, "tbody.editing")
     new = page.locator("tbody.editing").first
     new.locator("select[name=type]").select_option("did")
     expect(new.locator("input[name=code]")).to_have_count(0)
     expect(new.locator("select[name=terminator]")).to_have_count(0)
+    settled(page, "tbody.editing")
     new.locator("input[name=priority]").fill("-1")
     new.get_by_role("button", name="Save").click()
     expect(page.locator("tbody.rule:not(.editing)", has_text="DID list")).to_have_count(1)
 
     row = page.locator(f"#rule-{uk_id}")
     row.locator("td.code").click()
+    settled(page, f"#rule-{uk_id}.editing")
     row.locator("input[name=code]").fill("99")
     row.locator("input[name=code]").press("Escape")
     expect(row.locator("td.code")).to_have_text("44")
