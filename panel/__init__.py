@@ -99,7 +99,7 @@ def create_app(test_config: dict | None = None) -> Flask:
 
 
 def _cli_command() -> bool:
-    """True under `flask <command>` other than `flask run` (db upgrade, demo-data): no manager thread there."""
+    """True under `flask <command>` other than `flask run` (db upgrade, demo-data): no manager thread."""
     import sys
 
     return os.path.basename(sys.argv[0]) == "flask" and "run" not in sys.argv[1:]
@@ -168,13 +168,13 @@ def _install_error_pages(app: Flask) -> None:
     """A clear message when an upload is over MAX_CONTENT_LENGTH (the API answers JSON on its own)."""
     from flask import render_template_string
 
+    from panel.csvio import size_label
     from panel.htmx import is_htmx
 
     @app.errorhandler(413)
     def _too_large(_error):
         limit = app.config.get("MAX_CONTENT_LENGTH") or 0
-        size = f"{limit / (1024 * 1024):g} MB" if limit >= 1024 * 1024 else f"{limit / 1024:g} KB"
-        message = f"The upload is larger than the limit of {size}: nothing was imported. Split the file."
+        message = f"The upload is larger than the limit of {size_label(limit)}: nothing was imported. Split it."
         if is_htmx():
             return message, 413, {"Content-Type": "text/plain; charset=utf-8"}
         return render_template_string(_TOO_LARGE_PAGE, message=message), 413

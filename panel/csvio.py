@@ -35,10 +35,17 @@ def read_upload(storage, limit: int | None = None) -> bytes:
         raise CsvError("Choose a CSV file to import.")
     data = storage.stream.read(limit + 1)
     if len(data) > limit:
-        raise CsvError(f"The file is larger than the limit of {limit // (1024 * 1024)} MB.")
+        raise CsvError(f"The file is larger than the limit of {size_label(limit)}.")
     if not data.strip():
         raise CsvError("The file is empty.")
     return data
+
+
+def size_label(size: int) -> str:
+    """A byte count as the operator reads it: 64 MB, 512 KB."""
+    if size >= 1024 * 1024:
+        return f"{size / (1024 * 1024):g} MB"
+    return f"{size / 1024:g} KB"
 
 
 def parse(

@@ -116,3 +116,6 @@ class RoutingRule(ProfitMarginMixin, db.Model):
     def length(self) -> int:
         """The count of digits in the code (SPEC §4)."""
         return sum(ch.isdigit() for ch in self.code or "")
+
+    def __str__(self) -> str:
+        return f"rule {self.code or 'DID'} (priority {self.priority})"
