@@ -174,7 +174,7 @@ def _install_error_pages(app: Flask) -> None:
     @app.errorhandler(413)
     def _too_large(_error):
         limit = app.config.get("MAX_CONTENT_LENGTH") or 0
-        message = f"The upload is larger than the limit of {size_label(limit)}: nothing was imported. Split it."
+        message = f"The upload is larger than the limit of {size_label(limit)}: nothing was imported."
         if is_htmx():
             return message, 413, {"Content-Type": "text/plain; charset=utf-8"}
         return render_template_string(_TOO_LARGE_PAGE, message=message), 413
