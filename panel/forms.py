@@ -3,11 +3,21 @@
 import unicodedata
 
 from sqlalchemy import select
+from wtforms import IntegerField as _IntegerField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import ValidationError
 
 from panel.extensions import db
 from panel.scope import MAX_ID
+
+
+def parse_id(text: str | None) -> int | None:
+    """An id written as ASCII digits within the id range, else None (no exception, no overflow)."""
+    text = (text or "").strip()
+    if not text.isascii() or not text.isdigit() or len(text) > 10:
+        return None
+    number = int(text)
+    return number if 0 < number <= MAX_ID else None
 
 
 def optional_id(value) -> int | None:
@@ -21,6 +31,21 @@ def optional_id(value) -> int | None:
     if not 0 < number <= MAX_ID:
         raise ValueError("not an id")
     return number
+
+
+class IntegerField(_IntegerField):
+    """An integer field that refuses numbers beyond 64 bits before any validator sees them.
+
+    WTForms' NumberRange calls math.isnan() on the value, which raises OverflowError for a huge int (a 500);
+    no count, capacity or weight in the panel comes near 2**63.
+    """
+
+    def process_formdata(self, valuelist):
+        """Parse as WTForms does, then refuse out-of-range numbers with a field error."""
+        super().process_formdata(valuelist)
+        if isinstance(self.data, int) and abs(self.data) >= 2**63:
+            self.data = None
+            raise ValueError(self.gettext("Number too large."))
 
 
 def strip(value):

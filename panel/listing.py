@@ -18,13 +18,10 @@ def page_args() -> tuple[int, int]:
 
 
 def id_arg(name: str) -> int | None:
-    """An id from the query string (a filter): None when absent, not ASCII digits, or too large for an id."""
-    from panel.scope import MAX_ID
+    """An id from the query string (a filter): None when absent, not ASCII digits, or out of the id range."""
+    from panel.forms import parse_id
 
-    value = request.args.get(name, "").strip()
-    if not value.isascii() or not value.isdigit() or len(value) > 10 or int(value) > MAX_ID:
-        return None
-    return int(value)
+    return parse_id(request.args.get(name))
 
 
 def sort_key(sortable: dict, default: str) -> str:

@@ -3,7 +3,6 @@
 from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
-    IntegerField,
     SelectChoice,
     SelectField,
     SelectMultipleField,
@@ -13,8 +12,8 @@ from wtforms import (
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
 
 from panel.accounts import idents
+from panel.forms import IntegerField, strip
 from panel.forms import optional_id as optional_int
-from panel.forms import strip
 from panel.models.accounts import IDENT_BY_LABELS, PROTOCOLS
 
 

@@ -55,13 +55,13 @@ class PlanForm(FlaskForm):
     )
     origination_limits = SelectMultipleField(
         "Origination limits",
-        coerce=int,
+        coerce=optional_int,
         description="Companies that may use the plan, with the companies below them. None: every company of "
         "the owner's tree. Ctrl-click (⌘-click) to choose several.",
     )
     termination_limits = SelectMultipleField(
         "Termination limits",
-        coerce=int,
+        coerce=optional_int,
         description="The plan terminates only to clients of these companies (companies below them not "
         "included). None: no limit. Ctrl-click (⌘-click) to choose several.",
     )

@@ -15,6 +15,7 @@ from sqlalchemy.orm import contains_eager, joinedload
 
 from panel import audit, csvio, listing
 from panel.extensions import db
+from panel.forms import parse_id
 from panel.htmx import is_htmx, redirect, render, trigger
 from panel.imports import jobs
 from panel.models import (
@@ -142,8 +143,8 @@ def index():
     if q:
         condition = RoutingPlan.name.ilike(f"%{_like(q)}%", escape="\\")
         condition = or_(condition, _has_word(RoutingPlan.tags, q))
-        if q.isdigit():
-            condition = or_(condition, RoutingPlan.id == int(q))
+        if parse_id(q) is not None:
+            condition = or_(condition, RoutingPlan.id == parse_id(q))
         stmt = stmt.where(condition)
     advanced = False
     for name, column in (
@@ -308,8 +309,8 @@ def _rule_filters(plan: RoutingPlan, form: RuleFilterForm, now: datetime) -> lis
     if form.type.data in fields.TYPE_LABELS:
         conditions.append(RoutingRule.type == form.type.data)
     terminator = form.terminator.data or ""
-    if len(terminator) > 1 and terminator[1:].isdigit():
-        kind, object_id = terminator[0], int(terminator[1:])
+    if len(terminator) > 1 and parse_id(terminator[1:]) is not None:
+        kind, object_id = terminator[0], parse_id(terminator[1:])
         if kind == "c":
             accounts = select(Account.id).where(Account.client_id == object_id)
             conditions.append(

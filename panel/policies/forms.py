@@ -1,9 +1,10 @@
 """The policy form: a name and the weight of each appeal factor (0 = the factor is not used)."""
 
 from flask_wtf import FlaskForm
-from wtforms import IntegerField, SelectField, StringField, TextAreaField
+from wtforms import SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange
 
+from panel.forms import IntegerField
 from panel.forms import strip as _strip
 
 

@@ -1,10 +1,10 @@
 """The Statistics section's filter forms (GET, no CSRF)."""
 
 from flask_wtf import FlaskForm
-from wtforms import DateField, IntegerField, SelectField, StringField
+from wtforms import DateField, SelectField, StringField
 from wtforms.validators import NumberRange, Optional, Regexp
 
-from panel.forms import choices
+from panel.forms import IntegerField, choices
 from panel.forms import optional_id as optional_int
 
 DIRECTIONS = [("", "either side"), ("orig", "as originator (customer)"), ("term", "as terminator (vendor)")]
