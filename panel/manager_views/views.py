@@ -58,7 +58,8 @@ def index():
 @bp.route("/status")
 def status():
     """The status card alone: htmx polls it while a run is under way or was requested."""
-    since = id_arg("since")
+    # The id of the last run the page had seen; 0 when there was none yet.
+    since = 0 if request.args.get("since") == "0" else id_arg("since")
     asked = request.args.get("asked", type=float)
     context = _context(since, asked)
     finished = since is not None and not context["requested"]["waiting"]
