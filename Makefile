@@ -47,8 +47,10 @@ regen-migration: venv
 	DATABASE_URL=sqlite:///$(CURDIR)/instance/regen.sqlite3 PANEL_MANAGER_ENABLED=0 $(FLASK) db migrate -m "schema" --rev-id 0001
 	rm -f instance/regen.sqlite3
 
+# Every benchmark, one JSON line of figures each (PostgreSQL too when TEST_DATABASE_URL is set); slow.
 bench: venv
-	$(PY) bench/route.py
+	for b in import pages rules audit cdrs route; do $(PY) bench/$$b.py || exit 1; done
+	$(PY) bench/switch.py
 
 clean:
 	rm -rf $(VENV) instance/*.sqlite3*
