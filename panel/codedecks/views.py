@@ -11,19 +11,20 @@ from panel.extensions import db
 from panel.forms import choices as as_choices
 from panel.forms import name_taken
 from panel.htmx import is_htmx, redirect, render, trigger
-from panel.listing import id_arg, paginate
+from panel.listing import paginate
 from panel.models import Code, CodeDeck, Company, RoutingPlan
 from panel.rates.shared import (
     csv_filename,
     default_owner,
     name_list,
+    owned_list,
     owner_change_error,
     owner_choices,
     plural,
     recent_jobs,
     start_csv_import,
 )
-from panel.scope import get_or_404, scoped, user_company_ids
+from panel.scope import get_or_404
 
 DECK_SORTABLE = {"name": CodeDeck.name, "company": Company.name}
 CODE_SORTABLE = {"code": Code.code, "name": Code.name, "country": Code.country}
@@ -63,14 +64,7 @@ def _plans_using(deck: CodeDeck) -> list[RoutingPlan]:
 @bp.route("/")
 def index():
     """The code decks of the user's companies with their codes count and the plans that use them."""
-    q = request.args.get("q", "").strip()
-    company_id = id_arg("company_id")
-    stmt = scoped(CodeDeck).join(Company, CodeDeck.company_id == Company.id)
-    if q:
-        stmt = stmt.where(CodeDeck.name.icontains(q, autoescape=True))
-    if company_id and company_id in user_company_ids():
-        stmt = stmt.where(CodeDeck.company_id == company_id)
-    pagination = paginate(stmt, DECK_SORTABLE, "name", CodeDeck.id)
+    pagination, q, company_id = owned_list(CodeDeck, DECK_SORTABLE)
     ids = [d.id for d in pagination.items]
     return render(
         "codedecks/list.html",

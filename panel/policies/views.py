@@ -8,13 +8,19 @@ from panel.extensions import db
 from panel.forms import choices as as_choices
 from panel.forms import name_taken
 from panel.htmx import redirect, render
-from panel.listing import id_arg, paginate
 from panel.models import Company, Policy, RoutingPlan, RoutingRule
 from panel.models.rates import POLICY_FACTORS
 from panel.policies import bp
 from panel.policies.forms import PolicyForm
-from panel.rates.shared import default_owner, name_list, owner_change_error, owner_choices, rule_label
-from panel.scope import get_or_404, scoped, user_company_ids
+from panel.rates.shared import (
+    default_owner,
+    name_list,
+    owned_list,
+    owner_change_error,
+    owner_choices,
+    rule_label,
+)
+from panel.scope import get_or_404
 
 SORTABLE = {"name": Policy.name, "company": Company.name}
 FACTOR_LABELS = {"rate": "Rate", "asr": "ASR", "acd": "ACD", "pdd": "PDD"}
@@ -53,14 +59,7 @@ def _rules_using(policy: Policy) -> list[tuple[RoutingRule, RoutingPlan]]:
 @bp.route("/")
 def index():
     """The policies of the user's companies with their weights and how many rules use them."""
-    q = request.args.get("q", "").strip()
-    company_id = id_arg("company_id")
-    stmt = scoped(Policy).join(Company, Policy.company_id == Company.id)
-    if q:
-        stmt = stmt.where(Policy.name.icontains(q, autoescape=True))
-    if company_id and company_id in user_company_ids():
-        stmt = stmt.where(Policy.company_id == company_id)
-    pagination = paginate(stmt, SORTABLE, "name", Policy.id)
+    pagination, q, company_id = owned_list(Policy, SORTABLE)
     return render(
         "policies/list.html",
         "policies/_table.html",

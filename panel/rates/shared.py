@@ -6,12 +6,27 @@ Owner pickers, the rule for moving an object to another company while it is used
 
 from collections.abc import Iterable
 
+from flask import request
 from flask_login import current_user
 from sqlalchemy import select
 
 from panel.extensions import db
+from panel.listing import id_arg, paginate
 from panel.models import Company
-from panel.scope import ancestor_ids, visible_companies
+from panel.scope import ancestor_ids, scoped, user_company_ids, visible_companies
+
+
+def owned_list(model, sortable: dict):
+    """The list of a named object owned by companies (rate tables, decks, policies, profiles): name search,
+    owner filter, sorting and paging, all in the user's scope. Returns (pagination, q, company_id)."""
+    q = request.args.get("q", "").strip()
+    company_id = id_arg("company_id")
+    stmt = scoped(model).join(Company, model.company_id == Company.id)
+    if q:
+        stmt = stmt.where(model.name.icontains(q, autoescape=True))
+    if company_id and company_id in user_company_ids():
+        stmt = stmt.where(model.company_id == company_id)
+    return paginate(stmt, sortable, "name", model.id), q, company_id
 
 
 def owner_choices(exclude_kinds: Iterable[str] = ()) -> list[tuple[int, str]]:

@@ -11,7 +11,7 @@ from panel.extensions import db
 from panel.forms import choices as as_choices
 from panel.forms import name_taken
 from panel.htmx import is_htmx, redirect, render, trigger
-from panel.listing import id_arg, paginate, sort_key
+from panel.listing import paginate, sort_key
 from panel.models import Account, Client, Company, Rate, RateTable
 from panel.models.types import utcnow
 from panel.rates import bp
@@ -21,6 +21,7 @@ from panel.rates.shared import (
     csv_filename,
     default_owner,
     name_list,
+    owned_list,
     owner_change_error,
     owner_choices,
     plural,
@@ -28,7 +29,7 @@ from panel.rates.shared import (
     start_csv_import,
 )
 from panel.rates.values import parse_moment
-from panel.scope import get_or_404, scoped, user_company_ids
+from panel.scope import get_or_404
 
 TABLE_SORTABLE = {"name": RateTable.name, "company": Company.name, "currency": RateTable.currency}
 RATE_SORTABLE = {
@@ -117,14 +118,7 @@ def _rate_counts(table_ids: list[int]) -> dict[int, int]:
 @bp.route("/")
 def index():
     """The rate tables of the user's companies, with rates count and who uses them."""
-    q = request.args.get("q", "").strip()
-    company_id = id_arg("company_id")
-    stmt = scoped(RateTable).join(Company, RateTable.company_id == Company.id)
-    if q:
-        stmt = stmt.where(RateTable.name.icontains(q, autoescape=True))
-    if company_id and company_id in user_company_ids():
-        stmt = stmt.where(RateTable.company_id == company_id)
-    pagination = paginate(stmt, TABLE_SORTABLE, "name", RateTable.id)
+    pagination, q, company_id = owned_list(RateTable, TABLE_SORTABLE)
     ids = [t.id for t in pagination.items]
     return render(
         "rates/list.html",

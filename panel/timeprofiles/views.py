@@ -8,12 +8,18 @@ from panel.extensions import db
 from panel.forms import choices as as_choices
 from panel.forms import name_taken
 from panel.htmx import redirect, render
-from panel.listing import id_arg, paginate
 from panel.models import Company, RoutingPlan, RoutingRule, TimeProfile
 from panel.models.types import utcnow
-from panel.rates.shared import default_owner, name_list, owner_change_error, owner_choices, rule_label
+from panel.rates.shared import (
+    default_owner,
+    name_list,
+    owned_list,
+    owner_change_error,
+    owner_choices,
+    rule_label,
+)
 from panel.rates.values import parse_moment
-from panel.scope import get_or_404, scoped, user_company_ids
+from panel.scope import get_or_404
 from panel.timeprofile import CompiledProfile, TimeProfileError, weekdays_label, zone_names
 from panel.timeprofiles import bp
 from panel.timeprofiles.forms import TimeProfileForm
@@ -54,14 +60,7 @@ def _rules_using(profile: TimeProfile) -> list[tuple[RoutingRule, RoutingPlan]]:
 @bp.route("/")
 def index():
     """The time profiles of the user's companies, with whether each is in force now."""
-    q = request.args.get("q", "").strip()
-    company_id = id_arg("company_id")
-    stmt = scoped(TimeProfile).join(Company, TimeProfile.company_id == Company.id)
-    if q:
-        stmt = stmt.where(TimeProfile.name.icontains(q, autoescape=True))
-    if company_id and company_id in user_company_ids():
-        stmt = stmt.where(TimeProfile.company_id == company_id)
-    pagination = paginate(stmt, SORTABLE, "name", TimeProfile.id)
+    pagination, q, company_id = owned_list(TimeProfile, SORTABLE)
     now = utcnow()
     return render(
         "timeprofiles/list.html",
