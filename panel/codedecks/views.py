@@ -1,7 +1,7 @@
 """Code decks: list, create, edit, delete (refused while a plan uses it); the codes grid; import, export."""
 
 from flask import abort, flash, make_response, request, url_for
-from sqlalchemy import func, or_, select
+from sqlalchemy import or_, select
 
 from panel import audit, csvio
 from panel.codedecks import bp
@@ -14,6 +14,7 @@ from panel.htmx import is_htmx, redirect, render, trigger
 from panel.listing import paginate
 from panel.models import Code, CodeDeck, Company, RoutingPlan
 from panel.rates.shared import (
+    count_by,
     csv_filename,
     default_owner,
     name_list,
@@ -28,30 +29,6 @@ from panel.scope import get_or_404
 
 DECK_SORTABLE = {"name": CodeDeck.name, "company": Company.name}
 CODE_SORTABLE = {"code": Code.code, "name": Code.name, "country": Code.country}
-
-
-def _code_counts(deck_ids: list[int]) -> dict[int, int]:
-    """Codes per deck."""
-    if not deck_ids:
-        return {}
-    stmt = (
-        select(Code.code_deck_id, func.count())
-        .where(Code.code_deck_id.in_(deck_ids))
-        .group_by(Code.code_deck_id)
-    )
-    return dict(db.session.execute(stmt).all())
-
-
-def _plan_counts(deck_ids: list[int]) -> dict[int, int]:
-    """Routing plans per deck."""
-    if not deck_ids:
-        return {}
-    stmt = (
-        select(RoutingPlan.code_deck_id, func.count())
-        .where(RoutingPlan.code_deck_id.in_(deck_ids))
-        .group_by(RoutingPlan.code_deck_id)
-    )
-    return dict(db.session.execute(stmt).all())
 
 
 def _plans_using(deck: CodeDeck) -> list[RoutingPlan]:
@@ -70,8 +47,8 @@ def index():
         "codedecks/list.html",
         "codedecks/_table.html",
         pagination=pagination,
-        code_counts=_code_counts(ids),
-        plan_counts=_plan_counts(ids),
+        code_counts=count_by(Code.code_deck_id, ids),
+        plan_counts=count_by(RoutingPlan.code_deck_id, ids),
         companies=owner_choices(),
         q=q,
         company_id=company_id,
@@ -133,7 +110,7 @@ def delete(code_deck_id: int):
         names = name_list(f"plan {plan.name}" for plan in plans)
         flash(f"Code deck {deck.name} is not deleted: it is used by {names}.", "error")
         return redirect(url_for("codedecks.index"))
-    count = _code_counts([deck.id]).get(deck.id, 0)
+    count = count_by(Code.code_deck_id, [deck.id]).get(deck.id, 0)
     before = audit.state(deck)
     audit.record("delete", deck, before=before, note=f"Deleted with its {plural(count, 'code')}.")
     db.session.delete(deck)
@@ -173,7 +150,7 @@ def _grid(deck: CodeDeck, form: CodeForm | None = None, status: int = 200):
         filters=filters,
         form=form or CodeForm(formdata=None),
         plans=_plans_using(deck),
-        code_count=_code_counts([deck.id]).get(deck.id, 0),
+        code_count=count_by(Code.code_deck_id, [deck.id]).get(deck.id, 0),
     )
 
 

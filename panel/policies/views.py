@@ -1,24 +1,26 @@
 """Routing policies: list, create, edit, copy, delete (refused while a dynamic rule uses it)."""
 
 from flask import flash, request, url_for
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from panel import audit
 from panel.extensions import db
 from panel.forms import choices as as_choices
 from panel.forms import name_taken
 from panel.htmx import redirect, render
-from panel.models import Company, Policy, RoutingPlan, RoutingRule
+from panel.models import Company, Policy, RoutingRule
 from panel.models.rates import POLICY_FACTORS
 from panel.policies import bp
 from panel.policies.forms import PolicyForm
 from panel.rates.shared import (
+    count_by,
     default_owner,
     name_list,
     owned_list,
     owner_change_error,
     owner_choices,
     rule_label,
+    rules_using,
 )
 from panel.scope import get_or_404
 
@@ -34,28 +36,6 @@ def describe(policy: Policy) -> str:
     return " · ".join(f"{FACTOR_LABELS[f]} {w}" for f, w in factors.items())
 
 
-def _rule_counts(ids: list[int]) -> dict[int, int]:
-    """Routing rules per policy."""
-    if not ids:
-        return {}
-    stmt = (
-        select(RoutingRule.policy_id, func.count())
-        .where(RoutingRule.policy_id.in_(ids))
-        .group_by(RoutingRule.policy_id)
-    )
-    return dict(db.session.execute(stmt).all())
-
-
-def _rules_using(policy: Policy) -> list[tuple[RoutingRule, RoutingPlan]]:
-    """The dynamic rules that order their routes with this policy, with their plans."""
-    return db.session.execute(
-        select(RoutingRule, RoutingPlan)
-        .join(RoutingPlan, RoutingRule.plan_id == RoutingPlan.id)
-        .where(RoutingRule.policy_id == policy.id)
-        .order_by(RoutingPlan.name, RoutingRule.priority, RoutingRule.id)
-    ).all()
-
-
 @bp.route("/")
 def index():
     """The policies of the user's companies with their weights and how many rules use them."""
@@ -64,7 +44,7 @@ def index():
         "policies/list.html",
         "policies/_table.html",
         pagination=pagination,
-        rule_counts=_rule_counts([p.id for p in pagination.items]),
+        rule_counts=count_by(RoutingRule.policy_id, [p.id for p in pagination.items]),
         describe=describe,
         companies=owner_choices(),
         q=q,
@@ -84,7 +64,11 @@ def _form(policy: Policy | None = None) -> PolicyForm:
 
 def _page(form: PolicyForm, policy: Policy | None, status: int):
     """The form page, with the rules that use the policy when editing."""
-    rules = [rule_label(rule, plan) for rule, plan in _rules_using(policy)] if policy else []
+    rules = (
+        [rule_label(rule, plan) for rule, plan in rules_using(RoutingRule.policy_id, policy.id)]
+        if policy
+        else []
+    )
     return render(
         "policies/form.html", status=status, form=form, policy=policy, rules=rules, factors=POLICY_FACTORS
     )
@@ -112,7 +96,7 @@ def update(policy_id: int):
     form = _form(policy)
     if form.validate_on_submit() and not name_taken(form, Policy, policy, "policy"):
         if form.company_id.data != policy.company_id:
-            companies = {plan.company_id for _, plan in _rules_using(policy)}
+            companies = {plan.company_id for _, plan in rules_using(RoutingRule.policy_id, policy.id)}
             error = owner_change_error(form.company_id.data, companies, "policy")
             if error:
                 form.company_id.errors.append(error)
@@ -158,7 +142,7 @@ def copy(policy_id: int):
 def delete(policy_id: int):
     """Delete a policy; refused while a routing rule uses it."""
     policy = get_or_404(Policy, policy_id)
-    rules = _rules_using(policy)
+    rules = rules_using(RoutingRule.policy_id, policy.id)
     if rules:
         names = name_list(rule_label(rule, plan) for rule, plan in rules)
         flash(f"Policy {policy.name} is not deleted: it is used by {names}.", "error")

@@ -8,12 +8,31 @@ from collections.abc import Iterable
 
 from flask import request
 from flask_login import current_user
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from panel.extensions import db
 from panel.listing import id_arg, paginate
-from panel.models import Company
+from panel.models import Company, RoutingPlan, RoutingRule
 from panel.scope import ancestor_ids, scoped, user_company_ids, visible_companies
+
+
+def count_by(column, ids: list[int]) -> dict[int, int]:
+    """Rows per value of `column` (a foreign key) for the given ids, in one grouped query: {id: count}."""
+    if not ids:
+        return {}
+    return dict(
+        db.session.execute(select(column, func.count()).where(column.in_(ids)).group_by(column)).all()
+    )
+
+
+def rules_using(column, object_id: int) -> list:
+    """The routing rules whose `column` (policy_id, time_profile_id) is the object, with their plans."""
+    return db.session.execute(
+        select(RoutingRule, RoutingPlan)
+        .join(RoutingPlan, RoutingRule.plan_id == RoutingPlan.id)
+        .where(column == object_id)
+        .order_by(RoutingPlan.name, RoutingRule.priority, RoutingRule.id)
+    ).all()
 
 
 def owned_list(model, sortable: dict):

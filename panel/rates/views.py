@@ -18,6 +18,7 @@ from panel.rates import bp
 from panel.rates.forms import RateForm, RateImportForm, RateTableForm
 from panel.rates.importer import MODES, RATE_COLUMNS, REQUIRED_COLUMNS, export_rows, import_rates
 from panel.rates.shared import (
+    count_by,
     csv_filename,
     default_owner,
     name_list,
@@ -98,19 +99,6 @@ def usage_names(table: RateTable) -> tuple[list[str], set[int]]:
     return names, companies
 
 
-def _rate_counts(table_ids: list[int]) -> dict[int, int]:
-    """Rates per table."""
-    if not table_ids:
-        return {}
-    return dict(
-        db.session.execute(
-            select(Rate.rate_table_id, func.count())
-            .where(Rate.rate_table_id.in_(table_ids))
-            .group_by(Rate.rate_table_id)
-        ).all()
-    )
-
-
 # ---------------------------------------------------------------------------------------------------------
 # Rate tables
 
@@ -124,7 +112,7 @@ def index():
         "rates/list.html",
         "rates/_table.html",
         pagination=pagination,
-        rate_counts=_rate_counts(ids),
+        rate_counts=count_by(Rate.rate_table_id, ids),
         usage=usage_counts(ids),
         companies=owner_choices(),
         q=q,
@@ -187,7 +175,7 @@ def delete(rate_table_id: int):
     if names:
         flash(f"Rate table {table.name} is not deleted: it is used by {name_list(names)}.", "error")
         return redirect(url_for("rates.index"))
-    count = _rate_counts([table.id]).get(table.id, 0)
+    count = count_by(Rate.rate_table_id, [table.id]).get(table.id, 0)
     before = audit.state(table)
     audit.record("delete", table, before=before, note=f"Deleted with its {plural(count, 'rate')}.")
     db.session.delete(table)
@@ -253,7 +241,7 @@ def _grid(table: RateTable, form: RateForm | None = None, status: int = 200):
         form=form or RateForm(formdata=None),
         now=now,
         usage=usage_names(table)[0],
-        rate_count=_rate_counts([table.id]).get(table.id, 0),
+        rate_count=count_by(Rate.rate_table_id, [table.id]).get(table.id, 0),
     )
 
 

@@ -1,22 +1,23 @@
 """Time profiles: list (with "inside now?"), show (check a moment), create, edit, delete (unless used)."""
 
 from flask import flash, request, url_for
-from sqlalchemy import func, select
 
 from panel import audit
 from panel.extensions import db
 from panel.forms import choices as as_choices
 from panel.forms import name_taken
 from panel.htmx import redirect, render
-from panel.models import Company, RoutingPlan, RoutingRule, TimeProfile
+from panel.models import Company, RoutingRule, TimeProfile
 from panel.models.types import utcnow
 from panel.rates.shared import (
+    count_by,
     default_owner,
     name_list,
     owned_list,
     owner_change_error,
     owner_choices,
     rule_label,
+    rules_using,
 )
 from panel.rates.values import parse_moment
 from panel.scope import get_or_404
@@ -35,28 +36,6 @@ def inside(profile: TimeProfile, moment) -> bool | None:
         return None
 
 
-def _rule_counts(ids: list[int]) -> dict[int, int]:
-    """Routing rules per profile."""
-    if not ids:
-        return {}
-    stmt = (
-        select(RoutingRule.time_profile_id, func.count())
-        .where(RoutingRule.time_profile_id.in_(ids))
-        .group_by(RoutingRule.time_profile_id)
-    )
-    return dict(db.session.execute(stmt).all())
-
-
-def _rules_using(profile: TimeProfile) -> list[tuple[RoutingRule, RoutingPlan]]:
-    """The rules that apply only inside this profile, with their plans."""
-    return db.session.execute(
-        select(RoutingRule, RoutingPlan)
-        .join(RoutingPlan, RoutingRule.plan_id == RoutingPlan.id)
-        .where(RoutingRule.time_profile_id == profile.id)
-        .order_by(RoutingPlan.name, RoutingRule.priority, RoutingRule.id)
-    ).all()
-
-
 @bp.route("/")
 def index():
     """The time profiles of the user's companies, with whether each is in force now."""
@@ -67,7 +46,7 @@ def index():
         "timeprofiles/_table.html",
         pagination=pagination,
         inside_now={p.id: inside(p, now) for p in pagination.items},
-        rule_counts=_rule_counts([p.id for p in pagination.items]),
+        rule_counts=count_by(RoutingRule.time_profile_id, [p.id for p in pagination.items]),
         weekdays_label=weekdays_label,
         companies=owner_choices(),
         q=q,
@@ -104,7 +83,7 @@ def show(time_profile_id: int):
         at_error=at_error,
         at_inside=compiled.contains(at) if (compiled and at) else None,
         local_at=at.astimezone(compiled.tz) if (compiled and at) else None,
-        rules=[rule_label(rule, plan) for rule, plan in _rules_using(profile)],
+        rules=[rule_label(rule, plan) for rule, plan in rules_using(RoutingRule.time_profile_id, profile.id)],
         weekdays_label=weekdays_label,
     )
 
@@ -149,7 +128,7 @@ def update(time_profile_id: int):
     form = _form(profile)
     if form.validate_on_submit() and not name_taken(form, TimeProfile, profile, "time profile"):
         if form.company_id.data != profile.company_id:
-            companies = {plan.company_id for _, plan in _rules_using(profile)}
+            companies = {plan.company_id for _, plan in rules_using(RoutingRule.time_profile_id, profile.id)}
             error = owner_change_error(form.company_id.data, companies, "time profile")
             if error:
                 form.company_id.errors.append(error)
@@ -167,7 +146,7 @@ def update(time_profile_id: int):
 def delete(time_profile_id: int):
     """Delete a time profile; refused while a routing rule uses it."""
     profile = get_or_404(TimeProfile, time_profile_id)
-    rules = _rules_using(profile)
+    rules = rules_using(RoutingRule.time_profile_id, profile.id)
     if rules:
         names = name_list(rule_label(rule, plan) for rule, plan in rules)
         flash(f"Time profile {profile.name} is not deleted: it is used by {names}.", "error")
