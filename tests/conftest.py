@@ -207,6 +207,15 @@ def page(browser, live_server):
     context.close()
 
 
+def wait_for_htmx(page, selector: str) -> None:
+    """Wait until htmx has wired the element (a person cannot act before that; a script can)."""
+    page.wait_for_function(
+        "sel => { const e = document.querySelector(sel);"
+        " return !!(e && e['htmx-internal-data'] && e['htmx-internal-data'].initHash); }",
+        arg=selector,
+    )
+
+
 @pytest.fixture
 def browser_login(page):
     """`browser_login(user)` logs the page in through the real login form."""

@@ -8,6 +8,7 @@ from playwright.sync_api import expect
 
 from panel.extensions import db
 from panel.models import Account
+from tests.conftest import wait_for_htmx
 
 pytestmark = pytest.mark.browser
 
@@ -84,11 +85,7 @@ def test_new_account_pickers_follow_the_client_and_delete_refunds(carrier, brows
 
     page.get_by_role("link", name="New account").click()
     dialog = page.locator("dialog")
-    # A person cannot pick a client before htmx has wired the new dialog; a script can, so wait for it.
-    page.wait_for_function(
-        "() => { const s = document.querySelector('dialog select[name=client_id]');"
-        " return !!(s && s['htmx-internal-data'] && s['htmx-internal-data'].initHash); }"
-    )
+    wait_for_htmx(page, "dialog select[name=client_id]")
     dialog.locator("select[name=client_id]").select_option(label="Bravo — Beta")
     expect(dialog.locator("select[name=orig_rate_table_id] option", has_text="Beta retail")).to_have_count(1)
     dialog.locator("select[name=client_id]").select_option(label="Acme — Alpha")

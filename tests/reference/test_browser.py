@@ -9,6 +9,7 @@ from sqlalchemy import select
 from panel.extensions import db
 from panel.models import Rate
 from tests import factories
+from tests.conftest import wait_for_htmx
 
 pytestmark = pytest.mark.browser
 
@@ -35,6 +36,7 @@ def test_inline_edit_refuses_then_saves(browser_login, tree, table):
     row.get_by_role("button", name="Save").click()
     expect(row.get_by_role("alert")).to_contain_text("more than 6 decimals")
     expect(row.locator("input[name=rate]")).to_have_value("0.12345678")  # still in edit mode
+    wait_for_htmx(page, f"#rate-{rate_id}")
 
     row.locator("input[name=rate]").fill("0.0375")
     row.locator("input[name=rate]").press("Enter")
