@@ -20,7 +20,8 @@ from flask_login import current_user
 from sqlalchemy import inspect
 
 from panel.extensions import db
-from panel.models import Account, AuditEntry, Client, Code, Company, Did, Rate, RoutingRule
+from panel.models import AuditEntry
+from panel.scope import owner_of
 
 # Never copied into an audit entry.
 SECRET_FIELDS = {"password_hash", "password_encrypted", "token_hash"}
@@ -54,27 +55,8 @@ def state(obj) -> dict:
 
 
 def owner(obj) -> tuple[int | None, int | None]:
-    """(company id, client id) that an entry about `obj` belongs to, for scoping and client history."""
-    if isinstance(obj, Company):
-        return obj.id, None
-    if isinstance(obj, Client):
-        return obj.company_id, obj.id
-    if isinstance(obj, Account):
-        client = obj.client or db.session.get(Client, obj.client_id)
-        return (client.company_id if client else None), obj.client_id
-    if isinstance(obj, Did):
-        account = obj.account or db.session.get(Account, obj.account_id)
-        return owner(account) if account else (None, None)
-    if isinstance(obj, RoutingRule):
-        plan = obj.plan
-        return (plan.company_id if plan else None), None
-    if isinstance(obj, Rate):
-        table = obj.rate_table
-        return (table.company_id if table else None), None
-    if isinstance(obj, Code):
-        deck = obj.code_deck
-        return (deck.company_id if deck else None), None
-    return getattr(obj, "company_id", None), None
+    """(company id, client id) that an entry about `obj` belongs to: derived from the model's `__owner__`."""
+    return owner_of(obj)
 
 
 def label(obj) -> str:

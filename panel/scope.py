@@ -4,36 +4,13 @@ A user sees the objects of its company and of every company below it, never of i
 An object outside the scope answers 404, never 403, so its existence is not revealed.
 """
 
-from collections.abc import Iterable
-
 from flask import abort, g
 from flask_login import current_user
 from sqlalchemy import Select, and_, exists, false, or_, select
+from sqlalchemy import inspect as sa_inspect
 
 from panel.extensions import db
-from panel.models import (
-    Account,
-    AccountNetwork,
-    ApiToken,
-    AuditEntry,
-    CallStat,
-    Client,
-    Code,
-    CodeDeck,
-    Company,
-    Did,
-    Gateway,
-    LiveCall,
-    Policy,
-    Rate,
-    RateTable,
-    RoutingPlan,
-    RoutingRule,
-    TimeProfile,
-    User,
-    plan_origination_limits,
-)
-from panel.models.system import ImportJob
+from panel.models import Company, RateTable, RoutingPlan, plan_origination_limits
 
 
 def _parents() -> dict[int, int | None]:
@@ -92,54 +69,80 @@ def user_company_ids(user=None) -> frozenset[int]:
     return descendant_ids(user.company_id)
 
 
-def _clients_of(ids: Iterable[int]):
-    """Subquery: ids of the clients owned by these companies."""
-    return select(Client.id).where(Client.company_id.in_(ids))
+def _owner_paths(model) -> tuple[str, ...]:
+    """The model's owner paths (its `__owner__` declaration): dotted steps ending in a company id column."""
+    paths = getattr(model, "__owner__", None)
+    if paths is None:
+        raise TypeError(f"no company scope is defined for {model.__name__}: declare __owner__ on the model")
+    return (paths,) if isinstance(paths, str) else tuple(paths)
+
+
+def _step(model, name: str):
+    """One step of an owner path: (local column, remote column, target model).
+
+    A step names a relationship (`client`) or a foreign-key column (`orig_account_id`).
+    """
+    mapper = sa_inspect(model)
+    if name in mapper.relationships:
+        relationship = mapper.relationships[name]
+        (local, remote), *_ = relationship.local_remote_pairs
+        return local, remote, relationship.mapper.class_
+    column = mapper.columns[name]
+    (foreign_key,) = column.foreign_keys
+    target = next(m.class_ for m in mapper.registry.mappers if foreign_key.column.table in m.tables)
+    return column, foreign_key.column, target
+
+
+def _path_condition(model, steps: list[str], ids: list[int]):
+    """SQL condition for one owner path: nested `IN (SELECT ...)` from the row up to the company id."""
+    if len(steps) == 1:
+        return getattr(model, steps[0]).in_(ids)
+    local, remote, target = _step(model, steps[0])
+    return local.in_(select(remote).where(_path_condition(target, steps[1:], ids)))
 
 
 def scope_condition(model, ids: frozenset[int]):
-    """The SQL condition that keeps rows of `model` owned by one of the companies `ids`."""
+    """The SQL condition that keeps rows of `model` owned by one of the companies `ids` (from `__owner__`)."""
+    paths = _owner_paths(model)
     ids = list(ids)
     if not ids:
         return false()
-    if model is Company:
-        return Company.id.in_(ids)
-    if model in (
-        User,
-        ApiToken,
-        Client,
-        Gateway,
-        RateTable,
-        CodeDeck,
-        TimeProfile,
-        Policy,
-        RoutingPlan,
-        ImportJob,
-    ):
-        return model.company_id.in_(ids)
-    if model is AuditEntry:
-        return AuditEntry.company_id.in_(ids)
-    if model is Account:
-        return Account.client_id.in_(_clients_of(ids))
-    if model is AccountNetwork:
-        return AccountNetwork.account_id.in_(
-            select(Account.id).where(Account.client_id.in_(_clients_of(ids)))
-        )
-    if model is Did:
-        return Did.account_id.in_(select(Account.id).where(Account.client_id.in_(_clients_of(ids))))
-    if model is Rate:
-        return Rate.rate_table_id.in_(select(RateTable.id).where(RateTable.company_id.in_(ids)))
-    if model is Code:
-        return Code.code_deck_id.in_(select(CodeDeck.id).where(CodeDeck.company_id.in_(ids)))
-    if model is RoutingRule:
-        return RoutingRule.plan_id.in_(select(RoutingPlan.id).where(RoutingPlan.company_id.in_(ids)))
-    if model is CallStat:
-        clients = _clients_of(ids)
-        return or_(CallStat.orig_client_id.in_(clients), CallStat.term_client_id.in_(clients))
-    if model is LiveCall:
-        accounts = select(Account.id).where(Account.client_id.in_(_clients_of(ids)))
-        return or_(LiveCall.orig_account_id.in_(accounts), LiveCall.term_account_id.in_(accounts))
-    raise TypeError(f"no company scope is defined for {model.__name__}")
+    conditions = [_path_condition(model, path.split("."), ids) for path in paths]
+    return conditions[0] if len(conditions) == 1 else or_(*conditions)
+
+
+def owner_of(obj) -> tuple[int | None, int | None]:
+    """(company id, client id) an object belongs to, walking its `__owner__` path (first path that resolves).
+
+    The client is the first Client met on the way (the object itself included), for the client's history.
+    Relationships not loaded yet (a new object with only its foreign key set) are read by id.
+    """
+    from panel.models import Client
+
+    try:
+        paths = _owner_paths(type(obj))
+    except TypeError:
+        return getattr(obj, "company_id", None), None
+    for path in paths:
+        current, client_id = obj, None
+        steps = path.split(".")
+        for name in steps[:-1]:
+            if isinstance(current, Client) and client_id is None:
+                client_id = current.id
+            local, _remote, target = _step(type(current), name)
+            nxt = getattr(current, name, None) if name in sa_inspect(type(current)).relationships else None
+            if nxt is None:
+                key = getattr(current, sa_inspect(type(current)).get_property_by_column(local).key, None)
+                nxt = db.session.get(target, key) if key is not None else None
+            current = nxt
+            if current is None:
+                break
+        if current is None:
+            continue
+        if isinstance(current, Client) and client_id is None:
+            client_id = current.id
+        return getattr(current, steps[-1], None), client_id
+    return None, None
 
 
 def scoped(model, user=None, *, company_id: int | None = None) -> Select:

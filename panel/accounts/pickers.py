@@ -6,10 +6,6 @@ lists is refused with a message; a value already stored but no longer usable is 
 form tells the truth and asks for a change.
 """
 
-from functools import wraps
-
-from flask import abort
-from flask_login import current_user
 from sqlalchemy import select
 
 from panel.extensions import db
@@ -18,18 +14,6 @@ from panel.models import Client, Company, Gateway, RateTable, RoutingPlan
 from panel.scope import ancestor_ids, scoped, usable_plans, usable_rate_tables, user_company_ids
 
 NOT_USABLE = " (not usable by this client's company)"
-
-
-def writer_required(view):
-    """Viewers may read but never open a form or fetch a secret: 403."""
-
-    @wraps(view)
-    def wrapped(*args, **kwargs):
-        if not current_user.can_write:
-            abort(403)
-        return view(*args, **kwargs)
-
-    return wrapped
 
 
 def client_choices() -> list[tuple[int, str]]:

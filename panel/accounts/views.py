@@ -11,9 +11,9 @@ from flask_login import current_user
 from sqlalchemy import or_, select
 
 from panel import audit, crypto
+from panel.access import reader_required, writer_required
 from panel.accounts import bp, idents, listing, pickers, service
 from panel.accounts.forms import AccountForm, AccountSearchForm
-from panel.accounts.pickers import writer_required
 from panel.extensions import db
 from panel.htmx import is_htmx, redirect, render
 from panel.listing import id_arg, page_args, sort_key
@@ -48,6 +48,7 @@ def _search_form() -> AccountSearchForm:
 
 
 @bp.route("/")
+@reader_required
 def index():
     """The accounts in the user's scope, searched, sorted and paged on the server."""
     form = _search_form()
@@ -84,6 +85,7 @@ def index():
 
 
 @bp.route("/<int:account_id>")
+@reader_required
 def show(account_id: int):
     """An account's settings, networks and gateways, and its page its recent calls (a modal for htmx)."""
     account = get_or_404(Account, account_id)
@@ -316,6 +318,7 @@ def generate_password():
 
 
 @bp.route("/<int:account_id>/deactivate", methods=["POST"])
+@writer_required
 def deactivate(account_id: int):
     """Untick Originator and Terminator: the account stays, with its statistics, but routes no calls."""
     account = get_or_404(Account, account_id)

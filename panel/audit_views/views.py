@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 from werkzeug.routing import BuildError
 
 from panel import audit, htmx, scope
+from panel.access import reader_required
 from panel.audit_views import bp
 from panel.csvio import response as csv_response
 from panel.extensions import db
@@ -243,6 +244,7 @@ def _audit_value_filter(value) -> str:
 
 
 @bp.route("/")
+@reader_required
 def index():
     """Every entry of the user's companies, newest first, with filters and paging."""
     stmt, values, problems = _filters()
@@ -270,6 +272,7 @@ def index():
 
 
 @bp.route("/<int:entry_id>")
+@reader_required
 def show(entry_id: int):
     """One entry: who, when, which object, and the difference field by field."""
     entry = scope.get_or_404(AuditEntry, entry_id)
@@ -284,6 +287,7 @@ def show(entry_id: int):
 
 
 @bp.route("/export")
+@reader_required
 def export():
     """The filtered entries as CSV (UTF-8), newest first."""
     stmt, _values, _problems = _filters()

@@ -7,6 +7,7 @@ from flask_login import current_user, login_required, login_user, logout_user
 from sqlalchemy import func, select
 
 from panel import audit
+from panel.access import reader_required
 from panel.auth import bp
 from panel.auth.forms import LoginForm, PasswordForm
 from panel.auth.passwords import (
@@ -71,6 +72,7 @@ def login():
 
 
 @bp.route("/logout", methods=["POST"])
+@reader_required
 def logout():
     """Log out and go back to the login page."""
     logout_user()
@@ -80,6 +82,7 @@ def logout():
 
 @bp.route("/password", methods=["GET", "POST"])
 @login_required
+@reader_required
 def password():
     """Change one's own password; every other session of the user ends."""
     form = PasswordForm()

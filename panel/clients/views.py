@@ -8,9 +8,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
 from panel import audit
+from panel.access import reader_required, writer_required
 from panel.accounts import pickers
 from panel.accounts.listing import load_rows
-from panel.accounts.pickers import writer_required
 from panel.clients import bp
 from panel.clients.forms import BalanceForm, ClientForm, ClientSearchForm
 from panel.extensions import db
@@ -33,6 +33,7 @@ def _contains(text: str):
 
 
 @bp.route("/")
+@reader_required
 def index():
     """The clients in scope with their company, balance, number of accounts and defaults."""
     form = ClientSearchForm(request.args)
@@ -72,6 +73,7 @@ def index():
 
 
 @bp.route("/<int:client_id>")
+@reader_required
 def show(client_id: int):
     """The client's profile: details, balance, its accounts and its recent calls."""
     client = get_or_404(Client, client_id)
@@ -227,6 +229,7 @@ def update(client_id: int):
 
 
 @bp.route("/<int:client_id>/balance", methods=["POST"])
+@writer_required
 def adjust_balance(client_id: int):
     """Credit or debit the balance by hand (a payment, a correction), with the reason in the audit log."""
     client = get_or_404(Client, client_id)

@@ -4,6 +4,7 @@ from flask import abort, flash, make_response, request, url_for
 from sqlalchemy import or_, select
 
 from panel import audit, csvio
+from panel.access import reader_required, writer_required
 from panel.codedecks import bp
 from panel.codedecks.forms import CodeDeckForm, CodeForm, CodeImportForm
 from panel.codedecks.importer import CODE_COLUMNS, MODES, REQUIRED_COLUMNS, export_rows, import_codes
@@ -39,6 +40,7 @@ def _plans_using(deck: CodeDeck) -> list[RoutingPlan]:
 
 
 @bp.route("/")
+@reader_required
 def index():
     """The code decks of the user's companies with their codes count and the plans that use them."""
     pagination, q, company_id = owned_list(CodeDeck, DECK_SORTABLE)
@@ -66,6 +68,7 @@ def _deck_form(deck: CodeDeck | None = None) -> CodeDeckForm:
 
 
 @bp.route("/new", methods=["GET", "POST"])
+@writer_required(reads="reader")
 def create():
     """Create a code deck."""
     form = _deck_form()
@@ -81,6 +84,7 @@ def create():
 
 
 @bp.route("/<int:code_deck_id>/edit", methods=["GET", "POST"])
+@writer_required(reads="reader")
 def update(code_deck_id: int):
     """Edit a deck's name, owner and notes."""
     deck = get_or_404(CodeDeck, code_deck_id)
@@ -102,6 +106,7 @@ def update(code_deck_id: int):
 
 
 @bp.route("/<int:code_deck_id>/delete", methods=["POST"])
+@writer_required
 def delete(code_deck_id: int):
     """Delete a deck and its codes; refused while a routing plan uses it."""
     deck = get_or_404(CodeDeck, code_deck_id)
@@ -155,6 +160,7 @@ def _grid(deck: CodeDeck, form: CodeForm | None = None, status: int = 200):
 
 
 @bp.route("/<int:code_deck_id>")
+@reader_required
 def show(code_deck_id: int):
     """The codes of one deck: search, paging, inline edit."""
     return _grid(get_or_404(CodeDeck, code_deck_id))
@@ -195,6 +201,7 @@ def _apply(form: CodeForm, code: Code) -> None:
 
 
 @bp.route("/<int:code_deck_id>/codes", methods=["POST"])
+@writer_required
 def code_create(code_deck_id: int):
     """Add one code from the form above the grid."""
     deck = get_or_404(CodeDeck, code_deck_id)
@@ -223,6 +230,7 @@ def code_create(code_deck_id: int):
 
 
 @bp.route("/<int:code_deck_id>/codes/<int:code_id>")
+@reader_required
 def code_row(code_deck_id: int, code_id: int):
     """One grid row (what Cancel shows again)."""
     deck, code = _load_code(code_deck_id, code_id)
@@ -230,6 +238,7 @@ def code_row(code_deck_id: int, code_id: int):
 
 
 @bp.route("/<int:code_deck_id>/codes/<int:code_id>/edit", methods=["GET", "POST"])
+@writer_required(reads="reader")
 def code_update(code_deck_id: int, code_id: int):
     """Inline edit of one code: GET the row as inputs, POST to save (422 keeps the row in edit mode)."""
     deck, code = _load_code(code_deck_id, code_id)
@@ -256,6 +265,7 @@ def code_update(code_deck_id: int, code_id: int):
 
 
 @bp.route("/<int:code_deck_id>/codes/<int:code_id>/delete", methods=["POST"])
+@writer_required
 def code_delete(code_deck_id: int, code_id: int):
     """Delete one code (the row disappears from the grid)."""
     deck, code = _load_code(code_deck_id, code_id)
@@ -274,6 +284,7 @@ def code_delete(code_deck_id: int, code_id: int):
 
 
 @bp.route("/<int:code_deck_id>/import", methods=["GET", "POST"])
+@writer_required(reads="reader")
 def import_(code_deck_id: int):
     """Upload codes; they are checked and written in the background while a progress bar shows."""
     deck = get_or_404(CodeDeck, code_deck_id)
@@ -310,6 +321,7 @@ def import_(code_deck_id: int):
 
 
 @bp.route("/<int:code_deck_id>/export")
+@reader_required
 def export(code_deck_id: int):
     """The deck's codes as CSV (the grid's search applies), in the import's column order."""
     deck = get_or_404(CodeDeck, code_deck_id)

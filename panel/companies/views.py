@@ -11,6 +11,7 @@ from flask_login import current_user
 from sqlalchemy import func, select
 
 from panel import audit, htmx, scope
+from panel.access import admin_required, reader_required
 from panel.companies import bp
 from panel.companies.forms import (
     CHILD_KINDS,
@@ -22,7 +23,7 @@ from panel.companies.tree import tree_rows
 from panel.extensions import db
 from panel.forms import choice_values, choices
 from panel.models import ApiToken, Client, Company, User
-from panel.users.access import may_manage_company, require_admin
+from panel.users.access import may_manage_company
 
 # Names of the tables that refer to a company, for "Alpha holds 2 users and 1 client".
 DATA_LABELS = {
@@ -53,6 +54,7 @@ def _counts(model, ids) -> dict[int, int]:
 
 
 @bp.route("/")
+@reader_required
 def index():
     """The user's company and every company below it, as a tree; a search flattens it."""
     companies = db.session.scalars(scope.visible_companies()).all()
@@ -98,6 +100,7 @@ def describe_counts(counts: dict[str, int]) -> str:
 
 
 @bp.route("/<int:company_id>")
+@reader_required
 def show(company_id: int):
     """A company: its details, the companies below it, its users and its API tokens (read-only here)."""
     company = scope.get_or_404(Company, company_id)
@@ -143,9 +146,9 @@ def _name_taken(name: str, exclude_id: int | None = None) -> bool:
 
 
 @bp.route("/new", methods=["GET", "POST"])
+@admin_required
 def create():
     """Create a reseller, sub-reseller or manager under one of the admin's companies."""
-    require_admin()
     form = CompanyForm()
     form.parent_id.choices = choices(_parent_choices())
     if request.method == "GET":
@@ -180,10 +183,10 @@ def create():
 
 
 @bp.route("/<int:company_id>/edit", methods=["GET", "POST"])
+@admin_required
 def update(company_id: int):
     """Rename a company or change its notes."""
     company = scope.get_or_404(Company, company_id)
-    require_admin()
     if not may_manage_company(company):
         flash("Your own company is changed by the admins of its parent company.", "error")
         return htmx.redirect(url_for("companies.show", company_id=company.id))
@@ -214,10 +217,10 @@ def _manageable_below(company: Company) -> bool:
 
 
 @bp.route("/<int:company_id>/deactivate", methods=["POST"])
+@admin_required
 def deactivate(company_id: int):
     """Deactivate a company and every company below it: their users are logged out, their tokens stop."""
     company = scope.get_or_404(Company, company_id)
-    require_admin()
     if not _manageable_below(company):
         flash("Your own company is deactivated by the admins of its parent company.", "error")
         return htmx.redirect(url_for("companies.show", company_id=company.id))
@@ -241,10 +244,10 @@ def deactivate(company_id: int):
 
 
 @bp.route("/<int:company_id>/activate", methods=["POST"])
+@admin_required
 def activate(company_id: int):
     """Activate a company again (the companies below it stay as they are)."""
     company = scope.get_or_404(Company, company_id)
-    require_admin()
     if not _manageable_below(company):
         flash("Your own company is activated by the admins of its parent company.", "error")
     elif company.parent is not None and not company.parent.active:
@@ -259,10 +262,10 @@ def activate(company_id: int):
 
 
 @bp.route("/<int:company_id>/delete", methods=["POST"])
+@admin_required
 def delete(company_id: int):
     """Delete an empty company; a company that holds anything is refused (deactivate it instead)."""
     company = scope.get_or_404(Company, company_id)
-    require_admin()
     if not _manageable_below(company):
         flash("Your own company cannot be deleted here.", "error")
         return htmx.redirect(url_for("companies.show", company_id=company.id))

@@ -6,6 +6,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import contains_eager
 
 from panel import audit, csvio
+from panel.access import reader_required, writer_required
 from panel.dids import bp
 from panel.dids.forms import DidForm, DidImportForm
 from panel.dids.importer import DID_COLUMNS, MODES, REQUIRED_COLUMNS, export_rows, import_dids
@@ -62,6 +63,7 @@ def _clients_with_dids() -> list[tuple[int, str]]:
 
 
 @bp.route("/")
+@reader_required
 def index():
     """The DIDs of the user's companies' accounts, searchable by number prefix or client/account."""
     stmt, filters = _listing()
@@ -120,6 +122,7 @@ def _save(form: DidForm, did: Did) -> None:
 
 
 @bp.route("/new", methods=["GET", "POST"])
+@writer_required(reads="reader")
 def create():
     """Assign a new DID to a terminator account."""
     form = _form()
@@ -135,6 +138,7 @@ def create():
 
 
 @bp.route("/<int:did_id>/edit", methods=["GET", "POST"])
+@writer_required(reads="reader")
 def update(did_id: int):
     """Edit a DID's number, account or notes."""
     did = get_or_404(Did, did_id)
@@ -152,6 +156,7 @@ def update(did_id: int):
 
 
 @bp.route("/<int:did_id>/delete", methods=["POST"])
+@writer_required
 def delete(did_id: int):
     """Delete a DID (DID rules stop routing it at the manager's next run)."""
     did = get_or_404(Did, did_id)
@@ -173,6 +178,7 @@ class _Target:
 
 
 @bp.route("/import", methods=["GET", "POST"])
+@writer_required(reads="reader")
 def import_():
     """Upload DIDs; checked and written in the background while a progress bar shows."""
     form = DidImportForm()
@@ -203,6 +209,7 @@ def import_():
 
 
 @bp.route("/export")
+@reader_required
 def export():
     """The DIDs as CSV (the list's search applies), in the import's column order."""
     stmt, _ = _listing()

@@ -6,7 +6,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
 from panel import audit
-from panel.accounts.pickers import writer_required
+from panel.access import reader_required, writer_required
 from panel.extensions import db
 from panel.forms import choices, name_taken
 from panel.gateways import bp
@@ -32,6 +32,7 @@ def accounts_using(gateway_ids: list[int]) -> dict[int, int]:
 
 
 @bp.route("/")
+@reader_required
 def index():
     """The gateways of the user's companies, with how many accounts use each."""
     stmt = scoped(Gateway).options(selectinload(Gateway.company))

@@ -1,5 +1,6 @@
 """The status of an import: a fragment that polls itself while the job runs."""
 
+from panel.access import reader_required
 from panel.htmx import render
 from panel.imports import bp
 from panel.models.system import ImportJob
@@ -7,6 +8,7 @@ from panel.scope import get_or_404
 
 
 @bp.route("/<int:import_job_id>")
+@reader_required
 def show(import_job_id: int):
     """The job's progress bar, outcome and errors (whole page, or the fragment for htmx polling)."""
     job = get_or_404(ImportJob, import_job_id)

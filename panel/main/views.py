@@ -3,6 +3,7 @@
 from flask import jsonify, render_template
 from sqlalchemy import func, select, text
 
+from panel.access import reader_required
 from panel.extensions import db
 from panel.main import bp
 from panel.models import Account, Client, RateTable, RoutingPlan
@@ -10,6 +11,7 @@ from panel.scope import scope_condition, user_company_ids
 
 
 @bp.route("/")
+@reader_required
 def index():
     """Counts of the main objects in the user's scope."""
     ids = user_company_ids()

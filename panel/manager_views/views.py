@@ -2,11 +2,11 @@
 
 import time
 
-from flask import abort, current_app, flash, request, url_for
-from flask_login import current_user
+from flask import current_app, flash, request, url_for
 from sqlalchemy import func, select
 
 from panel import manager
+from panel.access import admin_required, reader_required
 from panel.extensions import db
 from panel.htmx import is_htmx, redirect, render
 from panel.listing import id_arg, paginate
@@ -50,12 +50,14 @@ def _context(since: int | None = None, asked: float | None = None) -> dict:
 
 
 @bp.route("/")
+@reader_required
 def index():
     """The manager's state and its recent runs."""
     return render("manager_views/index.html", "manager_views/_runs.html", runs=_runs(), **_context())
 
 
 @bp.route("/status")
+@reader_required
 def status():
     """The status card alone: htmx polls it while a run is under way or was requested."""
     # The id of the last run the page had seen; 0 when there was none yet.
@@ -73,10 +75,9 @@ def status():
 
 
 @bp.route("/run", methods=["POST"])
+@admin_required
 def run():
     """Run now (admins): a forced run that publishes a new snapshot; the status card shows it finish."""
-    if not current_user.is_admin:
-        abort(403)
     since = db.session.scalar(select(func.max(ManagerRun.id))) or 0
     asked = time.time()
     manager.request_run(current_app._get_current_object())

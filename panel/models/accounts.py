@@ -25,6 +25,8 @@ class Gateway(db.Model):
     """A switch node that asks for routes and reports calls."""
 
     __tablename__ = "gateways"
+    # How a row belongs to a company (panel.scope derives the scope and the audit owner).
+    __owner__ = "company_id"
     __table_args__ = (UniqueConstraint("company_id", "name"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -44,6 +46,8 @@ class Client(db.Model):
     """A company we trade with: a customer, a vendor or both. Holds the balance and the defaults."""
 
     __tablename__ = "clients"
+    # How a row belongs to a company (panel.scope derives the scope and the audit owner).
+    __owner__ = "company_id"
     __table_args__ = (UniqueConstraint("company_id", "name"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -71,6 +75,8 @@ class Account(db.Model):
     """One way a client is identified: by IP/networks, login name or ANI, with a tech prefix and gateways."""
 
     __tablename__ = "accounts"
+    # How a row belongs to a company (panel.scope derives the scope and the audit owner).
+    __owner__ = "client.company_id"
     __table_args__ = (
         UniqueConstraint("client_id", "name"),
         Index("ix_accounts_ident_value", "ident_value"),
@@ -133,6 +139,8 @@ class AccountNetwork(db.Model):
     """One address or CIDR network of an account identified by IP, canonical form (`10.0.0.0/24`)."""
 
     __tablename__ = "account_networks"
+    # How a row belongs to a company (panel.scope derives the scope and the audit owner).
+    __owner__ = "account.client.company_id"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)

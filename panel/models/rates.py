@@ -16,6 +16,8 @@ class RateTable(db.Model):
     """Prices destinations by dialled-number prefix."""
 
     __tablename__ = "rate_tables"
+    # How a row belongs to a company (panel.scope derives the scope and the audit owner).
+    __owner__ = "company_id"
     __table_args__ = (UniqueConstraint("company_id", "name"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -35,6 +37,8 @@ class Rate(db.Model):
     """The price of a code from a moment (UTC) until an optional end, with billing increments."""
 
     __tablename__ = "rates"
+    # How a row belongs to a company (panel.scope derives the scope and the audit owner).
+    __owner__ = "rate_table.company_id"
     __table_args__ = (
         UniqueConstraint("rate_table_id", "code", "effective_from"),
         Index("ix_rates_rate_table_id_name", "rate_table_id", "name"),
@@ -58,6 +62,8 @@ class CodeDeck(db.Model):
     """Names destination codes; a routing plan's deck names its rule codes."""
 
     __tablename__ = "code_decks"
+    # How a row belongs to a company (panel.scope derives the scope and the audit owner).
+    __owner__ = "company_id"
     __table_args__ = (UniqueConstraint("company_id", "name"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -76,6 +82,8 @@ class Code(db.Model):
     """One code of a deck: digits, a name and a country."""
 
     __tablename__ = "codes"
+    # How a row belongs to a company (panel.scope derives the scope and the audit owner).
+    __owner__ = "code_deck.company_id"
     __table_args__ = (
         UniqueConstraint("code_deck_id", "code"),
         Index("ix_codes_code_deck_id_name", "code_deck_id", "name"),
@@ -94,6 +102,8 @@ class TimeProfile(db.Model):
     """Weekdays and HH:MM-HH:MM ranges in an IANA time zone (see panel.timeprofiles for the check)."""
 
     __tablename__ = "time_profiles"
+    # How a row belongs to a company (panel.scope derives the scope and the audit owner).
+    __owner__ = "company_id"
     __table_args__ = (UniqueConstraint("company_id", "name"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -116,6 +126,8 @@ class Policy(db.Model):
     """A dynamic routing policy: weights of the appeal factors (0 = not used)."""
 
     __tablename__ = "policies"
+    # How a row belongs to a company (panel.scope derives the scope and the audit owner).
+    __owner__ = "company_id"
     __table_args__ = (UniqueConstraint("company_id", "name"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -144,6 +156,8 @@ class Did(db.Model):
     """A number assigned to a terminator account; DID rules route these numbers."""
 
     __tablename__ = "dids"
+    # How a row belongs to a company (panel.scope derives the scope and the audit owner).
+    __owner__ = "account.client.company_id"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     number: Mapped[str] = mapped_column(String(32), unique=True)

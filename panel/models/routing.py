@@ -49,6 +49,8 @@ class RoutingPlan(ProfitMarginMixin, db.Model):
     """Holds the rules that decide which terminators a call may go to, and in which order."""
 
     __tablename__ = "routing_plans"
+    # How a row belongs to a company (panel.scope derives the scope and the audit owner).
+    __owner__ = "company_id"
     __table_args__ = (UniqueConstraint("company_id", "name"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -79,6 +81,8 @@ class RoutingRule(ProfitMarginMixin, db.Model):
     """One rule of a plan: a code (or DID), a terminator or policy, and the conditions it applies under."""
 
     __tablename__ = "routing_rules"
+    # How a row belongs to a company (panel.scope derives the scope and the audit owner).
+    __owner__ = "plan.company_id"
     __table_args__ = (
         Index("ix_routing_rules_plan_id_code", "plan_id", "code"),
         Index("ix_routing_rules_plan_id_priority", "plan_id", "priority"),

@@ -14,6 +14,8 @@ class CallStat(db.Model):
     """One call, rated with the customer's and the vendor's rate tables."""
 
     __tablename__ = "call_stats"
+    # How a row belongs to a company (panel.scope derives the scope and the audit owner).
+    __owner__ = ("orig_client.company_id", "term_client.company_id")
     __table_args__ = (
         Index("ix_call_stats_orig_account_id_start_at", "orig_account_id", "start_at"),
         Index("ix_call_stats_term_account_id_start_at", "term_account_id", "start_at"),
@@ -55,6 +57,8 @@ class LiveCall(db.Model):
     """A call in progress, from the switch's start event to its end event (or expiry)."""
 
     __tablename__ = "live_calls"
+    # How a row belongs to a company (panel.scope derives the scope and the audit owner).
+    __owner__ = ("orig_account_id.client.company_id", "term_account_id.client.company_id")
 
     id: Mapped[int] = mapped_column(primary_key=True)
     call_id: Mapped[str] = mapped_column(String(255), unique=True)

@@ -7,13 +7,14 @@ only use a plan (its origination limits) sees it in pickers, never here. Viewers
 import secrets
 from datetime import UTC, datetime
 
-from flask import abort, current_app, flash, make_response, request, url_for
+from flask import current_app, flash, make_response, request, url_for
 from flask_login import current_user
 from markupsafe import escape
 from sqlalchemy import and_, exists, func, literal, or_, select
 from sqlalchemy.orm import contains_eager, joinedload
 
 from panel import audit, csvio, listing
+from panel.access import reader_required, writer_required
 from panel.extensions import db
 from panel.forms import parse_id
 from panel.htmx import is_htmx, redirect, render, trigger
@@ -51,12 +52,6 @@ LABELS = {
 # Synchronous below this many lines: the answer comes at once; larger files get a progress bar.
 SYNCHRONOUS_LINES = 2000
 RULES_IMPORT_MAX_BYTES = 16 * 1024 * 1024
-
-
-def _require_write() -> None:
-    """Viewers may look but not open editors (their writes are refused globally too)."""
-    if not current_user.can_write:
-        abort(403)
 
 
 def _plan_state(plan: RoutingPlan) -> dict:
@@ -123,6 +118,7 @@ def _int_arg(field) -> int | None:
 
 
 @bp.route("/")
+@reader_required
 def index():
     """The plans the user's companies own, with quick and advanced search, sorting and paging."""
     form = PlanSearchForm(formdata=request.args)
@@ -216,9 +212,9 @@ def _has_word(column, word: str):
 
 
 @bp.route("/new", methods=["GET", "POST"])
+@writer_required
 def create():
     """A new plan with the seed's defaults; its limits fields are always shown here."""
-    _require_write()
     form = PlanForm(show_limits=True)
     if request.method == "GET":
         form.company_id.data = current_user.company_id
@@ -238,6 +234,7 @@ def create():
 
 
 @bp.route("/<int:plan_id>/edit", methods=["GET", "POST"])
+@writer_required(reads="reader")
 def update(plan_id: int):
     """The Routing Plan tab: the plan's settings (read only for viewers)."""
     plan = get_or_404(RoutingPlan, plan_id)
@@ -266,6 +263,7 @@ def update(plan_id: int):
 
 
 @bp.route("/<int:plan_id>/copy", methods=["POST"])
+@writer_required
 def copy(plan_id: int):
     """Copy the plan with all its rules as `<name> (copy)`."""
     plan = get_or_404(RoutingPlan, plan_id)
@@ -276,6 +274,7 @@ def copy(plan_id: int):
 
 
 @bp.route("/<int:plan_id>/delete", methods=["POST"])
+@writer_required
 def delete(plan_id: int):
     """Delete the plan and its rules, refused while a client, account or other plan uses it."""
     plan = get_or_404(RoutingPlan, plan_id)
@@ -347,6 +346,7 @@ def _rule_eager():
 
 
 @bp.route("/<int:plan_id>/")
+@reader_required
 def show(plan_id: int):
     """The Routing Rules tab: the plan's rules, filtered and paged (a plan may hold 50,000 rules)."""
     plan = get_or_404(RoutingPlan, plan_id)
@@ -386,6 +386,7 @@ def show(plan_id: int):
 
 
 @bp.route("/<int:plan_id>/code-name")
+@reader_required
 def code_name(plan_id: int):
     """The deck's name for the code being typed (htmx fills the Code name cell with it)."""
     plan = get_or_404(RoutingPlan, plan_id)
@@ -448,9 +449,9 @@ def _safe_code(text: str | None) -> str:
 
 
 @bp.route("/<int:plan_id>/rules/new")
+@writer_required
 def rule_new(plan_id: int):
     """An empty rule row in edit mode (htmx inserts it at the top of the table)."""
-    _require_write()
     plan = get_or_404(RoutingPlan, plan_id)
     refresh = request.args.get("refresh") == "1"
     form = RuleForm(formdata=request.args if refresh else None)
@@ -458,6 +459,7 @@ def rule_new(plan_id: int):
 
 
 @bp.route("/<int:plan_id>/rules", methods=["POST"])
+@writer_required
 def rule_create(plan_id: int):
     """Save a new rule; a bad value keeps the row in edit mode with the message (422)."""
     plan = get_or_404(RoutingPlan, plan_id)
@@ -473,6 +475,7 @@ def rule_create(plan_id: int):
 
 
 @bp.route("/rules/<int:rule_id>")
+@reader_required
 def rule_show(rule_id: int):
     """A rule's row in reading mode (Cancel swaps the edit row back with it)."""
     rule = get_or_404(RoutingRule, rule_id)
@@ -480,9 +483,9 @@ def rule_show(rule_id: int):
 
 
 @bp.route("/rules/<int:rule_id>/edit")
+@writer_required
 def rule_edit(rule_id: int):
     """A rule's row in edit mode (clicking the row opens it; changing the type redraws it)."""
-    _require_write()
     rule = get_or_404(RoutingRule, rule_id)
     refresh = request.args.get("refresh") == "1"
     form = RuleForm(formdata=request.args if refresh else None, rule=rule)
@@ -492,6 +495,7 @@ def rule_edit(rule_id: int):
 
 
 @bp.route("/rules/<int:rule_id>", methods=["POST"])
+@writer_required
 def rule_update(rule_id: int):
     """Save a rule from its edit row; a bad value keeps the row in edit mode with the message (422)."""
     rule = get_or_404(RoutingRule, rule_id)
@@ -506,6 +510,7 @@ def rule_update(rule_id: int):
 
 
 @bp.route("/rules/<int:rule_id>/delete", methods=["POST"])
+@writer_required
 def rule_delete(rule_id: int):
     """Delete a rule (htmx removes its row)."""
     rule = get_or_404(RoutingRule, rule_id)
@@ -530,6 +535,7 @@ def _import_limit() -> int:
 
 
 @bp.route("/<int:plan_id>/import", methods=["GET", "POST"])
+@writer_required(reads="reader")
 def import_(plan_id: int):
     """The Import/Export tab: upload a rules file (append or replace, all rows or none), download them."""
     plan = get_or_404(RoutingPlan, plan_id)
@@ -574,6 +580,7 @@ def import_(plan_id: int):
 
 
 @bp.route("/<int:plan_id>/export")
+@reader_required
 def export(plan_id: int):
     """Download the plan's rules as CSV in the documented column order."""
     plan = get_or_404(RoutingPlan, plan_id)

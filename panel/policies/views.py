@@ -4,6 +4,7 @@ from flask import flash, request, url_for
 from sqlalchemy import select
 
 from panel import audit
+from panel.access import reader_required, writer_required
 from panel.extensions import db
 from panel.forms import choices as as_choices
 from panel.forms import name_taken
@@ -37,6 +38,7 @@ def describe(policy: Policy) -> str:
 
 
 @bp.route("/")
+@reader_required
 def index():
     """The policies of the user's companies with their weights and how many rules use them."""
     pagination, q, company_id = owned_list(Policy, SORTABLE)
@@ -75,6 +77,7 @@ def _page(form: PolicyForm, policy: Policy | None, status: int):
 
 
 @bp.route("/new", methods=["GET", "POST"])
+@writer_required(reads="reader")
 def create():
     """Create a policy."""
     form = _form()
@@ -90,6 +93,7 @@ def create():
 
 
 @bp.route("/<int:policy_id>/edit", methods=["GET", "POST"])
+@writer_required(reads="reader")
 def update(policy_id: int):
     """Edit a policy (routing follows at the manager's next run)."""
     policy = get_or_404(Policy, policy_id)
@@ -122,6 +126,7 @@ def _copy_name(policy: Policy) -> str:
 
 
 @bp.route("/<int:policy_id>/copy", methods=["POST"])
+@writer_required
 def copy(policy_id: int):
     """Copy a policy into the same company as `<name> (copy)` and open it for editing."""
     original = get_or_404(Policy, policy_id)
@@ -139,6 +144,7 @@ def copy(policy_id: int):
 
 
 @bp.route("/<int:policy_id>/delete", methods=["POST"])
+@writer_required
 def delete(policy_id: int):
     """Delete a policy; refused while a routing rule uses it."""
     policy = get_or_404(Policy, policy_id)

@@ -7,6 +7,7 @@ from sqlalchemy import and_, exists, func, or_, select
 from sqlalchemy.orm import aliased
 
 from panel import audit, csvio
+from panel.access import reader_required, writer_required
 from panel.extensions import db
 from panel.forms import choices as as_choices
 from panel.forms import name_taken
@@ -104,6 +105,7 @@ def usage_names(table: RateTable) -> tuple[list[str], set[int]]:
 
 
 @bp.route("/")
+@reader_required
 def index():
     """The rate tables of the user's companies, with rates count and who uses them."""
     pagination, q, company_id = owned_list(RateTable, TABLE_SORTABLE)
@@ -130,6 +132,7 @@ def _table_form(table: RateTable | None = None) -> RateTableForm:
 
 
 @bp.route("/new", methods=["GET", "POST"])
+@writer_required(reads="reader")
 def create():
     """Create a rate table."""
     form = _table_form()
@@ -146,6 +149,7 @@ def create():
 
 
 @bp.route("/<int:rate_table_id>/edit", methods=["GET", "POST"])
+@writer_required(reads="reader")
 def update(rate_table_id: int):
     """Edit a rate table's name, currency, owner and notes."""
     table = get_or_404(RateTable, rate_table_id)
@@ -168,6 +172,7 @@ def update(rate_table_id: int):
 
 
 @bp.route("/<int:rate_table_id>/delete", methods=["POST"])
+@writer_required
 def delete(rate_table_id: int):
     """Delete a rate table and its rates; refused while a client or an account uses it."""
     table = get_or_404(RateTable, rate_table_id)
@@ -246,6 +251,7 @@ def _grid(table: RateTable, form: RateForm | None = None, status: int = 200):
 
 
 @bp.route("/<int:rate_table_id>")
+@reader_required
 def show(rate_table_id: int):
     """The rates grid of one table: search by code prefix or name, current rates at a date, paging."""
     table = get_or_404(RateTable, rate_table_id)
@@ -291,6 +297,7 @@ def _apply(form: RateForm, rate: Rate) -> None:
 
 
 @bp.route("/<int:rate_table_id>/rates", methods=["POST"])
+@writer_required
 def rate_create(rate_table_id: int):
     """Add one rate from the form above the grid."""
     table = get_or_404(RateTable, rate_table_id)
@@ -319,6 +326,7 @@ def rate_create(rate_table_id: int):
 
 
 @bp.route("/<int:rate_table_id>/rates/<int:rate_id>")
+@reader_required
 def rate_row(rate_table_id: int, rate_id: int):
     """One grid row (what Cancel shows again)."""
     table, rate = _load_rate(rate_table_id, rate_id)
@@ -326,6 +334,7 @@ def rate_row(rate_table_id: int, rate_id: int):
 
 
 @bp.route("/<int:rate_table_id>/rates/<int:rate_id>/edit", methods=["GET", "POST"])
+@writer_required(reads="reader")
 def rate_update(rate_table_id: int, rate_id: int):
     """Inline edit of one rate: GET the row as inputs, POST to save (422 keeps the row in edit mode)."""
     table, rate = _load_rate(rate_table_id, rate_id)
@@ -363,6 +372,7 @@ def _form_data(rate: Rate) -> dict:
 
 
 @bp.route("/<int:rate_table_id>/rates/<int:rate_id>/delete", methods=["POST"])
+@writer_required
 def rate_delete(rate_table_id: int, rate_id: int):
     """Delete one rate (the row disappears from the grid)."""
     table, rate = _load_rate(rate_table_id, rate_id)
@@ -381,6 +391,7 @@ def rate_delete(rate_table_id: int, rate_id: int):
 
 
 @bp.route("/<int:rate_table_id>/import", methods=["GET", "POST"])
+@writer_required(reads="reader")
 def import_(rate_table_id: int):
     """Upload a rate deck; it is checked and written in the background while a progress bar shows."""
     table = get_or_404(RateTable, rate_table_id)
@@ -423,6 +434,7 @@ def import_(rate_table_id: int):
 
 
 @bp.route("/<int:rate_table_id>/export")
+@reader_required
 def export(rate_table_id: int):
     """The table's rates as CSV (the grid's search and date filter apply), in the import's column order."""
     table = get_or_404(RateTable, rate_table_id)

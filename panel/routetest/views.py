@@ -23,6 +23,7 @@ from sqlalchemy import select
 from werkzeug.routing import BuildError
 
 from panel import htmx, livecalls, scope, snapshots
+from panel.access import reader_required
 from panel.api.route import NUMBER, RequestError, parse_moment
 from panel.extensions import db
 from panel.models import Account, Client, Gateway, Rate
@@ -152,6 +153,7 @@ def _share_url(values: dict[str, str]) -> str:
 
 
 @bp.route("/")
+@reader_required
 def index():
     """The route test form and, once a number is given, the answer."""
     values = _args()

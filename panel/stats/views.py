@@ -13,6 +13,7 @@ from sqlalchemy import Integer, case, cast, func, or_, select
 from sqlalchemy.orm import aliased, selectinload
 
 from panel import csvio, livecalls
+from panel.access import reader_required
 from panel.extensions import db
 from panel.forms import choices as as_choices
 from panel.htmx import render
@@ -136,6 +137,7 @@ CALL_SORTS = {
 
 
 @bp.route("/")
+@reader_required
 def index():
     """The calls list with its filters and totals (attempts, ASR, ACD, minutes, revenue, cost, margin)."""
     form, conditions, context = _call_filter()
@@ -194,6 +196,7 @@ EXPORT_HEADER = [
 
 
 @bp.route("/export")
+@reader_required
 def export():
     """The filtered calls as CSV (UTC times; charges and costs of other companies' accounts left empty)."""
     form, conditions, _context = _call_filter()
@@ -265,6 +268,7 @@ def export():
 
 
 @bp.route("/quality")
+@reader_required
 def quality():
     """Per vendor and destination (vendor code): attempts, ASR, ACD, PDD, minutes and cost over a window."""
     form = QualityFilterForm(formdata=request.args)
@@ -398,6 +402,7 @@ def _window() -> tuple[int, datetime, datetime]:
 
 
 @bp.route("/balancing")
+@reader_required
 def balancing():
     """Balanced rule groups of a plan: target share against the share of answered calls each rule got."""
     hours, since, until = _window()
@@ -430,6 +435,7 @@ def balancing():
 
 
 @bp.route("/balancing/rules/<int:rule_id>")
+@reader_required
 def balancing_rule(rule_id: int):
     """The balancing chart of one rule's group, small enough to show beside the rule (a fragment for htmx)."""
     rule = get_or_404(RoutingRule, rule_id)
@@ -449,6 +455,7 @@ def balancing_rule(rule_id: int):
 
 
 @bp.route("/live")
+@reader_required
 def live():
     """Calls in progress per originator and terminator account, against their capacity."""
     ids = user_company_ids()

@@ -3,6 +3,7 @@
 from flask import flash, request, url_for
 
 from panel import audit
+from panel.access import reader_required, writer_required
 from panel.extensions import db
 from panel.forms import choices as as_choices
 from panel.forms import name_taken
@@ -37,6 +38,7 @@ def inside(profile: TimeProfile, moment) -> bool | None:
 
 
 @bp.route("/")
+@reader_required
 def index():
     """The time profiles of the user's companies, with whether each is in force now."""
     pagination, q, company_id = owned_list(TimeProfile, SORTABLE)
@@ -56,6 +58,7 @@ def index():
 
 
 @bp.route("/<int:time_profile_id>")
+@reader_required
 def show(time_profile_id: int):
     """One profile: inside now?, check any moment (`at`, UTC), and the rules that use it."""
     profile = get_or_404(TimeProfile, time_profile_id)
@@ -107,6 +110,7 @@ def _page(form: TimeProfileForm, profile: TimeProfile | None, status: int):
 
 
 @bp.route("/new", methods=["GET", "POST"])
+@writer_required(reads="reader")
 def create():
     """Create a time profile."""
     form = _form()
@@ -122,6 +126,7 @@ def create():
 
 
 @bp.route("/<int:time_profile_id>/edit", methods=["GET", "POST"])
+@writer_required(reads="reader")
 def update(time_profile_id: int):
     """Edit a time profile (routing follows at the manager's next run)."""
     profile = get_or_404(TimeProfile, time_profile_id)
@@ -143,6 +148,7 @@ def update(time_profile_id: int):
 
 
 @bp.route("/<int:time_profile_id>/delete", methods=["POST"])
+@writer_required
 def delete(time_profile_id: int):
     """Delete a time profile; refused while a routing rule uses it."""
     profile = get_or_404(TimeProfile, time_profile_id)

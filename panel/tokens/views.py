@@ -6,10 +6,11 @@ that answers its creation. Revoking is immediate (the next API call with it answ
 list, with the audit entry, rather than deleted.
 """
 
-from flask import abort, flash, request, url_for
+from flask import flash, request, url_for
 from flask_login import current_user
 
 from panel import audit, htmx, scope
+from panel.access import admin_required, reader_required
 from panel.api.auth import new_token
 from panel.companies.tree import tree_rows
 from panel.extensions import db
@@ -18,12 +19,6 @@ from panel.models import ApiToken, Company, User
 from panel.models.types import utcnow
 from panel.tokens import bp
 from panel.tokens.forms import TokenForm
-
-
-def _require_admin() -> None:
-    """Only admins create and revoke tokens."""
-    if not getattr(current_user, "is_admin", False):
-        abort(403)
 
 
 def _company_choices() -> list[tuple[int, str]]:
@@ -70,15 +65,16 @@ def _list_context(**extra) -> dict:
 
 
 @bp.route("/")
+@reader_required
 def index():
     """The tokens of the user's company subtree with their last use."""
     return htmx.render("tokens/list.html", "tokens/_table.html", **_list_context())
 
 
 @bp.route("/new", methods=["GET", "POST"])
+@admin_required
 def create():
     """Create a token for a company of the subtree; the token is shown once, on the answer to this form."""
-    _require_admin()
     form = TokenForm()
     form.company_id.choices = _company_choices()
     if request.method == "GET" and not form.company_id.data:
@@ -106,9 +102,9 @@ def create():
 
 
 @bp.route("/<int:token_id>/revoke", methods=["POST"])
+@admin_required
 def revoke(token_id: int):
     """Revoke a token now: the switch using it gets 401 from its next call."""
-    _require_admin()
     api_token = scope.get_or_404(ApiToken, token_id)
     if api_token.revoked_at is None:
         before = audit.state(api_token)

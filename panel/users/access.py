@@ -1,24 +1,13 @@
 """Who may manage users and companies: admins, within their own company's subtree (SPEC §1).
 
-Operators and viewers may read the user and company lists of their subtree; every change answers 403 for them.
+Operators and viewers may read the user and company lists of their subtree; every change answers 403 for them
+(the views declare `panel.access.admin_required`); these helpers say which objects an admin may change.
 """
 
-from flask import abort
 from flask_login import current_user
 
+from panel.access import descendant_ids, is_admin
 from panel.models import Company, User
-from panel.scope import descendant_ids
-
-
-def require_admin() -> None:
-    """Answer 403 unless the current user is an admin."""
-    if not getattr(current_user, "is_admin", False):
-        abort(403)
-
-
-def is_admin() -> bool:
-    """True when the current user may manage users and companies."""
-    return bool(getattr(current_user, "is_admin", False))
 
 
 def may_manage_company(company: Company) -> bool:

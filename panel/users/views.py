@@ -13,6 +13,7 @@ from sqlalchemy import func, or_, select
 from wtforms.fields.choices import SelectChoice
 
 from panel import audit, htmx, scope
+from panel.access import admin_required, reader_required
 from panel.auth.passwords import hash_password, password_problem
 from panel.companies.tree import tree_rows
 from panel.extensions import db
@@ -21,7 +22,7 @@ from panel.listing import id_arg, paginate
 from panel.models import Company, User
 from panel.models.companies import ROLES
 from panel.users import bp
-from panel.users.access import is_self, may_manage_user, require_admin
+from panel.users.access import is_self, may_manage_user
 from panel.users.forms import PasswordResetForm, UserEditForm, UserForm
 
 SORTABLE = {
@@ -44,6 +45,7 @@ def _company_choices(active_only: bool = True) -> list[tuple[int, str]]:
 
 
 @bp.route("/")
+@reader_required
 def index():
     """Users of the subtree with search, filters (company, role, state), sorting and paging."""
     stmt = scope.scoped(User).join(Company, User.company_id == Company.id)
@@ -81,6 +83,7 @@ def index():
 
 
 @bp.route("/<int:user_id>")
+@reader_required
 def show(user_id: int):
     """One user: details, role, state and the actions an admin may take."""
     user = scope.get_or_404(User, user_id)
@@ -102,9 +105,9 @@ def _check_company(form) -> Company | None:
 
 
 @bp.route("/new", methods=["GET", "POST"])
+@admin_required
 def create():
     """Create a user in one of the admin's companies, with a first password."""
-    require_admin()
     form = UserForm()
     form.company_id.choices = choices(_company_choices())
     if request.method == "GET":
@@ -137,13 +140,13 @@ def create():
 
 
 def _managed_user(user_id: int) -> User:
-    """Load a user in scope (404 otherwise) that the admin may change (403 for non-admins)."""
+    """Load a user in scope (404 otherwise); the views using it are for admins (`admin_required`)."""
     user = scope.get_or_404(User, user_id)
-    require_admin()
     return user
 
 
 @bp.route("/<int:user_id>/edit", methods=["GET", "POST"])
+@admin_required
 def update(user_id: int):
     """Change a user's name, e-mail, company or role."""
     user = _managed_user(user_id)
@@ -173,6 +176,7 @@ def update(user_id: int):
 
 
 @bp.route("/<int:user_id>/password", methods=["GET", "POST"])
+@admin_required
 def password(user_id: int):
     """Set a new password for a user; every session of that user ends."""
     user = _managed_user(user_id)
@@ -203,6 +207,7 @@ def password(user_id: int):
 
 
 @bp.route("/<int:user_id>/deactivate", methods=["POST"])
+@admin_required
 def deactivate(user_id: int):
     """Deactivate a user: it cannot log in and its sessions end."""
     user = _managed_user(user_id)
@@ -219,6 +224,7 @@ def deactivate(user_id: int):
 
 
 @bp.route("/<int:user_id>/activate", methods=["POST"])
+@admin_required
 def activate(user_id: int):
     """Let a deactivated user log in again."""
     user = _managed_user(user_id)
