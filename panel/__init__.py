@@ -31,6 +31,7 @@ BLUEPRINTS = [
     ("panel.users", "/users"),
     ("panel.tokens", "/tokens"),
     ("panel.imports", "/imports"),
+    ("panel.whatif", "/whatif"),
     ("panel.api", "/api/v1"),
 ]
 

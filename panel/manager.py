@@ -355,6 +355,7 @@ def _run_locked(app: Flask, force: bool) -> ManagerRun:
         now = utcnow()
         _interrupt_stale_runs(run_id)
         rules_expired = delete_expired_rules(now)
+        restore_expired_drains(now)
         calls_expired = livecalls.expire(now)
         quality_rows, digest = recompute_quality(app, now)
         prune_runs(now)
@@ -413,6 +414,13 @@ def delete_expired_rules(now: datetime) -> int:
         db.session.delete(rule)
     db.session.flush()
     return len(rules)
+
+
+def restore_expired_drains(now: datetime) -> int:
+    """Restore the accounts and clients whose drain reached its end time, one audit entry each."""
+    from panel.whatif.drain import restore_expired  # imported here: panel.whatif's views import this module
+
+    return restore_expired(now, SYSTEM_USER)
 
 
 def prune_runs(now: datetime) -> None:

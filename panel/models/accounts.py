@@ -42,7 +42,21 @@ class Gateway(db.Model):
         return self.name
 
 
-class Client(db.Model):
+class Drainable:
+    """Drain fields (SPEC §5 step 7): an operator's temporary stop of a terminator, with reason and end."""
+
+    drained_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    drained_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    drained_reason: Mapped[str] = mapped_column(String(500), default="")
+    drained_by: Mapped[str] = mapped_column(String(80), default="")
+
+    @property
+    def is_drained(self) -> bool:
+        """True while drained (the manager restores it at `drained_until`)."""
+        return self.drained_at is not None
+
+
+class Client(Drainable, Versioned, db.Model):
     """A company we trade with: a customer, a vendor or both. Holds the balance and the defaults."""
 
     __tablename__ = "clients"
@@ -71,7 +85,7 @@ class Client(db.Model):
         return self.name
 
 
-class Account(db.Model):
+class Account(Drainable, Versioned, db.Model):
     """One way a client is identified: by IP/networks, login name or ANI, with a tech prefix and gateways."""
 
     __tablename__ = "accounts"

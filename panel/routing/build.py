@@ -48,6 +48,8 @@ clients = table(
     column("orig_rate_table_id"),
     column("term_rate_table_id"),
     column("routing_plan_id"),
+    column("drained_at"),
+    column("drained_until"),
 )
 accounts = table(
     "accounts",
@@ -72,6 +74,8 @@ accounts = table(
             "protocol",
             "proxy",
             "port",
+            "drained_at",
+            "drained_until",
         )
     ),
 )
@@ -184,6 +188,12 @@ def to_datetime(value) -> datetime | None:
     return None if ts is None else datetime.fromtimestamp(ts, UTC)
 
 
+def _drained_until(row) -> float:
+    """A drained row's end as POSIX seconds (INFINITY when open-ended)."""
+    end = to_timestamp(row.drained_until)
+    return INFINITY if end is None else end
+
+
 def _micro(value) -> int | None:
     """A stored Decimal/float/str amount as integer millionths."""
     if value is None or value == "":
@@ -275,6 +285,7 @@ def _read(conn: Connection, quality_min_calls: int) -> Snapshot:
         ancestors[cid] = frozenset(chain)
 
     client_map: dict[int, ClientEntry] = {}
+    client_drained: dict[int, float] = {}
     for row in conn.execute(select(clients)):
         client_map[row.id] = ClientEntry(
             row.id,
@@ -284,10 +295,12 @@ def _read(conn: Connection, quality_min_calls: int) -> Snapshot:
             row.term_rate_table_id,
             row.routing_plan_id,
         )
+        if row.drained_at is not None:
+            client_drained[row.id] = _drained_until(row)
 
-    table_map = _read_rates(conn)
-    universe: set[str] = set()
-    for data in table_map.values():
+    table_map = _read_rates(conn) if reuse is None else reuse.rate_tables
+    universe: set[str] | frozenset[str] = set() if reuse is None else reuse.codes
+    for data in table_map.values() if reuse is None else ():
         universe.update(data.rates)
 
     # Accounts, their networks and gateways.
@@ -336,6 +349,10 @@ def _read(conn: Connection, quality_min_calls: int) -> Snapshot:
             if host is None:
                 host = _split_proxy(proxy)
         term_table_id = row.term_rate_table_id or client.term_rate_table_id
+        # Drained (SPEC §5 step 7) when the account or its client is, until the later of their ends.
+        drained = client_drained.get(client.id)
+        if row.drained_at is not None:
+            drained = max(drained or 0.0, _drained_until(row))
         entry = AccountEntry(
             id=row.id,
             name=row.name,
@@ -361,6 +378,7 @@ def _read(conn: Connection, quality_min_calls: int) -> Snapshot:
             port=row.port or 5060,
             host=host,
             addresses=frozenset(addresses),
+            drained=drained,
         )
         account_map[row.id] = entry
         if not entry.orig_enabled:

@@ -31,6 +31,7 @@ from panel.routing.snapshot import (
 # Candidate rejection reasons (step 7, then step 10 and stop hunt), in the order they are checked.
 CANDIDATE_REASONS = (
     "terminator_disabled",
+    "drained",
     "loop_protection",
     "termination_limit",
     "no_vendor_rate",
@@ -60,6 +61,7 @@ REASON_TEXT = {
     "no_matching_rule": "No rule of the routing plan matches the number and applies at this moment.",
     "no_routes": "Rules matched, but every candidate terminator was rejected.",
     "terminator_disabled": "The terminator account is not enabled as a terminator.",
+    "drained": "The terminator account or its client is drained (an operator's temporary stop).",
     "loop_protection": "Loop protection: the terminator is the originator's client or has the source IP.",
     "termination_limit": "The terminator's client is outside the plan's termination limits.",
     "no_vendor_rate": "The terminator's rate table has no rate for the number at this moment.",
@@ -636,6 +638,8 @@ def _candidates(call: _Call, plan: PlanEntry, rule: RuleEntry, result: Result) -
             continue  # a dynamic rule's candidates are the terminators with a rate for the number
         if not account.term_enabled:
             reason = "terminator_disabled"
+        elif account.drained is not None and ts < account.drained:
+            reason = "drained"
         elif loop and (
             account.client_id == origin_client or (src_key is not None and src_key in account.addresses)
         ):

@@ -111,6 +111,8 @@ class AccountEntry:
         "port",
         "host",
         "addresses",
+        # POSIX seconds until which the account (or its client) is drained; None when not drained.
+        "drained",
     )
 
     def __init__(self, **fields):

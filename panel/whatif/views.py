@@ -1,0 +1,1 @@
+"""What-if pages (the LCR sheet and previews): filled in below."""
