@@ -24,6 +24,7 @@ NAVIGATION = [
             ("Routing policies", "policies.index"),
             ("Time profiles", "timeprofiles.index"),
             ("Route test", "routetest.index"),
+            ("LCR sheet", "whatif.lcr"),
         ],
     ),
     ("Statistics", [("Calls", "stats.index")]),
