@@ -86,6 +86,9 @@ def create_app(test_config: dict | None = None) -> Flask:
     _install_access_rules(app)
     _install_template_helpers(app)
     _install_error_pages(app)
+    from panel import security_headers
+
+    security_headers.install(app)
 
     from panel import cli
 
@@ -162,7 +165,7 @@ def _install_template_helpers(app: Flask) -> None:
 
 _TOO_LARGE_PAGE = """{% extends "base.html" %}{% block title %}Upload too large{% endblock %}
 {% block content %}<h1>Upload too large</h1><div class="form-errors" role="alert"><p>{{ message }}</p></div>
-<p><a href="javascript:history.back()">Back</a></p>{% endblock %}"""
+<p><a href="{{ request.referrer or url_for('main.index') }}">Back</a></p>{% endblock %}"""
 
 
 def _install_error_pages(app: Flask) -> None:
