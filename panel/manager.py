@@ -522,17 +522,25 @@ def data_version(quality_digest: str) -> str:
 def current_snapshot():
     """This process's routing snapshot when it holds exactly the database's panel data, else None.
 
-    True when the snapshot was built after the published version this process last synced to, and no panel
-    change (audit entry) was written since that version: then its rate tables equal the database's.
+    The snapshot records the audit entries it holds (read in the same transaction as its data): when no
+    panel change (audit entry) was written since, its rate tables equal the database's.
     """
     snapshots = _snapshots()
     if snapshots is None or not hasattr(snapshots, "current"):
         return None
-    version = state().snapshot_version  # read before the snapshot: a newer snapshot is only fresher
     snapshot = snapshots.current()
-    if not version or snapshot is None:
+    if snapshot is None or not getattr(snapshot, "audit_top", 0):
         return None
-    return snapshot if version.split(".", 1)[0] == audit_marker() else None
+    held = f"a{snapshot.audit_top}-{len(snapshot.audit_seen)}"
+    return snapshot if held == audit_marker() else None
+
+
+def _version_part(version: str | None, prefix: str) -> str:
+    """One part of a data version ("q…" the quality digest, "f…" a forced run), "" when absent."""
+    for part in (version or "").split(".")[1:]:
+        if part.startswith(prefix):
+            return part
+    return ""
 
 
 def published_version(before_id: int | None = None) -> str:
@@ -553,7 +561,12 @@ def _snapshots():
 
 
 def sync_snapshot(app: Flask, *, force: bool = False) -> bool:
-    """Rebuild this process's routing snapshot when the published version moved; True when it rebuilt."""
+    """Update this process's routing snapshot when the published version moved; True when it did.
+
+    Only what changed since the snapshot was read is read again (`panel.snapshots.update`); a forced run
+    ("Run now", for changes made outside the panel), `force` or a process without a snapshot builds it whole,
+    and a new quality digest reads the quality figures again.
+    """
     snapshots = _snapshots()
     if snapshots is None:
         return False
@@ -566,8 +579,16 @@ def sync_snapshot(app: Flask, *, force: bool = False) -> bool:
         if not force and failed is not None and failed[0] == version and time.monotonic() < failed[1]:
             return False  # this version failed to build a moment ago: wait a period before trying again
         started = time.perf_counter()
+        previous = current.snapshot_version
+        has_snapshot = hasattr(snapshots, "current") and snapshots.current() is not None
+        forced_run = _version_part(version, "f")
+        full = force or not has_snapshot or (forced_run != "" and forced_run != _version_part(previous, "f"))
+        quality = previous is None or _version_part(version, "q") != _version_part(previous, "q")
         try:
-            snapshots.rebuild()
+            if full or not hasattr(snapshots, "update"):
+                snapshots.rebuild()
+            else:
+                snapshots.update(quality=quality)
         except Exception:
             current.failed_sync = (
                 version,

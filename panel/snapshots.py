@@ -1,20 +1,30 @@
 """This process's routing snapshot (SPEC §6): built on first use, swapped atomically when data changed.
 
 Routing reads only the snapshot. `get_snapshot()` returns the current one (building it on first use);
-`rebuild()` builds a new one from the database and publishes it; `publish(snapshot)` swaps it in. A route in
-flight keeps the object it took, so a swap never disturbs it: readers take one reference and never see a
-half-built snapshot.
+`update()` brings it up to date with the database by reading again only what changed since it was read
+(`panel.routing.update`; a full build when in doubt) and publishes the result; `rebuild()` builds it whole;
+`publish(snapshot)` swaps one in. A route in flight keeps the object it took, so a swap never disturbs it:
+readers take one reference and never see a half-built snapshot.
+
+At most one build or update runs in a process at a time, however many ask: a caller that arrives while one
+runs waits for it, and when the one it waited for started after it asked (so it read everything the caller
+would read), takes its result instead of starting another.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import gc
 import threading
+import time
+from datetime import UTC, datetime
 
 from flask import current_app
 
 from panel.extensions import db
-from panel.routing.build import build_snapshot
+from panel.routing import update as incremental
+from panel.routing.build import build_snapshot, read_connection
 from panel.routing.snapshot import Snapshot
 
 # From this size on a built snapshot is moved out of the cyclic collector's reach (see _build).
@@ -24,12 +34,17 @@ FREEZE_FROM_RATES = 200_000
 class _Holder:
     """The snapshot of one app (tests create many apps in one process) and the lock of its builds."""
 
-    __slots__ = ("snapshot", "lock")
+    __slots__ = ("snapshot", "lock", "started", "full_started", "last_changes")
 
     def __init__(self) -> None:
         self.snapshot: Snapshot | None = None
         # One build at a time per process; readers never wait for it once a snapshot exists.
         self.lock = threading.Lock()
+        # Builds and updates started (all, and full ones): a waiting caller compares them with its ticket.
+        self.started = 0
+        self.full_started = 0
+        # What the last update read again (Changes.summary()), for the manager page and tests.
+        self.last_changes = ""
 
 
 def _holder() -> _Holder:
@@ -53,10 +68,32 @@ def get_snapshot() -> Snapshot:
 
 
 def rebuild() -> Snapshot:
-    """Build a snapshot from the database now and publish it; returns it."""
+    """Build a whole snapshot from the database now and publish it; returns it."""
+    return update(full=True)
+
+
+def update(*, full: bool = False, quality: bool = False) -> Snapshot:
+    """Bring the snapshot up to date with the database now and publish it; returns it.
+
+    Reads again only what changed since the current snapshot was read (with `quality`, the quality figures
+    too); builds it whole with `full` or when there is none yet. One at a time per process: a caller that
+    finds one running waits, and takes that one's result when it started after this call (and was full when
+    `full` is asked).
+    """
     holder = _holder()
+    ticket, full_ticket = holder.started, holder.full_started
     with holder.lock:
-        snapshot = _build()
+        caught_up = holder.full_started > full_ticket if full else holder.started > ticket
+        if caught_up and holder.snapshot is not None and not quality:
+            return holder.snapshot
+        holder.started += 1
+        old = holder.snapshot
+        if full or old is None:
+            holder.full_started += 1
+            snapshot = _build()
+            holder.last_changes = "full"
+        else:
+            snapshot = _update(old, quality)
         holder.snapshot = snapshot
         return snapshot
 
@@ -71,13 +108,56 @@ def current() -> Snapshot | None:
     return _holder().snapshot
 
 
+def last_changes() -> str:
+    """What the last build or update of this process read again, in a few words ("" before the first)."""
+    return _holder().last_changes
+
+
+def _reading():
+    """A block whose transactions only read: on SQLite a build must never hold the writer lock."""
+    try:
+        from panel.txn import read_only
+    except ImportError:  # the transaction helpers are not installed
+        return contextlib.nullcontext()
+    return read_only()
+
+
+def _min_calls() -> int:
+    return int(current_app.config.get("QUALITY_MIN_CALLS", 0) or 0)
+
+
+def _update(old: Snapshot, quality: bool) -> Snapshot:
+    """`old` with what changed since it was read, read in one consistent read of the database."""
+    started = time.perf_counter()
+    with _reading(), read_connection(db.engine) as conn:
+        changes = incremental.pending(conn, old)
+        changes.quality = changes.quality or quality
+        if changes.empty:
+            # Nothing routing reads changed: the same data, with the newer audit tail (a cheap copy).
+            snapshot = dataclasses.replace(
+                old, built_at=datetime.now(UTC), audit_top=changes.audit_top, audit_seen=changes.audit_seen
+            )
+        else:
+            snapshot = incremental.apply(conn, old, changes, _min_calls())
+    snapshot.build_seconds = time.perf_counter() - started
+    _holder().last_changes = changes.summary()
+    if changes.full or changes.rate_tables:
+        _freeze(snapshot)
+    return snapshot
+
+
 def _build() -> Snapshot:
     """Build from the app's database in one read."""
-    min_calls = int(current_app.config.get("QUALITY_MIN_CALLS", 0) or 0)
-    snapshot = build_snapshot(db.engine, quality_min_calls=min_calls)
+    with _reading():
+        snapshot = build_snapshot(db.engine, quality_min_calls=_min_calls())
+    _freeze(snapshot)
+    return snapshot
+
+
+def _freeze(snapshot: Snapshot) -> None:
+    """Keep a big snapshot's objects out of the cyclic collector's walks."""
     if snapshot.counts.get("rates", 0) >= FREEZE_FROM_RATES:
         # A big snapshot is millions of long-lived objects that form no reference cycles (reference counting
         # frees them when the next one replaces them): keep the cyclic collector from walking them at every
         # full collection, which would stall routes for tens of milliseconds each time.
         gc.freeze()
-    return snapshot

@@ -12,6 +12,8 @@ from __future__ import annotations
 import ipaddress
 import time
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -163,6 +165,15 @@ quality = table(
 )
 
 
+audit_entries = table(
+    "audit_entries",
+    *(column(name) for name in ("id", "object_type", "object_id", "action", "before", "after")),
+)
+# Audit entries of transactions that commit late (after a higher id) are caught within this tail of ids: the
+# same width as the manager's data version (`panel.manager.AUDIT_TAIL`).
+AUDIT_TAIL = 1000
+
+
 class _NeverInside:
     """Stands for a time profile that cannot be parsed: its rules never apply rather than always."""
 
@@ -238,25 +249,36 @@ def address_key(text: str) -> int | None:
 def build_snapshot(source, *, quality_min_calls: int = 0) -> Snapshot:
     """Read everything routing needs from `source` (Engine, Connection or Session) and return a Snapshot."""
     started = time.perf_counter()
+    with read_connection(source) as conn:
+        snapshot = _read(conn, quality_min_calls)
+    snapshot.build_seconds = time.perf_counter() - started
+    return snapshot
+
+
+@contextmanager
+def read_connection(source) -> Iterator[Connection]:
+    """One connection reading one consistent state of the database (a read transaction of its own for an
+    Engine: REPEATABLE READ on PostgreSQL, one WAL snapshot on SQLite; else the source's own transaction)."""
     if isinstance(source, Engine):
         with source.connect() as conn:
             if conn.dialect.name == "postgresql":
                 conn = conn.execution_options(isolation_level="REPEATABLE READ")
             with conn.begin():
-                if conn.dialect.name == "sqlite":
-                    # pysqlite never begins before a SELECT: begin so every SELECT reads one WAL snapshot.
+                if conn.dialect.name == "sqlite" and not conn.connection.dbapi_connection.in_transaction:
+                    # pysqlite never begins before a SELECT (unless the app emits BEGIN itself, see
+                    # panel.txn): begin so every SELECT reads one WAL snapshot.
                     conn.exec_driver_sql("BEGIN")
-                snapshot = _read(conn, quality_min_calls)
+                yield conn
     elif isinstance(source, Connection):
-        snapshot = _read(source, quality_min_calls)
+        yield source
     else:  # an ORM Session: read through its connection (and its transaction)
-        snapshot = _read(source.connection(), quality_min_calls)
-    snapshot.build_seconds = time.perf_counter() - started
-    return snapshot
+        yield source.connection()
 
 
-def _read(conn: Connection, quality_min_calls: int) -> Snapshot:
-    """The body of build_snapshot, on one connection."""
+def _read(conn: Connection, quality_min_calls: int, reuse: Snapshot | None = None) -> Snapshot:
+    """The body of build_snapshot, on one connection; with `reuse`, its rate tables are taken as they are
+    (the rest is read again: an incremental update of everything but the rates, see `panel.routing.update`).
+    """
     built_at = datetime.now(UTC)
 
     # Companies: the tree, its subtrees and chains of ancestors.
@@ -428,20 +450,7 @@ def _read(conn: Connection, quality_min_calls: int) -> Snapshot:
 
     did_map = {number.lstrip("+"): account_id for number, account_id in conn.execute(select(dids))}
 
-    quality_map = {}
-    for account_id, code, attempts, asr, acd, pdd in conn.execute(
-        select(
-            quality.c.term_account_id,
-            quality.c.code,
-            quality.c.attempts,
-            quality.c.asr,
-            quality.c.acd,
-            quality.c.pdd_ms,
-        )
-    ):
-        if (attempts or 0) < quality_min_calls:
-            continue
-        quality_map[(account_id, code)] = QualityEntry(_float(asr), _float(acd), _float(pdd), attempts or 0)
+    quality_map = read_quality(conn, quality_min_calls)
 
     plan_map, rule_map = _read_plans(
         conn, policy_map, profile_map, account_map, client_map, descendants, ancestors
@@ -460,7 +469,10 @@ def _read(conn: Connection, quality_min_calls: int) -> Snapshot:
         "quality": len(quality_map),
         "bad_time_profiles": bad_profiles,
     }
+    tail = read_audit_tail(conn)
     return Snapshot(
+        audit_top=max(tail, default=0),
+        audit_seen=frozenset(tail),
         built_at=built_at,
         build_seconds=0.0,
         accounts=account_map,
@@ -486,12 +498,43 @@ def _read(conn: Connection, quality_min_calls: int) -> Snapshot:
     )
 
 
-def _read_rates(conn: Connection) -> dict[int, RateTableData]:
-    """Every rate table with its rates: code -> rows, latest effective_from first, identical rows shared."""
-    table_map: dict[int, RateTableData] = {}
-    for tid, name, currency in conn.execute(
-        select(rate_tables.c.id, rate_tables.c.name, rate_tables.c.currency)
+def read_quality(conn: Connection, quality_min_calls: int) -> dict[tuple[int, str], QualityEntry]:
+    """The quality figures routing uses: (terminator account, vendor code) -> figures with enough calls."""
+    quality_map = {}
+    for account_id, code, attempts, asr, acd, pdd in conn.execute(
+        select(
+            quality.c.term_account_id,
+            quality.c.code,
+            quality.c.attempts,
+            quality.c.asr,
+            quality.c.acd,
+            quality.c.pdd_ms,
+        )
     ):
+        if (attempts or 0) < quality_min_calls:
+            continue
+        quality_map[(account_id, code)] = QualityEntry(_float(asr), _float(acd), _float(pdd), attempts or 0)
+    return quality_map
+
+
+def read_audit_tail(conn: Connection, after: int | None = None) -> list[int]:
+    """Ids of the newest audit entries: those above the newest minus AUDIT_TAIL, or above `after`."""
+    if after is None:
+        top = select(func.coalesce(func.max(audit_entries.c.id), 0)).scalar_subquery()
+        stmt = select(audit_entries.c.id).where(audit_entries.c.id > top - AUDIT_TAIL)
+    else:
+        stmt = select(audit_entries.c.id).where(audit_entries.c.id > after)
+    return [row[0] for row in conn.execute(stmt)]
+
+
+def _read_rates(conn: Connection, table_ids=None) -> dict[int, RateTableData]:
+    """Every rate table (or those of `table_ids`) with its rates: code -> rows, latest effective_from first,
+    identical rows shared."""
+    table_map: dict[int, RateTableData] = {}
+    tables_stmt = select(rate_tables.c.id, rate_tables.c.name, rate_tables.c.currency)
+    if table_ids is not None:
+        tables_stmt = tables_stmt.where(rate_tables.c.id.in_(sorted(table_ids)))
+    for tid, name, currency in conn.execute(tables_stmt):
         table_map[tid] = RateTableData(tid, name, currency or "", {})
     stmt = select(
         rates.c.rate_table_id,
@@ -503,6 +546,8 @@ def _read_rates(conn: Connection) -> dict[int, RateTableData]:
         rates.c.effective_from,
         rates.c.end,
     )
+    if table_ids is not None:
+        stmt = stmt.where(rates.c.rate_table_id.in_(sorted(table_ids)))
     codes_seen: dict[str, str] = {}
     times: dict[object, float] = {None: INFINITY}
     singles: dict[tuple, tuple] = {}
@@ -562,18 +607,25 @@ def _batches(conn: Connection, stmt, size: int = 50_000):
         result.close()
 
 
-def _read_plans(conn, policy_map, profile_map, account_map, client_map, descendants, ancestors):
-    """Plans and rules, with each rule's candidates and each plan's rule index precomputed."""
+def _read_plans(
+    conn, policy_map, profile_map, account_map, client_map, descendants, ancestors, plan_ids=None
+):
+    """Plans and rules (all, or those of `plan_ids`), with each rule's candidates and each plan's rule index
+    precomputed."""
+
+    def only(stmt, col):
+        return stmt if plan_ids is None else stmt.where(col.in_(sorted(plan_ids)))
+
     orig_limits: dict[int, set[int]] = defaultdict(set)
-    for plan_id, company_id in conn.execute(select(origination_limits)):
+    for plan_id, company_id in conn.execute(only(select(origination_limits), origination_limits.c.plan_id)):
         orig_limits[plan_id].add(company_id)
     term_limits: dict[int, set[int]] = defaultdict(set)
-    for plan_id, company_id in conn.execute(select(termination_limits)):
+    for plan_id, company_id in conn.execute(only(select(termination_limits), termination_limits.c.plan_id)):
         term_limits[plan_id].add(company_id)
 
     plan_map: dict[int, PlanEntry] = {}
     deck_of: dict[int, int | None] = {}
-    for row in conn.execute(select(plans)):
+    for row in conn.execute(only(select(plans), plans.c.id)):
         deck_of[row.id] = row.code_deck_id
         plan_map[row.id] = PlanEntry(
             id=row.id,
@@ -600,7 +652,7 @@ def _read_plans(conn, policy_map, profile_map, account_map, client_map, descenda
     code_names: dict[tuple[int, str], str] = {}
     deck_ids = {d for d in deck_of.values() if d}
     if deck_ids:
-        rule_codes = select(rules.c.code).distinct().scalar_subquery()
+        rule_codes = only(select(rules.c.code), rules.c.plan_id).distinct().scalar_subquery()
         for deck_id, code, name in conn.execute(
             select(codes.c.code_deck_id, codes.c.code, codes.c.name).where(
                 codes.c.code_deck_id.in_(deck_ids), codes.c.code.in_(rule_codes)
@@ -633,7 +685,7 @@ def _read_plans(conn, policy_map, profile_map, account_map, client_map, descenda
 
     rule_map: dict[int, RuleEntry] = {}
     per_plan: dict[int, list[RuleEntry]] = defaultdict(list)
-    for row in conn.execute(select(rules)):
+    for row in conn.execute(only(select(rules), rules.c.plan_id)):
         plan = plan_map.get(row.plan_id)
         if plan is None:
             continue

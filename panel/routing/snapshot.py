@@ -289,6 +289,10 @@ class Snapshot:
     descendants: dict[int, frozenset[int]]
     ancestors: dict[int, frozenset[int]]
     counts: dict[str, int] = field(default_factory=dict)
+    # The panel changes this snapshot holds (`panel.routing.update`): the newest audit entry it read and the
+    # ids of the entries in the tail before it (a transaction that commits late shows up as an unseen id).
+    audit_top: int = 0
+    audit_seen: frozenset[int] = frozenset()
 
     def plan_usable(self, plan: PlanEntry, company_id: int) -> bool:
         """SPEC §1: the plan's owner is the company or above it, and its origination limits allow it."""

@@ -1,0 +1,498 @@
+"""Incremental routing snapshots: a new snapshot from an old one plus what changed, sharing everything else.
+
+**What changed** is read from the audit log. Every panel change writes an audit entry in its own transaction
+(the manager's data version already relies on it), so a snapshot records the entries it holds (`audit_top`,
+the newest, and `audit_seen`, the ids of the tail before it: a transaction that commits after a higher id
+shows up as an id not seen yet). `pending(conn, snapshot)` reads the entries not held yet and maps each to
+the part of the routing data it touches (`Changes`):
+
+- a rate table (create, update, import; a single rate's create, update, delete): that table's rates are read
+  again; the accounts whose terminator table it is are copied in memory with the new table and relinked
+  (rules' candidates, plans' indexes, identification indexes): nothing else is read;
+- a routing rule, or a plan's settings, creation or rules import: that plan and its rules are read again,
+  with the snapshot's accounts, policies and time profiles;
+- anything else that routing reads (accounts, clients, drains, companies, gateways, policies, time profiles,
+  DIDs, code decks, deleting a rate table or a plan): **base**, everything except the rates is read again
+  and the rate tables are reused as they are (a few hundred milliseconds at ten thousand accounts);
+- the quality figures (written by the manager, which publishes their digest): read again on their own;
+- when in doubt (more entries than `MAX_ENTRIES`, the audit log behind the snapshot, an entry that does not
+  say what it touched, more than a third of the rate tables touched): a **full** build.
+
+`apply(conn, snapshot, changes)` makes the new snapshot: the untouched rate tables, plans, rules and accounts
+are the very objects of the old one, so an edit costs memory and time in proportion to what it touched.
+The same functions serve previews of a change that is not in the database (`with_rate_tables`,
+`with_accounts`, `with_clients`, `with_plan_rules`): a copy of a snapshot with one change applied in memory.
+`describe(snapshot)` is a comparable value of everything routing reads; tests compare an incrementally
+updated snapshot with a full build through it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from types import SimpleNamespace
+
+from sqlalchemy import select
+from sqlalchemy.engine import Connection
+
+from panel.routing import build
+from panel.routing.snapshot import AccountEntry, IpIndex, PlanEntry, RateTableData, RuleEntry, Snapshot
+
+# More new audit entries than this at once: a full build is simpler and not much slower.
+MAX_ENTRIES = 5000
+# More than this many rate tables touched, and more than a third of them: a full build.
+FULL_FROM_TABLES = 20
+# Audit entry types that routing does not read (anything not listed here or below is "base").
+NOT_ROUTING = frozenset({"user", "apitoken", "api_token", "importjob", "import_job", "loginattempt"})
+RATE_TYPES = frozenset({"ratetable", "rate_table"})
+RATE_ROW_TYPES = frozenset({"rate"})
+PLAN_TYPES = frozenset({"routingplan", "routing_plan", "plan"})
+RULE_TYPES = frozenset({"routingrule", "routing_rule", "rule"})
+
+
+@dataclass
+class Changes:
+    """The parts of the routing data to read again."""
+
+    full: bool = False
+    base: bool = False
+    quality: bool = False
+    rate_tables: set[int] = field(default_factory=set)
+    plans: set[int] = field(default_factory=set)
+    # The audit tail the new snapshot will hold.
+    audit_top: int = 0
+    audit_seen: frozenset[int] = frozenset()
+    why: str = ""
+
+    @property
+    def empty(self) -> bool:
+        """True when nothing routing reads changed."""
+        return not (self.full or self.base or self.quality or self.rate_tables or self.plans)
+
+    def summary(self) -> str:
+        """What will be read again, in a few words (logs, the manager page)."""
+        if self.full:
+            return f"full ({self.why})" if self.why else "full"
+        parts = []
+        if self.base:
+            parts.append("base")
+        if self.rate_tables:
+            parts.append(f"rate tables {sorted(self.rate_tables)}")
+        if self.plans:
+            parts.append(f"plans {sorted(self.plans)}")
+        if self.quality:
+            parts.append("quality")
+        return ", ".join(parts) or "nothing"
+
+
+# --- what changed -----------------------------------------------------------------------------------------
+
+
+def pending(conn: Connection, snapshot: Snapshot) -> Changes:
+    """The changes written since `snapshot` was read (from the audit entries it does not hold)."""
+    after = snapshot.audit_top - build.AUDIT_TAIL
+    ids = build.read_audit_tail(conn, after=after)
+    top = max(ids, default=0)
+    changes = Changes(audit_top=max(top, snapshot.audit_top))
+    changes.audit_seen = frozenset(i for i in ids if i > changes.audit_top - build.AUDIT_TAIL)
+    if top < snapshot.audit_top and snapshot.audit_top in snapshot.audit_seen:
+        return _full(changes, "the audit log is behind the snapshot")
+    new = sorted(set(ids) - snapshot.audit_seen)
+    if len(new) > MAX_ENTRIES:
+        return _full(changes, f"{len(new)} changes")
+    for start in range(0, len(new), 500):
+        chunk = new[start : start + 500]
+        entries = build.audit_entries
+        rows = conn.execute(
+            select(
+                entries.c.object_type,
+                entries.c.object_id,
+                entries.c.action,
+                entries.c.before,
+                entries.c.after,
+            ).where(entries.c.id.in_(chunk))
+        )
+        for object_type, object_id, action, before, after in rows:
+            classify(changes, object_type or "", object_id, action or "", before, after)
+            if changes.full:
+                return changes
+    return changes
+
+
+def _full(changes: Changes, why: str) -> Changes:
+    changes.full, changes.why = True, why
+    return changes
+
+
+def _field(state, name: str):
+    """A value from an audit entry's before/after state (a dict, or JSON text on SQLite)."""
+    if isinstance(state, str):
+        try:
+            state = json.loads(state)
+        except ValueError:
+            return None
+    return state.get(name) if isinstance(state, dict) else None
+
+
+def classify(changes: Changes, object_type: str, object_id, action: str, before=None, after=None) -> None:
+    """Add what one audit entry touched to `changes`."""
+    kind = object_type.lower()
+    if kind in NOT_ROUTING:
+        return
+    if kind in RATE_TYPES and object_id is not None:
+        changes.rate_tables.add(int(object_id))
+        if action == "delete":
+            changes.base = True  # accounts and clients pointing at it lose their table
+        return
+    if kind in RATE_ROW_TYPES:
+        table_id = _field(after, "rate_table_id") or _field(before, "rate_table_id")
+        if table_id is None:
+            _full(changes, "a rate change without its table")
+        else:
+            changes.rate_tables.add(int(table_id))
+        return
+    if kind in RULE_TYPES:
+        plan_id = _field(after, "plan_id") or _field(before, "plan_id")
+        if plan_id is None:
+            changes.base = True
+        else:
+            changes.plans.add(int(plan_id))
+        return
+    if kind in PLAN_TYPES and object_id is not None and action != "delete":
+        changes.plans.add(int(object_id))
+        return
+    changes.base = True
+
+
+# --- applying it ------------------------------------------------------------------------------------------
+
+
+def apply(conn: Connection, snapshot: Snapshot, changes: Changes, quality_min_calls: int = 0) -> Snapshot:
+    """A new snapshot: `snapshot` with the parts named by `changes` read again from `conn`."""
+    if changes.full:
+        return build._read(conn, quality_min_calls)
+    # Rate tables created or deleted along with something else (a vendor with its table) are read whatever
+    # the entries said: a cheap check of the table ids.
+    ids = set(conn.execute(select(build.rate_tables.c.id)).scalars())
+    changes.rate_tables |= ids ^ snapshot.rate_tables.keys()
+    if len(changes.rate_tables) > FULL_FROM_TABLES and len(changes.rate_tables) * 3 > len(
+        snapshot.rate_tables
+    ):
+        return build._read(conn, quality_min_calls)
+    snap = snapshot
+    if changes.rate_tables:
+        fresh = build._read_rates(conn, changes.rate_tables)
+        tables = {tid: fresh.get(tid) for tid in changes.rate_tables}
+        if changes.base:
+            merged, codes = _merge_tables(snap, tables)
+            snap = dataclasses.replace(snap, rate_tables=merged, codes=codes)
+        else:
+            snap = with_rate_tables(snap, tables)
+    if changes.base:
+        reuse = SimpleNamespace(rate_tables=snap.rate_tables, codes=snap.codes)
+        snap = build._read(conn, quality_min_calls, reuse=reuse)
+    else:
+        if changes.plans:
+            snap = _reread_plans(conn, snap, changes.plans)
+        if changes.quality:
+            snap = dataclasses.replace(snap, quality=build.read_quality(conn, quality_min_calls))
+    return _finish(snap, changes)
+
+
+def _finish(snap: Snapshot, changes: Changes) -> Snapshot:
+    """The new snapshot's audit tail, time and counts."""
+    counts = dict(snap.counts)
+    counts.update(
+        accounts=len(snap.accounts),
+        rate_tables=len(snap.rate_tables),
+        rates=sum(len(t.rates) for t in snap.rate_tables.values()),
+        codes=len(snap.codes),
+        plans=len(snap.plans),
+        rules=len(snap.rules),
+        quality=len(snap.quality),
+    )
+    return dataclasses.replace(
+        snap,
+        built_at=datetime.now(UTC),
+        counts=counts,
+        audit_top=changes.audit_top,
+        audit_seen=changes.audit_seen,
+    )
+
+
+def _reread_plans(conn: Connection, snap: Snapshot, plan_ids: set[int]) -> Snapshot:
+    """`snap` with the plans of `plan_ids` (settings, rules, candidates) read again."""
+    plan_map, rule_map = build._read_plans(
+        conn,
+        snap.policies,
+        snap.profiles,
+        snap.accounts,
+        snap.clients,
+        snap.descendants,
+        snap.ancestors,
+        plan_ids=plan_ids,
+    )
+    plans = {pid: plan for pid, plan in snap.plans.items() if pid not in plan_ids}
+    plans.update(plan_map)
+    rules = {rid: rule for rid, rule in snap.rules.items() if rule.plan_id not in plan_ids}
+    rules.update(rule_map)
+    return dataclasses.replace(snap, plans=plans, rules=rules)
+
+
+def _merge_tables(
+    snap: Snapshot, tables: Mapping[int, RateTableData | None]
+) -> tuple[dict[int, RateTableData], frozenset[str]]:
+    """The snapshot's rate tables with `tables` put in (None: removed), and the union of their codes."""
+    merged = dict(snap.rate_tables)
+    added: set[str] = set()
+    removed: set[str] = set()
+    for tid, data in tables.items():
+        before = merged.pop(tid, None)
+        if data is not None:
+            merged[tid] = data
+        old_codes = before.rates.keys() if before is not None else {}.keys()
+        new_codes = data.rates.keys() if data is not None else {}.keys()
+        added |= new_codes - old_codes
+        removed |= old_codes - new_codes
+    codes = snap.codes
+    if removed:
+        if len(removed) * len(merged) > 5_000_000:
+            universe: set[str] = set()
+            for data in merged.values():
+                universe.update(data.rates)
+            return merged, frozenset(universe)
+        gone = {code for code in removed if not any(code in t.rates for t in merged.values())}
+        codes = codes - gone
+    if added - codes:
+        codes = codes | added
+    return merged, codes
+
+
+# --- a snapshot with a change applied in memory (also the previews' way) ------------------------------------
+
+
+def with_rate_tables(snap: Snapshot, tables: Mapping[int, RateTableData | None]) -> Snapshot:
+    """A copy of `snap` with these rate tables replaced (None: removed); the accounts that terminate on them
+    are copied with the new table and relinked everywhere. Nothing else is copied."""
+    merged, codes = _merge_tables(snap, tables)
+    replaced = {
+        account.id: copy_entry(account, term_rates=merged.get(account.term_rate_table_id))
+        for account in snap.accounts.values()
+        if account.term_rate_table_id in tables
+    }
+    snap = dataclasses.replace(snap, rate_tables=merged, codes=codes)
+    return with_accounts(snap, replaced) if replaced else snap
+
+
+def with_rates(snap: Snapshot, table_id: int, rates: Mapping[str, tuple] | None) -> Snapshot:
+    """A copy of `snap` where rate table `table_id` holds `rates` (code -> rows, see RateTableData)."""
+    old = snap.rate_tables.get(table_id)
+    if rates is None:
+        return with_rate_tables(snap, {table_id: None})
+    data = RateTableData(table_id, old.name if old else "", old.currency if old else "", dict(rates))
+    return with_rate_tables(snap, {table_id: data})
+
+
+def with_clients(snap: Snapshot, clients: Mapping[int, object]) -> Snapshot:
+    """A copy of `snap` with these ClientEntry objects in place of the old ones."""
+    merged = dict(snap.clients)
+    merged.update(clients)
+    return dataclasses.replace(snap, clients=merged)
+
+
+def copy_entry(entry, **changes):
+    """A copy of a slotted entry (AccountEntry, RuleEntry, PlanEntry) with some fields changed."""
+    new = object.__new__(type(entry))
+    for key in type(entry).__slots__:
+        setattr(new, key, changes[key] if key in changes else getattr(entry, key, None))
+    return new
+
+
+def with_accounts(snap: Snapshot, replaced: Mapping[int, AccountEntry]) -> Snapshot:
+    """A copy of `snap` with these AccountEntry objects in place of the old ones of the same ids, relinked in
+    every structure that refers to accounts (identification indexes, rule candidates, plan indexes)."""
+    swap = {id(snap.accounts[aid]): new for aid, new in replaced.items() if aid in snap.accounts}
+    accounts = dict(snap.accounts)
+    accounts.update(replaced)
+    memo: dict[int, tuple] = {}
+
+    def relink(entries: tuple) -> tuple:
+        """The tuple with replaced accounts swapped in (the same tuple when none is in it; shared pools stay
+        shared)."""
+        key = id(entries)
+        found = memo.get(key)
+        if found is None:
+            if any(id(e) in swap for e in entries):
+                found = tuple(swap.get(id(e), e) for e in entries)
+            else:
+                found = entries
+            memo[key] = found
+        return found
+
+    rules = snap.rules
+    new_rules: dict[int, RuleEntry] = {}
+    for rule in rules.values():
+        candidates = relink(rule.candidates) if rule.candidates else rule.candidates
+        if candidates is not rule.candidates:
+            new_rules[rule.id] = copy_entry(rule, candidates=candidates)
+    if new_rules:
+        rules = dict(rules)
+        rules.update(new_rules)
+    plans = snap.plans
+    touched = {rule.plan_id for rule in new_rules.values()}
+    if touched:
+        plans = dict(plans)
+        for pid in touched:
+            plans[pid] = _replan(plans[pid], new_rules)
+    return dataclasses.replace(
+        snap,
+        accounts=accounts,
+        rules=rules,
+        plans=plans,
+        by_login={k: relink(v) for k, v in snap.by_login.items()},
+        by_ani={k: relink(v) for k, v in snap.by_ani.items()},
+        ip4=_relink_ip(snap.ip4, relink),
+        ip6=_relink_ip(snap.ip6, relink),
+    )
+
+
+def _replan(plan: PlanEntry, new_rules: Mapping[int, RuleEntry]) -> PlanEntry:
+    """A copy of the plan whose index holds the new rule objects."""
+    index = {
+        literal: tuple(new_rules.get(r.id, r) for r in entries)
+        for literal, entries in plan.rule_index.items()
+    }
+    dids = tuple(new_rules.get(r.id, r) for r in plan.did_rules)
+    return copy_entry(plan, rule_index=index, did_rules=dids)
+
+
+def _relink_ip(index: IpIndex, relink) -> IpIndex:
+    return IpIndex(
+        index.bits,
+        [(plen, shift, {k: relink(v) for k, v in table.items()}) for plen, shift, table in index.tables],
+    )
+
+
+def with_plan_rules(snap: Snapshot, plan_id: int, rows: Iterable[Mapping]) -> Snapshot:
+    """A copy of `snap` where plan `plan_id` has the rules of `rows` (mappings with the columns of
+    `routing_rules`, as the database would return them): the plan's index is rebuilt, nothing else is."""
+    rows = [SimpleNamespace(**{c.name: row.get(c.name) for c in build.rules.c}) for row in rows]
+    for row in rows:
+        row.plan_id = plan_id
+    plan_map, rule_map = build._read_plans(
+        _Rows(snap, plan_id, rows),
+        snap.policies,
+        snap.profiles,
+        snap.accounts,
+        snap.clients,
+        snap.descendants,
+        snap.ancestors,
+        plan_ids={plan_id},
+    )
+    plans = dict(snap.plans)
+    plans.update(plan_map)
+    rules = {rid: rule for rid, rule in snap.rules.items() if rule.plan_id != plan_id}
+    rules.update(rule_map)
+    return dataclasses.replace(snap, plans=plans, rules=rules)
+
+
+class _Rows:
+    """Stands for a connection in `build._read_plans`: the plan's own settings from the snapshot and the
+    given rule rows (code names are kept from the snapshot's rules)."""
+
+    def __init__(self, snap: Snapshot, plan_id: int, rows: list):
+        self.snap, self.plan_id, self.rows = snap, plan_id, rows
+        self.dialect = SimpleNamespace(name="memory")
+
+    def execute(self, stmt):
+        froms = {getattr(t, "name", None) for t in stmt.get_final_froms()}
+        plan = self.snap.plans.get(self.plan_id)
+        if "routing_rules" in froms:
+            return iter(self.rows)
+        if plan is None:
+            return iter(())
+        if "routing_plans" in froms:
+            fields = {c.name: getattr(plan, c.name, None) for c in build.plans.c}
+            fields["code_deck_id"] = None
+            fields["pm_value"] = None if plan.pm_value is None else plan.pm_value / 1_000_000
+            return iter((SimpleNamespace(**fields),))
+        if "plan_origination_limits" in froms:
+            return iter((self.plan_id, c) for c in plan.origination_limits)
+        if "plan_termination_limits" in froms:
+            return iter((self.plan_id, c) for c in plan.termination_limits)
+        return iter(())
+
+
+# --- comparing snapshots ----------------------------------------------------------------------------------
+
+
+def describe(snap: Snapshot) -> dict:
+    """Everything routing reads from `snap` as plain comparable values (objects by id, links checked): two
+    snapshots route every call alike when their descriptions are equal."""
+
+    def account_ref(entry) -> object:
+        # A link to an account object that is not the snapshot's own is a relink bug: make it visible.
+        return entry.id if snap.accounts.get(entry.id) is entry else ("stale account", entry.id)
+
+    def accounts_of(entries) -> tuple:
+        return tuple(account_ref(e) for e in entries)
+
+    def slots(entry, **special) -> dict:
+        return {k: special[k] if k in special else getattr(entry, k, None) for k in type(entry).__slots__}
+
+    accounts = {}
+    for aid, a in snap.accounts.items():
+        table = a.term_rates
+        table_ref = None
+        if table is not None:
+            same = snap.rate_tables.get(a.term_rate_table_id) is table
+            table_ref = table.id if same else ("stale table", table.id)
+        accounts[aid] = slots(a, term_rates=table_ref)
+    rules = {}
+    for rid, r in snap.rules.items():
+        rules[rid] = slots(
+            r,
+            candidates=accounts_of(r.candidates or ()),
+            regex=r.regex.pattern if r.regex is not None else None,
+            time_profile=r.time_profile_id if r.time_profile is not None else None,
+        )
+
+    def rule_ref(rule) -> object:
+        return rule.id if snap.rules.get(rule.id) is rule else ("stale rule", rule.id)
+
+    plans = {}
+    for pid, p in snap.plans.items():
+        plans[pid] = slots(
+            p,
+            rule_index={k: tuple(rule_ref(r) for r in v) for k, v in p.rule_index.items()},
+            did_rules=tuple(rule_ref(r) for r in p.did_rules),
+        )
+
+    def ip(index: IpIndex) -> list:
+        return [(plen, shift, {k: accounts_of(v) for k, v in t.items()}) for plen, shift, t in index.tables]
+
+    return {
+        "accounts": accounts,
+        "clients": dict(snap.clients),
+        "plans": plans,
+        "rules": rules,
+        "rate_tables": {tid: (t.name, t.currency, dict(t.rates)) for tid, t in snap.rate_tables.items()},
+        "codes": snap.codes,
+        "policies": dict(snap.policies),
+        "profiles": sorted(snap.profiles),
+        "dids": dict(snap.dids),
+        "quality": dict(snap.quality),
+        "by_login": {k: accounts_of(v) for k, v in snap.by_login.items()},
+        "by_ani": {k: accounts_of(v) for k, v in snap.by_ani.items()},
+        "ip4": ip(snap.ip4),
+        "ip6": ip(snap.ip6),
+        "gateway_keys": dict(snap.gateway_keys),
+        "gateways": dict(snap.gateways),
+        "company_names": dict(snap.company_names),
+        "descendants": dict(snap.descendants),
+        "ancestors": dict(snap.ancestors),
+        "counts": {k: v for k, v in snap.counts.items() if k not in ("bad_time_profiles", "companies")},
+    }
