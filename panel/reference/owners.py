@@ -1,7 +1,8 @@
 """Pieces shared by the reference-data sections (rate tables, code decks, time profiles, policies, DIDs).
 
 Owner pickers, the rule for moving an object to another company while it is used, and the wording of
-"used by" lists, so the five sections say the same thing the same way.
+"used by" lists, so the five sections say the same thing the same way. (Their CSV imports and exports live in
+panel/imports/, their value rules in panel/values.py.)
 """
 
 from collections.abc import Iterable
@@ -92,76 +93,6 @@ def name_list(names: Iterable[str], limit: int = 5) -> str:
 def plural(count: int, word: str, plural_word: str | None = None) -> str:
     """`1 rate`, `2 rates`."""
     return f"{count:,} {word if count == 1 else (plural_word or word + 's')}"
-
-
-class Parsed:
-    """A WTForms validator that runs one of `panel.rates.values`' parsers and keeps the clean value.
-
-    The clean value is stored on the field as `field.parsed`; the parser's message becomes the field's error.
-    """
-
-    def __init__(self, parse):
-        self.parse = parse
-
-    def __call__(self, form, field) -> None:
-        from wtforms.validators import StopValidation
-
-        try:
-            field.parsed = self.parse(field.data or "")
-        except ValueError as exc:
-            message = str(exc)
-            raise StopValidation(message[:1].upper() + message[1:] + ".") from None
-
-
-def start_csv_import(kind: str, *, target, form, mode_label: str, run):
-    """Read the form's upload and start the background import job; None when the upload is unusable.
-
-    `run(data, filename, job_id, progress)` does the import (it returns the summary or raises ImportFailed).
-    When the upload cannot be read, the reason is added to `form.file.errors`.
-    """
-    from panel import csvio
-    from panel.imports import jobs
-
-    try:
-        data = csvio.read_upload(form.file.data)
-    except csvio.CsvError as exc:
-        form.file.errors.append(str(exc))
-        return None
-    filename = form.file.data.filename
-
-    def work(job_id: int, progress) -> str:
-        return run(data, filename, job_id, progress)
-
-    return jobs.start(
-        kind,
-        company_id=target.company_id,
-        target_id=target.id,
-        target_label=target.name,
-        filename=filename,
-        mode=mode_label,
-        work=work,
-    )
-
-
-def recent_jobs(kind: str, target_id: int, limit: int = 10) -> list:
-    """The latest imports of one kind into one object that the user may see, newest first."""
-    from panel.models.system import ImportJob
-    from panel.scope import scoped
-
-    return db.session.scalars(
-        scoped(ImportJob)
-        .where(ImportJob.kind == kind, ImportJob.target_id == target_id)
-        .order_by(ImportJob.id.desc())
-        .limit(limit)
-    ).all()
-
-
-def csv_filename(name: str, suffix: str) -> str:
-    """A safe download name such as `Vendor_A-rates.csv`."""
-    import re
-
-    slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_") or suffix
-    return f"{slug}-{suffix}.csv"
 
 
 def rule_label(rule, plan) -> str:
