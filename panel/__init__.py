@@ -144,7 +144,7 @@ def _install_access_rules(app: Flask) -> None:
     @app.before_request
     def _refuse_nul_characters():
         # PostgreSQL cannot store U+0000 and nobody types it: refuse it in every query string and form field
-        # (the API validates its JSON itself; CSV files are checked by panel.csvio).
+        # (the API validates its JSON itself; CSV files are checked by panel.imports.reader).
         if (request.endpoint or "").startswith("api."):
             return None
         fields = list(request.args.items(multi=True))
@@ -172,8 +172,8 @@ def _install_error_pages(app: Flask) -> None:
     """A clear message when an upload is over MAX_CONTENT_LENGTH (the API answers JSON on its own)."""
     from flask import render_template_string
 
-    from panel.csvio import size_label
     from panel.htmx import is_htmx
+    from panel.imports.reader import size_label
 
     @app.errorhandler(413)
     def _too_large(_error):

@@ -239,6 +239,29 @@ def upgrade():
     with op.batch_alter_table('import_jobs', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_import_jobs_company_id'), ['company_id'], unique=False)
 
+    op.create_table('import_uploads',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('token', sa.String(length=64), nullable=False),
+    sa.Column('company_id', sa.Integer(), nullable=False),
+    sa.Column('user_id', sa.Integer(), nullable=True),
+    sa.Column('kind', sa.String(length=40), nullable=False),
+    sa.Column('target_id', sa.Integer(), nullable=True),
+    sa.Column('filename', sa.String(length=255), nullable=False),
+    sa.Column('mode', sa.String(length=20), nullable=False),
+    sa.Column('options', sa.JSON(), nullable=True),
+    sa.Column('size', sa.Integer(), nullable=False),
+    sa.Column('data', sa.LargeBinary(), nullable=False),
+    sa.Column('created_at', panel.models.types.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['company_id'], ['companies.id'], name=op.f('fk_import_uploads_company_id_companies'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_import_uploads_user_id_users'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_import_uploads')),
+    sa.UniqueConstraint('token', name=op.f('uq_import_uploads_token'))
+    )
+    with op.batch_alter_table('import_uploads', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_import_uploads_company_id'), ['company_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_import_uploads_created_at'), ['created_at'], unique=False)
+        batch_op.create_index(batch_op.f('ix_import_uploads_user_id'), ['user_id'], unique=False)
+
     op.create_table('rates',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('rate_table_id', sa.Integer(), nullable=False),
@@ -314,6 +337,15 @@ def upgrade():
         batch_op.create_index(batch_op.f('ix_clients_routing_plan_id'), ['routing_plan_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_clients_term_rate_table_id'), ['term_rate_table_id'], unique=False)
 
+    op.create_table('import_workers',
+    sa.Column('job_id', sa.Integer(), nullable=False),
+    sa.Column('host', sa.String(length=255), nullable=False),
+    sa.Column('pid', sa.Integer(), nullable=False),
+    sa.Column('started', sa.String(length=40), nullable=False),
+    sa.Column('heartbeat_at', panel.models.types.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['job_id'], ['import_jobs.id'], name=op.f('fk_import_workers_job_id_import_jobs'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('job_id', name=op.f('pk_import_workers'))
+    )
     op.create_table('plan_origination_limits',
     sa.Column('plan_id', sa.Integer(), nullable=False),
     sa.Column('company_id', sa.Integer(), nullable=False),
@@ -588,6 +620,7 @@ def downgrade():
         batch_op.drop_index(batch_op.f('ix_plan_origination_limits_company_id'))
 
     op.drop_table('plan_origination_limits')
+    op.drop_table('import_workers')
     with op.batch_alter_table('clients', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_clients_term_rate_table_id'))
         batch_op.drop_index(batch_op.f('ix_clients_routing_plan_id'))
@@ -606,6 +639,12 @@ def downgrade():
         batch_op.drop_index('ix_rates_rate_table_id_name')
 
     op.drop_table('rates')
+    with op.batch_alter_table('import_uploads', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_import_uploads_user_id'))
+        batch_op.drop_index(batch_op.f('ix_import_uploads_created_at'))
+        batch_op.drop_index(batch_op.f('ix_import_uploads_company_id'))
+
+    op.drop_table('import_uploads')
     with op.batch_alter_table('import_jobs', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_import_jobs_company_id'))
 

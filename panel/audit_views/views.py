@@ -17,8 +17,8 @@ from werkzeug.routing import BuildError
 from panel import audit, htmx, scope
 from panel.access import reader_required
 from panel.audit_views import bp
-from panel.csvio import response as csv_response
 from panel.extensions import db
+from panel.imports.export import response as csv_response
 from panel.listing import paginate
 from panel.models import AuditEntry, Client, User
 

@@ -8,8 +8,7 @@ from wtforms.validators import DataRequired, Length
 from panel.codedecks.importer import MODES
 from panel.forms import choices as as_choices
 from panel.forms import strip as _strip
-from panel.rates.shared import Parsed
-from panel.rates.values import parse_digits, parse_name
+from panel.values import Parsed, parse_digits, parse_name
 
 
 class CodeDeckForm(FlaskForm):

@@ -9,12 +9,12 @@ from collections.abc import Callable, Iterator
 
 from sqlalchemy import delete, func, select
 
-from panel import audit, csvio
+from panel import audit
 from panel.extensions import db
+from panel.imports import bulk, reader
 from panel.imports.jobs import ImportFailed, mark_writing
 from panel.models import Code, CodeDeck
-from panel.rates import bulk
-from panel.rates.values import parse_digits, parse_name
+from panel.values import parse_digits, parse_name
 
 CODE_COLUMNS = ["code", "name", "country"]
 REQUIRED_COLUMNS = ["code"]
@@ -23,7 +23,7 @@ _WRITE_COLUMNS = ["code_deck_id", *CODE_COLUMNS]
 
 
 def code_row_parser(code_deck_id: int) -> Callable[[dict[str, str], int], dict]:
-    """A csvio row parser for code lines; a code given twice in one file is refused."""
+    """A row parser for code lines; a code given twice in one file is refused."""
     seen: dict[str, int] = {}
 
     def parse_row(raw: dict[str, str], line: int) -> dict:
@@ -35,10 +35,10 @@ def code_row_parser(code_deck_id: int) -> Callable[[dict[str, str], int], dict]:
             column = "country"
             country = parse_name(raw.get("country", ""), "country")
         except ValueError as exc:
-            raise csvio.RowError(column, str(exc)) from None
+            raise reader.RowError(column, str(exc)) from None
         first = seen.get(code)
         if first is not None:
-            raise csvio.RowError("code", f"{code} is already on line {first}")
+            raise reader.RowError("code", f"{code} is already on line {first}")
         seen[code] = line
         return {"code_deck_id": code_deck_id, "code": code, "name": name, "country": country}
 
@@ -66,10 +66,10 @@ def import_codes(
     if deck is None:
         raise ImportFailed("The code deck no longer exists.")
     try:
-        rows, errors = csvio.parse(
+        rows, errors = reader.parse(
             data, CODE_COLUMNS, code_row_parser(deck.id), required=REQUIRED_COLUMNS, progress=progress
         )
-    except csvio.CsvError as exc:
+    except reader.CsvError as exc:
         raise ImportFailed(f"Nothing was imported: {exc}") from None
     if errors:
         shown = len([e for e in errors if e.startswith("line")])

@@ -3,7 +3,7 @@
 from flask import abort, flash, make_response, request, url_for
 from sqlalchemy import or_, select
 
-from panel import audit, csvio
+from panel import audit
 from panel.access import reader_required, writer_required
 from panel.codedecks import bp
 from panel.codedecks.forms import CodeDeckForm, CodeForm, CodeImportForm
@@ -12,19 +12,19 @@ from panel.extensions import db
 from panel.forms import choices as as_choices
 from panel.forms import name_taken
 from panel.htmx import is_htmx, redirect, render, trigger
+from panel.imports import export as csv_export
+from panel.imports.flow import start_csv_import
+from panel.imports.jobs import recent_jobs
 from panel.listing import paginate
 from panel.models import Code, CodeDeck, Company, RoutingPlan
 from panel.rates.shared import (
     count_by,
-    csv_filename,
     default_owner,
     name_list,
     owned_list,
     owner_change_error,
     owner_choices,
     plural,
-    recent_jobs,
-    start_csv_import,
 )
 from panel.scope import get_or_404
 
@@ -327,4 +327,6 @@ def export(code_deck_id: int):
     deck = get_or_404(CodeDeck, code_deck_id)
     stmt, _ = _codes_filter(deck)
     stmt = stmt.order_by(Code.code)
-    return csvio.response(csv_filename(deck.name, "codes"), CODE_COLUMNS, export_rows(stmt))
+    return csv_export.response(
+        csv_export.csv_filename(deck.name, "codes"), CODE_COLUMNS, export_rows(stmt)
+    )

@@ -8,7 +8,7 @@ from wtforms.validators import Length
 from panel.dids.importer import MODES, parse_number
 from panel.forms import choices as as_choices
 from panel.forms import strip as _strip
-from panel.rates.shared import Parsed
+from panel.values import Parsed
 
 
 class DidForm(FlaskForm):

@@ -11,13 +11,13 @@ from collections.abc import Callable, Iterable, Iterator
 
 from sqlalchemy import select
 
-from panel import audit, csvio
+from panel import audit
 from panel.extensions import db
+from panel.imports import bulk, reader
 from panel.imports.jobs import ImportFailed, mark_writing
 from panel.models import Account, Client, Did
 from panel.models.types import utcnow
-from panel.rates import bulk
-from panel.rates.values import parse_digits, parse_name
+from panel.values import parse_digits, parse_name
 
 DID_COLUMNS = ["number", "account", "notes"]
 REQUIRED_COLUMNS = ["number", "account"]
@@ -61,7 +61,7 @@ def account_labels(company_ids: Iterable[int]) -> dict[str, list[tuple[int, bool
 
 
 def did_row_parser(company_ids: Iterable[int]) -> Callable[[dict[str, str], int], dict]:
-    """A csvio row parser for DID lines, resolving `client/account` among the user's accounts."""
+    """A row parser for DID lines, resolving `client/account` among the user's accounts."""
     labels = account_labels(company_ids)
     folded: dict[str, list[str]] = {}
     for label in labels:
@@ -75,34 +75,34 @@ def did_row_parser(company_ids: Iterable[int]) -> Callable[[dict[str, str], int]
         try:
             number = parse_number(raw["number"])
         except ValueError as exc:
-            raise csvio.RowError("number", str(exc)) from None
+            raise reader.RowError("number", str(exc)) from None
         first = seen.get(number)
         if first is not None:
-            raise csvio.RowError("number", f"{number} is already on line {first}")
+            raise reader.RowError("number", f"{number} is already on line {first}")
         holder = holders.get(number)
         if holder is not None and holder not in in_scope:
-            raise csvio.RowError("number", f"{number} is assigned to an account of another company")
+            raise reader.RowError("number", f"{number} is assigned to an account of another company")
         label = raw["account"].strip()
         if not label:
-            raise csvio.RowError("account", "the account is required (client/account)")
+            raise reader.RowError("account", "the account is required (client/account)")
         matches = labels.get(label)
         if matches is None and len(folded.get(label.casefold(), [])) == 1:
             matches = labels[folded[label.casefold()][0]]
         if not matches:
-            raise csvio.RowError("account", f"no account {label!r} (write it as client/account)")
+            raise reader.RowError("account", f"no account {label!r} (write it as client/account)")
         if len(matches) > 1:
-            raise csvio.RowError(
+            raise reader.RowError(
                 "account", f"{label!r} names accounts of several companies; rename one client"
             )
         account_id, term_enabled = matches[0]
         if not term_enabled:
-            raise csvio.RowError(
+            raise reader.RowError(
                 "account", f"{label} is not a terminator: enable Terminator on the account first"
             )
         try:
             notes = parse_name(raw.get("notes", ""), "notes", NOTES_MAX)
         except ValueError as exc:
-            raise csvio.RowError("notes", str(exc)) from None
+            raise reader.RowError("notes", str(exc)) from None
         seen[number] = line
         return {
             "number": number,
@@ -129,10 +129,10 @@ def import_dids(
     if mode not in MODES:
         raise ImportFailed(f"Unknown mode {mode!r}; choose one of {', '.join(MODES)}.")
     try:
-        rows, errors = csvio.parse(
+        rows, errors = reader.parse(
             data, DID_COLUMNS, did_row_parser(company_ids), required=REQUIRED_COLUMNS, progress=progress
         )
-    except csvio.CsvError as exc:
+    except reader.CsvError as exc:
         raise ImportFailed(f"Nothing was imported: {exc}") from None
     if errors:
         shown = len([e for e in errors if e.startswith("line")])

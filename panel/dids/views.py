@@ -5,7 +5,7 @@ from flask_login import current_user
 from sqlalchemy import or_, select
 from sqlalchemy.orm import contains_eager
 
-from panel import audit, csvio
+from panel import audit
 from panel.access import reader_required, writer_required
 from panel.dids import bp
 from panel.dids.forms import DidForm, DidImportForm
@@ -13,9 +13,11 @@ from panel.dids.importer import DID_COLUMNS, MODES, REQUIRED_COLUMNS, export_row
 from panel.extensions import db
 from panel.forms import choices as as_choices
 from panel.htmx import is_htmx, redirect, render
+from panel.imports import export as csv_export
+from panel.imports.flow import start_csv_import
+from panel.imports.jobs import recent_jobs
 from panel.listing import id_arg, paginate
 from panel.models import Account, Client, Did
-from panel.rates.shared import recent_jobs, start_csv_import
 from panel.scope import get_or_404, scope_condition, scoped, user_company_ids
 
 SORTABLE = {"number": Did.number, "client": Client.name, "account": Account.name, "created": Did.created_at}
@@ -213,4 +215,4 @@ def import_():
 def export():
     """The DIDs as CSV (the list's search applies), in the import's column order."""
     stmt, _ = _listing()
-    return csvio.response("dids.csv", DID_COLUMNS, export_rows(stmt.order_by(Did.number)))
+    return csv_export.response("dids.csv", DID_COLUMNS, export_rows(stmt.order_by(Did.number)))

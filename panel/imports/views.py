@@ -2,7 +2,7 @@
 
 from panel.access import reader_required
 from panel.htmx import render
-from panel.imports import bp
+from panel.imports import bp, jobs
 from panel.models.system import ImportJob
 from panel.scope import get_or_404
 
@@ -12,4 +12,5 @@ from panel.scope import get_or_404
 def show(import_job_id: int):
     """The job's progress bar, outcome and errors (whole page, or the fragment for htmx polling)."""
     job = get_or_404(ImportJob, import_job_id)
+    jobs.reap([job])  # a job whose process died is failed now, not "writing" forever
     return render("imports/show.html", "imports/_status.html", job=job)

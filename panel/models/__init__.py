@@ -3,6 +3,7 @@
 from panel.models.accounts import Account, AccountNetwork, Client, Gateway, account_gateways
 from panel.models.audit import AuditEntry
 from panel.models.companies import ApiToken, Company, LoginAttempt, User
+from panel.models.imports import ImportUpload, ImportWorker
 from panel.models.rates import Code, CodeDeck, Did, Policy, Rate, RateTable, TimeProfile
 from panel.models.routing import RoutingPlan, RoutingRule, plan_origination_limits, plan_termination_limits
 from panel.models.stats import CallStat, LiveCall, Quality
@@ -21,6 +22,8 @@ __all__ = [
     "Did",
     "Gateway",
     "ImportJob",
+    "ImportUpload",
+    "ImportWorker",
     "LiveCall",
     "LoginAttempt",
     "ManagerLease",

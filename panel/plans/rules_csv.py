@@ -14,9 +14,9 @@ from flask import current_app
 from sqlalchemy import delete, func, insert, select, text
 from sqlalchemy.orm import aliased
 
-from panel import audit, csvio
+from panel import audit
 from panel.extensions import db
-from panel.imports import jobs
+from panel.imports import jobs, reader
 from panel.models import Account, Client, Policy, RoutingPlan, RoutingRule, TimeProfile
 from panel.plans import fields
 from panel.plans.lookups import Ambiguous, NameResolver
@@ -61,19 +61,19 @@ def _cell(parse: Callable, column: str, value: str):
     try:
         return parse(value)
     except ValueError as exc:
-        raise csvio.RowError(column, str(exc)) from None
+        raise reader.RowError(column, str(exc)) from None
 
 
 def row_parser(plan_id: int, resolver: NameResolver) -> Callable[[dict[str, str], int], dict]:
-    """A csvio row parser that turns one row into the values of a RoutingRule of the plan."""
+    """A row parser (for panel.imports.reader.parse): one row into the values of a RoutingRule of the plan."""
 
     def resolve(kind: str, find: Callable[[str], int | None], name: str, what: str) -> int:
         try:
             found = find(name)
         except Ambiguous as exc:
-            raise csvio.RowError(kind, f"{name!r} is ambiguous: {exc} have that name.") from None
+            raise reader.RowError(kind, f"{name!r} is ambiguous: {exc} have that name.") from None
         if found is None:
-            raise csvio.RowError(kind, f"no {what} named {name!r}.")
+            raise reader.RowError(kind, f"no {what} named {name!r}.")
         return found
 
     def parse(raw: dict[str, str], _line: int) -> dict:
@@ -113,7 +113,7 @@ def row_parser(plan_id: int, resolver: NameResolver) -> Callable[[dict[str, str]
             values["terminator_client_id"] = resolve("terminator", resolver.client, terminator, "client")
         elif terminator and rule_type == "static_account":
             if "/" not in terminator:
-                raise csvio.RowError("terminator", f"{terminator!r}: write the account as client/account.")
+                raise reader.RowError("terminator", f"{terminator!r}: write the account as client/account.")
             values["terminator_account_id"] = resolve(
                 "terminator", resolver.account, terminator, "account (client/account)"
             )
@@ -126,7 +126,7 @@ def row_parser(plan_id: int, resolver: NameResolver) -> Callable[[dict[str, str]
             )
         checks = {**values, "has_terminator": bool(terminator)}
         for column, message in fields.rule_problems(checks):
-            raise csvio.RowError(column, message)
+            raise reader.RowError(column, message)
         return values
 
     return parse
@@ -141,10 +141,10 @@ def import_work(plan_id: int, data: bytes, mode: str) -> Callable[[int, Callable
             raise jobs.ImportFailed("The routing plan was deleted before the import ran.")
         resolver = NameResolver(plan.company_id)
         try:
-            rows, errors = csvio.parse(
+            rows, errors = reader.parse(
                 data, COLUMNS, row_parser(plan.id, resolver), required=REQUIRED, progress=progress
             )
-        except csvio.CsvError as exc:
+        except reader.CsvError as exc:
             raise jobs.ImportFailed(str(exc)) from None
         if errors:
             shown = len([e for e in errors if e.startswith("line")])

@@ -18,7 +18,8 @@ from panel.access import reader_required, writer_required
 from panel.extensions import db
 from panel.forms import parse_id
 from panel.htmx import is_htmx, redirect, render, trigger
-from panel.imports import jobs
+from panel.imports import export as csv_export
+from panel.imports import jobs, reader
 from panel.models import (
     Account,
     CodeDeck,
@@ -547,8 +548,8 @@ def import_(plan_id: int):
         if mode is None:
             form.mode.errors = ["Choose append or replace."]
         try:
-            data = csvio.read_upload(request.files.get("file"), limit=_import_limit())
-        except csvio.CsvError as exc:
+            data = reader.read_upload(request.files.get("file"), limit=_import_limit())
+        except reader.CsvError as exc:
             form.file.errors = [str(exc)]
         if form.errors or data is None or mode is None:
             status = 422
@@ -586,4 +587,4 @@ def export(plan_id: int):
     plan = get_or_404(RoutingPlan, plan_id)
     safe = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in plan.name)[:60] or "plan"
     filename = f"routing-plan-{plan.id}-{safe}-{utcnow():%Y%m%d-%H%M}.csv"
-    return csvio.response(filename, rules_csv.COLUMNS, rules_csv.export_rows(plan))
+    return csv_export.response(filename, rules_csv.COLUMNS, rules_csv.export_rows(plan))

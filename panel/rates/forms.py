@@ -8,9 +8,9 @@ from wtforms.validators import DataRequired, Length, Regexp
 from panel.forms import choices as as_choices
 from panel.forms import strip as _strip
 from panel.rates.importer import MODES
-from panel.rates.shared import Parsed
-from panel.rates.values import (
+from panel.values import (
     MOMENT_HELP,
+    Parsed,
     parse_digits,
     parse_moment,
     parse_money,

@@ -1,8 +1,9 @@
 """Rate deck import and export (CSV `code,name,rate,effective_from,end,setup_fee,min_time,interval`).
 
 One function, `import_rates`, does the whole import for the UI's background job and for `bench/import.py`:
-parse every line with `panel.csvio` (nothing is written while any line is wrong), then write all rows in one
-transaction with the bulk writer, and record one audit entry that states the counts. See docs/csv-formats.md.
+parse every line with `panel.imports.reader` (nothing is written while any line is wrong), then write all
+rows in one transaction with the bulk writer, and record one audit entry that states the counts.
+See docs/csv-formats.md.
 """
 
 from collections.abc import Callable, Iterator
@@ -11,13 +12,13 @@ from decimal import Decimal
 
 from sqlalchemy import delete, func, or_, select
 
-from panel import audit, csvio
+from panel import audit
 from panel.extensions import db
+from panel.imports import bulk, reader
 from panel.imports.jobs import ImportFailed, mark_writing
 from panel.models import Rate, RateTable
 from panel.models.types import utcnow
-from panel.rates import bulk
-from panel.rates.values import (
+from panel.values import (
     format_decimal,
     format_moment,
     parse_digits,
@@ -40,7 +41,7 @@ Progress = Callable[[int, int], None]
 def rate_row_parser(
     rate_table_id: int, default_effective_from: datetime
 ) -> Callable[[dict[str, str], int], dict]:
-    """A csvio row parser for rate lines; it also refuses a code and effective_from twice in one file."""
+    """A row parser for rate lines; it also refuses a code and effective_from twice in one file."""
     seen: dict[tuple[str, datetime], int] = {}
     zero = Decimal(0)
 
@@ -65,15 +66,15 @@ def rate_row_parser(
             column = "interval"
             interval = parse_seconds(raw.get("interval", ""), "interval", minimum=1, default=DEFAULT_INTERVAL)
         except ValueError as exc:
-            raise csvio.RowError(column, str(exc)) from None
+            raise reader.RowError(column, str(exc)) from None
         if end is not None and end <= effective_from:
-            raise csvio.RowError(
+            raise reader.RowError(
                 "end", f"the end must be after effective_from ({format_moment(effective_from)})"
             )
         key = (code, effective_from)
         first = seen.get(key)
         if first is not None:
-            raise csvio.RowError(
+            raise reader.RowError(
                 "code", f"{code} from {format_moment(effective_from)} is already on line {first}"
             )
         seen[key] = line
@@ -150,10 +151,10 @@ def import_rates(
         raise ImportFailed("The rate table no longer exists.")
     start = default_effective_from or utcnow().replace(microsecond=0)
     try:
-        rows, errors = csvio.parse(
+        rows, errors = reader.parse(
             data, RATE_COLUMNS, rate_row_parser(table.id, start), required=REQUIRED_COLUMNS, progress=progress
         )
-    except csvio.CsvError as exc:
+    except reader.CsvError as exc:
         raise ImportFailed(f"Nothing was imported: {exc}") from None
     if errors:
         shown = len([e for e in errors if e.startswith("line")])

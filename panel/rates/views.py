@@ -6,12 +6,15 @@ from flask import abort, flash, make_response, request, url_for
 from sqlalchemy import and_, exists, func, or_, select
 from sqlalchemy.orm import aliased
 
-from panel import audit, csvio
+from panel import audit
 from panel.access import reader_required, writer_required
 from panel.extensions import db
 from panel.forms import choices as as_choices
 from panel.forms import name_taken
 from panel.htmx import is_htmx, redirect, render, trigger
+from panel.imports import export as csv_export
+from panel.imports.flow import start_csv_import
+from panel.imports.jobs import recent_jobs
 from panel.listing import paginate, sort_key
 from panel.models import Account, Client, Company, Rate, RateTable
 from panel.models.types import utcnow
@@ -20,18 +23,15 @@ from panel.rates.forms import RateForm, RateImportForm, RateTableForm
 from panel.rates.importer import MODES, RATE_COLUMNS, REQUIRED_COLUMNS, export_rows, import_rates
 from panel.rates.shared import (
     count_by,
-    csv_filename,
     default_owner,
     name_list,
     owned_list,
     owner_change_error,
     owner_choices,
     plural,
-    recent_jobs,
-    start_csv_import,
 )
-from panel.rates.values import parse_moment
 from panel.scope import get_or_404
+from panel.values import parse_moment
 
 TABLE_SORTABLE = {"name": RateTable.name, "company": Company.name, "currency": RateTable.currency}
 RATE_SORTABLE = {
@@ -357,7 +357,7 @@ def rate_update(rate_table_id: int, rate_id: int):
 
 def _form_data(rate: Rate) -> dict:
     """A rate as the text the inline inputs show."""
-    from panel.rates.values import format_decimal, format_moment
+    from panel.values import format_decimal, format_moment
 
     return {
         "code": rate.code,
@@ -440,4 +440,6 @@ def export(rate_table_id: int):
     table = get_or_404(RateTable, rate_table_id)
     stmt, _ = _rates_filter(table)
     stmt = stmt.order_by(Rate.code, Rate.effective_from)
-    return csvio.response(csv_filename(table.name, "rates"), RATE_COLUMNS, export_rows(stmt))
+    return csv_export.response(
+        csv_export.csv_filename(table.name, "rates"), RATE_COLUMNS, export_rows(stmt)
+    )

@@ -12,11 +12,12 @@ from flask_sqlalchemy.pagination import SelectPagination
 from sqlalchemy import Integer, case, cast, func, or_, select
 from sqlalchemy.orm import aliased, selectinload
 
-from panel import csvio, livecalls
+from panel import livecalls
 from panel.access import reader_required
 from panel.extensions import db
 from panel.forms import choices as as_choices
 from panel.htmx import render
+from panel.imports import export as csv_export
 from panel.listing import apply_sort, page_args, paginate
 from panel.models import Account, CallStat, Client, LiveCall, Rate, RoutingPlan, RoutingRule
 from panel.models.types import utcnow
@@ -261,7 +262,7 @@ def export():
             ]
 
     stamp = utcnow().strftime("%Y%m%d-%H%M")
-    return csvio.response(f"calls-{stamp}.csv", EXPORT_HEADER, rows())
+    return csv_export.response(f"calls-{stamp}.csv", EXPORT_HEADER, rows())
 
 
 # --- quality ----------------------------------------------------------------------------------------------

@@ -32,7 +32,7 @@ def _rules(plan_id: int) -> list[tuple]:
     """Every field of a plan's rules but ids, sorted: what `identical rules` means."""
     db.session.expire_all()
     stmt = select(RoutingRule).where(RoutingRule.plan_id == plan_id)
-    skip = {"id", "plan_id"}
+    skip = {"id", "plan_id", "version"}  # the version counts edits: not part of what a rule says
     columns = [c.key for c in RoutingRule.__table__.columns if c.key not in skip]
     return sorted(
         (tuple(str(getattr(r, c)) for c in columns) for r in db.session.scalars(stmt)),

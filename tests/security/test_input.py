@@ -5,8 +5,8 @@ import io
 import pytest
 from sqlalchemy import func, select
 
-from panel.csvio import CsvError, parse
 from panel.extensions import db
+from panel.imports.reader import CsvError, parse
 from panel.models import Company
 
 

@@ -23,6 +23,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 
 from panel.extensions import db
+from panel.imports.jobs import ImportFailed
 
 CHUNK = 20_000
 # What to do with a row whose key already exists: fail (the caller removed them first), update it, or skip it.
@@ -64,8 +65,6 @@ def write(
 @contextmanager
 def one_transaction() -> Iterator[None]:
     """Around an import's writes: a unique key taken meanwhile by someone else fails the import cleanly."""
-    from panel.imports.jobs import ImportFailed
-
     try:
         yield
     except (IntegrityError, psycopg_errors.IntegrityError):
@@ -185,7 +184,10 @@ def _write_postgresql(target, rows, columns, key, on_conflict, updated, progress
         )
         _copy(cursor, temp_name, rows, columns, progress)
     source = table_clause(temp_name, *(column(c) for c in columns))
-    stmt = pg_insert(target).from_select(columns, select(*(source.c[c] for c in columns)))
+    # include_defaults=False: columns the rows do not carry get their server defaults.
+    stmt = pg_insert(target).from_select(
+        columns, select(*(source.c[c] for c in columns)), include_defaults=False
+    )
     compiled = _on_conflict(stmt, target, key, on_conflict, updated).compile(dialect=connection.dialect)
     with raw.cursor() as cursor:
         cursor.execute(compiled.string, compiled.params or None)

@@ -1,14 +1,16 @@
-"""Value rules shared by the forms and the CSV imports of rates, code decks and DIDs (one rule, two callers).
+"""Value rules shared by the forms and the CSV imports of rates, code decks, DIDs and time profiles.
 
-Each parser takes the text as typed and returns the clean value or raises ValueError with a message an
-operator can act on. The CSV imports wrap the message in `csvio.RowError(column, message)`; the forms show it
-under the field.
+One rule, two callers: each parser takes the text as typed and returns the clean value or raises ValueError
+with a message an operator can act on. The CSV imports wrap the message in
+`panel.imports.reader.RowError(column, message)`; the forms show it under the field.
 """
 
 import re
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
+
+from wtforms.validators import StopValidation
 
 CODE_MAX = 32
 NAME_MAX = 120
@@ -120,3 +122,20 @@ def format_decimal(value: Decimal | None) -> str:
     if "." in text:
         text = text.rstrip("0").rstrip(".")
     return text or "0"
+
+
+class Parsed:
+    """A WTForms validator that runs one of this module's parsers and keeps the clean value.
+
+    The clean value is stored on the field as `field.parsed`; the parser's message becomes the field's error.
+    """
+
+    def __init__(self, parse):
+        self.parse = parse
+
+    def __call__(self, form, field) -> None:
+        try:
+            field.parsed = self.parse(field.data or "")
+        except ValueError as exc:
+            message = str(exc)
+            raise StopValidation(message[:1].upper() + message[1:] + ".") from None

@@ -1,0 +1,276 @@
+"""The CSV pipeline (panel/imports/): reading, formula-safe exports that import back, dead jobs, the pool."""
+
+import csv
+import io
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+from sqlalchemy import event, select
+
+from panel.extensions import db
+from panel.imports import export, jobs, reader
+from panel.models import AuditEntry, Code, Did, Rate, RoutingRule
+from panel.models.system import ImportJob
+from tests import factories
+from tests.conftest import IS_POSTGRES
+
+COLUMNS = ["code", "name"]
+
+
+def _parse(data: bytes | str, **kwargs):
+    return reader.parse(data, COLUMNS, lambda raw, line: {**raw, "line": line}, **kwargs)
+
+
+@pytest.mark.parametrize("end", ["\n", "\r\n", "\r"])
+def test_reader_takes_every_line_end(app, end):
+    """LF, CRLF and CR-only files read the same, with the same line numbers."""
+    text = end.join(["code,name", "44,UK", "", "49,Germany"]) + end
+    rows, errors = _parse(text.encode())
+    assert errors == []
+    assert rows == [{"code": "44", "name": "UK", "line": 2}, {"code": "49", "name": "Germany", "line": 4}]
+
+
+@pytest.mark.parametrize("encoding", ["utf-8-sig", "utf-16"])
+def test_reader_sniffs_the_byte_order_mark(app, encoding):
+    """UTF-8 with BOM (Excel's CSV UTF-8) and UTF-16 with BOM decode to the same rows."""
+    rows, errors = _parse("code,name\n44,Zürich\n".encode(encoding))
+    assert errors == [] and rows[0]["name"] == "Zürich"
+
+
+def test_reader_checks_the_header_once(app):
+    """Unknown, duplicated and missing columns are refused as a whole, naming them."""
+    with pytest.raises(reader.CsvError, match="unknown column"):
+        _parse(b"code,colour\n1,red\n")
+    with pytest.raises(reader.CsvError, match="code appear twice"):
+        _parse(b"code,code\n1,1\n")
+    with pytest.raises(reader.CsvError, match="missing required column"):
+        _parse(b"name\nx\n", required=["code"])
+    # A long header with one column many times is still answered (and not in quadratic time).
+    with pytest.raises(reader.CsvError, match="appear twice"):
+        _parse(("code," * 20000 + "name\n").encode())
+
+
+def test_export_neutralises_formula_cells_and_import_strips_exactly_that():
+    """`=`, `+`, `-`, `@`, tab and CR starts get a `'`; the reader removes that `'` and nothing else."""
+    for value in ["=1+1", "+44", "-3", "@SUM(A1)", "\tx", "\rx"]:
+        assert export.neutralise(value) == "'" + value
+        assert reader.unquote_formula(export.neutralise(value)) == value
+    for value in ["44", "'quoted", "'x", "a=b", ""]:
+        assert export.neutralise(value) == value
+        assert reader.unquote_formula(value) == value
+    assert export.neutralise(-3) == "'-3" and export.neutralise(None) == ""
+
+
+def _csv(response) -> list[list[str]]:
+    assert response.status_code == 200 and response.mimetype == "text/csv"
+    return list(csv.reader(io.StringIO(response.get_data(as_text=True))))
+
+
+def _upload(client, url: str, text: str, **fields):
+    data = {"file": (io.BytesIO(text.encode()), "file.csv"), **fields}
+    return client.post(url, data=data, content_type="multipart/form-data")
+
+
+def _last_job() -> ImportJob:
+    db.session.expire_all()
+    return db.session.scalars(select(ImportJob).order_by(ImportJob.id.desc())).first()
+
+
+def test_rates_round_trip_with_formula_names(login, tree):
+    """Rate names starting with `=`, `-`, `@` export with a `'` and import back as they were."""
+    source = factories.rate_table(
+        tree.alpha,
+        "Source",
+        [
+            {"code": "44", "name": "=cmd|' /C calc'!A0", "rate": "0.01"},
+            {"code": "49", "name": "@home", "rate": "0.02"},
+        ],
+    )
+    db.session.commit()
+    client = login(tree.alpha_admin)
+    rows = _csv(client.get(f"/rate-tables/{source.id}/export"))
+    assert [r[1] for r in rows[1:]] == ["'=cmd|' /C calc'!A0", "'@home"]
+    target = factories.rate_table(tree.alpha, "Target")
+    db.session.commit()
+    text = "\n".join(",".join(f'"{c}"' for c in row) for row in rows)
+    _upload(client, f"/rate-tables/{target.id}/import", text, mode="add_update")
+    assert _last_job().status == "done", _last_job().errors
+    names = db.session.scalars(select(Rate.name).where(Rate.rate_table_id == target.id).order_by(Rate.code))
+    assert list(names) == ["=cmd|' /C calc'!A0", "@home"]
+
+
+def test_codes_round_trip_with_formula_names(login, tree):
+    """Code names and countries starting with `+` or `=` survive export and import."""
+    deck = factories.code_deck(tree.alpha, "Deck", [("44", "+44 Mobile")])
+    db.session.execute(Code.__table__.update().values(country="=GB"))
+    db.session.commit()
+    client = login(tree.alpha_admin)
+    rows = _csv(client.get(f"/code-decks/{deck.id}/export"))
+    assert rows[1] == ["44", "'+44 Mobile", "'=GB"]
+    other = factories.code_deck(tree.alpha, "Other")
+    db.session.commit()
+    buffer = io.StringIO()
+    csv.writer(buffer).writerows(rows)
+    _upload(client, f"/code-decks/{other.id}/import", buffer.getvalue(), mode="add_update")
+    assert _last_job().status == "done", _last_job().errors
+    code = db.session.scalars(select(Code).where(Code.code_deck_id == other.id)).one()
+    assert (code.name, code.country) == ("+44 Mobile", "=GB")
+
+
+def test_dids_round_trip_with_formula_notes(login, tree):
+    """DID notes starting with `=` export neutralised and import back unchanged."""
+    vendor = factories.client(tree.alpha, "Vendor")
+    trunk = factories.account(vendor, "trunk", ident_value="198.51.100.9", term_enabled=True)
+    did = factories.did(trunk, "442000001")
+    did.notes = '=HYPERLINK("http://x")'
+    db.session.commit()
+    client = login(tree.alpha_admin)
+    rows = _csv(client.get("/dids/export"))
+    assert rows[1] == ["442000001", "Vendor/trunk", '\'=HYPERLINK("http://x")']
+    db.session.delete(db.session.get(Did, did.id))
+    db.session.commit()
+    buffer = io.StringIO()
+    csv.writer(buffer).writerows(rows)
+    _upload(client, "/dids/import", buffer.getvalue(), mode="add_update")
+    assert _last_job().status == "done", _last_job().message
+    assert db.session.scalars(select(Did.notes)).one() == '=HYPERLINK("http://x")'
+
+
+def test_rules_round_trip_with_negative_priority_and_formula_names(login, tree):
+    """A negative priority and a terminator client named `=Carrier` export with `'` and import back."""
+    carrier = factories.client(tree.alpha, "=Carrier")
+    factories.account(carrier, "t", ident_value="198.51.100.7", term_enabled=True)
+    plan = factories.plan(tree.alpha, "Main")
+    factories.rule(plan, "44", "static_client", priority=-3, terminator_client_id=carrier.id)
+    empty = factories.plan(tree.alpha, "Empty")
+    db.session.commit()
+    client = login(tree.alpha_admin)
+    rows = _csv(client.get(f"/plans/{plan.id}/export"))
+    assert rows[1][:4] == ["'-3", "44", "static_client", "'=Carrier"]
+    buffer = io.StringIO()
+    csv.writer(buffer).writerows(rows)
+    response = _upload(client, f"/plans/{empty.id}/import", buffer.getvalue(), mode="append")
+    assert response.status_code == 200, response.get_data(as_text=True)
+    rule = db.session.scalars(select(RoutingRule).where(RoutingRule.plan_id == empty.id)).one()
+    assert (rule.priority, rule.terminator_client_id) == (-3, carrier.id)
+
+
+def test_audit_export_neutralises_formula_cells(login, tree):
+    """A name an attacker chose shows in the audit export as text, not as a formula."""
+    client = login(tree.alpha_admin)
+    client.post("/clients/new", data={"name": "=2+5", "company_id": tree.alpha.id})
+    assert db.session.scalar(select(AuditEntry.id).where(AuditEntry.object_label == "=2+5"))
+    cells = [cell for row in _csv(client.get("/audit/export")) for cell in row]
+    assert "'=2+5" in cells and "=2+5" not in cells
+
+
+@pytest.mark.skipif(IS_POSTGRES, reason="SQLite's lock wait is a per-connection setting")
+def test_progress_writes_never_leave_a_short_lock_wait_in_the_pool(app, tree):
+    """After an import's progress writes, every connection goes back to the pool with the normal wait."""
+    with db.engine.connect() as conn:
+        normal = conn.exec_driver_sql("PRAGMA busy_timeout").scalar()
+    assert normal > jobs.PROGRESS_WAIT_MS
+    seen: list[int] = []
+
+    def on_checkin(dbapi_connection, _record):
+        cursor = dbapi_connection.cursor()
+        seen.append(cursor.execute("PRAGMA busy_timeout").fetchone()[0])
+        cursor.close()
+
+    event.listen(db.engine, "checkin", on_checkin)
+    try:
+        job = jobs.start(
+            "test",
+            company_id=tree.alpha.id,
+            target_id=None,
+            target_label="test",
+            filename="t.csv",
+            mode="x",
+            work=lambda job_id, progress: (progress(1, 2), jobs.mark_writing(job_id, 2), "ok")[-1],
+            synchronous=True,
+        )
+    finally:
+        event.remove(db.engine, "checkin", on_checkin)
+    assert job.status == "done"
+    assert seen and set(seen) == {normal}
+
+
+_CHILD = textwrap.dedent(
+    """
+    import sys, time
+    sys.path.insert(0, {root!r})
+    from tests.conftest import make_test_app
+    from panel.imports import jobs
+    app = make_test_app({url!r})
+
+    def work(job_id, progress):
+        jobs.mark_writing(job_id, 100)
+        time.sleep(600)
+
+    with app.app_context(), app.test_request_context(method="POST"):
+        jobs.start("rates", company_id={company}, target_id=None, target_label="deck", filename="deck.csv",
+                   mode="Replace table", work=work, synchronous=True)
+    """
+)
+
+
+def test_a_job_whose_process_was_killed_is_failed_at_the_next_look(app, login, tree):
+    """kill -9 during the write: the status page then says failed, with a message, not "writing"."""
+    db.session.commit()
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    script = _CHILD.format(root=root, url=app.config["SQLALCHEMY_DATABASE_URI"], company=tree.alpha.id)
+    child = subprocess.Popen([sys.executable, "-c", script], cwd=root)  # noqa: S603 - our own script
+    try:
+        deadline = time.monotonic() + 120
+        status = job_id = None
+        while time.monotonic() < deadline and status != "writing" and child.poll() is None:
+            latest = select(ImportJob.id, ImportJob.status).order_by(ImportJob.id.desc())
+            row = db.session.execute(latest).first()
+            db.session.rollback()  # no transaction left open: the child writes too
+            job_id, status = row if row else (None, None)
+            time.sleep(0.1)
+        assert status == "writing", (status, child.poll())
+        job = db.session.get(ImportJob, job_id)
+        db.session.rollback()
+        page = login(tree.alpha_admin).get(f"/imports/{job.id}").get_data(as_text=True)
+        assert "writing" in page and "failed" not in page  # alive: left alone
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=30)
+        page = login(tree.alpha_admin).get(f"/imports/{job.id}").get_data(as_text=True)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    assert "failed" in page and "the process running it ended" in page
+    assert _last_job().status == "failed" and _last_job().finished_at is not None
+
+
+def test_a_job_of_this_process_without_its_thread_is_failed(app, login, tree):
+    """A job recorded for this very process that no thread runs any more (a crash) is failed at a look."""
+    job = ImportJob(company_id=tree.alpha.id, kind="codes", target_id=None, status="parsing", mode="x")
+    db.session.add(job)
+    db.session.flush()
+    db.session.add(jobs.ImportWorker(job_id=job.id, host=jobs.HOST, pid=os.getpid(), started=""))
+    db.session.commit()
+    page = login(tree.alpha_admin).get(f"/imports/{job.id}").get_data(as_text=True)
+    assert "the process running it ended" in page
+
+
+def test_a_job_on_another_host_is_failed_when_its_heartbeat_is_old(app, login, tree):
+    """A job run elsewhere is alive while its heartbeat is fresh and failed once it is stale."""
+    job = ImportJob(company_id=tree.alpha.id, kind="codes", target_id=None, status="writing", mode="x")
+    db.session.add(job)
+    db.session.flush()
+    worker = jobs.ImportWorker(job_id=job.id, host="elsewhere", pid=1, started="1")
+    db.session.add(worker)
+    db.session.commit()
+    client = login(tree.alpha_admin)
+    assert "failed" not in client.get(f"/imports/{job.id}").get_data(as_text=True)
+    worker.heartbeat_at = worker.heartbeat_at - jobs.STALE_AFTER
+    db.session.commit()
+    assert "the process running it ended" in client.get(f"/imports/{job.id}").get_data(as_text=True)
