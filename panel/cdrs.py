@@ -13,12 +13,16 @@ Plain functions with no Flask request in them: `POST /api/v1/cdrs` and `bench/cd
   takes the longest code, the latest effective_from. Billed seconds and charges come from `panel.billing`; an
   unanswered call costs nothing, an answered one its setup fee too. A record with no customer or vendor rate
   is still stored (the call happened), unpriced on that side, and listed as `unrated`.
-- **Storing**: one `INSERT ... ON CONFLICT (call_id) DO NOTHING RETURNING call_id` for the batch (SQLite:
-  rows; PostgreSQL: one JSON document expanded by `json_to_recordset`), so a repeated `call_id` is stored
-  once and reported as a duplicate, also when two requests race: the unique index decides, and only the rows
-  this statement inserted are charged.
+- **Storing**: one `INSERT ... ON CONFLICT (company_id, call_id) DO NOTHING RETURNING call_id` for the batch
+  (SQLite: rows; PostgreSQL: one JSON document expanded by `json_to_recordset`), so a repeated `call_id` is
+  stored once and reported as a duplicate, also when two requests race: the unique index decides, and only
+  the rows this statement inserted are charged. A call id is unique per company, the company whose token
+  posted the record (without a token, the originator's company): another tenant's records are never matched,
+  so a duplicate answer reveals nothing of them, and nobody can pre-empt another tenant's call ids.
 - **Balance**: per originator client, `UPDATE clients SET balance = balance - total` in the same transaction
-  (no read-modify-write), clients in id order so concurrent batches cannot deadlock.
+  (no read-modify-write). Rows are inserted in call id order and clients charged in id order, so concurrent
+  batches take their locks in one order; a deadlock or lock failure that still happens runs the write again
+  (`panel.txn.retrying`), and one that outlives the retries answers 503, never a 500.
 
 CDRs write no audit entries: they are traffic, not panel edits (and an audit entry would also move the
 manager's data version and rebuild every routing snapshot).
@@ -35,14 +39,26 @@ from decimal import Decimal
 from sqlalchemy import any_, bindparam, func, select, text, update
 from sqlalchemy.exc import IntegrityError
 
-from panel import billing
+from panel import billing, txn
 from panel.extensions import db
-from panel.models import Account, CallStat, Client, Rate, RoutingRule
-from panel.scope import MAX_ID, descendant_ids, scope_condition
+from panel.models import CallStat, Client, Rate
+from panel.records import (  # noqa: F401 - MAX_BATCH and the errors are part of this module's interface
+    MAX_BATCH,
+    AccountInfo,
+    CdrError,
+    FieldError,
+    RecordError,
+    check_references,
+    dialled_number,
+    moment,
+    object_id,
+    optional_int,
+    records_of,
+    require_object,
+    seconds,
+    text_id,
+)
 
-MAX_BATCH = 1000
-# Every bad record is named, so a switch can drop exactly those and send the rest again.
-MAX_ERRORS_REPORTED = 2000
 # The query-parameter budget of one rate lookup (SQLite allows 32,766 variables; keep well below).
 PREFIX_CHUNK = 5000
 CDR_FIELDS = (
@@ -57,43 +73,6 @@ CDR_FIELDS = (
     "sip_code",
     "pdd",
 )
-
-
-@dataclass(frozen=True, slots=True)
-class RecordError:
-    """One problem with one record: its index in the request (0 for a single object), field and message."""
-
-    index: int | None
-    field: str | None
-    message: str
-
-    def as_dict(self) -> dict:
-        """The JSON form used in API answers."""
-        return {"index": self.index, "field": self.field, "error": self.message}
-
-    def __str__(self) -> str:
-        where = [] if self.index is None else [f"record {self.index}"]
-        if self.field:
-            where.append(self.field)
-        return ": ".join([*where, self.message])
-
-
-class CdrError(Exception):
-    """The request was refused as a whole; `errors` lists every problem found."""
-
-    def __init__(self, errors: list[RecordError]):
-        super().__init__(str(errors[0]) if errors else "invalid records")
-        self.errors = errors[:MAX_ERRORS_REPORTED]
-
-    def as_json(self) -> dict:
-        """`{"error", "field", "index", "errors"}`: the first problem in words, then all of them."""
-        first = self.errors[0]
-        return {
-            "error": str(first),
-            "field": first.field,
-            "index": first.index,
-            "errors": [e.as_dict() for e in self.errors],
-        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,103 +130,6 @@ class IngestResult:
         }
 
 
-# --- field validation, shared with the call events of panel.livecalls -------------------------------------
-
-
-class FieldError(ValueError):
-    """A field's value is not acceptable; the message says what is expected."""
-
-
-def records_of(payload, noun: str = "call record") -> list:
-    """The list of records in a payload: one object or a list of 1..1000 objects. Raises CdrError."""
-    if isinstance(payload, dict):
-        return [payload]
-    if isinstance(payload, list):
-        if not payload:
-            raise CdrError([RecordError(None, None, f"the list holds no {noun}s")])
-        if len(payload) > MAX_BATCH:
-            raise CdrError(
-                [RecordError(None, None, f"at most {MAX_BATCH:,} {noun}s per request, got {len(payload):,}")]
-            )
-        return payload
-    raise CdrError([RecordError(None, None, f"expected a {noun} object or a list of them")])
-
-
-def require_object(index: int, item, allowed: Iterable[str], errors: list[RecordError]) -> bool:
-    """True when `item` is an object (its unknown fields are recorded as errors); otherwise record why."""
-    if not isinstance(item, dict):
-        errors.append(RecordError(index, None, "expected an object"))
-        return False
-    for name in sorted(set(item) - set(allowed)):
-        errors.append(RecordError(index, name, "unknown field"))
-    return True
-
-
-def text_id(value) -> str:
-    """A call id: a string of 1 to 255 characters."""
-    if not isinstance(value, str) or not value.strip() or len(value.strip()) > 255:
-        raise FieldError("must be a string of 1 to 255 characters")
-    return value.strip()
-
-
-def object_id(value, *, required: bool) -> int | None:
-    """A database id: a positive integer (null or absent when not required)."""
-    if value is None:
-        if required:
-            raise FieldError("is required")
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= MAX_ID:
-        raise FieldError("must be a positive integer id")
-    return value
-
-
-def moment(value) -> datetime:
-    """An ISO 8601 date-time; without a zone it is UTC."""
-    if not isinstance(value, str):
-        raise FieldError("must be an ISO 8601 date-time such as 2026-05-01T12:00:00Z")
-    try:
-        parsed = datetime.fromisoformat(value.strip())
-        parsed = parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
-    except (ValueError, OverflowError):
-        raise FieldError("must be an ISO 8601 date-time such as 2026-05-01T12:00:00Z") from None
-    if not 1900 <= parsed.year <= 2999:
-        raise FieldError("must be a date-time between the years 1900 and 2999")
-    return parsed
-
-
-def dialled_number(value) -> str:
-    """The number as routed: digits; a leading `+` is dropped; a tech prefix up to `#` is cut off."""
-    if not isinstance(value, str):
-        raise FieldError("must be a string of digits")
-    number = value.strip()
-    if "#" in number:
-        number = number.rsplit("#", 1)[1]
-    number = number.removeprefix("+")
-    if not number or not number.isdigit() or not number.isascii() or len(number) > 64:
-        raise FieldError("must be 1 to 64 digits (a leading + is allowed)")
-    return number
-
-
-def _seconds(value) -> int:
-    """Whole seconds, >= 0; a fraction of a second is rounded up (as billing does)."""
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise FieldError("must be a number of seconds")
-    if value < 0 or value > 10_000_000:
-        raise FieldError("must be between 0 and 10,000,000 seconds")
-    return math.ceil(value)
-
-
-def _optional_int(value, low: int, high: int, what: str) -> int | None:
-    """An optional whole number within bounds (a float is rounded)."""
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise FieldError(f"must be {what}")
-    if not low <= value <= high:
-        raise FieldError(f"must be {what} between {low:,} and {high:,}")
-    return round(value)
-
-
 # (field, CdrRecord attribute, required, check): the checks of one record, in the order they are reported.
 _CDR_CHECKS = (
     ("call_id", "call_id", True, text_id),
@@ -256,9 +138,9 @@ _CDR_CHECKS = (
     ("rule_id", "rule_id", False, lambda v: object_id(v, required=False)),
     ("number", "number", True, dialled_number),
     ("start", "start", True, moment),
-    ("duration", "duration", True, _seconds),
-    ("sip_code", "sip_code", False, lambda v: _optional_int(v, 100, 699, "a SIP status code")),
-    ("pdd", "pdd_ms", False, lambda v: _optional_int(v, 0, 3_600_000, "milliseconds")),
+    ("duration", "duration", True, seconds),
+    ("sip_code", "sip_code", False, lambda v: optional_int(v, 100, 699, "a SIP status code")),
+    ("pdd", "pdd_ms", False, lambda v: optional_int(v, 0, 3_600_000, "milliseconds")),
 )
 
 
@@ -433,85 +315,25 @@ def find_rate(rate_table_id: int, number: str, at: datetime) -> RateRow | None:
 # --- ingest -----------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class _AccountInfo:
-    client_id: int
-    orig_rate_table_id: int | None
-    term_rate_table_id: int | None
-
-
-def _accounts(ids: set[int], company_id: int | None) -> dict[int, _AccountInfo]:
-    """The accounts among `ids` that the company may see (all of them when company_id is None)."""
-    if not ids:
-        return {}
-    stmt = (
-        select(
-            Account.id,
-            Account.client_id,
-            Account.orig_rate_table_id,
-            Account.term_rate_table_id,
-            Client.orig_rate_table_id,
-            Client.term_rate_table_id,
-        )
-        .join(Client, Client.id == Account.client_id)
-        .where(Account.id.in_(sorted(ids)))
-    )
-    if company_id is not None:
-        stmt = stmt.where(scope_condition(Account, descendant_ids(company_id)))
-    return {
-        row[0]: _AccountInfo(row[1], row[2] or row[4], row[3] or row[5])
-        for row in db.session.execute(stmt).all()
-    }
-
-
-def known_rules(ids: set[int], company_id: int | None) -> set[int]:
-    """The rule ids among `ids` that exist (and that the company may see)."""
-    if not ids:
-        return set()
-    stmt = select(RoutingRule.id).where(RoutingRule.id.in_(sorted(ids)))
-    if company_id is not None:
-        stmt = stmt.where(scope_condition(RoutingRule, descendant_ids(company_id)))
-    return set(db.session.scalars(stmt))
-
-
-def check_references(
-    items: list[tuple[int, int | None, int | None, int | None]], company_id: int | None
-) -> dict[int, _AccountInfo]:
-    """Check (index, orig, term, rule) ids against the database; raise CdrError naming each unknown one."""
-    account_ids = {a for _, o, t, _r in items for a in (o, t) if a is not None}
-    accounts = _accounts(account_ids, company_id)
-    rules = known_rules({r for *_, r in items if r is not None}, company_id)
-    errors = []
-    for index, orig, term, rule in items:
-        if orig is not None and orig not in accounts:
-            errors.append(RecordError(index, "orig_account_id", "unknown account"))
-        if term is not None and term not in accounts:
-            errors.append(RecordError(index, "term_account_id", "unknown account"))
-        if rule is not None and rule not in rules:
-            errors.append(RecordError(index, "rule_id", "unknown rule"))
-    if errors:
-        raise CdrError(errors)
-    return accounts
-
-
 # PostgreSQL: the whole batch as one JSON document expanded by the server, so the statement stays small, is
 # prepared once, and the driver does not adapt twenty thousand values one by one.
 _PG_INSERT = text(
     """
     INSERT INTO call_stats (
-        call_id, orig_account_id, orig_client_id, term_account_id, term_client_id, rule_id, number,
-        orig_code, term_code, start_at, duration, orig_billed, term_billed, customer_rate, vendor_rate,
-        customer_charge, vendor_cost, answered, sip_code, pdd_ms, created_at
+        company_id, call_id, orig_account_id, orig_client_id, term_account_id, term_client_id, rule_id,
+        number, orig_code, term_code, start_at, duration, orig_billed, term_billed, customer_rate,
+        vendor_rate, customer_charge, vendor_cost, answered, sip_code, pdd_ms, created_at
     )
     SELECT b.*, now() FROM json_to_recordset(CAST(:rows AS json)) AS b(
-        call_id text, orig_account_id integer, orig_client_id integer, term_account_id integer,
-        term_client_id integer, rule_id integer, number text, orig_code text, term_code text,
-        start_at timestamptz, duration integer, orig_billed integer, term_billed integer,
+        company_id integer, call_id text, orig_account_id integer, orig_client_id integer,
+        term_account_id integer, term_client_id integer, rule_id integer, number text, orig_code text,
+        term_code text, start_at timestamptz, duration integer, orig_billed integer, term_billed integer,
         customer_rate numeric, vendor_rate numeric, customer_charge numeric, vendor_cost numeric,
         answered boolean, sip_code integer, pdd_ms integer
     )
-    ON CONFLICT (call_id) DO NOTHING
-    RETURNING call_id
+    ORDER BY b.company_id, b.call_id
+    ON CONFLICT (company_id, call_id) DO NOTHING
+    RETURNING company_id, call_id
     """
 )
 
@@ -528,21 +350,30 @@ def _json_value(value):
     return value.isoformat() if isinstance(value, datetime) else str(value)
 
 
-def _insert(rows: list[dict]) -> set[str]:
-    """INSERT ... ON CONFLICT (call_id) DO NOTHING RETURNING call_id: the call ids this statement stored."""
+def _insert(rows: list[dict]) -> set[tuple[int, str]]:
+    """INSERT ... ON CONFLICT DO NOTHING RETURNING: the (company id, call id) pairs this statement stored."""
     if not rows:
         return set()
     if db.engine.dialect.name == "postgresql":
         document = json.dumps(rows, default=_json_value, separators=(",", ":"))
-        return set(db.session.scalars(_PG_INSERT, {"rows": document}).all())
+        return {tuple(row) for row in db.session.execute(_PG_INSERT, {"rows": document})}
     from sqlalchemy.dialects.sqlite import insert
 
-    stmt = insert(CallStat).on_conflict_do_nothing(index_elements=["call_id"]).returning(CallStat.call_id)
-    return set(db.session.scalars(stmt, rows))
+    stmt = (
+        insert(CallStat)
+        .on_conflict_do_nothing(index_elements=["company_id", "call_id"])
+        .returning(CallStat.company_id, CallStat.call_id)
+    )
+    return {tuple(row) for row in db.session.execute(stmt, rows)}
 
 
-def rate(records: list[CdrRecord], accounts: dict[int, _AccountInfo]) -> tuple[list[dict], list[str]]:
-    """The call_stats rows for the records, and the call ids that found no customer or vendor rate."""
+def rate(
+    records: list[CdrRecord], accounts: dict[int, AccountInfo], company_id: int | None = None
+) -> tuple[list[dict], list[str]]:
+    """The call_stats rows for the records, and the call ids that found no customer or vendor rate.
+
+    Each row belongs to `company_id` (the token's company), else to its originator's company.
+    """
     wanted = []
     for rec in records:
         orig = accounts[rec.orig_account_id]
@@ -563,6 +394,7 @@ def rate(records: list[CdrRecord], accounts: dict[int, _AccountInfo]) -> tuple[l
             unrated.append(rec.call_id)
         billed_duration = rec.duration if rec.answered else 0
         row = {
+            "company_id": company_id or orig.company_id,
             "call_id": rec.call_id,
             "orig_account_id": rec.orig_account_id,
             "orig_client_id": orig.client_id,
@@ -621,21 +453,25 @@ def ingest(payload, *, company_id: int | None) -> IngestResult:
         else:
             seen.add(rec.call_id)
             unique.append(rec)
-    rows, unrated = rate(unique, accounts)
-    try:
+    rows, unrated = rate(unique, accounts, company_id)
+    # One lock order for every batch: rows by (company, call id) (the INSERT's ORDER BY), clients by id.
+
+    def store() -> tuple[set[tuple[int, str]], dict[int, Decimal]]:
         stored = _insert(rows)
         totals: dict[int, Decimal] = defaultdict(Decimal)
         for row in rows:
-            if row["call_id"] in stored:
+            if (row["company_id"], row["call_id"]) in stored:
                 totals[row["orig_client_id"]] += row["customer_charge"]
-            else:
-                result.duplicates.append(row["call_id"])
         charges = [{"client": cid, "total": totals[cid]} for cid in sorted(totals) if totals[cid]]
         if charges:
             # One statement per client, in id order (concurrent batches lock clients in the same order), sent
             # together: balance = balance - total, never a read-modify-write.
             db.session.connection().execute(_CHARGE_BALANCE, charges)
         db.session.commit()
+        return stored, totals
+
+    try:
+        stored, totals = txn.retrying(store)
     except IntegrityError as exc:
         # An account or rule deleted between the check and the insert: nothing was stored.
         db.session.rollback()
@@ -645,7 +481,11 @@ def ingest(payload, *, company_id: int | None) -> IngestResult:
     except Exception:
         db.session.rollback()
         raise
+    stored_ids = {call_id for _company, call_id in stored}
+    result.duplicates.extend(
+        row["call_id"] for row in rows if (row["company_id"], row["call_id"]) not in stored
+    )
     result.stored = len(stored)
-    result.unrated = [call_id for call_id in unrated if call_id in stored]
+    result.unrated = [call_id for call_id in unrated if call_id in stored_ids]
     result.charged = sum(totals.values(), Decimal(0))
     return result

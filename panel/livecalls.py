@@ -15,6 +15,10 @@ which is the usual trade of a switch-side limit held by a separate service.
 
 A call with no end event (a lost event, a crashed switch) stops counting once it is older than
 `LIVE_CALL_MAX_SECONDS`, and the Traffic Rules manager deletes it (`expire`).
+
+Tenants: a live call belongs to the company whose token sent its start event, and its call id is unique per
+company. An event only ever touches that company's calls: another tenant's call id is simply not live for it
+(a start creates the caller's own call, an end answers `not_live`), exactly like an unknown one.
 """
 
 import threading
@@ -26,7 +30,11 @@ from datetime import datetime, timedelta
 from flask import Flask, current_app
 from sqlalchemy import delete, func, select
 
-from panel.cdrs import (
+from panel import txn
+from panel.extensions import db
+from panel.models import LiveCall
+from panel.models.types import utcnow
+from panel.records import (
     CdrError,
     FieldError,
     RecordError,
@@ -37,9 +45,6 @@ from panel.cdrs import (
     require_object,
     text_id,
 )
-from panel.extensions import db
-from panel.models import LiveCall
-from panel.models.types import utcnow
 
 REFRESH_SECONDS = 0.5
 EVENT_FIELDS = ("event", "call_id", "orig_account_id", "term_account_id", "rule_id", "at")
@@ -208,19 +213,24 @@ def parse_events(payload) -> list[CallEvent]:
 
 
 def _upsert(rows: list[dict]) -> None:
-    """Insert live calls; a start for a call id already live moves it to the new terminator and rule."""
+    """Insert live calls; a start for a call id already live (for that company) moves it to the new terminator
+    and rule."""
     if db.engine.dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
     else:
         from sqlalchemy.dialects.sqlite import insert
     # One statement may not touch a row twice: the last start of a call id in the batch wins.
-    rows = list({row["call_id"]: row for row in rows}.values())
+    rows = sorted({(row["company_id"], row["call_id"]): row for row in rows}.values(), key=_row_key)
     stmt = insert(LiveCall)
     stmt = stmt.on_conflict_do_update(
-        index_elements=["call_id"],
+        index_elements=["company_id", "call_id"],
         set_={"term_account_id": stmt.excluded.term_account_id, "rule_id": stmt.excluded.rule_id},
     )
     db.session.execute(stmt, rows)
+
+
+def _row_key(row: dict) -> tuple[int, str]:
+    return row["company_id"], row["call_id"]
 
 
 def apply_events(payload, *, company_id: int | None) -> dict:
@@ -228,9 +238,11 @@ def apply_events(payload, *, company_id: int | None) -> dict:
 
     Accounts and rules outside the company's scope answer "unknown account" / "unknown rule" (CdrError).
     Events apply in order, so `end` then `start` of the same call id (a failover) leaves the new attempt live.
+    Calls belong to `company_id`; without one (the CLI, tests) a start belongs to its account's company and
+    an end may end any company's call of that id.
     """
     events = parse_events(payload)
-    check_references(
+    accounts = check_references(
         [
             (i, e.orig_account_id, e.term_account_id, e.rule_id)
             for i, e in enumerate(events)
@@ -238,15 +250,18 @@ def apply_events(payload, *, company_id: int | None) -> dict:
         ],
         company_id,
     )
-    started = ended = 0
-    not_live: list[str] = []
     now = utcnow()
-    try:
+
+    def apply() -> dict:
+        started = ended = 0
+        not_live: list[str] = []
         pending: list[dict] = []
         for event in events:
             if event.event == "start":
+                account = accounts[event.orig_account_id or event.term_account_id]
                 pending.append(
                     {
+                        "company_id": company_id or account.company_id,
                         "call_id": event.call_id,
                         "orig_account_id": event.orig_account_id,
                         "term_account_id": event.term_account_id,
@@ -259,7 +274,10 @@ def apply_events(payload, *, company_id: int | None) -> dict:
             if pending:
                 _upsert(pending)
                 pending = []
-            deleted = db.session.execute(delete(LiveCall).where(LiveCall.call_id == event.call_id)).rowcount
+            stmt = delete(LiveCall).where(LiveCall.call_id == event.call_id)
+            if company_id is not None:
+                stmt = stmt.where(LiveCall.company_id == company_id)
+            deleted = db.session.execute(stmt).rowcount
             if deleted:
                 ended += deleted
             else:
@@ -267,11 +285,15 @@ def apply_events(payload, *, company_id: int | None) -> dict:
         if pending:
             _upsert(pending)
         db.session.commit()
+        return {"started": started, "ended": ended, "not_live": not_live}
+
+    try:
+        result = txn.retrying(apply)
     except Exception:
         db.session.rollback()
         raise
     invalidate()
-    return {"started": started, "ended": ended, "not_live": not_live}
+    return result
 
 
 def expire(now: datetime | None = None) -> int:

@@ -63,16 +63,27 @@ def when(value: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
 
 def url_with(**changes) -> str:
     """The current URL with some query arguments changed (None removes one): keeps filters when paging."""
-    args = request.args.to_dict()
+    view_args = request.view_args or {}
+    # A query argument named like a URL variable (`/plans/5/?plan_id=1`) or like an option of url_for
+    # (`_external`, `_anchor`) is not a filter: dropped, or url_for would get it twice (a 500) or obey it.
+    args = {k: v for k, v in request.args.to_dict().items() if k not in view_args and not k.startswith("_")}
     for key, value in changes.items():
         if value is None:
             args.pop(key, None)
         else:
             args[key] = value
-    return url_for(request.endpoint, **(request.view_args or {}), **args)
+    return url_for(request.endpoint, **view_args, **args)
+
+
+def expiry_mark(expires_at: datetime | None, now: datetime):
+    """A rule's expiry mark at `now` (panel.expiry.Mark: "expires in 3 d" soon, or expired), or None."""
+    from panel import expiry
+
+    return expiry.mark(expires_at, now)
 
 
 def install(app: Flask) -> None:
     """Register the filters and globals."""
     app.jinja_env.filters.update(money=money, rate=rate, when=when)
     app.jinja_env.globals.update(NAVIGATION=NAVIGATION, url_with=url_with)
+    app.jinja_env.globals.update(expiry_mark=expiry_mark)

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-22 16:36:36.306291
+Create Date: 2026-12-06 22:32:57.582939
 
 """
 from alembic import op
@@ -37,7 +37,7 @@ def upgrade():
     sa.PrimaryKeyConstraint('id', name=op.f('pk_audit_entries'))
     )
     with op.batch_alter_table('audit_entries', schema=None) as batch_op:
-        batch_op.create_index('ix_audit_entries_at', ['at'], unique=False)
+        batch_op.create_index('ix_audit_entries_at', ['at', 'id'], unique=False)
         batch_op.create_index('ix_audit_entries_client_id_at', ['client_id', 'at'], unique=False)
         batch_op.create_index('ix_audit_entries_company_id_at', ['company_id', 'at'], unique=False)
         batch_op.create_index('ix_audit_entries_object_type_object_id', ['object_type', 'object_id'], unique=False)
@@ -51,6 +51,7 @@ def upgrade():
     sa.Column('active', sa.Boolean(), nullable=False),
     sa.Column('notes', sa.String(length=2000), nullable=False),
     sa.Column('created_at', panel.models.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('version', sa.Integer(), server_default='1', nullable=False),
     sa.ForeignKeyConstraint(['parent_id'], ['companies.id'], name=op.f('fk_companies_parent_id_companies')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_companies')),
     sa.UniqueConstraint('name', name=op.f('uq_companies_name'))
@@ -99,6 +100,7 @@ def upgrade():
     sa.Column('name', sa.String(length=120), nullable=False),
     sa.Column('notes', sa.Text(), nullable=False),
     sa.Column('created_at', panel.models.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('version', sa.Integer(), server_default='1', nullable=False),
     sa.ForeignKeyConstraint(['company_id'], ['companies.id'], name=op.f('fk_code_decks_company_id_companies')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_code_decks')),
     sa.UniqueConstraint('company_id', 'name', name=op.f('uq_code_decks_company_id'))
@@ -113,6 +115,7 @@ def upgrade():
     sa.Column('address', sa.String(length=255), nullable=False),
     sa.Column('notes', sa.Text(), nullable=False),
     sa.Column('created_at', panel.models.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('version', sa.Integer(), server_default='1', nullable=False),
     sa.ForeignKeyConstraint(['company_id'], ['companies.id'], name=op.f('fk_gateways_company_id_companies')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_gateways')),
     sa.UniqueConstraint('company_id', 'name', name=op.f('uq_gateways_company_id'))
@@ -130,6 +133,7 @@ def upgrade():
     sa.Column('pdd_weight', sa.Integer(), nullable=False),
     sa.Column('notes', sa.Text(), nullable=False),
     sa.Column('created_at', panel.models.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('version', sa.Integer(), server_default='1', nullable=False),
     sa.ForeignKeyConstraint(['company_id'], ['companies.id'], name=op.f('fk_policies_company_id_companies')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_policies')),
     sa.UniqueConstraint('company_id', 'name', name=op.f('uq_policies_company_id'))
@@ -144,6 +148,7 @@ def upgrade():
     sa.Column('currency', sa.String(length=3), nullable=False),
     sa.Column('notes', sa.Text(), nullable=False),
     sa.Column('created_at', panel.models.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('version', sa.Integer(), server_default='1', nullable=False),
     sa.ForeignKeyConstraint(['company_id'], ['companies.id'], name=op.f('fk_rate_tables_company_id_companies')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_rate_tables')),
     sa.UniqueConstraint('company_id', 'name', name=op.f('uq_rate_tables_company_id'))
@@ -159,6 +164,7 @@ def upgrade():
     sa.Column('ranges', sa.String(length=500), nullable=False),
     sa.Column('timezone', sa.String(length=64), nullable=False),
     sa.Column('created_at', panel.models.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('version', sa.Integer(), server_default='1', nullable=False),
     sa.ForeignKeyConstraint(['company_id'], ['companies.id'], name=op.f('fk_time_profiles_company_id_companies')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_time_profiles')),
     sa.UniqueConstraint('company_id', 'name', name=op.f('uq_time_profiles_company_id'))
@@ -202,6 +208,7 @@ def upgrade():
     )
     with op.batch_alter_table('api_tokens', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_api_tokens_company_id'), ['company_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_api_tokens_created_by_id'), ['created_by_id'], unique=False)
 
     op.create_table('codes',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -238,6 +245,7 @@ def upgrade():
     )
     with op.batch_alter_table('import_jobs', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_import_jobs_company_id'), ['company_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_import_jobs_user_id'), ['user_id'], unique=False)
 
     op.create_table('import_uploads',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -296,6 +304,7 @@ def upgrade():
     sa.Column('created_at', panel.models.types.UTCDateTime(timezone=True), nullable=False),
     sa.Column('pm_value', sa.Numeric(precision=12, scale=6), nullable=True),
     sa.Column('pm_percent', sa.Boolean(), nullable=False),
+    sa.Column('version', sa.Integer(), server_default='1', nullable=False),
     sa.ForeignKeyConstraint(['additional_plan_id'], ['routing_plans.id'], name=op.f('fk_routing_plans_additional_plan_id_routing_plans')),
     sa.ForeignKeyConstraint(['code_deck_id'], ['code_decks.id'], name=op.f('fk_routing_plans_code_deck_id_code_decks')),
     sa.ForeignKeyConstraint(['company_id'], ['companies.id'], name=op.f('fk_routing_plans_company_id_companies')),
@@ -312,7 +321,7 @@ def upgrade():
     sa.Column('company_id', sa.Integer(), nullable=False),
     sa.Column('name', sa.String(length=120), nullable=False),
     sa.Column('currency', sa.String(length=3), nullable=False),
-    sa.Column('balance', sa.Numeric(precision=18, scale=6), nullable=False),
+    sa.Column('balance', panel.models.types.MoneyType(precision=18, scale=6), nullable=False),
     sa.Column('orig_rate_table_id', sa.Integer(), nullable=True),
     sa.Column('term_rate_table_id', sa.Integer(), nullable=True),
     sa.Column('routing_plan_id', sa.Integer(), nullable=True),
@@ -332,7 +341,7 @@ def upgrade():
     )
     with op.batch_alter_table('clients', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_clients_company_id'), ['company_id'], unique=False)
-        batch_op.create_index(batch_op.f('ix_clients_name'), ['name'], unique=False)
+        batch_op.create_index('ix_clients_name', ['name', 'id'], unique=False)
         batch_op.create_index(batch_op.f('ix_clients_orig_rate_table_id'), ['orig_rate_table_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_clients_routing_plan_id'), ['routing_plan_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_clients_term_rate_table_id'), ['term_rate_table_id'], unique=False)
@@ -402,12 +411,14 @@ def upgrade():
     sa.UniqueConstraint('client_id', 'name', name=op.f('uq_accounts_client_id'))
     )
     with op.batch_alter_table('accounts', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_accounts_client_id'), ['client_id'], unique=False)
-        batch_op.create_index('ix_accounts_ident_value', ['ident_value'], unique=False)
-        batch_op.create_index('ix_accounts_name', ['name'], unique=False)
+        batch_op.create_index('ix_accounts_client_id', ['client_id', 'id'], unique=False)
+        batch_op.create_index('ix_accounts_ident_value', ['ident_value', 'id'], unique=False)
+        batch_op.create_index('ix_accounts_ident_value_trgm', ['ident_value'], unique=False, postgresql_using='gin', postgresql_ops={'ident_value': 'gin_trgm_ops'}, sqlite_where=sa.text('0'))
+        batch_op.create_index('ix_accounts_name', ['name', 'id'], unique=False)
+        batch_op.create_index('ix_accounts_name_trgm', ['name'], unique=False, postgresql_using='gin', postgresql_ops={'name': 'gin_trgm_ops'}, sqlite_where=sa.text('0'))
         batch_op.create_index(batch_op.f('ix_accounts_orig_rate_table_id'), ['orig_rate_table_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_accounts_orig_routing_plan_id'), ['orig_routing_plan_id'], unique=False)
-        batch_op.create_index('ix_accounts_tech_prefix', ['tech_prefix'], unique=False)
+        batch_op.create_index('ix_accounts_tech_prefix', ['tech_prefix', 'id'], unique=False)
         batch_op.create_index(batch_op.f('ix_accounts_term_rate_table_id'), ['term_rate_table_id'], unique=False)
 
     op.create_table('account_gateways',
@@ -438,6 +449,7 @@ def upgrade():
     sa.Column('account_id', sa.Integer(), nullable=False),
     sa.Column('notes', sa.Text(), nullable=False),
     sa.Column('created_at', panel.models.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('version', sa.Integer(), server_default='1', nullable=False),
     sa.ForeignKeyConstraint(['account_id'], ['accounts.id'], name=op.f('fk_dids_account_id_accounts'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_dids')),
     sa.UniqueConstraint('number', name=op.f('uq_dids_number'))
@@ -484,6 +496,7 @@ def upgrade():
     sa.Column('stop_hunt', sa.Boolean(), nullable=False),
     sa.Column('pm_value', sa.Numeric(precision=12, scale=6), nullable=True),
     sa.Column('pm_percent', sa.Boolean(), nullable=False),
+    sa.Column('version', sa.Integer(), server_default='1', nullable=False),
     sa.ForeignKeyConstraint(['plan_id'], ['routing_plans.id'], name=op.f('fk_routing_rules_plan_id_routing_plans'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['policy_id'], ['policies.id'], name=op.f('fk_routing_rules_policy_id_policies')),
     sa.ForeignKeyConstraint(['terminator_account_id'], ['accounts.id'], name=op.f('fk_routing_rules_terminator_account_id_accounts')),
@@ -492,8 +505,8 @@ def upgrade():
     sa.PrimaryKeyConstraint('id', name=op.f('pk_routing_rules'))
     )
     with op.batch_alter_table('routing_rules', schema=None) as batch_op:
-        batch_op.create_index('ix_routing_rules_plan_id_code', ['plan_id', 'code'], unique=False)
-        batch_op.create_index('ix_routing_rules_plan_id_priority', ['plan_id', 'priority'], unique=False)
+        batch_op.create_index('ix_routing_rules_plan_id_code', ['plan_id', 'code', 'priority', 'id'], unique=False)
+        batch_op.create_index('ix_routing_rules_plan_id_priority', ['plan_id', 'priority', 'code', 'id'], unique=False)
         batch_op.create_index(batch_op.f('ix_routing_rules_policy_id'), ['policy_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_routing_rules_terminator_account_id'), ['terminator_account_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_routing_rules_terminator_client_id'), ['terminator_client_id'], unique=False)
@@ -501,6 +514,7 @@ def upgrade():
 
     op.create_table('call_stats',
     sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('company_id', sa.Integer(), nullable=True),
     sa.Column('call_id', sa.String(length=255), nullable=False),
     sa.Column('orig_account_id', sa.Integer(), nullable=True),
     sa.Column('orig_client_id', sa.Integer(), nullable=True),
@@ -516,39 +530,44 @@ def upgrade():
     sa.Column('term_billed', sa.Integer(), nullable=False),
     sa.Column('customer_rate', sa.Numeric(precision=12, scale=6), nullable=True),
     sa.Column('vendor_rate', sa.Numeric(precision=12, scale=6), nullable=True),
-    sa.Column('customer_charge', sa.Numeric(precision=18, scale=6), nullable=False),
-    sa.Column('vendor_cost', sa.Numeric(precision=18, scale=6), nullable=False),
+    sa.Column('customer_charge', panel.models.types.MoneyType(precision=18, scale=6), nullable=False),
+    sa.Column('vendor_cost', panel.models.types.MoneyType(precision=18, scale=6), nullable=False),
     sa.Column('answered', sa.Boolean(), nullable=False),
     sa.Column('sip_code', sa.Integer(), nullable=True),
     sa.Column('pdd_ms', sa.Integer(), nullable=True),
     sa.Column('created_at', panel.models.types.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['company_id'], ['companies.id'], name=op.f('fk_call_stats_company_id_companies'), ondelete='SET NULL'),
     sa.ForeignKeyConstraint(['orig_account_id'], ['accounts.id'], name=op.f('fk_call_stats_orig_account_id_accounts'), ondelete='SET NULL'),
     sa.ForeignKeyConstraint(['orig_client_id'], ['clients.id'], name=op.f('fk_call_stats_orig_client_id_clients'), ondelete='SET NULL'),
     sa.ForeignKeyConstraint(['rule_id'], ['routing_rules.id'], name=op.f('fk_call_stats_rule_id_routing_rules'), ondelete='SET NULL'),
     sa.ForeignKeyConstraint(['term_account_id'], ['accounts.id'], name=op.f('fk_call_stats_term_account_id_accounts'), ondelete='SET NULL'),
     sa.ForeignKeyConstraint(['term_client_id'], ['clients.id'], name=op.f('fk_call_stats_term_client_id_clients'), ondelete='SET NULL'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_call_stats')),
-    sa.UniqueConstraint('call_id', name=op.f('uq_call_stats_call_id'))
+    sa.UniqueConstraint('company_id', 'call_id', name=op.f('uq_call_stats_company_id'))
     )
     with op.batch_alter_table('call_stats', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_call_stats_call_id'), ['call_id'], unique=False)
         batch_op.create_index('ix_call_stats_orig_account_id_start_at', ['orig_account_id', 'start_at'], unique=False)
         batch_op.create_index('ix_call_stats_orig_client_id_start_at', ['orig_client_id', 'start_at'], unique=False)
-        batch_op.create_index('ix_call_stats_start_at', ['start_at'], unique=False)
+        batch_op.create_index(batch_op.f('ix_call_stats_rule_id'), ['rule_id'], unique=False)
+        batch_op.create_index('ix_call_stats_start_at', ['start_at', 'id'], unique=False)
         batch_op.create_index('ix_call_stats_term_account_id_start_at', ['term_account_id', 'start_at'], unique=False)
         batch_op.create_index('ix_call_stats_term_client_id_start_at', ['term_client_id', 'start_at'], unique=False)
 
     op.create_table('live_calls',
     sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('company_id', sa.Integer(), nullable=True),
     sa.Column('call_id', sa.String(length=255), nullable=False),
     sa.Column('orig_account_id', sa.Integer(), nullable=True),
     sa.Column('term_account_id', sa.Integer(), nullable=True),
     sa.Column('rule_id', sa.Integer(), nullable=True),
     sa.Column('started_at', panel.models.types.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['company_id'], ['companies.id'], name=op.f('fk_live_calls_company_id_companies'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['orig_account_id'], ['accounts.id'], name=op.f('fk_live_calls_orig_account_id_accounts'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['rule_id'], ['routing_rules.id'], name=op.f('fk_live_calls_rule_id_routing_rules'), ondelete='SET NULL'),
     sa.ForeignKeyConstraint(['term_account_id'], ['accounts.id'], name=op.f('fk_live_calls_term_account_id_accounts'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_live_calls')),
-    sa.UniqueConstraint('call_id', name=op.f('uq_live_calls_call_id'))
+    sa.UniqueConstraint('company_id', 'call_id', name=op.f('uq_live_calls_company_id'))
     )
     with op.batch_alter_table('live_calls', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_live_calls_orig_account_id'), ['orig_account_id'], unique=False)
@@ -572,8 +591,10 @@ def downgrade():
         batch_op.drop_index('ix_call_stats_term_client_id_start_at')
         batch_op.drop_index('ix_call_stats_term_account_id_start_at')
         batch_op.drop_index('ix_call_stats_start_at')
+        batch_op.drop_index(batch_op.f('ix_call_stats_rule_id'))
         batch_op.drop_index('ix_call_stats_orig_client_id_start_at')
         batch_op.drop_index('ix_call_stats_orig_account_id_start_at')
+        batch_op.drop_index(batch_op.f('ix_call_stats_call_id'))
 
     op.drop_table('call_stats')
     with op.batch_alter_table('routing_rules', schema=None) as batch_op:
@@ -607,9 +628,11 @@ def downgrade():
         batch_op.drop_index('ix_accounts_tech_prefix')
         batch_op.drop_index(batch_op.f('ix_accounts_orig_routing_plan_id'))
         batch_op.drop_index(batch_op.f('ix_accounts_orig_rate_table_id'))
+        batch_op.drop_index('ix_accounts_name_trgm', postgresql_using='gin', postgresql_ops={'name': 'gin_trgm_ops'}, sqlite_where=sa.text('0'))
         batch_op.drop_index('ix_accounts_name')
+        batch_op.drop_index('ix_accounts_ident_value_trgm', postgresql_using='gin', postgresql_ops={'ident_value': 'gin_trgm_ops'}, sqlite_where=sa.text('0'))
         batch_op.drop_index('ix_accounts_ident_value')
-        batch_op.drop_index(batch_op.f('ix_accounts_client_id'))
+        batch_op.drop_index('ix_accounts_client_id')
 
     op.drop_table('accounts')
     with op.batch_alter_table('plan_termination_limits', schema=None) as batch_op:
@@ -625,7 +648,7 @@ def downgrade():
         batch_op.drop_index(batch_op.f('ix_clients_term_rate_table_id'))
         batch_op.drop_index(batch_op.f('ix_clients_routing_plan_id'))
         batch_op.drop_index(batch_op.f('ix_clients_orig_rate_table_id'))
-        batch_op.drop_index(batch_op.f('ix_clients_name'))
+        batch_op.drop_index('ix_clients_name')
         batch_op.drop_index(batch_op.f('ix_clients_company_id'))
 
     op.drop_table('clients')
@@ -646,6 +669,7 @@ def downgrade():
 
     op.drop_table('import_uploads')
     with op.batch_alter_table('import_jobs', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_import_jobs_user_id'))
         batch_op.drop_index(batch_op.f('ix_import_jobs_company_id'))
 
     op.drop_table('import_jobs')
@@ -654,6 +678,7 @@ def downgrade():
 
     op.drop_table('codes')
     with op.batch_alter_table('api_tokens', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_api_tokens_created_by_id'))
         batch_op.drop_index(batch_op.f('ix_api_tokens_company_id'))
 
     op.drop_table('api_tokens')

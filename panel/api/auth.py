@@ -1,7 +1,13 @@
-"""Bearer-token authentication and JSON errors for the API."""
+"""Bearer-token authentication, the JSON body, and JSON errors for the API.
+
+Every error under /api/ is `{"error": <message>, "field": <field or null>}` (docs/api.md): bad input 400, no
+or bad token 401, an unknown path 404, a wrong method 405 (with `Allow`), a body over the limit 413, and a
+database too busy to take the write 503 (with `Retry-After`, see panel.txn).
+"""
 
 import base64
 import hashlib
+import json
 import secrets
 import time
 from dataclasses import dataclass
@@ -9,6 +15,7 @@ from functools import wraps
 
 from flask import current_app, g, has_app_context, jsonify, request
 from sqlalchemy import event, select, update
+from sqlalchemy.exc import OperationalError
 
 from panel.api import bp
 from panel.extensions import db
@@ -113,13 +120,20 @@ def _known_token(token_hash: str) -> _KnownToken | None:
 
 
 def _touch(known: _KnownToken) -> None:
-    """Record last use at most once a minute (a write per routed call would cost more than the route)."""
+    """Record last use at most once a minute (a write per routed call would cost more than the route).
+
+    Best effort: when the database is busy with writers the stamp waits for the next minute rather than
+    failing the request.
+    """
     now = time.monotonic()
     if now >= known.touch_due:
         known.touch_due = now + TOUCH_SECONDS
         stmt = update(ApiToken).where(ApiToken.id == known.token_id).values(last_used_at=utcnow())
-        db.session.execute(stmt)
-        db.session.commit()
+        try:
+            db.session.execute(stmt)
+            db.session.commit()
+        except OperationalError:
+            db.session.rollback()
 
 
 def _forget_tokens(_mapper, _connection, target) -> None:
@@ -136,6 +150,36 @@ for _model in (ApiToken, Company):
 def api_error(message: str, field: str | None = None, status: int = 400):
     """`{"error": ..., "field": ...}` with a status code."""
     return jsonify(error=message, field=field), status
+
+
+class BodyError(ValueError):
+    """The request body is not a JSON document the API can read."""
+
+
+def json_body():
+    """The request's JSON document; BodyError when it is not valid JSON or nested too deeply to read."""
+    try:
+        return json.loads(request.get_data(cache=False))
+    except (ValueError, RecursionError):
+        # RecursionError: thousands of nested brackets (Python's parser recurses once per level).
+        raise BodyError("the body is not valid JSON") from None
+
+
+@bp.before_app_request
+def _api_routing_errors():
+    """An unknown path or a wrong method under /api/ answers the JSON error body, not the HTML page."""
+    failure = request.routing_exception
+    if failure is None or not request.path.startswith("/api/"):
+        return None
+    code = getattr(failure, "code", 404)
+    if code == 405:
+        response = api_error("method not allowed", None, 405)[0]
+        response.status_code = 405
+        response.headers["Allow"] = ", ".join(getattr(failure, "valid_methods", None) or [])
+        return response
+    if code in (301, 302, 307, 308):
+        return None  # a redirect (e.g. a missing trailing slash) stays a redirect
+    return api_error("not found", None, 404)
 
 
 @bp.errorhandler(404)

@@ -12,11 +12,11 @@ import json
 import re
 from datetime import UTC, datetime
 
-from flask import current_app, g, request
+from flask import current_app, g
 
 from panel import livecalls, snapshots
 from panel.api import bp
-from panel.api.auth import api_error, token_required
+from panel.api.auth import BodyError, api_error, json_body, token_required
 from panel.routing.engine import RouteQuery, route
 
 FIELDS = ("number", "src_ip", "login", "ani", "gateway", "at", "explain")
@@ -108,16 +108,23 @@ def parse_moment(value) -> datetime:
         raise RequestError("at", f"{value!r} is not an ISO 8601 time such as 2024-03-04T12:00:00Z") from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
+    try:
+        moment = moment.astimezone(UTC)
+    except OverflowError:  # 9999-12-31T23:59:59-14:00 is past the last datetime once in UTC
+        moment = None
+    if moment is None or not 1900 <= moment.year <= 2999:
+        raise RequestError("at", "at must be a time between the years 1900 and 2999")
+    return moment
 
 
 @bp.route("/route", methods=["POST"])
 @token_required
 def route_call():
     """Route one call for the token's company: 200 with the routes (or the reason there are none)."""
-    payload = request.get_json(silent=True, force=True)
-    if payload is None:
-        return api_error("the body is not valid JSON", None, 400)
+    try:
+        payload = json_body()
+    except BodyError as exc:
+        return api_error(str(exc), None, 400)
     try:
         query, explain = parse_request(payload)
     except RequestError as error:

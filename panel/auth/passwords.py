@@ -36,14 +36,28 @@ def _window_start():
     return utcnow() - timedelta(seconds=current_app.config["LOGIN_WINDOW_SECONDS"])
 
 
-def login_blocked(username: str, address: str) -> str | None:
-    """A message when too many recent failures came for this user or from this address, else None."""
-    since = _window_start()
+def claim_attempt(username: str, address: str) -> str | None:
+    """Count a password check before it happens; a message when it is over the limit, else None.
+
+    The attempt is written and committed first, then the attempts in the window are counted, this one
+    included. Each concurrent check therefore sees at least every attempt committed before its own, so
+    however many arrive at once (in however many workers: the count lives in the database) at most the
+    limit of them go on to check a password. A check that then fails leaves its row as the failure; a
+    correct password clears the user's attempts (`clear_failures`); a refused attempt takes its row back,
+    so waiting out the window is enough.
+    """
     cfg = current_app.config
+    since = _window_start()
+    username = username.lower()[:80]
+    address = address[:64]
+    db.session.execute(delete(LoginAttempt).where(LoginAttempt.at < since))
+    attempt = LoginAttempt(username=username, address=address)
+    db.session.add(attempt)
+    db.session.commit()
     by_user = db.session.scalar(
         select(func.count())
         .select_from(LoginAttempt)
-        .where(LoginAttempt.username == username.lower(), LoginAttempt.at >= since)
+        .where(LoginAttempt.username == username, LoginAttempt.at >= since)
     )
     by_address = db.session.scalar(
         select(func.count())
@@ -51,20 +65,17 @@ def login_blocked(username: str, address: str) -> str | None:
         .where(LoginAttempt.address == address, LoginAttempt.at >= since)
     )
     minutes = max(1, cfg["LOGIN_WINDOW_SECONDS"] // 60)
-    if by_user >= cfg["LOGIN_MAX_FAILURES_PER_USER"]:
-        return f"Too many failed logins for this user. Try again in {minutes} minutes."
-    if by_address >= cfg["LOGIN_MAX_FAILURES_PER_ADDRESS"]:
-        return f"Too many failed logins from your address. Try again in {minutes} minutes."
-    return None
-
-
-def note_failure(username: str, address: str) -> None:
-    """Remember a failed login (and forget failures older than the window)."""
-    db.session.execute(delete(LoginAttempt).where(LoginAttempt.at < _window_start()))
-    db.session.add(LoginAttempt(username=username.lower()[:80], address=address[:64]))
+    message = None
+    if by_user > cfg["LOGIN_MAX_FAILURES_PER_USER"]:
+        message = f"Too many failed logins for this user. Try again in {minutes} minutes."
+    elif by_address > cfg["LOGIN_MAX_FAILURES_PER_ADDRESS"]:
+        message = f"Too many failed logins from your address. Try again in {minutes} minutes."
+    if message:
+        db.session.execute(delete(LoginAttempt).where(LoginAttempt.id == attempt.id))
     db.session.commit()
+    return message
 
 
 def clear_failures(username: str) -> None:
-    """A successful login forgets that user's failures."""
+    """A correct password forgets that user's failures (the caller commits)."""
     db.session.execute(delete(LoginAttempt).where(LoginAttempt.username == username.lower()))

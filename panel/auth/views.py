@@ -4,7 +4,7 @@ from urllib.parse import urlsplit
 
 from flask import flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required, login_user, logout_user
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from panel import audit
 from panel.access import reader_required
@@ -12,10 +12,9 @@ from panel.auth import bp
 from panel.auth.forms import LoginForm, PasswordForm
 from panel.auth.passwords import (
     check_password,
+    claim_attempt,
     clear_failures,
     hash_password,
-    login_blocked,
-    note_failure,
     password_problem,
 )
 from panel.extensions import db, login_manager
@@ -51,7 +50,7 @@ def login():
     if form.validate_on_submit():
         username = form.username.data.strip()
         address = request.remote_addr or "unknown"
-        blocked = login_blocked(username, address)
+        blocked = claim_attempt(username, address)
         if blocked:
             form.form_errors.append(blocked)
             status = 429
@@ -63,7 +62,6 @@ def login():
                 db.session.commit()
                 login_user(user)
                 return redirect(_safe_next(request.args.get("next")))
-            note_failure(username, address)
             form.form_errors.append("Wrong username or password, or the user is deactivated.")
             status = 401
     elif request.method == "POST":
@@ -74,7 +72,16 @@ def login():
 @bp.route("/logout", methods=["POST"])
 @reader_required
 def logout():
-    """Log out and go back to the login page."""
+    """Log out and go back to the login page: every session of the user ends, in every worker.
+
+    The session cookie is signed, not stored, so a copy of it would outlive logout_user(); bumping the
+    user's session_version (checked by load_user against the database on every request) voids every copy.
+    """
+    if current_user.is_authenticated:
+        db.session.execute(
+            update(User).where(User.id == current_user.id).values(session_version=User.session_version + 1)
+        )
+        db.session.commit()
     logout_user()
     flash("You are logged out.", "info")
     return redirect(url_for("auth.login"), 303)
@@ -86,14 +93,23 @@ def logout():
 def password():
     """Change one's own password; every other session of the user ends."""
     form = PasswordForm()
+    status = 200
     if form.validate_on_submit():
         problem = password_problem(form.new.data)
-        if not check_password(current_user.password_hash, form.current.data):
+        # Guesses of the current password count against the login limit of this user (and address).
+        blocked = claim_attempt(current_user.username, request.remote_addr or "unknown")
+        if blocked:
+            form.current.errors.append(blocked.replace("failed logins", "wrong passwords"))
+            status = 429
+        elif not check_password(current_user.password_hash, form.current.data):
             form.current.errors.append("The current password is wrong.")
         elif problem:
+            clear_failures(current_user.username)  # the current password was right
+            db.session.commit()
             form.new.errors.append(problem)
         else:
             user = current_user._get_current_object()
+            clear_failures(user.username)
             before = audit.state(user)
             user.password_hash = hash_password(form.new.data)
             user.session_version += 1
@@ -102,4 +118,6 @@ def password():
             login_user(user)  # this session continues with the new version
             flash("Password changed. Other sessions of yours are logged out.", "success")
             return redirect(url_for("main.index"), 303)
-    return render_template("auth/password.html", form=form), (422 if form.errors else 200)
+    if form.errors and status == 200:
+        status = 422
+    return render_template("auth/password.html", form=form), status

@@ -3,7 +3,7 @@
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import ForeignKey, Index, String
+from sqlalchemy import ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from panel.extensions import db
@@ -21,16 +21,23 @@ class CallStat(db.Model):
         Index("ix_call_stats_term_account_id_start_at", "term_account_id", "start_at"),
         Index("ix_call_stats_orig_client_id_start_at", "orig_client_id", "start_at"),
         Index("ix_call_stats_term_client_id_start_at", "term_client_id", "start_at"),
-        Index("ix_call_stats_start_at", "start_at"),
+        Index("ix_call_stats_start_at", "start_at", "id"),  # the calls list's order (keyset pages)
+        # A call id is unique per company (the company whose token reported it): one tenant cannot shadow
+        # another's records by posting its call ids first.
+        UniqueConstraint("company_id", "call_id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    call_id: Mapped[str] = mapped_column(String(255), unique=True)
+    company_id: Mapped[int | None] = mapped_column(ForeignKey("companies.id", ondelete="SET NULL"))
+    call_id: Mapped[str] = mapped_column(String(255), index=True)
     orig_account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id", ondelete="SET NULL"))
     orig_client_id: Mapped[int | None] = mapped_column(ForeignKey("clients.id", ondelete="SET NULL"))
     term_account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id", ondelete="SET NULL"))
     term_client_id: Mapped[int | None] = mapped_column(ForeignKey("clients.id", ondelete="SET NULL"))
-    rule_id: Mapped[int | None] = mapped_column(ForeignKey("routing_rules.id", ondelete="SET NULL"))
+    # Indexed: deleting a rule sets this to NULL in every row naming it.
+    rule_id: Mapped[int | None] = mapped_column(
+        ForeignKey("routing_rules.id", ondelete="SET NULL"), index=True
+    )
     number: Mapped[str] = mapped_column(String(64))
     orig_code: Mapped[str] = mapped_column(String(32), default="")
     term_code: Mapped[str] = mapped_column(String(32), default="")
@@ -59,9 +66,12 @@ class LiveCall(db.Model):
     __tablename__ = "live_calls"
     # How a row belongs to a company (panel.scope derives the scope and the audit owner).
     __owner__ = ("orig_account_id.client.company_id", "term_account_id.client.company_id")
+    # Call ids are the switch's, unique per company (the company whose token sent the start event).
+    __table_args__ = (UniqueConstraint("company_id", "call_id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    call_id: Mapped[str] = mapped_column(String(255), unique=True)
+    company_id: Mapped[int | None] = mapped_column(ForeignKey("companies.id", ondelete="CASCADE"))
+    call_id: Mapped[str] = mapped_column(String(255))
     orig_account_id: Mapped[int | None] = mapped_column(
         ForeignKey("accounts.id", ondelete="CASCADE"), index=True
     )

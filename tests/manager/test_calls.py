@@ -9,7 +9,7 @@ from panel import livecalls, manager
 from panel.extensions import db
 from panel.models import LiveCall
 from panel.models.types import utcnow
-from tests.manager.conftest import bearer, route_now
+from tests.manager.conftest import bearer, make_token, route_now
 
 
 def _events(client, token, payload):
@@ -145,3 +145,41 @@ def test_a_call_that_never_ended_expires(client, routed, alpha_token):
     assert routed.vox_gw.id in [r.terminator_id for r in result.routes]
     # An end event after the expiry is harmless.
     assert _events(client, alpha_token, {"event": "end", "call_id": "lost"}).json["not_live"] == ["lost"]
+
+
+def _beta_start(carrier, call_id):
+    return {"event": "start", "call_id": call_id, "orig_account_id": carrier.beta_acc.id}
+
+
+def _live_rows():
+    db.session.expire_all()
+    return sorted(
+        db.session.execute(select(LiveCall.call_id, LiveCall.orig_account_id, LiveCall.company_id)).all()
+    )
+
+
+def test_events_touch_only_the_tokens_own_calls(client, carrier, alpha_token):
+    """Issue 13.1: with Alpha's token, an end or a repeated start naming Beta's live call id neither ends nor
+    rewrites Beta's call, and the answer is the one an unknown call id gets (it tells nothing of Beta)."""
+    beta_token = make_token(carrier.tree.beta, "beta switch")
+    assert _events(client, beta_token, _beta_start(carrier, "beta-call")).status_code == 200
+    beta_row = ("beta-call", carrier.beta_acc.id, carrier.tree.beta.id)
+    assert _live_rows() == [beta_row]
+
+    foreign = _events(client, alpha_token, {"event": "end", "call_id": "beta-call"})
+    unknown = _events(client, alpha_token, {"event": "end", "call_id": "never-started"})
+    assert foreign.status_code == unknown.status_code == 200
+    assert foreign.json == {"started": 0, "ended": 0, "not_live": ["beta-call"]}
+    assert unknown.json == {"started": 0, "ended": 0, "not_live": ["never-started"]}
+    assert _live_rows() == [beta_row]
+
+    # A start with Beta's call id is Alpha's own new call; Beta's row keeps its originator.
+    assert _events(client, alpha_token, _start(carrier, "beta-call")).json == {
+        "started": 1,
+        "ended": 0,
+        "not_live": [],
+    }
+    assert _live_rows() == [("beta-call", carrier.acme_main.id, carrier.tree.alpha.id), beta_row]
+    # Each company ends its own call.
+    assert _events(client, beta_token, {"event": "end", "call_id": "beta-call"}).json["ended"] == 1
+    assert _live_rows() == [("beta-call", carrier.acme_main.id, carrier.tree.alpha.id)]

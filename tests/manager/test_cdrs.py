@@ -301,3 +301,42 @@ def test_hostile_records_never_break_the_api(client, carrier, alpha_token, field
         assert response.status_code in (200, 400), (path, body, response.get_data(as_text=True))
         if response.status_code == 400:
             assert response.json["error"]
+
+
+def _beta_record(carrier, call_id, duration=60):
+    return {
+        "call_id": call_id,
+        "orig_account_id": carrier.beta_acc.id,
+        "number": "441234567",
+        "start": "2026-05-01T10:00:00Z",
+        "duration": duration,
+    }
+
+
+def test_call_ids_are_unique_per_company(client, carrier, alpha_token):
+    """Issue 13.2: Alpha posting Beta's call id first does not make Beta's real record a duplicate: Beta's is
+    stored and charged, and neither answer says anything about the other company's records."""
+    beta_token = make_token(carrier.tree.beta, "beta switch")
+    alpha_answer = _post(client, alpha_token, _record(carrier, "shared-id", "441234567", 60))
+    assert alpha_answer.json["stored"] == 1 and alpha_answer.json["duplicates"] == []
+    beta_answer = _post(client, beta_token, _beta_record(carrier, "shared-id"))
+    assert beta_answer.status_code == 200
+    assert beta_answer.json == {
+        "received": 1,
+        "stored": 1,
+        "duplicates": [],
+        "unrated": [],
+        "charged": "0.150000",
+    }
+    assert _balance(carrier.beta_client) == Decimal("-0.15")
+    rows = db.session.execute(
+        select(CallStat.company_id, CallStat.orig_account_id).where(CallStat.call_id == "shared-id")
+    ).all()
+    assert sorted(rows) == [
+        (carrier.tree.alpha.id, carrier.acme_main.id),
+        (carrier.tree.beta.id, carrier.beta_acc.id),
+    ]
+    # Still one record per company: each company's repeat is its own duplicate.
+    again = _post(client, beta_token, _beta_record(carrier, "shared-id"))
+    assert again.json["stored"] == 0 and again.json["duplicates"] == ["shared-id"]
+    assert _balance(carrier.beta_client) == Decimal("-0.15")
