@@ -3,9 +3,11 @@
 A section declares what differs (its model, form, templates, columns, who uses an object) and these classes
 write the views that are the same everywhere:
 
-- `OwnedSection`: the list (name search, owner filter, sorting, paging, in the user's scope), create, edit
-  (with the owner-change guard: an object may not move to a company under which its users could no longer
-  use it) and delete (refused while used). Rate tables, code decks, time profiles and policies use it.
+- `ObjectSection`: list, create, edit and delete of one kind of object in the user's scope; a section
+  refines its form, checks, how the form fills the object and its list (DIDs, owned through an account).
+- `OwnedSection`: an `ObjectSection` owned by a company: name search, owner filter, owner picker, and the
+  owner-change guard (an object may not move to a company under which its users could no longer use it).
+  Rate tables, code decks, time profiles and policies use it.
 - `InlineGrid`: the rows of a parent shown as a grid with inline edit (Cancel shows the row again), an
   "add" form above the grid and a delete button per row. The rates of a rate table and the codes of a code
   deck use it.
@@ -30,8 +32,8 @@ from panel.reference.owners import default_owner, name_list, owned_list, owner_c
 
 
 @dataclass
-class OwnedSection:
-    """A named object owned by a company, with list, create, edit and delete views on `bp`.
+class ObjectSection:
+    """An object with list, create, edit and delete views on `bp`; subclasses say how it is owned.
 
     `users_of(obj)` answers (names of what uses the object, the companies of those users): the names refuse
     a delete, the companies guard an owner change. `list_context(items)` adds the list's per-row figures;
@@ -42,18 +44,18 @@ class OwnedSection:
     model: type
     form_class: type
     noun: str  # "rate table", as the operator reads it
-    id_arg: str  # "rate_table_id"
-    sortable: dict
-    template_dir: str  # "rates": list.html, _table.html, form.html
-    var: str  # how the templates name one object: "table"
     plural: str  # the list's title: "Rate tables"
     container: str  # the id of the list's element that sorting and paging swap: "rate-tables"
-    users_of: Callable
+    id_arg: str  # "rate_table_id"
+    sortable: dict
+    template_dir: str  # "rates": _table.html and form.html
+    var: str  # how the templates name one object: "table"
+    users_of: Callable = lambda obj: ([], set())
     after_save: str = "show"  # the endpoint (of this blueprint) shown after create and edit
+    list_template: str = "_reference/list.html"
     list_context: Callable[[list], dict] = lambda items: {}
     form_context: Callable = lambda obj: {}
-    new_form_defaults: Callable | None = None  # fills a new object's form on GET
-    exclude_owner_kinds: tuple = ()
+    created_word: str = "created"  # "DID 4420 assigned."
     created_hint: str = ""  # appended to "X created."
     deleted_with: Callable | None = None  # obj -> "with its 3 rates": what a delete takes along
     refused_to: str = "index"  # where a refused delete goes back to ("index" or "show")
@@ -63,14 +65,35 @@ class OwnedSection:
         ep = self.bp.name
         self.endpoints = {name: f"{ep}.{name}" for name in ("index", "show", "create", "update", "delete")}
         rule = f"/<int:{self.id_arg}>"
+        both = ["GET", "POST"]
         self.bp.add_url_rule("/", "index", reader_required(self.index))
+        self.bp.add_url_rule("/new", "create", writer_required(reads="reader")(self.create), methods=both)
         self.bp.add_url_rule(
-            "/new", "create", writer_required(reads="reader")(self.create), methods=["GET", "POST"]
-        )
-        self.bp.add_url_rule(
-            f"{rule}/edit", "update", writer_required(reads="reader")(self.update), methods=["GET", "POST"]
+            f"{rule}/edit", "update", writer_required(reads="reader")(self.update), methods=both
         )
         self.bp.add_url_rule(f"{rule}/delete", "delete", writer_required(self.delete), methods=["POST"])
+
+    # -- what a section may refine -------------------------------------------------------------------
+
+    def form(self, obj=None):
+        """The section's form for a new object (None) or an existing one."""
+        return self.form_class(obj=obj)
+
+    def check(self, form, obj) -> bool:
+        """Rules beyond the form's fields (a unique name, an owner change): False with the errors set."""
+        return True
+
+    def fill(self, form, obj) -> None:
+        """Copy the form's values onto the object."""
+        form.populate_obj(obj)
+
+    def label(self, obj) -> str:
+        """The object in messages."""
+        return obj.name
+
+    def listing(self) -> dict:
+        """The list's page of objects and its filters, as template variables."""
+        raise NotImplementedError
 
     # -- helpers -------------------------------------------------------------------------------------
 
@@ -81,12 +104,75 @@ class OwnedSection:
 
     def url(self, endpoint: str, obj=None) -> str:
         """The URL of one of this section's views, for `obj` when the view takes one."""
-        if endpoint == "index" or obj is None:
+        if endpoint in ("index", "create") or obj is None:
             return url_for(self.endpoints[endpoint])
         return url_for(self.endpoints[endpoint], **{self.id_arg: obj.id})
 
+    def page(self, form, obj, status: int):
+        """The form page (create or edit)."""
+        context = {self.var: obj, **self.form_context(obj)}
+        return render(f"{self.template_dir}/form.html", status=status, form=form, **context)
+
+    # -- views ---------------------------------------------------------------------------------------
+
+    def index(self):
+        """The objects in the user's scope, with the section's filters, sorting and paging."""
+        context = self.listing()
+        return render(
+            self.list_template,
+            f"{self.template_dir}/_table.html",
+            ref=self,
+            **context,
+            **self.list_context(context["pagination"].items),
+        )
+
+    def create(self):
+        """Create an object."""
+        form = self.form()
+        if form.validate_on_submit() and self.check(form, None):
+            obj = self.model()
+            self.fill(form, obj)
+            writes.create(obj)
+            flash(f"{self.title} {self.label(obj)} {self.created_word}.{self.created_hint}", "success")
+            return redirect(self.url(self.after_save, obj))
+        return self.page(form, None, 422 if form.is_submitted() else 200)
+
+    def update(self, **kwargs):
+        """Edit an object (a stale form is a conflict, see panel.writes)."""
+        obj = get_or_404(self.model, kwargs[self.id_arg])
+        form = self.form(obj)
+        if form.validate_on_submit():
+            if not self.check(form, obj):
+                return self.page(form, obj, 422)
+            with writes.change(obj, version=request.form.get("version")):
+                self.fill(form, obj)
+            flash(f"{self.title} {self.label(obj)} saved.", "success")
+            return redirect(self.url(self.after_save, obj))
+        return self.page(form, obj, 422 if form.is_submitted() else 200)
+
+    def delete(self, **kwargs):
+        """Delete an object; refused while something uses it."""
+        obj = get_or_404(self.model, kwargs[self.id_arg])
+        names, _ = self.users_of(obj)
+        label = self.label(obj)
+        if names:
+            flash(f"{self.title} {label} is not deleted: it is used by {name_list(names)}.", "error")
+            return redirect(self.url(self.refused_to, obj))
+        taken = f" {self.deleted_with(obj)}" if self.deleted_with else ""
+        writes.delete(obj, note=f"Deleted{taken}." if taken else "")
+        flash(f"{self.title} {label} deleted{taken}.", "success")
+        return redirect(self.url("index"))
+
+
+@dataclass
+class OwnedSection(ObjectSection):
+    """A named object owned by a company: name search and owner filter, owner picker, owner-change guard."""
+
+    exclude_owner_kinds: tuple = ()
+    new_form_defaults: Callable | None = None  # fills a new object's form on GET
+
     def form(self, obj=None):
-        """The section's form with the owner choices (a new object's owner defaults to the user's company)."""
+        """The form with the owner choices (a new object's owner defaults to the user's company)."""
         form = self.form_class(obj=obj)
         choices = owner_choices(exclude_kinds=self.exclude_owner_kinds)
         form.company_id.choices = as_choices(choices)
@@ -96,72 +182,23 @@ class OwnedSection:
                 self.new_form_defaults(form)
         return form
 
-    def page(self, form, obj, status: int):
-        """The form page (create or edit)."""
-        context = {self.var: obj, **self.form_context(obj)}
-        return render(f"{self.template_dir}/form.html", status=status, form=form, **context)
-
-    def owner_error(self, form, obj) -> str | None:
-        """Why the object may not move to the form's owner, or None."""
-        if form.company_id.data == obj.company_id:
-            return None
+    def check(self, form, obj) -> bool:
+        """A unique name in its company, and an owner under which the object's users may still use it."""
+        if name_taken(form, self.model, obj, self.noun):
+            return False
+        if obj is None or form.company_id.data == obj.company_id:
+            return True
         _, companies = self.users_of(obj)
-        return owner_change_error(form.company_id.data, companies, self.noun)
+        error = owner_change_error(form.company_id.data, companies, self.noun)
+        if error:
+            form.company_id.errors.append(error)
+            return False
+        return True
 
-    # -- views ---------------------------------------------------------------------------------------
-
-    def index(self):
-        """The objects of the user's companies: name search, owner filter, sorting and paging."""
+    def listing(self) -> dict:
+        """Name search, owner filter, sorting and paging in the user's scope."""
         pagination, q, company_id = owned_list(self.model, self.sortable)
-        return render(
-            "_reference/list.html",
-            f"{self.template_dir}/_table.html",
-            pagination=pagination,
-            companies=owner_choices(),
-            q=q,
-            company_id=company_id,
-            ref=self,
-            **self.list_context(pagination.items),
-        )
-
-    def create(self):
-        """Create an object."""
-        form = self.form()
-        if form.validate_on_submit() and not name_taken(form, self.model, None, self.noun):
-            obj = self.model()
-            form.populate_obj(obj)
-            writes.create(obj)
-            flash(f"{self.title} {obj.name} created.{self.created_hint}", "success")
-            return redirect(self.url(self.after_save, obj))
-        return self.page(form, None, 422 if form.is_submitted() else 200)
-
-    def update(self, **kwargs):
-        """Edit an object; refused (422) when its users could not follow an owner change."""
-        obj = get_or_404(self.model, kwargs[self.id_arg])
-        form = self.form(obj)
-        if form.validate_on_submit() and not name_taken(form, self.model, obj, self.noun):
-            error = self.owner_error(form, obj)
-            if error:
-                form.company_id.errors.append(error)
-                return self.page(form, obj, 422)
-            with writes.change(obj, version=request.form.get("version")):
-                form.populate_obj(obj)
-            flash(f"{self.title} {obj.name} saved.", "success")
-            return redirect(self.url(self.after_save, obj))
-        return self.page(form, obj, 422 if form.is_submitted() else 200)
-
-    def delete(self, **kwargs):
-        """Delete an object; refused while something uses it."""
-        obj = get_or_404(self.model, kwargs[self.id_arg])
-        names, _ = self.users_of(obj)
-        if names:
-            flash(f"{self.title} {obj.name} is not deleted: it is used by {name_list(names)}.", "error")
-            return redirect(self.url(self.refused_to, obj))
-        taken = f" {self.deleted_with(obj)}" if self.deleted_with else ""
-        name = obj.name
-        writes.delete(obj, note=f"Deleted{taken}." if taken else "")
-        flash(f"{self.title} {name} deleted{taken}.", "success")
-        return redirect(self.url("index"))
+        return {"pagination": pagination, "companies": owner_choices(), "q": q, "company_id": company_id}
 
 
 @dataclass
