@@ -7,8 +7,10 @@ appeal, and every rejected candidate with its reason in words. It calls `panel.r
 process's routing snapshot, limited to the user's company subtree like an API token of that company.
 
 Routing data: before answering, the page takes the snapshot the Traffic Rules manager last published (a
-cheap version check; it rebuilds only when data changed), and "Refresh now" rebuilds it from the database
-at once, so an edit made a moment ago can be tested without waiting for the manager's next run.
+cheap version check; it updates only when data changed), and "Refresh now" (operators and admins) brings it
+up to date with the database at once, reading again only what changed (`panel.snapshots.update`: one
+update per process at a time, however many ask), so an edit made a moment ago can be tested without waiting
+for the manager's next run. A viewer's `refresh=1` is ignored with a message: it never costs a build.
 """
 
 from __future__ import annotations
@@ -87,9 +89,9 @@ def _validate(values: dict[str, str]) -> tuple[RouteQuery | None, dict[str, str]
 
 
 def _current_snapshot(refresh: bool):
-    """The snapshot to route with: rebuilt now when asked, else the manager's latest (rebuilt if it moved)."""
+    """The snapshot to route with: brought up to date now when asked, else the manager's latest."""
     if refresh:
-        return snapshots.rebuild()
+        return snapshots.update()
     try:
         from panel import manager
 
@@ -158,7 +160,9 @@ def index():
     """The route test form and, once a number is given, the answer."""
     values = _args()
     query, errors = _validate(values)
-    refresh = request.args.get("refresh") == "1"
+    asked = request.args.get("refresh") == "1"
+    can_refresh = bool(getattr(current_user, "can_write", False))
+    refresh = asked and can_refresh
     result = None
     snapshot = None
     if query is not None:
@@ -167,7 +171,7 @@ def index():
         rng = random.Random(request.full_path)
         result = route(snapshot, query, rng=rng, live=livecalls.counts())
     elif refresh:
-        snapshot = snapshots.rebuild()
+        snapshot = snapshots.update()
     if snapshot is None:
         snapshot = snapshots.current()
     response = htmx.render(
@@ -186,7 +190,9 @@ def index():
         money=decimal_text,
         link=_link,
         share_url=_share_url(values),
+        can_refresh=can_refresh,
+        refresh_refused=asked and not can_refresh,
     )
-    if refresh and htmx.is_htmx():
+    if asked and htmx.is_htmx():
         response.headers["HX-Push-Url"] = _share_url(values)
     return response

@@ -119,6 +119,12 @@ def pending(conn: Connection, snapshot: Snapshot) -> Changes:
             classify(changes, object_type or "", object_id, action or "", before, after)
             if changes.full:
                 return changes
+    # A rate table created or deleted is read (and the base with it: a vendor comes with its table) whatever
+    # the entries said: a cheap check of the table ids.
+    table_ids = set(conn.execute(select(build.rate_tables.c.id)).scalars())
+    if table_ids != snapshot.rate_tables.keys():
+        changes.rate_tables |= table_ids ^ snapshot.rate_tables.keys()
+        changes.base = True
     return changes
 
 
@@ -174,10 +180,6 @@ def apply(conn: Connection, snapshot: Snapshot, changes: Changes, quality_min_ca
     """A new snapshot: `snapshot` with the parts named by `changes` read again from `conn`."""
     if changes.full:
         return build._read(conn, quality_min_calls)
-    # Rate tables created or deleted along with something else (a vendor with its table) are read whatever
-    # the entries said: a cheap check of the table ids.
-    ids = set(conn.execute(select(build.rate_tables.c.id)).scalars())
-    changes.rate_tables |= ids ^ snapshot.rate_tables.keys()
     if len(changes.rate_tables) > FULL_FROM_TABLES and len(changes.rate_tables) * 3 > len(
         snapshot.rate_tables
     ):

@@ -115,12 +115,31 @@ def test_refresh_reads_an_edit_made_since_the_last_snapshot(carrier, login):
 
 
 def test_shows_when_the_routing_data_was_read(carrier, login):
-    html = (
-        login(carrier.alpha_viewer)
-        .get("/route-test/?src_ip=198.51.100.10&number=4477")
-        .get_data(as_text=True)
-    )
+    url = "/route-test/?src_ip=198.51.100.10&number=4477"
+    html = login(carrier.alpha_operator).get(url).get_data(as_text=True)
     assert "Routing data as of" in html and "Refresh now" in html and "Link to this test" in html
+    # Issue 13.3: refreshing is for writers; a viewer is not offered it.
+    html = login(carrier.alpha_viewer).get(url).get_data(as_text=True)
+    assert "Routing data as of" in html and "Refresh now" not in html and "Link to this test" in html
+
+
+def test_a_viewers_refresh_never_builds(carrier, login, monkeypatch):
+    """Issue 13.3: `refresh=1` from a viewer reads nothing from the database and says why."""
+    from panel import snapshots
+
+    url = "/route-test/?src_ip=198.51.100.10&number=4477"
+    viewer = login(carrier.alpha_viewer)
+    viewer.get(url)  # the first test builds the snapshot (every reader needs one)
+    vendor(carrier.root, "V3", [("44", "0.04")], ip="203.0.113.3")
+    db.session.commit()
+    calls = []
+    monkeypatch.setattr(snapshots, "update", lambda **kw: calls.append(kw))
+    monkeypatch.setattr(snapshots, "rebuild", lambda: calls.append("rebuild"))
+    response = viewer.get(url + "&refresh=1", headers={"HX-Request": "true"})
+    html = response.get_data(as_text=True)
+    assert response.status_code == 200 and calls == []
+    assert "Refreshing the routing data is for operators and admins" in html
+    assert "V3 / v3" not in html and "V1 / v1" in html
 
 
 @pytest.mark.browser
