@@ -86,6 +86,9 @@ def create_app(test_config: dict | None = None) -> Flask:
     _install_access_rules(app)
     _install_template_helpers(app)
     _install_error_pages(app)
+    from panel import writes
+
+    writes.install(app)  # a stale edit answers a conflict with the current values, never a 500
     from panel import security_headers
 
     security_headers.install(app)

@@ -19,6 +19,7 @@ from flask import has_request_context
 from flask_login import current_user
 from sqlalchemy import inspect
 
+from panel import diffs
 from panel.extensions import db
 from panel.models import AuditEntry
 from panel.scope import owner_of
@@ -51,6 +52,9 @@ def state(obj) -> dict:
     extra = getattr(obj, "audit_extra", None)
     if callable(extra):
         data.update({k: _json(v) for k, v in extra().items()})
+    refs = diffs.references(obj)
+    if refs:
+        data["_refs"] = refs  # names of the objects its ids point to, for a readable log
     return data
 
 
@@ -105,7 +109,10 @@ def record(
 
 
 def changes(entry: AuditEntry) -> list[tuple[str, object, object]]:
-    """Field-by-field difference of an entry: (field, before, after) for every field that changed."""
+    """Field-by-field difference of an entry: (field, before, after) for every field that changed.
+
+    Bookkeeping keys (`_refs`, `version`) are left out; `panel.diffs` gives the readable form.
+    """
     before, after = entry.before or {}, entry.after or {}
-    keys = sorted(set(before) | set(after))
+    keys = sorted(k for k in set(before) | set(after) if not k.startswith("_") and k != "version")
     return [(k, before.get(k), after.get(k)) for k in keys if before.get(k) != after.get(k)]

@@ -8,6 +8,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from panel.extensions import db
 from panel.models.types import Money, UTCDateTime, utcnow
+from panel.models.versioned import Versioned
 
 IDENT_BY = ("ip", "name", "ani")
 IDENT_BY_LABELS = {"ip": "IP", "name": "Name", "ani": "ANI"}
@@ -21,7 +22,7 @@ account_gateways = Table(
 )
 
 
-class Gateway(db.Model):
+class Gateway(Versioned, db.Model):
     """A switch node that asks for routes and reports calls."""
 
     __tablename__ = "gateways"

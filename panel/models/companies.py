@@ -8,6 +8,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from panel.extensions import db
 from panel.models.types import UTCDateTime, utcnow
+from panel.models.versioned import Versioned
 
 COMPANY_KINDS = ("root", "reseller", "sub_reseller", "manager")
 COMPANY_KIND_LABELS = {
@@ -19,7 +20,7 @@ COMPANY_KIND_LABELS = {
 ROLES = ("admin", "operator", "viewer")
 
 
-class Company(db.Model):
+class Company(Versioned, db.Model):
     """A node of the company tree: the root operator, resellers, sub-resellers and managers."""
 
     __tablename__ = "companies"

@@ -8,11 +8,12 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from panel.extensions import db
 from panel.models.types import RateValue, UTCDateTime, utcnow
+from panel.models.versioned import Versioned
 
 POLICY_FACTORS = ("rate", "asr", "acd", "pdd")
 
 
-class RateTable(db.Model):
+class RateTable(Versioned, db.Model):
     """Prices destinations by dialled-number prefix."""
 
     __tablename__ = "rate_tables"
@@ -58,7 +59,7 @@ class Rate(db.Model):
     rate_table: Mapped[RateTable] = relationship()
 
 
-class CodeDeck(db.Model):
+class CodeDeck(Versioned, db.Model):
     """Names destination codes; a routing plan's deck names its rule codes."""
 
     __tablename__ = "code_decks"
@@ -98,7 +99,7 @@ class Code(db.Model):
     code_deck: Mapped[CodeDeck] = relationship()
 
 
-class TimeProfile(db.Model):
+class TimeProfile(Versioned, db.Model):
     """Weekdays and HH:MM-HH:MM ranges in an IANA time zone (see panel.timeprofiles for the check)."""
 
     __tablename__ = "time_profiles"
@@ -122,7 +123,7 @@ class TimeProfile(db.Model):
         return self.name
 
 
-class Policy(db.Model):
+class Policy(Versioned, db.Model):
     """A dynamic routing policy: weights of the appeal factors (0 = not used)."""
 
     __tablename__ = "policies"
@@ -152,7 +153,7 @@ class Policy(db.Model):
         return self.name
 
 
-class Did(db.Model):
+class Did(Versioned, db.Model):
     """A number assigned to a terminator account; DID rules route these numbers."""
 
     __tablename__ = "dids"

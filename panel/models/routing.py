@@ -8,6 +8,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from panel.extensions import db
 from panel.models.types import RateValue, UTCDateTime, utcnow
+from panel.models.versioned import Versioned
 
 RULES_HUNTING = ("longest_only", "all_matching")
 DR_ORDERS = ("code_appeal", "appeal_code")
@@ -45,7 +46,7 @@ class ProfitMarginMixin:
         return f"{text}%" if self.pm_percent else text
 
 
-class RoutingPlan(ProfitMarginMixin, db.Model):
+class RoutingPlan(ProfitMarginMixin, Versioned, db.Model):
     """Holds the rules that decide which terminators a call may go to, and in which order."""
 
     __tablename__ = "routing_plans"
@@ -77,7 +78,7 @@ class RoutingPlan(ProfitMarginMixin, db.Model):
         return self.name
 
 
-class RoutingRule(ProfitMarginMixin, db.Model):
+class RoutingRule(ProfitMarginMixin, Versioned, db.Model):
     """One rule of a plan: a code (or DID), a terminator or policy, and the conditions it applies under."""
 
     __tablename__ = "routing_rules"

@@ -8,6 +8,7 @@ from flask_wtf.file import FileField
 from sqlalchemy import select
 from wtforms import (
     BooleanField,
+    HiddenField,
     RadioField,
     SelectField,
     SelectMultipleField,
@@ -254,6 +255,8 @@ class RuleForm(FlaskForm):
     min_acd = StringField("Min ACD (minutes)")
     capacity = StringField("Capacity")
     stop_hunt = BooleanField("Stop hunt")
+    # The rule's version when the row was opened: a save on a stale row is a conflict (panel.writes).
+    version = HiddenField()
 
     def __init__(self, *args, rule: RoutingRule | None = None, **kwargs):
         super().__init__(*args, **kwargs)
@@ -294,6 +297,7 @@ class RuleForm(FlaskForm):
 
     def fill(self, rule: RoutingRule) -> None:
         """Show a rule's values (GET)."""
+        self.version.data = str(rule.version or "")
         self.priority.data = str(rule.priority)
         self.code.data = rule.code
         self.type.data = rule.type

@@ -7,13 +7,13 @@ only use a plan (its origination limits) sees it in pickers, never here. Viewers
 import secrets
 from datetime import UTC, datetime
 
-from flask import current_app, flash, make_response, request, url_for
+from flask import current_app, flash, make_response, render_template, request, url_for
 from flask_login import current_user
 from markupsafe import escape
 from sqlalchemy import and_, exists, func, literal, or_, select
 from sqlalchemy.orm import contains_eager, joinedload
 
-from panel import audit, csvio, listing
+from panel import audit, listing, writes
 from panel.access import reader_required, writer_required
 from panel.extensions import db
 from panel.forms import parse_id
@@ -419,7 +419,9 @@ def _row(rule: RoutingRule, status: int = 200, notice: str | None = None):
     return trigger(response, "ruleChanged", notice) if notice else response
 
 
-def _edit_row(plan: RoutingPlan, form: RuleForm, rule: RoutingRule | None, status: int = 200):
+def _edit_row(
+    plan: RoutingPlan, form: RuleForm, rule: RoutingRule | None, status: int = 200, conflict: str = ""
+):
     """A rule's row in edit mode: its fields, the additional parameters, save and cancel."""
     key = str(rule.id) if rule is not None and rule.id else f"new-{secrets.token_hex(4)}"
     # Several rows may be open at once: ids (and the labels pointing at them) are made unique per row.
@@ -438,6 +440,7 @@ def _edit_row(plan: RoutingPlan, form: RuleForm, rule: RoutingRule | None, statu
         labels=LABELS,
         tab="rules",
         editing=True,
+        conflict=conflict,
     )
 
 
@@ -503,11 +506,23 @@ def rule_update(rule_id: int):
     form = RuleForm(rule=rule)
     if not form.validate():
         return _edit_row(rule.plan, form, rule, status=422)
-    before = audit.state(rule)
-    form.apply(rule)
-    audit.record("update", rule, before=before, note=f"rule of plan {rule.plan.name}")
-    db.session.commit()
+    plan = rule.plan
+    try:
+        with writes.change(rule, version=form.version.data, note=f"rule of plan {plan.name}"):
+            form.apply(rule)
+    except writes.Conflict as conflict:
+        return _rule_conflict(plan, rule_id, conflict)
     return _row(rule, notice=next_run_note())
+
+
+def _rule_conflict(plan: RoutingPlan, rule_id: int, conflict: writes.Conflict):
+    """A stale save: the row again with the current values and the message; a rule gone says so (422)."""
+    if conflict.deleted or conflict.current is None:
+        body = render_template("writes/_gone_row.html", key=rule_id, message=conflict.message, colspan=10)
+        return make_response(body, 422)
+    fresh = RuleForm(rule=conflict.current)
+    fresh.fill(conflict.current)
+    return _edit_row(plan, fresh, conflict.current, status=422, conflict=conflict.message)
 
 
 @bp.route("/rules/<int:rule_id>/delete", methods=["POST"])
@@ -516,9 +531,12 @@ def rule_delete(rule_id: int):
     """Delete a rule (htmx removes its row)."""
     rule = get_or_404(RoutingRule, rule_id)
     plan = rule.plan
-    audit.record("delete", rule, before=audit.state(rule), note=f"rule of plan {plan.name}")
-    db.session.delete(rule)
-    db.session.commit()
+    try:
+        writes.delete(rule, note=f"rule of plan {plan.name}")
+    except writes.Conflict as conflict:
+        if not conflict.deleted:
+            raise
+        # Deleted meanwhile (by someone else, or a replace import): what was asked is done.
     note = next_run_note().replace("Saved.", "Rule deleted.")
     if is_htmx():
         return trigger(make_response(""), "ruleChanged", note)

@@ -12,6 +12,7 @@ from flask_wtf import FlaskForm
 from wtforms import StringField
 from wtforms.validators import DataRequired, Length
 
+from panel.access import writer_required
 from panel.extensions import db
 from panel.models import Account, Client
 from panel.plans.fields import parse_expires
@@ -57,6 +58,7 @@ def label_of(kind: str, obj) -> str:
 
 
 @bp.route("/drain/<kind>/<int:obj_id>", methods=["GET", "POST"])
+@writer_required
 def drain_object(kind: str, obj_id: int):
     """The drain form; a valid POST drains the account or client and goes back to its page."""
     obj = _object(kind, obj_id)
@@ -96,6 +98,7 @@ def drain_object(kind: str, obj_id: int):
 
 
 @bp.route("/restore/<kind>/<int:obj_id>", methods=["POST"])
+@writer_required
 def restore_object(kind: str, obj_id: int):
     """End the drain now (one click) and go back to the object's page."""
     obj = _object(kind, obj_id)
