@@ -1,32 +1,21 @@
 """Code decks: list, create, edit, delete (refused while a plan uses it); the codes grid; import, export."""
 
-from flask import abort, flash, make_response, request, url_for
+from flask import request, url_for
 from sqlalchemy import or_, select
 
-from panel import audit
-from panel.access import reader_required, writer_required
+from panel.access import get_or_404, reader_required, writer_required
 from panel.codedecks import bp
 from panel.codedecks.forms import CodeDeckForm, CodeForm, CodeImportForm
 from panel.codedecks.importer import CODE_COLUMNS, MODES, REQUIRED_COLUMNS, export_rows, import_codes
 from panel.extensions import db
-from panel.forms import choices as as_choices
-from panel.forms import name_taken
-from panel.htmx import is_htmx, redirect, render, trigger
+from panel.htmx import is_htmx, redirect, render
 from panel.imports import export as csv_export
 from panel.imports.flow import start_csv_import
 from panel.imports.jobs import recent_jobs
 from panel.listing import paginate
 from panel.models import Code, CodeDeck, Company, RoutingPlan
-from panel.rates.shared import (
-    count_by,
-    default_owner,
-    name_list,
-    owned_list,
-    owner_change_error,
-    owner_choices,
-    plural,
-)
-from panel.scope import get_or_404
+from panel.reference.owners import count_by, plural
+from panel.reference.views import InlineGrid, OwnedSection
 
 DECK_SORTABLE = {"name": CodeDeck.name, "company": Company.name}
 CODE_SORTABLE = {"code": Code.code, "name": Code.name, "country": Code.country}
@@ -39,89 +28,36 @@ def _plans_using(deck: CodeDeck) -> list[RoutingPlan]:
     ).all()
 
 
-@bp.route("/")
-@reader_required
-def index():
-    """The code decks of the user's companies with their codes count and the plans that use them."""
-    pagination, q, company_id = owned_list(CodeDeck, DECK_SORTABLE)
-    ids = [d.id for d in pagination.items]
-    return render(
-        "codedecks/list.html",
-        "codedecks/_table.html",
-        pagination=pagination,
-        code_counts=count_by(Code.code_deck_id, ids),
-        plan_counts=count_by(RoutingPlan.code_deck_id, ids),
-        companies=owner_choices(),
-        q=q,
-        company_id=company_id,
-    )
-
-
-def _deck_form(deck: CodeDeck | None = None) -> CodeDeckForm:
-    """The deck form with the owner choices."""
-    form = CodeDeckForm(obj=deck)
-    choices = owner_choices()
-    form.company_id.choices = as_choices(choices)
-    if deck is None and request.method == "GET":
-        form.company_id.data = default_owner(choices)
-    return form
-
-
-@bp.route("/new", methods=["GET", "POST"])
-@writer_required(reads="reader")
-def create():
-    """Create a code deck."""
-    form = _deck_form()
-    if form.validate_on_submit() and not name_taken(form, CodeDeck, None, "code deck"):
-        deck = CodeDeck()
-        form.populate_obj(deck)
-        db.session.add(deck)
-        audit.record("create", deck)
-        db.session.commit()
-        flash(f"Code deck {deck.name} created. Add codes or import a CSV file.", "success")
-        return redirect(url_for("codedecks.show", code_deck_id=deck.id))
-    return render("codedecks/form.html", status=422 if form.is_submitted() else 200, form=form, deck=None)
-
-
-@bp.route("/<int:code_deck_id>/edit", methods=["GET", "POST"])
-@writer_required(reads="reader")
-def update(code_deck_id: int):
-    """Edit a deck's name, owner and notes."""
-    deck = get_or_404(CodeDeck, code_deck_id)
-    form = _deck_form(deck)
-    if form.validate_on_submit() and not name_taken(form, CodeDeck, deck, "code deck"):
-        if form.company_id.data != deck.company_id:
-            companies = {plan.company_id for plan in _plans_using(deck)}
-            error = owner_change_error(form.company_id.data, companies, "code deck")
-            if error:
-                form.company_id.errors.append(error)
-                return render("codedecks/form.html", status=422, form=form, deck=deck)
-        before = audit.state(deck)
-        form.populate_obj(deck)
-        audit.record("update", deck, before=before)
-        db.session.commit()
-        flash(f"Code deck {deck.name} saved.", "success")
-        return redirect(url_for("codedecks.show", code_deck_id=deck.id))
-    return render("codedecks/form.html", status=422 if form.is_submitted() else 200, form=form, deck=deck)
-
-
-@bp.route("/<int:code_deck_id>/delete", methods=["POST"])
-@writer_required
-def delete(code_deck_id: int):
-    """Delete a deck and its codes; refused while a routing plan uses it."""
-    deck = get_or_404(CodeDeck, code_deck_id)
+def _users(deck: CodeDeck) -> tuple[list[str], set[int]]:
+    """The plans whose deck this is, and their companies."""
     plans = _plans_using(deck)
-    if plans:
-        names = name_list(f"plan {plan.name}" for plan in plans)
-        flash(f"Code deck {deck.name} is not deleted: it is used by {names}.", "error")
-        return redirect(url_for("codedecks.index"))
-    count = count_by(Code.code_deck_id, [deck.id]).get(deck.id, 0)
-    before = audit.state(deck)
-    audit.record("delete", deck, before=before, note=f"Deleted with its {plural(count, 'code')}.")
-    db.session.delete(deck)
-    db.session.commit()
-    flash(f"Code deck {deck.name} deleted with its {plural(count, 'code')}.", "success")
-    return redirect(url_for("codedecks.index"))
+    return [f"plan {plan.name}" for plan in plans], {plan.company_id for plan in plans}
+
+
+def _code_count(deck: CodeDeck) -> int:
+    """How many codes the deck holds."""
+    return count_by(Code.code_deck_id, [deck.id]).get(deck.id, 0)
+
+
+section = OwnedSection(
+    bp=bp,
+    model=CodeDeck,
+    form_class=CodeDeckForm,
+    noun="code deck",
+    plural="Code decks",
+    container="code-decks",
+    id_arg="code_deck_id",
+    sortable=DECK_SORTABLE,
+    template_dir="codedecks",
+    var="deck",
+    users_of=_users,
+    created_hint=" Add codes or import a CSV file.",
+    deleted_with=lambda deck: f"with its {plural(_code_count(deck), 'code')}",
+    list_context=lambda items: {
+        "code_counts": count_by(Code.code_deck_id, [d.id for d in items]),
+        "plan_counts": count_by(RoutingPlan.code_deck_id, [d.id for d in items]),
+    },
+)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -166,15 +102,6 @@ def show(code_deck_id: int):
     return _grid(get_or_404(CodeDeck, code_deck_id))
 
 
-def _load_code(code_deck_id: int, code_id: int) -> tuple[CodeDeck, Code]:
-    """The deck and one of its codes, or 404."""
-    deck = get_or_404(CodeDeck, code_deck_id)
-    code = get_or_404(Code, code_id)
-    if code.code_deck_id != deck.id:
-        abort(404)
-    return deck, code
-
-
 def _validate_code(form: CodeForm, deck: CodeDeck, code: Code | None) -> bool:
     """Field rules plus: a code appears once in a deck."""
     if not form.validate():
@@ -188,95 +115,33 @@ def _validate_code(form: CodeForm, deck: CodeDeck, code: Code | None) -> bool:
     return True
 
 
-def _audit(action: str, code: Code, deck: CodeDeck, before: dict | None = None) -> None:
-    """Record a change of one code; the entry belongs to the deck's company, so the deck's users see it."""
-    entry = audit.record(action, code, before=before, note=f"In code deck {deck.name}.")
-    entry.company_id = deck.company_id
-
-
 def _apply(form: CodeForm, code: Code) -> None:
     """Copy the form's clean values onto the code."""
     for name in CODE_COLUMNS:
         setattr(code, name, getattr(form, name).parsed)
 
 
-@bp.route("/<int:code_deck_id>/codes", methods=["POST"])
-@writer_required
-def code_create(code_deck_id: int):
-    """Add one code from the form above the grid."""
-    deck = get_or_404(CodeDeck, code_deck_id)
-    form = CodeForm()
-    if _validate_code(form, deck, None):
-        code = Code(code_deck_id=deck.id)
-        _apply(form, code)
-        code.code_deck = deck
-        db.session.add(code)
-        _audit("create", code, deck)
-        db.session.commit()
-        if is_htmx():
-            response = render(
-                "codedecks/_add.html",
-                "codedecks/_add.html",
-                deck=deck,
-                form=CodeForm(formdata=None),
-                keep_open=True,
-            )
-            return trigger(response, "codes-changed")
-        flash(f"Code {code.code} added.", "success")
-        return redirect(url_for("codedecks.show", code_deck_id=deck.id))
-    if is_htmx():
-        return render("codedecks/_add.html", "codedecks/_add.html", status=422, deck=deck, form=form)
-    return _grid(deck, form, 422)
-
-
-@bp.route("/<int:code_deck_id>/codes/<int:code_id>")
-@reader_required
-def code_row(code_deck_id: int, code_id: int):
-    """One grid row (what Cancel shows again)."""
-    deck, code = _load_code(code_deck_id, code_id)
-    return render("codedecks/_row.html", "codedecks/_row.html", deck=deck, code=code)
-
-
-@bp.route("/<int:code_deck_id>/codes/<int:code_id>/edit", methods=["GET", "POST"])
-@writer_required(reads="reader")
-def code_update(code_deck_id: int, code_id: int):
-    """Inline edit of one code: GET the row as inputs, POST to save (422 keeps the row in edit mode)."""
-    deck, code = _load_code(code_deck_id, code_id)
-    if request.method == "POST":
-        form = CodeForm()
-        if _validate_code(form, deck, code):
-            before = audit.state(code)
-            _apply(form, code)
-            _audit("update", code, deck, before)
-            db.session.commit()
-            if is_htmx():
-                return render("codedecks/_row.html", "codedecks/_row.html", deck=deck, code=code)
-            return redirect(url_for("codedecks.show", code_deck_id=deck.id))
-        return render(
-            "codedecks/code_edit.html",
-            "codedecks/_row_edit.html",
-            status=422,
-            deck=deck,
-            code=code,
-            form=form,
-        )
-    form = CodeForm(formdata=None, obj=code)
-    return render("codedecks/code_edit.html", "codedecks/_row_edit.html", deck=deck, code=code, form=form)
-
-
-@bp.route("/<int:code_deck_id>/codes/<int:code_id>/delete", methods=["POST"])
-@writer_required
-def code_delete(code_deck_id: int, code_id: int):
-    """Delete one code (the row disappears from the grid)."""
-    deck, code = _load_code(code_deck_id, code_id)
-    before = audit.state(code)
-    _audit("delete", code, deck, before)
-    db.session.delete(code)
-    db.session.commit()
-    if is_htmx():
-        return make_response("", 200)
-    flash(f"Code {code.code} deleted.", "success")
-    return redirect(url_for("codedecks.show", code_deck_id=deck.id))
+codes = InlineGrid(
+    bp=bp,
+    parent_model=CodeDeck,
+    model=Code,
+    form_class=CodeForm,
+    parent_arg="code_deck_id",
+    row_arg="code_id",
+    parent_key="code_deck_id",
+    prefix="code",
+    template_dir="codedecks",
+    parent_var="deck",
+    row_var="code",
+    noun="code",
+    changed_event="codes-changed",
+    validate=_validate_code,
+    apply=_apply,
+    form_data=lambda code: {"code": code.code, "name": code.name, "country": code.country},
+    show=lambda deck, form, status: _grid(deck, form, status),
+    label=lambda code: f"Code {code.code}",
+    note=lambda code, deck: f"In code deck {deck.name}.",
+)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -327,6 +192,4 @@ def export(code_deck_id: int):
     deck = get_or_404(CodeDeck, code_deck_id)
     stmt, _ = _codes_filter(deck)
     stmt = stmt.order_by(Code.code)
-    return csv_export.response(
-        csv_export.csv_filename(deck.name, "codes"), CODE_COLUMNS, export_rows(stmt)
-    )
+    return csv_export.response(csv_export.csv_filename(deck.name, "codes"), CODE_COLUMNS, export_rows(stmt))

@@ -1,11 +1,10 @@
 """DIDs: list and search, create, edit, delete, CSV import and export; scoped by the account's company."""
 
-from flask import flash, request, url_for
+from flask import request, url_for
 from flask_login import current_user
 from sqlalchemy import or_, select
 from sqlalchemy.orm import contains_eager
 
-from panel import audit
 from panel.access import reader_required, writer_required
 from panel.dids import bp
 from panel.dids.forms import DidForm, DidImportForm
@@ -18,7 +17,8 @@ from panel.imports.flow import start_csv_import
 from panel.imports.jobs import recent_jobs
 from panel.listing import id_arg, paginate
 from panel.models import Account, Client, Did
-from panel.scope import get_or_404, scope_condition, scoped, user_company_ids
+from panel.reference.views import ObjectSection
+from panel.scope import scope_condition, scoped, user_company_ids
 
 SORTABLE = {"number": Did.number, "client": Client.name, "account": Account.name, "created": Did.created_at}
 
@@ -64,21 +64,6 @@ def _clients_with_dids() -> list[tuple[int, str]]:
     return [tuple(row) for row in db.session.execute(stmt).all()]
 
 
-@bp.route("/")
-@reader_required
-def index():
-    """The DIDs of the user's companies' accounts, searchable by number prefix or client/account."""
-    stmt, filters = _listing()
-    pagination = paginate(stmt, SORTABLE, "number", Did.id)
-    return render(
-        "dids/list.html",
-        "dids/_table.html",
-        pagination=pagination,
-        filters=filters,
-        clients=_clients_with_dids(),
-    )
-
-
 def _account_choices(current: Account | None = None) -> list[tuple[int, str]]:
     """Terminator-enabled accounts in scope as `Client / Account` (plus the DID's current account, if not)."""
     rows = db.session.execute(
@@ -92,13 +77,6 @@ def _account_choices(current: Account | None = None) -> list[tuple[int, str]]:
     if current is not None and current.id not in {cid for cid, _ in choices}:
         choices.insert(0, (current.id, f"{current.client.name} / {current.name} (terminator disabled)"))
     return choices
-
-
-def _form(did: Did | None = None) -> DidForm:
-    """The DID form with the account choices."""
-    form = DidForm(obj=did)
-    form.account_id.choices = as_choices(_account_choices(did.account if did else None))
-    return form
 
 
 def _number_taken(form: DidForm, did: Did | None) -> bool:
@@ -123,51 +101,54 @@ def _save(form: DidForm, did: Did) -> None:
     did.notes = form.notes.data or ""
 
 
-@bp.route("/new", methods=["GET", "POST"])
-@writer_required(reads="reader")
-def create():
-    """Assign a new DID to a terminator account."""
-    form = _form()
-    if form.validate_on_submit() and not _number_taken(form, None):
-        did = Did()
-        _save(form, did)
-        db.session.add(did)
-        audit.record("create", did)
-        db.session.commit()
-        flash(f"DID {did.number} assigned.", "success")
-        return redirect(url_for("dids.index"))
-    return render("dids/form.html", status=422 if form.is_submitted() else 200, form=form, did=None)
+class DidSection(ObjectSection):
+    """DIDs belong to a terminator account: the account picker, a number assigned once, the client filter."""
+
+    def form(self, obj=None):
+        """The DID form with the account choices."""
+        form = DidForm(obj=obj)
+        form.account_id.choices = as_choices(_account_choices(obj.account if obj else None))
+        return form
+
+    def check(self, form, obj) -> bool:
+        """The number is not assigned already (numbers are unique for the switch)."""
+        return not _number_taken(form, obj)
+
+    def fill(self, form, obj) -> None:
+        """Copy the form's clean values; the entry then belongs to the (new) account's company."""
+        obj.number = form.number.parsed
+        obj.account_id = form.account_id.data
+        obj.notes = form.notes.data or ""
+        if obj.id is not None:
+            db.session.flush()
+            db.session.expire(obj, ["account"])
+
+    def label(self, obj) -> str:
+        """A DID is named by its number."""
+        return obj.number
+
+    def listing(self) -> dict:
+        """Number prefix or client/account search and the client filter."""
+        stmt, filters = _listing()
+        pagination = paginate(stmt, SORTABLE, "number", Did.id)
+        return {"pagination": pagination, "filters": filters, "clients": _clients_with_dids()}
 
 
-@bp.route("/<int:did_id>/edit", methods=["GET", "POST"])
-@writer_required(reads="reader")
-def update(did_id: int):
-    """Edit a DID's number, account or notes."""
-    did = get_or_404(Did, did_id)
-    form = _form(did)
-    if form.validate_on_submit() and not _number_taken(form, did):
-        before = audit.state(did)
-        _save(form, did)
-        db.session.flush()
-        db.session.expire(did, ["account"])  # the entry belongs to the new account's company
-        audit.record("update", did, before=before)
-        db.session.commit()
-        flash(f"DID {did.number} saved.", "success")
-        return redirect(url_for("dids.index"))
-    return render("dids/form.html", status=422 if form.is_submitted() else 200, form=form, did=did)
-
-
-@bp.route("/<int:did_id>/delete", methods=["POST"])
-@writer_required
-def delete(did_id: int):
-    """Delete a DID (DID rules stop routing it at the manager's next run)."""
-    did = get_or_404(Did, did_id)
-    before = audit.state(did)
-    audit.record("delete", did, before=before)
-    db.session.delete(did)
-    db.session.commit()
-    flash(f"DID {did.number} deleted.", "success")
-    return redirect(url_for("dids.index"))
+section = DidSection(
+    bp=bp,
+    model=Did,
+    form_class=DidForm,
+    noun="DID",
+    plural="DIDs",
+    container="dids",
+    id_arg="did_id",
+    sortable=SORTABLE,
+    template_dir="dids",
+    var="did",
+    after_save="index",
+    list_template="dids/list.html",
+    created_word="assigned",
+)
 
 
 class _Target:

@@ -2,16 +2,13 @@
 
 from datetime import datetime
 
-from flask import abort, flash, make_response, request, url_for
+from flask import request, url_for
 from sqlalchemy import and_, exists, func, or_, select
 from sqlalchemy.orm import aliased
 
-from panel import audit
-from panel.access import reader_required, writer_required
+from panel.access import get_or_404, reader_required, writer_required
 from panel.extensions import db
-from panel.forms import choices as as_choices
-from panel.forms import name_taken
-from panel.htmx import is_htmx, redirect, render, trigger
+from panel.htmx import is_htmx, redirect, render
 from panel.imports import export as csv_export
 from panel.imports.flow import start_csv_import
 from panel.imports.jobs import recent_jobs
@@ -21,16 +18,8 @@ from panel.models.types import utcnow
 from panel.rates import bp
 from panel.rates.forms import RateForm, RateImportForm, RateTableForm
 from panel.rates.importer import MODES, RATE_COLUMNS, REQUIRED_COLUMNS, export_rows, import_rates
-from panel.rates.shared import (
-    count_by,
-    default_owner,
-    name_list,
-    owned_list,
-    owner_change_error,
-    owner_choices,
-    plural,
-)
-from panel.scope import get_or_404
+from panel.reference.owners import count_by, plural
+from panel.reference.views import InlineGrid, OwnedSection
 from panel.values import parse_moment
 
 TABLE_SORTABLE = {"name": RateTable.name, "company": Company.name, "currency": RateTable.currency}
@@ -104,89 +93,31 @@ def usage_names(table: RateTable) -> tuple[list[str], set[int]]:
 # Rate tables
 
 
-@bp.route("/")
-@reader_required
-def index():
-    """The rate tables of the user's companies, with rates count and who uses them."""
-    pagination, q, company_id = owned_list(RateTable, TABLE_SORTABLE)
-    ids = [t.id for t in pagination.items]
-    return render(
-        "rates/list.html",
-        "rates/_table.html",
-        pagination=pagination,
-        rate_counts=count_by(Rate.rate_table_id, ids),
-        usage=usage_counts(ids),
-        companies=owner_choices(),
-        q=q,
-        company_id=company_id,
-    )
+def _rate_count(table: RateTable) -> int:
+    """How many rates the table holds."""
+    return count_by(Rate.rate_table_id, [table.id]).get(table.id, 0)
 
 
-def _table_form(table: RateTable | None = None) -> RateTableForm:
-    """The table form with the owner choices (managers own no rate tables, SPEC §1)."""
-    form = RateTableForm(obj=table)
-    form.company_id.choices = as_choices(owner_choices(exclude_kinds=("manager",)))
-    if table is None and request.method == "GET":
-        form.company_id.data = default_owner(owner_choices(exclude_kinds=("manager",)))
-    return form
-
-
-@bp.route("/new", methods=["GET", "POST"])
-@writer_required(reads="reader")
-def create():
-    """Create a rate table."""
-    form = _table_form()
-    if form.validate_on_submit() and not name_taken(form, RateTable, None, "rate table"):
-        table = RateTable()
-        form.populate_obj(table)
-        db.session.add(table)
-        audit.record("create", table)
-        db.session.commit()
-        flash(f"Rate table {table.name} created. Add rates or import a deck.", "success")
-        return redirect(url_for("rates.show", rate_table_id=table.id))
-    status = 422 if form.is_submitted() else 200
-    return render("rates/form.html", status=status, form=form, table=None)
-
-
-@bp.route("/<int:rate_table_id>/edit", methods=["GET", "POST"])
-@writer_required(reads="reader")
-def update(rate_table_id: int):
-    """Edit a rate table's name, currency, owner and notes."""
-    table = get_or_404(RateTable, rate_table_id)
-    form = _table_form(table)
-    if form.validate_on_submit() and not name_taken(form, RateTable, table, "rate table"):
-        if form.company_id.data != table.company_id:
-            _, companies = usage_names(table)
-            error = owner_change_error(form.company_id.data, companies, "rate table")
-            if error:
-                form.company_id.errors.append(error)
-                return render("rates/form.html", status=422, form=form, table=table)
-        before = audit.state(table)
-        form.populate_obj(table)
-        audit.record("update", table, before=before)
-        db.session.commit()
-        flash(f"Rate table {table.name} saved.", "success")
-        return redirect(url_for("rates.show", rate_table_id=table.id))
-    status = 422 if form.is_submitted() else 200
-    return render("rates/form.html", status=status, form=form, table=table)
-
-
-@bp.route("/<int:rate_table_id>/delete", methods=["POST"])
-@writer_required
-def delete(rate_table_id: int):
-    """Delete a rate table and its rates; refused while a client or an account uses it."""
-    table = get_or_404(RateTable, rate_table_id)
-    names, _ = usage_names(table)
-    if names:
-        flash(f"Rate table {table.name} is not deleted: it is used by {name_list(names)}.", "error")
-        return redirect(url_for("rates.index"))
-    count = count_by(Rate.rate_table_id, [table.id]).get(table.id, 0)
-    before = audit.state(table)
-    audit.record("delete", table, before=before, note=f"Deleted with its {plural(count, 'rate')}.")
-    db.session.delete(table)
-    db.session.commit()
-    flash(f"Rate table {table.name} deleted with its {plural(count, 'rate')}.", "success")
-    return redirect(url_for("rates.index"))
+section = OwnedSection(
+    bp=bp,
+    model=RateTable,
+    form_class=RateTableForm,
+    noun="rate table",
+    plural="Rate tables",
+    container="rate-tables",
+    id_arg="rate_table_id",
+    sortable=TABLE_SORTABLE,
+    template_dir="rates",
+    var="table",
+    users_of=usage_names,
+    exclude_owner_kinds=("manager",),  # managers own no rate tables (SPEC §1)
+    created_hint=" Add rates or import a deck.",
+    deleted_with=lambda table: f"with its {plural(_rate_count(table), 'rate')}",
+    list_context=lambda items: {
+        "rate_counts": count_by(Rate.rate_table_id, [t.id for t in items]),
+        "usage": usage_counts([t.id for t in items]),
+    },
+)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -258,15 +189,6 @@ def show(rate_table_id: int):
     return _grid(table)
 
 
-def _load_rate(rate_table_id: int, rate_id: int) -> tuple[RateTable, Rate]:
-    """The table and one of its rates, or 404."""
-    table = get_or_404(RateTable, rate_table_id)
-    rate = get_or_404(Rate, rate_id)
-    if rate.rate_table_id != table.id:
-        abort(404)
-    return table, rate
-
-
 def _validate_rate(form: RateForm, table: RateTable, rate: Rate | None) -> bool:
     """Field rules plus: end after effective_from; one rate per code and moment in a table."""
     if not form.validate():
@@ -296,65 +218,6 @@ def _apply(form: RateForm, rate: Rate) -> None:
         setattr(rate, name, getattr(form, name).parsed)
 
 
-@bp.route("/<int:rate_table_id>/rates", methods=["POST"])
-@writer_required
-def rate_create(rate_table_id: int):
-    """Add one rate from the form above the grid."""
-    table = get_or_404(RateTable, rate_table_id)
-    form = RateForm()
-    if _validate_rate(form, table, None):
-        rate = Rate(rate_table_id=table.id)
-        _apply(form, rate)
-        rate.rate_table = table
-        db.session.add(rate)
-        audit.record("create", rate)
-        db.session.commit()
-        if is_htmx():
-            response = render(
-                "rates/_add.html",
-                "rates/_add.html",
-                table=table,
-                form=RateForm(formdata=None),
-                keep_open=True,
-            )
-            return trigger(response, "rates-changed")
-        flash(f"Rate for {rate.code} added.", "success")
-        return redirect(url_for("rates.show", rate_table_id=table.id))
-    if is_htmx():
-        return render("rates/_add.html", "rates/_add.html", status=422, table=table, form=form)
-    return _grid(table, form, 422)
-
-
-@bp.route("/<int:rate_table_id>/rates/<int:rate_id>")
-@reader_required
-def rate_row(rate_table_id: int, rate_id: int):
-    """One grid row (what Cancel shows again)."""
-    table, rate = _load_rate(rate_table_id, rate_id)
-    return render("rates/_row.html", "rates/_row.html", table=table, rate=rate, now=utcnow())
-
-
-@bp.route("/<int:rate_table_id>/rates/<int:rate_id>/edit", methods=["GET", "POST"])
-@writer_required(reads="reader")
-def rate_update(rate_table_id: int, rate_id: int):
-    """Inline edit of one rate: GET the row as inputs, POST to save (422 keeps the row in edit mode)."""
-    table, rate = _load_rate(rate_table_id, rate_id)
-    if request.method == "POST":
-        form = RateForm()
-        if _validate_rate(form, table, rate):
-            before = audit.state(rate)
-            _apply(form, rate)
-            audit.record("update", rate, before=before)
-            db.session.commit()
-            if is_htmx():
-                return render("rates/_row.html", "rates/_row.html", table=table, rate=rate, now=utcnow())
-            return redirect(url_for("rates.show", rate_table_id=table.id))
-        return render(
-            "rates/rate_edit.html", "rates/_row_edit.html", status=422, table=table, rate=rate, form=form
-        )
-    form = RateForm(formdata=None, data=_form_data(rate))
-    return render("rates/rate_edit.html", "rates/_row_edit.html", table=table, rate=rate, form=form)
-
-
 def _form_data(rate: Rate) -> dict:
     """A rate as the text the inline inputs show."""
     from panel.values import format_decimal, format_moment
@@ -371,19 +234,26 @@ def _form_data(rate: Rate) -> dict:
     }
 
 
-@bp.route("/<int:rate_table_id>/rates/<int:rate_id>/delete", methods=["POST"])
-@writer_required
-def rate_delete(rate_table_id: int, rate_id: int):
-    """Delete one rate (the row disappears from the grid)."""
-    table, rate = _load_rate(rate_table_id, rate_id)
-    before = audit.state(rate)
-    audit.record("delete", rate, before=before)
-    db.session.delete(rate)
-    db.session.commit()
-    if is_htmx():
-        return make_response("", 200)  # htmx swaps the row out
-    flash(f"Rate for {rate.code} deleted.", "success")
-    return redirect(url_for("rates.show", rate_table_id=table.id))
+rates = InlineGrid(
+    bp=bp,
+    parent_model=RateTable,
+    model=Rate,
+    form_class=RateForm,
+    parent_arg="rate_table_id",
+    row_arg="rate_id",
+    parent_key="rate_table_id",
+    prefix="rate",
+    template_dir="rates",
+    parent_var="table",
+    row_var="rate",
+    noun="rate",
+    changed_event="rates-changed",
+    validate=_validate_rate,
+    apply=_apply,
+    form_data=_form_data,
+    show=lambda table, form, status: _grid(table, form, status),
+    label=lambda rate: f"Rate for {rate.code}",
+)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -440,6 +310,4 @@ def export(rate_table_id: int):
     table = get_or_404(RateTable, rate_table_id)
     stmt, _ = _rates_filter(table)
     stmt = stmt.order_by(Rate.code, Rate.effective_from)
-    return csv_export.response(
-        csv_export.csv_filename(table.name, "rates"), RATE_COLUMNS, export_rows(stmt)
-    )
+    return csv_export.response(csv_export.csv_filename(table.name, "rates"), RATE_COLUMNS, export_rows(stmt))
