@@ -1,0 +1,329 @@
+"""Scale: how long an edit takes to reach every worker, and what the routing data costs a host.
+
+On the routing benchmark's generated data (`bench/route.py`: `--vendors` vendor rate tables of `--codes`
+codes, 10,000 originators, one plan of about 400 rules), in a private SQLite database (or a private
+PostgreSQL database next to TEST_DATABASE_URL), it measures:
+
+- `full_build_s`: one full snapshot build in this process, and `snapshot_mb`, the memory that one snapshot
+  costs (the growth of this process's proportional set size, PSS, while it is built and held);
+- `workers` panel processes started as gunicorn would (the app with its Traffic Rules manager thread, which
+  syncs the snapshot every second; `--period` seconds between manager runs, 1 here), each answering route
+  queries over a pipe; `worker_start_s`: until every worker routes;
+- `rule_edit_effect_s`: from the commit of a rule edit (a new longest-match rule sending the probe number to
+  one vendor, written as the panel writes it: rule, audit entry, commit) to every worker answering with it;
+- `deck_import_effect_s`: from the commit of a `--deck-rows`-row import (replace mode, through
+  `panel.rates.importer.import_rates`, the panel's import job) into that vendor's rate table to every worker
+  answering with the new price; `deck_import_s` is the import itself;
+- `account_edit_effect_s`: the same for an account change (a terminator's tags: the non-rate data re-read);
+- `routing_pss_mb`: the PSS of all workers together minus what each held before its first snapshot (read
+  from `/proc/<pid>/smaps_rollup`), after the edits; `routing_pss_ratio` = routing_pss_mb / snapshot_mb;
+- `update_s`: the incremental update times the workers reported (`panel.snapshots.last_changes`).
+
+Prints one JSON line (with the load average: the machine may be shared). Example:
+`.venv/bin/python bench/scale.py --vendors 100 --workers 4`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+EPOCH = datetime(2020, 1, 1, tzinfo=UTC)
+PROBE_CODE = "4412345"
+PROBE_NUMBER = PROBE_CODE + "67890"
+
+
+def parse_args() -> argparse.Namespace:
+    """Command-line options."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--vendors", type=int, default=100)
+    parser.add_argument("--codes", type=int, default=60_000)
+    parser.add_argument("--originators", type=int, default=10_000)
+    parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--period", type=float, default=1.0, help="seconds between manager runs")
+    parser.add_argument("--deck-rows", type=int, default=60_000)
+    parser.add_argument("--timeout", type=float, default=600.0, help="give up waiting for a worker after")
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--keep", help="SQLite file to keep the generated data in and reuse")
+    return parser.parse_args()
+
+
+def pss_kb(pid: int) -> int:
+    """The proportional set size of a process, in KiB."""
+    with open(f"/proc/{pid}/smaps_rollup") as handle:
+        for line in handle:
+            if line.startswith("Pss:"):
+                return int(line.split()[1])
+    return 0
+
+
+# --- a worker -----------------------------------------------------------------------------------------------
+
+
+def worker(database_url: str, period: float) -> None:
+    """A panel process: the app with its manager thread; answers route queries read from stdin, one a line."""
+    os.environ["DATABASE_URL"] = database_url
+    from panel import create_app, manager, snapshots
+    from panel.routing.engine import RouteQuery, route
+
+    app = create_app(
+        {
+            "SQLALCHEMY_DATABASE_URI": database_url,
+            "MANAGER_ENABLED": False,
+            "TESTING": False,
+            "MANAGER_PERIOD_SECONDS": period,
+            "QUALITY_MIN_CALLS": 10,
+        }
+    )
+    base = pss_kb(os.getpid())
+    started = time.perf_counter()
+    with app.app_context():
+        manager.sync_snapshot(app)
+        snapshots.get_snapshot()
+    manager.start(app)
+    print(
+        json.dumps({"ready": True, "base_pss_kb": base, "build_s": time.perf_counter() - started}), flush=True
+    )
+    rng = random.Random(1)
+    for line in sys.stdin:
+        query = json.loads(line)
+        if query.get("stop"):
+            break
+        with app.app_context():
+            snap = snapshots.get_snapshot()
+            at = datetime.now(UTC)
+            result = route(snap, RouteQuery(number=query["number"], src_ip=query["src_ip"], at=at), rng=rng)
+            answer = {
+                "routes": [[r.terminator_id, r.vendor_row[0]] for r in result.routes[:3]],
+                "changes": snapshots.last_changes(),
+                "update_s": round(snap.build_seconds, 3),
+            }
+        print(json.dumps(answer, default=str), flush=True)
+    manager.stop(app)
+
+
+class Worker:
+    """A worker process and its pipe."""
+
+    def __init__(self, database_url: str, period: float):
+        self.proc = subprocess.Popen(
+            [sys.executable, __file__, "--worker", database_url, str(period)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+        )
+        self.info: dict = {}
+
+    def wait_ready(self) -> None:
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError("a worker stopped before it was ready")
+        self.info = json.loads(line)
+
+    def ask(self, query: dict) -> dict:
+        self.proc.stdin.write(json.dumps(query) + "\n")
+        self.proc.stdin.flush()
+        return json.loads(self.proc.stdout.readline())
+
+    def stop(self) -> None:
+        try:
+            self.proc.stdin.write(json.dumps({"stop": True}) + "\n")
+            self.proc.stdin.flush()
+            self.proc.wait(30)
+        except (OSError, subprocess.TimeoutExpired):
+            self.proc.kill()
+            self.proc.wait()
+
+
+def wait_all(workers: list[Worker], query: dict, check, timeout: float) -> tuple[float, list[dict]]:
+    """Ask every worker until each answer passes `check`; returns (seconds since now, last answers)."""
+    started = time.perf_counter()
+    pending = list(workers)
+    answers = {}
+    while pending:
+        if time.perf_counter() - started > timeout:
+            raise RuntimeError(f"{len(pending)} worker(s) did not answer with the edit in {timeout:g} s")
+        for w in list(pending):
+            answer = w.ask(query)
+            if check(answer):
+                answers[w.proc.pid] = answer
+                pending.remove(w)
+        if pending:
+            time.sleep(0.02)
+    return time.perf_counter() - started, list(answers.values())
+
+
+# --- the edits --------------------------------------------------------------------------------------------
+
+
+def add_rule(app, vendor_account_id: int) -> None:
+    """A rule for the probe's code sending it to one vendor, written as the panel writes it."""
+    from panel import audit
+    from panel.extensions import db
+    from panel.models import RoutingPlan, RoutingRule
+
+    with app.app_context():
+        plan = db.session.query(RoutingPlan).first()
+        rule = RoutingRule(
+            plan_id=plan.id, code=PROBE_CODE, type="static_account", terminator_account_id=vendor_account_id
+        )
+        db.session.add(rule)
+        audit.record("create", rule)
+        db.session.commit()
+
+
+def import_deck(app, table_id: int, rows: int, price: str) -> float:
+    """Replace a vendor table with a `rows`-row deck (the probe's code at `price`); returns its seconds."""
+    from panel.rates.importer import import_rates
+
+    lines = ["code,rate", f"{PROBE_CODE},{price}"]
+    lines += [f"{9_000_000 + i},0.{1000 + i % 9000}" for i in range(rows - 1)]
+    data = ("\n".join(lines) + "\n").encode()
+    started = time.perf_counter()
+    with app.app_context():
+        import_rates(table_id, data, "replace", default_effective_from=EPOCH, filename="bench.csv")
+    return time.perf_counter() - started
+
+
+def edit_account(app, account_id: int) -> None:
+    """A terminator's tags changed, as the panel writes it."""
+    from panel import audit
+    from panel.extensions import db
+    from panel.models import Account
+
+    with app.app_context():
+        account = db.session.get(Account, account_id)
+        before = audit.state(account)
+        account.term_tags = (account.term_tags or "") + " benchmark"
+        audit.record("update", account, before=before)
+        db.session.commit()
+
+
+# --- main -------------------------------------------------------------------------------------------------
+
+
+def main() -> None:
+    """Generate, measure, print one JSON line."""
+    if len(sys.argv) > 1 and sys.argv[1] == "--worker":
+        worker(sys.argv[2], float(sys.argv[3]))
+        return
+    args = parse_args()
+    from route import generate, make_database  # bench/route.py: the same generated carrier
+
+    workdir = Path(tempfile.mkdtemp(prefix="panel-scale-"))
+    if args.keep:
+        database_url, drop = f"sqlite:///{Path(args.keep).resolve()}", lambda: None
+    else:
+        database_url, drop = make_database(workdir)
+    os.environ["DATABASE_URL"] = database_url
+    os.environ["PANEL_MANAGER_ENABLED"] = "0"
+    workers: list[Worker] = []
+    try:
+        from panel import create_app
+        from panel.extensions import db
+        from panel.models import Account
+        from panel.routing.build import build_snapshot
+
+        app = create_app(
+            {"SQLALCHEMY_DATABASE_URI": database_url, "MANAGER_ENABLED": False, "TESTING": False}
+        )
+        kept = Path(f"{args.keep}.json") if args.keep else None
+        if kept and kept.exists():
+            data = json.loads(kept.read_text())
+        else:
+            with app.app_context():
+                db.create_all()
+                gen_args = argparse.Namespace(
+                    vendors=args.vendors, codes=args.codes, originators=args.originators, seed=args.seed
+                )
+                data = generate(app, gen_args)
+            if kept:
+                kept.write_text(json.dumps(data))
+        query = next(dict(q, number=PROBE_NUMBER) for q, tech in data["originators"] if not tech)
+
+        before = pss_kb(os.getpid())
+        started = time.perf_counter()
+        with app.app_context():
+            snapshot = build_snapshot(db.engine)
+        full_build_s = time.perf_counter() - started
+        snapshot_mb = (pss_kb(os.getpid()) - before) / 1024
+        figures = {
+            "vendors": args.vendors,
+            "rates": snapshot.counts["rates"],
+            "rules": snapshot.counts["rules"],
+            "database": database_url.split(":", 1)[0].split("+", 1)[0],
+            "full_build_s": round(full_build_s, 2),
+            "snapshot_mb": round(snapshot_mb, 1),
+        }
+        del snapshot
+        with app.app_context():
+            vendors = db.session.query(Account).filter(Account.term_enabled.is_(True)).order_by(Account.id)
+            vendor, other_id = vendors[5], vendors[7].id
+            vendor_id = vendor.id
+            vendor_table = vendor.term_rate_table_id or vendor.client.term_rate_table_id
+            db.engine.dispose()
+
+        started = time.perf_counter()
+        workers = [Worker(database_url, args.period) for _ in range(args.workers)]
+        for w in workers:
+            w.wait_ready()
+        figures["workers"] = args.workers
+        figures["worker_start_s"] = round(time.perf_counter() - started, 2)
+        figures["manager_period_s"] = args.period
+
+        add_rule(app, vendor_id)
+        seconds, answers = wait_all(
+            workers, query, lambda a: [r[0] for r in a["routes"]] == [vendor_id], args.timeout
+        )
+        figures["rule_edit_effect_s"] = round(seconds, 2)
+        figures["rule_edit_changes"] = sorted({a["changes"] for a in answers})
+        figures["rule_edit_update_s"] = max(a["update_s"] for a in answers)
+
+        price = "0.000123"
+        figures["deck_rows"] = args.deck_rows
+        figures["deck_import_s"] = round(import_deck(app, vendor_table, args.deck_rows, price), 2)
+        seconds, answers = wait_all(
+            workers,
+            query,
+            lambda a: bool(a["routes"]) and a["routes"][0][1] == round(float(price) * 1_000_000),
+            args.timeout,
+        )
+        figures["deck_import_effect_s"] = round(seconds, 2)
+        figures["deck_import_changes"] = sorted({a["changes"] for a in answers})
+        figures["deck_import_update_s"] = max(a["update_s"] for a in answers)
+
+        edit_account(app, other_id)
+        seconds, answers = wait_all(workers, query, lambda a: a["changes"] == "base", args.timeout)
+        figures["account_edit_effect_s"] = round(seconds, 2)
+        figures["account_edit_update_s"] = max(a["update_s"] for a in answers)
+
+        total = sum(pss_kb(w.proc.pid) - w.info["base_pss_kb"] for w in workers) / 1024
+        figures["routing_pss_mb"] = round(total, 1)
+        figures["routing_pss_ratio"] = round(total / snapshot_mb, 2) if snapshot_mb else None
+        figures["worker_build_s"] = round(max(w.info["build_s"] for w in workers), 2)
+        figures["loadavg_1m"] = round(os.getloadavg()[0], 2)
+        figures["cpus"] = os.cpu_count()
+        print(json.dumps(figures), flush=True)
+    finally:
+        for w in workers:
+            w.stop()
+        drop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
