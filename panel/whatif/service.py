@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 
 from panel import snapshots
 from panel.extensions import db
-from panel.models import CallStat, Code, Rate, RoutingPlan, RoutingRule
+from panel.models import CallStat, Client, Code, Rate, RoutingPlan, RoutingRule
 from panel.routing.snapshot import Snapshot, compile_code
 from panel.whatif import overlay, sheet
 
@@ -98,7 +98,8 @@ def traffic(company_ids, since: datetime) -> dict[tuple[int, str], int]:
     """Calls per (originator account, customer code) since `since` (the last statistics window)."""
     stmt = (
         select(CallStat.orig_account_id, CallStat.orig_code, func.count())
-        .where(CallStat.start_at >= since, CallStat.company_id.in_(list(company_ids)))
+        .join(Client, CallStat.orig_client_id == Client.id)
+        .where(CallStat.start_at >= since, Client.company_id.in_(list(company_ids)))
         .group_by(CallStat.orig_account_id, CallStat.orig_code)
     )
     return {(a, c): n for a, c, n in db.session.execute(stmt) if a is not None}

@@ -1,0 +1,434 @@
+"""What-if previews (issue 15.1): the effect of a rule edit, a rules import or a rate deck import, before it.
+
+Each preview routes the touched destinations of the plans' decks on the current snapshot and on a copy with
+the change applied in memory (panel.whatif.overlay), and lists the changes costly first. Nothing is written
+until "Apply"; Apply carries the version (a digest of the plan's rules or the table's rates) the preview was
+computed from and is refused when the data moved meanwhile. Viewers cannot preview a change they cannot make.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from datetime import UTC, datetime
+from pathlib import Path
+from types import SimpleNamespace
+
+from flask import abort, current_app, flash, make_response, render_template, request, url_for
+from flask_login import current_user
+
+from panel import audit, htmx
+from panel.access import get_or_404, user_company_ids, writer_required
+from panel.extensions import db
+from panel.models import RateTable, RoutingPlan, RoutingRule
+from panel.plans.forms import RuleForm
+from panel.routing.snapshot import decimal_text
+from panel.whatif import bp, overlay, service
+
+SHOWN = 200  # changes listed on the page (the count says how many there are)
+
+
+# --- rule edits (inline editor) ---------------------------------------------------------------------------
+
+
+def _rule_values(form: RuleForm, base: dict) -> dict:
+    """The rule row `base` with the form's validated values applied."""
+    values = SimpleNamespace()
+    form.apply(values)
+    return {**base, **vars(values)}
+
+
+def _render_preview(
+    preview,
+    *,
+    title: str,
+    apply_url: str,
+    hidden: dict,
+    version: str,
+    status: int = 200,
+    back: str | None = None,
+    message: str | None = None,
+):
+    """The preview as a dialog (htmx) or a page, with Apply and Cancel."""
+    context = dict(
+        preview=preview,
+        shown=preview.changes[:SHOWN] if preview else [],
+        title=title,
+        apply_url=apply_url,
+        hidden=hidden,
+        version=version,
+        money=decimal_text,
+        back=back,
+        message=message,
+    )
+    return htmx.render("whatif/preview.html", "whatif/_preview_modal.html", status, **context)
+
+
+def _fields() -> dict:
+    """The rule row's posted fields (to post them again with Apply)."""
+    return {k: v for k, v in request.form.items() if k not in ("whatif_version", "csrf_token")}
+
+
+def _rule_errors(form: RuleForm):
+    """A 422 answer naming the fields the preview cannot use."""
+    lines = [f"{getattr(form, name).label.text}: {'; '.join(errors)}" for name, errors in form.errors.items()]
+    return htmx.render(
+        "whatif/preview.html",
+        "whatif/_preview_modal.html",
+        422,
+        preview=None,
+        shown=[],
+        title="Preview",
+        message="Fix the rule first: " + " ".join(lines),
+        hidden={},
+        version="",
+        apply_url="",
+        money=decimal_text,
+        back=None,
+    )
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+@bp.route("/rules/<int:rule_id>/preview", methods=["POST"])
+@writer_required
+def rule_preview(rule_id: int):
+    """The effect of saving the rule's edit row."""
+    rule = get_or_404(RoutingRule, rule_id)
+    form = RuleForm(rule=rule)
+    if not form.validate():
+        return _rule_errors(form)
+    rows = service.rule_rows(rule.plan_id)
+    new_rows = [_rule_values(form, row) if row["id"] == rule.id else row for row in rows]
+    preview, _ = service.rules_preview(
+        service.current_snapshot(), rule.plan_id, new_rows, user_company_ids(), _now()
+    )
+    return _render_preview(
+        preview,
+        title=f"Preview: rule {rule.code or 'DID'} of plan {rule.plan.name}",
+        apply_url=url_for("whatif.rule_apply", rule_id=rule.id),
+        hidden=_fields(),
+        version=service.version_of_rules(rule.plan_id),
+        back=url_for("plans.show", plan_id=rule.plan_id),
+    )
+
+
+@bp.route("/plans/<int:plan_id>/rules/preview", methods=["POST"])
+@writer_required
+def new_rule_preview(plan_id: int):
+    """The effect of adding the new rule row."""
+    plan = get_or_404(RoutingPlan, plan_id)
+    form = RuleForm()
+    if not form.validate():
+        return _rule_errors(form)
+    base = {c: None for c in service.RULE_COLUMNS}
+    base.update(id=service.next_rule_id(), plan_id=plan.id)
+    new_rows = [*service.rule_rows(plan.id), _rule_values(form, base)]
+    preview, _ = service.rules_preview(
+        service.current_snapshot(), plan.id, new_rows, user_company_ids(), _now()
+    )
+    return _render_preview(
+        preview,
+        title=f"Preview: new rule of plan {plan.name}",
+        apply_url=url_for("whatif.new_rule_apply", plan_id=plan.id),
+        hidden=_fields(),
+        version=service.version_of_rules(plan.id),
+        back=url_for("plans.show", plan_id=plan.id),
+    )
+
+
+def _stale(plan_id: int) -> bool:
+    """True when the plan's rules moved since the preview (its version is posted)."""
+    return request.form.get("whatif_version", "") != service.version_of_rules(plan_id)
+
+
+def _conflict(back: str):
+    """Apply refused: the data changed since the preview."""
+    message = (
+        "The plan's rules changed since this preview (someone saved or imported rules): nothing was "
+        "applied. Preview again to see the effect on the current rules."
+    )
+    return htmx.render(
+        "whatif/preview.html",
+        "whatif/_preview_modal.html",
+        409,
+        preview=None,
+        shown=[],
+        title="Not applied",
+        message=message,
+        hidden={},
+        version="",
+        apply_url="",
+        money=decimal_text,
+        back=back,
+    )
+
+
+def _applied(plan_id: int, note: str):
+    """After Apply: back to the plan's rules (htmx follows with a full page)."""
+    flash(note, "success")
+    return htmx.redirect(url_for("plans.show", plan_id=plan_id))
+
+
+@bp.route("/rules/<int:rule_id>/apply", methods=["POST"])
+@writer_required
+def rule_apply(rule_id: int):
+    """Save the previewed rule edit, unless the plan's rules changed since the preview."""
+    rule = get_or_404(RoutingRule, rule_id)
+    if _stale(rule.plan_id):
+        return _conflict(url_for("plans.show", plan_id=rule.plan_id))
+    form = RuleForm(rule=rule)
+    if not form.validate():
+        return _rule_errors(form)
+    before = audit.state(rule)
+    form.apply(rule)
+    audit.record("update", rule, before=before, note=f"rule of plan {rule.plan.name} (after a preview)")
+    db.session.commit()
+    return _applied(rule.plan_id, "Rule saved; it takes effect at the Traffic Rules manager's next run.")
+
+
+@bp.route("/plans/<int:plan_id>/rules/apply", methods=["POST"])
+@writer_required
+def new_rule_apply(plan_id: int):
+    """Add the previewed rule, unless the plan's rules changed since the preview."""
+    plan = get_or_404(RoutingPlan, plan_id)
+    if _stale(plan.id):
+        return _conflict(url_for("plans.show", plan_id=plan.id))
+    form = RuleForm()
+    if not form.validate():
+        return _rule_errors(form)
+    rule = RoutingRule(plan_id=plan.id)
+    form.apply(rule)
+    db.session.add(rule)
+    audit.record("create", rule, note=f"rule of plan {plan.name} (after a preview)")
+    db.session.commit()
+    return _applied(plan.id, "Rule added; it takes effect at the Traffic Rules manager's next run.")
+
+
+# --- imports: rules files and rate decks --------------------------------------------------------------------
+
+
+def _upload_dir() -> Path:
+    path = Path(current_app.instance_path) / "whatif"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _keep(data: bytes, meta: dict) -> str:
+    """Keep an uploaded file until Apply (or the next preview); returns its token."""
+    token = secrets.token_urlsafe(18)
+    folder = _upload_dir()
+    (folder / f"{token}.csv").write_bytes(data)
+    (folder / f"{token}.json").write_text(json.dumps(meta))
+    return token
+
+
+def _kept(token: str, kind: str, target_id: int) -> tuple[bytes, dict]:
+    """The kept file of this user, kind and target, or 404."""
+    if not token.replace("-", "").replace("_", "").isalnum() or len(token) > 40:
+        abort(404)
+    folder = _upload_dir()
+    try:
+        meta = json.loads((folder / f"{token}.json").read_text())
+        data = (folder / f"{token}.csv").read_bytes()
+    except OSError:
+        abort(404)
+    if (meta.get("user_id"), meta.get("kind"), meta.get("target_id")) != (current_user.id, kind, target_id):
+        abort(404)
+    return data, meta
+
+
+def _forget(token: str) -> None:
+    for suffix in (".csv", ".json"):
+        (_upload_dir() / f"{token}{suffix}").unlink(missing_ok=True)
+
+
+def _read_upload() -> bytes | None:
+    """The uploaded file (bounded like every import), or None."""
+    from panel.imports import reader
+
+    storage = request.files.get("file")
+    if storage is None or not storage.filename:
+        return None
+    return reader.read_upload(storage, limit=current_app.config.get("MAX_CONTENT_LENGTH"))
+
+
+def _parse(data: bytes, columns, parser, required):
+    """Rows and errors of a CSV file through the one import reader."""
+    from panel.imports import reader
+
+    try:
+        return reader.parse(data, columns, parser, required=required)
+    except reader.CsvError as exc:
+        return [], [str(exc)]
+
+
+def _rules_from_file(plan: RoutingPlan, data: bytes, mode: str):
+    """The plan's rule rows after importing `data` (append or replace), or the file's errors."""
+    from panel.plans import rules_csv
+    from panel.plans.lookups import NameResolver
+
+    rows, errors = _parse(
+        data,
+        rules_csv.COLUMNS,
+        rules_csv.row_parser(plan.id, NameResolver(plan.company_id)),
+        rules_csv.REQUIRED,
+    )
+    if errors or not rows:
+        return None, errors or ["The file has a header but no rules."]
+    current = service.rule_rows(plan.id) if mode == "append" else []
+    first = service.next_rule_id()
+    base = {c: None for c in service.RULE_COLUMNS}
+    added = [{**base, **row, "id": first + i} for i, row in enumerate(rows)]
+    return current + added, []
+
+
+def _rates_from_file(table: RateTable, data: bytes, mode: str, start: datetime):
+    """The table's rates (snapshot form) after importing `data`, or the file's errors."""
+    from panel.rates import importer
+
+    rows, errors = _parse(
+        data, importer.RATE_COLUMNS, importer.rate_row_parser(table.id, start), importer.REQUIRED_COLUMNS
+    )
+    if errors or not rows:
+        return None, errors or ["The file has a header but no rates."]
+    new = overlay.rate_rows(rows)
+    if mode == "replace":
+        return new, []
+    snapshot = service.current_snapshot()
+    current = snapshot.rate_tables[table.id].rates if table.id in snapshot.rate_tables else {}
+    return overlay.merged_rates(current, new), []
+
+
+IMPORTS = {
+    "rules": (RoutingPlan, ("append", "replace"), "routing plan"),
+    "rates": (RateTable, ("add_update", "replace"), "rate table"),
+}
+
+
+@bp.route("/<kind>/<int:target_id>/import-preview", methods=["GET", "POST"])
+@writer_required
+def import_preview(kind: str, target_id: int):
+    """Upload a rules file or a rate deck and see its effect before importing it."""
+    if kind not in IMPORTS:
+        abort(404)
+    model, modes, what = IMPORTS[kind]
+    target = get_or_404(model, target_id)
+    context = dict(
+        kind=kind,
+        target=target,
+        modes=modes,
+        what=what,
+        preview=None,
+        shown=[],
+        errors=[],
+        money=decimal_text,
+        token="",
+        version="",
+        mode=modes[0],
+    )
+    if request.method == "POST":
+        mode = request.form.get("mode", modes[0])
+        context["mode"] = mode if mode in modes else modes[0]
+        data = _read_upload()
+        if data is None:
+            context["errors"] = ["Choose a CSV file."]
+            return render_template("whatif/import_preview.html", **context), 422
+        now = _now()
+        if kind == "rules":
+            rows, errors = _rules_from_file(target, data, context["mode"])
+            if not errors:
+                context["preview"], _ = service.rules_preview(
+                    service.current_snapshot(), target.id, rows, user_company_ids(), now
+                )
+                context["version"] = service.version_of_rules(target.id)
+        else:
+            rates, errors = _rates_from_file(target, data, context["mode"], now)
+            if not errors:
+                context["preview"], _ = service.rates_preview(
+                    service.current_snapshot(), target.id, rates, user_company_ids(), now
+                )
+                context["version"] = service.version_of_rates(target.id)
+        if errors:
+            context["errors"] = errors
+            return render_template("whatif/import_preview.html", **context), 422
+        context["shown"] = context["preview"].changes[:SHOWN]
+        context["token"] = _keep(
+            data,
+            {
+                "user_id": current_user.id,
+                "kind": kind,
+                "target_id": target.id,
+                "mode": context["mode"],
+                "filename": request.files["file"].filename or f"{kind}.csv",
+            },
+        )
+    return render_template("whatif/import_preview.html", **context)
+
+
+@bp.route("/<kind>/<int:target_id>/import-apply", methods=["POST"])
+@writer_required
+def import_apply(kind: str, target_id: int):
+    """Import the previewed file, unless the target's data changed since the preview."""
+    if kind not in IMPORTS:
+        abort(404)
+    model, _, what = IMPORTS[kind]
+    target = get_or_404(model, target_id)
+    token = request.form.get("token", "")
+    data, meta = _kept(token, kind, target.id)
+    current = service.version_of_rules(target.id) if kind == "rules" else service.version_of_rates(target.id)
+    back = url_for("whatif.import_preview", kind=kind, target_id=target.id)
+    if request.form.get("whatif_version", "") != current:
+        _forget(token)
+        message = (
+            f"The {what}'s data changed since this preview: nothing was imported. "
+            "Upload the file again to preview its effect on the current data."
+        )
+        return make_response(
+            render_template(
+                "whatif/import_preview.html",
+                kind=kind,
+                target=target,
+                modes=IMPORTS[kind][1],
+                what=what,
+                preview=None,
+                shown=[],
+                errors=[message],
+                money=decimal_text,
+                token="",
+                version="",
+                mode=meta["mode"],
+            ),
+            409,
+        )
+    if kind == "rules":
+        from panel.imports import jobs
+        from panel.plans import rules_csv
+
+        job = jobs.start(
+            "routing_rules",
+            company_id=target.company_id,
+            target_id=target.id,
+            target_label=f"routing plan {target.name}",
+            filename=meta["filename"],
+            mode=meta["mode"],
+            work=rules_csv.import_work(target.id, data, meta["mode"]),
+            synchronous=True,
+        )
+        ok, message = job.status == "done", job.message
+        done = url_for("plans.show", plan_id=target.id)
+    else:
+        from panel.imports.jobs import ImportFailed
+        from panel.rates import importer
+
+        try:
+            message, ok = importer.import_rates(target, data, meta["mode"], filename=meta["filename"]), True
+        except ImportFailed as exc:
+            db.session.rollback()
+            message, ok = exc.message, False
+        done = url_for("rates.show", rate_table_id=target.id)
+    _forget(token)
+    flash(message, "success" if ok else "error")
+    return htmx.redirect(done if ok else back)
