@@ -45,11 +45,11 @@ class ObjectSection:
     form_class: type
     noun: str  # "rate table", as the operator reads it
     plural: str  # the list's title: "Rate tables"
-    container: str  # the id of the list's element that sorting and paging swap: "rate-tables"
-    id_arg: str  # "rate_table_id"
-    sortable: dict
-    template_dir: str  # "rates": _table.html and form.html
     var: str  # how the templates name one object: "table"
+    sortable: dict
+    container: str = ""  # the id of the element that sorting and paging swap: "rate-tables" from the plural
+    id_arg: str = ""  # the URL variable: "rate_table_id" from the noun
+    template_dir: str = ""  # where _table.html and form.html are: the blueprint's name
     users_of: Callable = lambda obj: ([], set())
     after_save: str = "show"  # the endpoint (of this blueprint) shown after create and edit
     list_template: str = "_reference/list.html"
@@ -63,6 +63,9 @@ class ObjectSection:
 
     def __post_init__(self) -> None:
         ep = self.bp.name
+        self.container = self.container or self.plural.lower().replace(" ", "-")
+        self.id_arg = self.id_arg or f"{self.noun.lower().replace(' ', '_')}_id"
+        self.template_dir = self.template_dir or ep
         self.endpoints = {name: f"{ep}.{name}" for name in ("index", "show", "create", "update", "delete")}
         rule = f"/<int:{self.id_arg}>"
         both = ["GET", "POST"]
@@ -219,7 +222,6 @@ class InlineGrid:
     row_arg: str  # "rate_id"
     parent_key: str  # the row's foreign key to the parent: "rate_table_id"
     prefix: str  # endpoint and URL prefix of the rows: "rate" -> rate_create, /rates/<id>
-    template_dir: str
     parent_var: str  # "table"
     row_var: str  # "rate"
     noun: str  # "rate"
@@ -230,8 +232,10 @@ class InlineGrid:
     show: Callable
     label: Callable  # a row in messages: "Rate for 4420"
     note: Callable = lambda row, parent: ""  # the audit note of a row's change
+    template_dir: str = ""  # where _row.html, _row_edit.html, _add.html are: the blueprint's name
 
     def __post_init__(self) -> None:
+        self.template_dir = self.template_dir or self.bp.name
         rows = f"/<int:{self.parent_arg}>/{self.prefix}s"
         one = f"{rows}/<int:{self.row_arg}>"
         p = self.prefix
