@@ -529,7 +529,7 @@ def current_snapshot():
     if snapshots is None or not hasattr(snapshots, "current"):
         return None
     snapshot = snapshots.current()
-    if snapshot is None or not getattr(snapshot, "audit_top", 0):
+    if snapshot is None or not hasattr(snapshot, "audit_seen"):
         return None
     held = f"a{snapshot.audit_top}-{len(snapshot.audit_seen)}"
     return snapshot if held == audit_marker() else None
