@@ -23,9 +23,10 @@ migrate: venv
 demo: migrate
 	PANEL_MANAGER_ENABLED=0 $(FLASK) demo-data --if-empty
 
+# The demo keeps calls coming while it runs (PANEL_DEMO_TRAFFIC=0 turns that off).
 run: demo
 	@echo "Panel: http://$(HOST):$(PORT)/  (demo logins are listed in README.md)"
-	$(VENV)/bin/gunicorn --workers $(WORKERS) --threads 4 --bind $(HOST):$(PORT) --access-logfile - wsgi:app
+	PANEL_DEMO_TRAFFIC=$${PANEL_DEMO_TRAFFIC:-1} $(VENV)/bin/gunicorn --workers $(WORKERS) --threads 4 --bind $(HOST):$(PORT) --access-logfile - wsgi:app
 
 # SQLite always; PostgreSQL too when TEST_DATABASE_URL is set (CI sets it).
 test: venv

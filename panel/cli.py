@@ -38,12 +38,13 @@ def register(app: Flask) -> None:
 
     @app.cli.command("demo-data")
     @click.option("--if-empty", is_flag=True, help="Do nothing when the database already has companies.")
-    def demo_data(if_empty: bool) -> None:
-        """Load a believable carrier: companies, users, clients, accounts, rates and routing plans."""
+    @click.option("--days", default=3, show_default=True, help="Days of routed and billed calls to seed.")
+    def demo_data(if_empty: bool, days: int) -> None:
+        """Load a believable carrier: companies, users, clients, accounts, rates, routing plans and calls."""
         from panel import demo
 
-        if demo.load(if_empty=if_empty):
-            click.echo("Demo data loaded.")
+        if demo.load(if_empty=if_empty, history_days=max(0, days)):
+            click.echo(f"Demo data loaded, with {max(0, days)} days of calls.")
         else:
             click.echo("The database has data already; demo data not loaded again.")
         if demo.has_demo_users():

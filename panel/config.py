@@ -77,3 +77,10 @@ class Config:
     QUALITY_WINDOW_HOURS = float(os.environ.get("PANEL_QUALITY_WINDOW_HOURS", "24"))
     QUALITY_MIN_CALLS = int(os.environ.get("PANEL_QUALITY_MIN_CALLS", "10"))
     LIVE_CALL_MAX_SECONDS = int(os.environ.get("PANEL_LIVE_CALL_MAX_SECONDS", "14400"))
+    # Rules expiring within this many days are marked in amber; the marks refresh every so many seconds.
+    EXPIRY_HORIZON_DAYS = float(os.environ.get("PANEL_EXPIRY_HORIZON_DAYS", "7"))
+    EXPIRY_REFRESH_SECONDS = int(os.environ.get("PANEL_EXPIRY_REFRESH_SECONDS", "60"))
+    # The home page lists clients whose balance is below this (and every negative one).
+    LOW_BALANCE = float(os.environ.get("PANEL_LOW_BALANCE", "100"))
+    # A small generator of routed and billed demo calls while the panel runs (`make run` turns it on).
+    DEMO_TRAFFIC = _bool("PANEL_DEMO_TRAFFIC", False)

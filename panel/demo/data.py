@@ -1,7 +1,7 @@
-"""Demo data: a believable small carrier with resellers, customers, vendors, rates and routing plans.
+"""The demo carrier's objects: companies, users, gateways, a code deck, rate tables, clients, accounts and
+routing plans with rules of every type, each with its "created" entry in the change history.
 
-`flask --app wsgi demo-data` loads it (`--if-empty` does nothing when companies exist). Everything is made
-with a fixed random seed, so two loads give the same data.
+Everything is made with a fixed random seed, so two loads give the same objects.
 """
 
 import random
@@ -12,13 +12,11 @@ from sqlalchemy import func, insert, select
 
 from panel import audit
 from panel.auth.passwords import hash_password
-from panel.billing import billed_seconds, charge
 from panel.crypto import encrypt
 from panel.extensions import db
 from panel.models import (
     Account,
     AccountNetwork,
-    CallStat,
     Client,
     Code,
     CodeDeck,
@@ -305,7 +303,7 @@ def load(if_empty: bool = False) -> bool:
         ("Acme Calls", "ip", "192.0.2.10; 192.0.2.11", "", retail, 5000),
         ("Blue Sky VoIP", "ip", "10.20.0.0/24; 10.21.0.0/16", "", retail, 1200),
         ("Cedar Comms", "name", "cedar-pbx", "", premium, 800),
-        ("Delta Dial", "ani", "4420794600000", "", retail, 150),
+        ("Delta Dial", "ani", "4420794600000", "", retail, 40),
         ("Echo Tel", "ip", "192.0.2.40", "123#", premium, 3000),
         ("Fjord Net", "ip", "2001:db8:100::/48", "", retail, 900),
         ("Gamma Contact Center", "name", "gamma-cc", "9", premium, 10000),
@@ -425,8 +423,27 @@ def load(if_empty: bool = False) -> bool:
         "static_client",
         10,
         terminator_client_id=juno.id,
-        expires_at=utcnow() + timedelta(days=7),
+        expires_at=utcnow() + timedelta(days=3, hours=2),
         capacity=50,
+    )
+    # A promotion that ends tomorrow and one that ends in three weeks: the rules tab marks the first in amber.
+    rule(
+        standard,
+        "4420",
+        "static_client",
+        5,
+        terminator_client_id=clients["Kappa Exchange"].id,
+        stop_hunt=False,
+        expires_at=utcnow() + timedelta(hours=30),
+    )
+    rule(
+        standard,
+        "4915",
+        "static_client",
+        5,
+        terminator_client_id=hermes.id,
+        stop_hunt=False,
+        expires_at=utcnow() + timedelta(days=21),
     )
     rule(
         standard,
@@ -483,85 +500,36 @@ def load(if_empty: bool = False) -> bool:
         db.session.add(Did(number=number, account_id=kappa_out.id, notes="Inbound DID"))
 
     db.session.flush()
-    _calls(
-        rng,
-        originators,
-        terminators,
-        vendor_tables,
-        {retail.id: retail, premium.id: premium, atlas_sell.id: atlas_sell},
-    )
-    audit.record("create", root, note="demo data loaded")
+    _history(db.session.scalar(select(User).where(User.username == DEMO_USERS[0][0])))
     db.session.commit()
     return True
 
 
-def _calls(rng, originators, terminators, vendor_tables, customer_tables) -> None:
-    """A day of rated calls so statistics, balances and quality have something to show."""
-    prices: dict[int, dict[str, Rate]] = {}
+# The objects whose creation the change history lists, in the order they were made.
+HISTORY_MODELS = (
+    Company,
+    User,
+    Gateway,
+    CodeDeck,
+    RateTable,
+    TimeProfile,
+    Policy,
+    Client,
+    Account,
+    RoutingPlan,
+    RoutingRule,
+    Did,
+)
 
-    def price(table_id, number):
-        if table_id not in prices:
-            prices[table_id] = {
-                r.code: r for r in db.session.scalars(select(Rate).where(Rate.rate_table_id == table_id))
-            }
-        table = prices[table_id]
-        for length in range(len(number), 0, -1):
-            rate = table.get(number[:length])
-            if rate:
-                return rate
-        return None
 
-    now = utcnow()
-    numbers = [
-        "447700900123",
-        "4915112345000",
-        "33612345678",
-        "4420794600123",
-        "919876543210",
-        "8801712345678",
-    ]
-    vendors = [(name, acc) for name, accs in terminators.items() for acc in accs]
-    rows, charges = [], {}
-    for i in range(1500):
-        orig = rng.choice(originators)
-        client = db.session.get(Client, orig.client_id)
-        table_id = orig.orig_rate_table_id or client.orig_rate_table_id
-        vendor_name, term = rng.choice(vendors)
-        number = rng.choice(numbers) + str(rng.randint(0, 9))
-        customer, vendor = price(table_id, number), price(vendor_tables[vendor_name].id, number)
-        if not customer or not vendor:
-            continue
-        answered = rng.random() < 0.55
-        duration = int(rng.expovariate(1 / 150)) + 1 if answered else 0
-        cust = (
-            charge(duration, customer.rate, customer.min_time, customer.interval) if answered else Decimal(0)
-        )
-        cost = charge(duration, vendor.rate, vendor.min_time, vendor.interval) if answered else Decimal(0)
-        rows.append(
-            dict(
-                call_id=f"demo-{i:05d}@meridian",
-                orig_account_id=orig.id,
-                orig_client_id=client.id,
-                term_account_id=term.id,
-                term_client_id=term.client_id,
-                number=number,
-                orig_code=customer.code,
-                term_code=vendor.code,
-                start_at=now - timedelta(seconds=rng.randint(60, 86000)),
-                duration=duration,
-                orig_billed=billed_seconds(duration, customer.min_time, customer.interval),
-                term_billed=billed_seconds(duration, vendor.min_time, vendor.interval),
-                customer_rate=customer.rate,
-                vendor_rate=vendor.rate,
-                customer_charge=cust,
-                vendor_cost=cost,
-                answered=answered,
-                sip_code=200 if answered else rng.choice([480, 486, 503, 404]),
-                pdd_ms=rng.randint(800, 4500),
-            )
-        )
-        charges[client.id] = charges.get(client.id, Decimal(0)) + cust
-    _bulk(CallStat, rows)
-    for client_id, amount in charges.items():
-        client = db.session.get(Client, client_id)
-        client.balance = (client.balance or Decimal(0)) - amount
+def _history(admin: User) -> None:
+    """A "created" audit entry for every demo object, by the demo admin, so "Change history" has a story."""
+    rates = dict(
+        db.session.execute(select(Rate.rate_table_id, func.count()).group_by(Rate.rate_table_id)).all()
+    )
+    for model in HISTORY_MODELS:
+        for obj in db.session.scalars(select(model).order_by(model.id)):
+            note = "demo data"
+            if isinstance(obj, RateTable):
+                note = f"demo data: {rates.get(obj.id, 0):,} rates"
+            audit.record("create", obj, note=note, user=admin)
