@@ -11,4 +11,4 @@ from flask import Blueprint
 
 bp = Blueprint("whatif", __name__)
 
-from panel.whatif import drain_views, preview_views, views  # noqa: E402,F401
+from panel.whatif import drain_views, import_hooks, preview_views, views  # noqa: E402,F401

@@ -245,10 +245,18 @@ def _forget(token: str) -> None:
         (_upload_dir() / f"{token}{suffix}").unlink(missing_ok=True)
 
 
+def _reader():
+    """The one CSV import reader (panel.imports.reader; panel.csvio before it moved there)."""
+    try:
+        from panel.imports import reader
+    except ImportError:
+        from panel import csvio as reader
+    return reader
+
+
 def _read_upload() -> bytes | None:
     """The uploaded file (bounded like every import), or None."""
-    from panel.imports import reader
-
+    reader = _reader()
     storage = request.files.get("file")
     if storage is None or not storage.filename:
         return None
@@ -257,8 +265,7 @@ def _read_upload() -> bytes | None:
 
 def _parse(data: bytes, columns, parser, required):
     """Rows and errors of a CSV file through the one import reader."""
-    from panel.imports import reader
-
+    reader = _reader()
     try:
         return reader.parse(data, columns, parser, required=required)
     except reader.CsvError as exc:

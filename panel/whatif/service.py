@@ -168,4 +168,21 @@ def rates_preview(snapshot: Snapshot, table_id: int, new_rates, company_ids, at:
             deck_cache[plan_id] = touched_by_rates(destinations(plan_id), codes)
         if deck_cache[plan_id]:
             targets.append((group, deck_cache[plan_id]))
-    return sheet.preview(snapshot, changed, targets, at, traffic(company_ids, window_start(at))), changed
+    moved = {
+        a.id for a in changed.accounts.values() if a.term_rates is not None and a.term_rates.id == table_id
+    }
+
+    def affected(group, result) -> bool:
+        """The old answer can change only through the table: as the customer's, or a candidate's."""
+        if group.key[1] == table_id:
+            return True
+        for matched in result.matched:
+            if not matched.cut and any(c.id in moved for c in matched.rule.candidates):
+                return True
+        return any(r.account is not None and r.account.id in moved for r in result.rejections) or any(
+            r.account.id in moved for r in result.routes
+        )
+
+    return sheet.preview(
+        snapshot, changed, targets, at, traffic(company_ids, window_start(at)), affected=affected
+    ), changed

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import random
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -24,17 +24,20 @@ from panel.whatif import overlay
 MAX_EVALUATIONS = 240_000
 
 
-@dataclass(slots=True, frozen=True)
 class SheetRoute:
     """One route of a destination: terminator, vendor rate and margin (millionths), appeal, rule."""
 
-    account_id: int
-    label: str
-    client_id: int
-    vendor_rate: int
-    margin: int
-    appeal: float
-    rule_id: int
+    __slots__ = ("account_id", "label", "client_id", "vendor_rate", "margin", "appeal", "rule_id")
+
+    def __init__(self, route):
+        account = route.account
+        self.account_id: int = account.id
+        self.label: str = f"{account.client_name} / {account.name}"
+        self.client_id: int = account.client_id
+        self.vendor_rate: int = route.vendor_row[0]
+        self.margin: int = route.customer_rate - route.vendor_row[0]
+        self.appeal: float = route.appeal
+        self.rule_id: int = route.rule.id
 
 
 @dataclass(slots=True)
@@ -66,32 +69,28 @@ class SheetRow:
         return any(r.margin < 0 for r in self.routes)
 
 
+def seed(rng: random.Random, code: str) -> random.Random:
+    """`rng` seeded by the code: both sides of a preview draw the same balancing and shuffles for it."""
+    rng.seed(int(code) if code.isdigit() and len(code) < 30 else code)
+    return rng
+
+
+def route_code(snapshot: Snapshot, origin_id: int, code: str, name: str, country: str, at: datetime, rng):
+    """(SheetRow, Result) of one code routed as the number for the originator `origin_id`."""
+    result = route(snapshot, RouteQuery(number=code, account_id=origin_id, at=at), rng=seed(rng, code))
+    rate = result.customer_rate[0] if result.customer_rate is not None else None
+    routes = tuple(map(SheetRoute, result.routes))
+    row = SheetRow(code, name, country, result.status, result.reason, rate, result.customer_code, routes)
+    return row, result
+
+
 def evaluate(
     snapshot: Snapshot, origin: AccountEntry, codes: Iterable[tuple[str, str, str]], at: datetime
 ) -> list[SheetRow]:
     """Route every (code, name, country) for `origin` (an entry of `snapshot`, see overlay) at `at`."""
-    rows = []
-    for code, name, country in codes:
-        result = route(
-            snapshot, RouteQuery(number=code, account_id=origin.id, at=at), rng=random.Random(code)
-        )
-        rate = result.customer_rate[0] if result.customer_rate is not None else None
-        routes = tuple(
-            SheetRoute(
-                r.account.id,
-                f"{r.account.client_name} / {r.account.name}",
-                r.account.client_id,
-                r.vendor_row[0],
-                r.customer_rate - r.vendor_row[0],
-                r.appeal,
-                r.rule.id,
-            )
-            for r in result.routes
-        )
-        rows.append(
-            SheetRow(code, name, country, result.status, result.reason, rate, result.customer_code, routes)
-        )
-    return rows
+    rng = random.Random()
+    origin_id = origin.id
+    return [route_code(snapshot, origin_id, code, name, country, at, rng)[0] for code, name, country in codes]
 
 
 def sheet(snapshot: Snapshot, origin: AccountEntry, codes, at: datetime) -> list[SheetRow]:
@@ -214,25 +213,34 @@ def preview(
     at: datetime,
     traffic: dict[tuple[int, str], int] | None = None,
     limit: int = MAX_EVALUATIONS,
+    affected: Callable[[Group, object], bool] | None = None,
 ) -> Preview:
-    """Route each group's codes on both snapshots; the changes sorted by traffic (then code)."""
+    """Route each group's codes on both snapshots; the changes sorted by traffic (then code).
+
+    `affected(group, result)`, when given, says from the old answer whether the change can alter it at all
+    (e.g. no changed terminator among the candidates of the rules used): when not, the new side is not routed.
+    """
     total = sum(len(codes) for _, codes in targets) or 1
     changes: list[Change] = []
     evaluated = 0
     sampled_from = None
     destinations: set[str] = set()
+    rng = random.Random()
     for group, codes in targets:
         share = max(1, limit * len(codes) // total)
         codes, was = sample(codes, share)
         if was is not None:
             sampled_from = (sampled_from or 0) + was
         destinations.update(c for c, _, _ in codes)
-        before = evaluate(old, group.entry, codes, at)
-        after = evaluate(new, group.entry, codes, at)
+        origin_id = group.entry.id
+        for code, name, country in codes:
+            before, result = route_code(old, origin_id, code, name, country, at, rng)
+            if affected is not None and not affected(group, result):
+                continue
+            after, _ = route_code(new, origin_id, code, name, country, at, rng)
+            if changed(before, after):
+                changes.append(Change(group, before, after))
         evaluated += len(codes)
-        for a, b in zip(before, after, strict=True):
-            if changed(a, b):
-                changes.append(Change(group, a, b))
     if traffic:
         calls: dict[int, dict[str, int]] = defaultdict(dict)
         for (account_id, code), count in traffic.items():

@@ -78,7 +78,8 @@ def rule_values(world, draw) -> dict:
 
 
 def _routes(snap, account_id: int, code: str):
-    result = route(snap, RouteQuery(number=code, account_id=account_id, at=AT), rng=random.Random(code))
+    rng = sheet.seed(random.Random(), code)
+    result = route(snap, RouteQuery(number=code, account_id=account_id, at=AT), rng=rng)
     return [(r.account.id, r.customer_rate - r.vendor_row[0]) for r in result.routes]
 
 
