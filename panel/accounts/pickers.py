@@ -1,11 +1,15 @@
 """Choices offered by the account and client forms, limited to what the client's company may use (SPEC §1).
 
-Rate tables come from `scope.usable_rate_tables`, routing plans from `scope.usable_plans`, gateways from
-the company and its ancestors (the operator's switch nodes serve its resellers). A posted id outside these
-lists is refused with a message; a value already stored but no longer usable is still shown, marked, so the
-form tells the truth and asks for a change.
+Rate tables come from `scope.usable_rate_tables`, limited to the tables the user sees: a provider's rate
+tables (of the companies above the user's) hold its prices, which the reseller's Rate tables list does not
+show, so they are not offered either (issue 14.4); one the provider already assigned stays, marked. Routing
+plans come from `scope.usable_plans`, gateways from the company and its ancestors (the operator's switch
+nodes serve its resellers; the Gateways list shows them too). A posted id outside these lists is refused
+with a message; a value already stored but no longer usable is still shown, marked, so the form tells the
+truth and asks for a change.
 """
 
+from flask_login import current_user
 from sqlalchemy import select
 
 from panel.extensions import db
@@ -14,6 +18,7 @@ from panel.models import Client, Company, Gateway, RateTable, RoutingPlan
 from panel.scope import ancestor_ids, scoped, usable_plans, usable_rate_tables, user_company_ids
 
 NOT_USABLE = " (not usable by this client's company)"
+PROVIDERS = " (your provider's table: kept as it is)"
 
 
 def client_choices() -> list[tuple[int, str]]:
@@ -35,8 +40,9 @@ def client_choices() -> list[tuple[int, str]]:
 
 
 def usable_rate_table_list(company_id: int) -> list[RateTable]:
-    """Rate tables the company may assign."""
-    return list(db.session.scalars(usable_rate_tables(company_id)))
+    """Rate tables the company may assign that the user also sees (not a provider's price list)."""
+    seen = user_company_ids()
+    return [t for t in db.session.scalars(usable_rate_tables(company_id)) if t.company_id in seen]
 
 
 def usable_plan_list(company_id: int) -> list[RoutingPlan]:
@@ -57,12 +63,16 @@ def usable_gateway_list(company_id: int) -> list[Gateway]:
 def set_select(field, objects, empty_label: str, current_id: int | None, model) -> None:
     """Fill a single select: an empty choice, the usable objects, and the stored one when it is not usable."""
     choices = [("", empty_label)] + [(obj.id, _label(obj)) for obj in objects]
-    if current_id is not None and current_id not in {obj.id for obj in objects}:
+    usable_ids = {obj.id for obj in objects}
+    if current_id is not None and current_id not in usable_ids:
         stored = db.session.get(model, current_id)
-        if stored is not None:
+        if stored is not None and _providers(stored):
+            choices.append((stored.id, _label(stored) + PROVIDERS))
+            usable_ids.add(stored.id)  # usable by the client's company: saving the form keeps it
+        elif stored is not None:
             choices.append((stored.id, _label(stored) + NOT_USABLE))
     field.choices = as_choices(choices)
-    field.usable_ids = {obj.id for obj in objects}
+    field.usable_ids = usable_ids
 
 
 def check_select(field, what: str) -> bool:
@@ -71,6 +81,14 @@ def check_select(field, what: str) -> bool:
         return True
     field.errors.append(f"This {what} may not be used by the client's company; choose another.")
     return False
+
+
+def _providers(obj) -> bool:
+    """True for a rate table of a company above the user's: usable by its clients, hidden from its lists."""
+    if not isinstance(obj, RateTable) or not current_user.is_authenticated:
+        return False
+    providers = ancestor_ids(current_user.company_id)[1:]  # the user's own company comes first
+    return obj.company_id in providers
 
 
 def _label(obj) -> str:

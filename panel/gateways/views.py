@@ -13,14 +13,14 @@ from panel.gateways import bp
 from panel.gateways.forms import GatewayForm
 from panel.htmx import redirect, render
 from panel.listing import paginate
-from panel.models import Gateway, account_gateways
-from panel.scope import get_or_404, scoped, visible_companies
+from panel.models import Account, Gateway, account_gateways
+from panel.scope import ancestor_ids, get_or_404, scope_condition, user_company_ids, visible_companies
 
 SORTABLE = {"name": Gateway.name, "address": Gateway.address, "id": Gateway.id}
 
 
-def accounts_using(gateway_ids: list[int]) -> dict[int, int]:
-    """How many accounts (of any company) name each gateway."""
+def accounts_using(gateway_ids: list[int], mine_only: bool = False) -> dict[int, int]:
+    """How many accounts name each gateway: of any company, or (`mine_only`) of the user's companies only."""
     if not gateway_ids:
         return {}
     stmt = (
@@ -28,14 +28,30 @@ def accounts_using(gateway_ids: list[int]) -> dict[int, int]:
         .where(account_gateways.c.gateway_id.in_(gateway_ids))
         .group_by(account_gateways.c.gateway_id)
     )
+    if mine_only:  # a provider's gateway serves other companies too: their accounts are not counted
+        stmt = stmt.join(Account, Account.id == account_gateways.c.account_id).where(
+            scope_condition(Account, user_company_ids())
+        )
     return dict(db.session.execute(stmt).all())
+
+
+def listed_gateways():
+    """The gateways the user's accounts may name: its companies' own and its provider's (the companies above).
+
+    The account form offers both (panel.accounts.pickers.usable_gateway_list), so the list shows both; a
+    provider's gateway is read-only here (editing it answers 404 as before).
+    """
+    providers = [cid for cid in ancestor_ids(current_user.company_id) if cid != current_user.company_id]
+    return select(Gateway).where(
+        scope_condition(Gateway, user_company_ids()) | Gateway.company_id.in_(providers)
+    )
 
 
 @bp.route("/")
 @reader_required
 def index():
-    """The gateways of the user's companies, with how many accounts use each."""
-    stmt = scoped(Gateway).options(selectinload(Gateway.company))
+    """The gateways of the user's companies and of its provider, with how many of its accounts use each."""
+    stmt = listed_gateways().options(selectinload(Gateway.company))
     text = (request.args.get("q") or "").strip()[:100]
     if text:
         pattern = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
@@ -48,7 +64,8 @@ def index():
         "gateways/_table.html",
         pagination=pagination,
         gateways=pagination.items,
-        usage=accounts_using([g.id for g in pagination.items]),
+        usage=accounts_using([g.id for g in pagination.items], mine_only=True),
+        own=user_company_ids(),
         q=text,
         title="Gateways",
     )

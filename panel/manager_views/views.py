@@ -1,17 +1,25 @@
-"""The Traffic Rules manager page: last run, next run, snapshot age and size, errors, recent runs, Run now."""
+"""The Traffic Rules manager page: last run, next run, snapshot age and size, errors, recent runs, Run now.
+
+The manager works for the whole system, so its figures (quality rows, snapshot size, errors) and "Run now"
+belong to the operator: users of the root company see them, root admins may run it. A reseller sees when
+the runs happen (when its edits take effect) and how many rules of its own plans expired, not the rest.
+"""
 
 import time
+from datetime import timedelta
 
 from flask import current_app, flash, request, url_for
+from flask_login import current_user
 from sqlalchemy import func, select
 
 from panel import manager
-from panel.access import admin_required, reader_required
+from panel.access import reader_required, root_required, user_company_ids
 from panel.extensions import db
 from panel.htmx import is_htmx, redirect, render
 from panel.listing import id_arg, paginate
 from panel.manager_views import bp
-from panel.models import ManagerRun
+from panel.models import AuditEntry, ManagerRun
+from panel.models.types import utcnow
 
 # How long the status fragment keeps polling for a requested run before it says none started.
 POLL_LIMIT_SECONDS = 120
@@ -39,10 +47,32 @@ def _requested(since: int | None, asked: float | None) -> dict:
     }
 
 
+def _sees_system() -> bool:
+    """True for users of the operator's root company: the manager's figures are about the whole system."""
+    return current_user.company is not None and current_user.company.parent_id is None
+
+
+def _own_rules_expired_24h() -> int:
+    """Rules of the user's companies that the manager deleted as expired in the last 24 hours (audit log)."""
+    stmt = select(func.count()).where(
+        AuditEntry.action == "delete",
+        AuditEntry.object_type == "routingrule",
+        AuditEntry.user_id.is_(None),
+        AuditEntry.username == manager.SYSTEM_USER.username,
+        AuditEntry.at >= utcnow() - timedelta(hours=24),
+        AuditEntry.company_id.in_(user_company_ids()),
+    )
+    return int(db.session.scalar(stmt) or 0)
+
+
 def _context(since: int | None = None, asked: float | None = None) -> dict:
+    """What the status card shows; figures of the whole system only for the operator's users."""
     state = manager.status()
     requested = _requested(since, asked)
+    system = _sees_system()
     return {
+        "system": system,
+        "own_rules_expired_24h": None if system else _own_rules_expired_24h(),
         "state": state,
         "requested": requested,
         "polling": requested["waiting"] or (since is None and state["running_run"] is not None),
@@ -75,9 +105,9 @@ def status():
 
 
 @bp.route("/run", methods=["POST"])
-@admin_required
+@root_required
 def run():
-    """Run now (admins): a forced run that publishes a new snapshot; the status card shows it finish."""
+    """Run now (root admins, as the run is system-wide): a forced run that publishes a new snapshot."""
     since = db.session.scalar(select(func.max(ManagerRun.id))) or 0
     asked = time.time()
     manager.request_run(current_app._get_current_object())

@@ -293,7 +293,12 @@ class RuleForm(FlaskForm):
             return []
         if current and current not in {oid for oid, _ in offered}:
             offered.append((current, f"{current_label} (current)"))
-        return options([(str(oid), label) for oid, label in offered], "— choose —")
+        empty = "— choose —"
+        if not offered and rule_type != "dynamic":
+            # Static rules name terminators of the user's companies; a reseller with none of its own reaches
+            # its provider's vendors through dynamic rules (SPEC §5 step 7), so the picker says so.
+            empty = "— none of your clients has a terminator account: use a dynamic rule —"
+        return options([(str(oid), label) for oid, label in offered], empty)
 
     def fill(self, rule: RoutingRule) -> None:
         """Show a rule's values (GET)."""

@@ -1,35 +1,21 @@
 """Queries over the call statistics: quality per vendor and code, call totals, balancing shares.
 
-Shared by the Statistics pages and the Traffic Rules manager (which stores the quality figures routing uses).
+Used by the Statistics pages and the home page; the quality formula itself (ASR, ACD) is panel.quality's.
 """
 
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import Integer, Select, and_, case, cast, func, select
+from sqlalchemy import and_, case, func, select
 
+from panel import quality
 from panel.extensions import db
 from panel.models import CallStat, RoutingRule
+from panel.quality import ANSWERED, ANSWERED_SECONDS
 
-ANSWERED = cast(CallStat.answered, Integer)
-ANSWERED_SECONDS = case((CallStat.answered, CallStat.duration), else_=0)
-
-
-def quality_statement(since: datetime, until: datetime) -> Select:
-    """Attempts, answered calls, answered seconds and mean PDD per terminator account and vendor code."""
-    return (
-        select(
-            CallStat.term_account_id,
-            CallStat.term_code.label("code"),
-            func.count().label("attempts"),
-            func.sum(ANSWERED).label("answered"),
-            func.sum(ANSWERED_SECONDS).label("answered_seconds"),
-            func.avg(CallStat.pdd_ms).label("pdd_ms"),
-        )
-        .where(CallStat.start_at >= since, CallStat.start_at < until, CallStat.term_account_id.is_not(None))
-        .group_by(CallStat.term_account_id, CallStat.term_code)
-    )
+# The per-call pieces of the quality formula live with the formula (panel.quality).
+__all__ = ["ANSWERED", "ANSWERED_SECONDS", "Totals", "balancing_groups", "totals"]
 
 
 @dataclass
@@ -43,16 +29,21 @@ class Totals:
     cost: Decimal = Decimal(0)
     # Calls with an originator or terminator of a company the user does not see (charge or cost not shown).
     foreign: int = 0
+    # Calls of a visible originator whose terminator the user does not see: a reseller's calls to its
+    # provider's vendors, whose cost is the provider's. Their revenue has no known cost, so no margin.
+    cost_hidden: int = 0
+    # Revenue of the calls whose cost is known (originator visible, terminator visible or none).
+    revenue_with_cost: Decimal = Decimal(0)
 
     @property
     def asr(self) -> Decimal | None:
-        """Answered calls in % of attempts."""
-        return Decimal(self.answered * 100) / self.attempts if self.attempts else None
+        """Answered calls in % of attempts (panel.quality.asr)."""
+        return quality.asr(self.answered, self.attempts)
 
     @property
     def acd(self) -> Decimal | None:
-        """Mean answered call length in minutes."""
-        return Decimal(self.seconds) / 60 / self.answered if self.answered else None
+        """Mean answered call length in minutes (panel.quality.acd)."""
+        return quality.acd(self.answered, self.seconds)
 
     @property
     def minutes(self) -> Decimal:
@@ -61,18 +52,24 @@ class Totals:
 
     @property
     def margin(self) -> Decimal:
-        """Revenue less cost."""
-        return self.revenue - self.cost
+        """Revenue less cost, over the calls whose cost is known (never a hidden cost counted as zero)."""
+        return self.revenue_with_cost - self.cost
 
     @property
     def margin_percent(self) -> Decimal | None:
-        """Margin in % of revenue."""
-        return self.margin * 100 / self.revenue if self.revenue else None
+        """Margin in % of the revenue it was computed over."""
+        return self.margin * 100 / self.revenue_with_cost if self.revenue_with_cost else None
+
+    @property
+    def margin_known(self) -> bool:
+        """False when every charged call's cost is hidden: a margin would be a made-up 100 %."""
+        return not self.cost_hidden or self.revenue_with_cost > 0 or self.cost > 0
 
 
 def totals(conditions: list, orig_visible, term_visible) -> Totals:
     """Sum the calls matching `conditions`: revenue from visible originators, cost to visible terminators."""
     zero = Decimal(0)
+    cost_known = CallStat.term_client_id.is_(None) | term_visible
     stmt = select(
         func.count(),
         func.coalesce(func.sum(ANSWERED), 0),
@@ -88,6 +85,10 @@ def totals(conditions: list, orig_visible, term_visible) -> Totals:
             ),
             0,
         ),
+        func.coalesce(func.sum(case((and_(orig_visible, ~cost_known), 1), else_=0)), 0),
+        func.coalesce(
+            func.sum(case((and_(orig_visible, cost_known), CallStat.customer_charge), else_=zero)), zero
+        ),
     ).where(*conditions)
     row = db.session.execute(stmt).one()
     return Totals(
@@ -97,6 +98,8 @@ def totals(conditions: list, orig_visible, term_visible) -> Totals:
         revenue=Decimal(row[3] or 0),
         cost=Decimal(row[4] or 0),
         foreign=int(row[5]),
+        cost_hidden=int(row[6]),
+        revenue_with_cost=Decimal(row[7] or 0),
     )
 
 

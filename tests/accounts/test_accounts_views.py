@@ -194,6 +194,7 @@ def test_viewer_reads_but_never_writes(carrier, login):
 @pytest.mark.parametrize("user", ["alpha_admin", "alpha_operator", "root_admin"])
 def test_create_account_with_every_field(carrier, login, user):
     """Every field of the seed's table is stored, normalised, with an audit entry."""
+    orig_table = carrier.root_table if user == "root_admin" else carrier.alpha_table
     data = account_data(
         carrier.acme,
         name="full",
@@ -202,7 +203,9 @@ def test_create_account_with_every_field(carrier, login, user):
         password="S3cret-pass",
         gateway_ids=[str(carrier.gw_a.id), str(carrier.gw_b.id)],
         notes="Main trunk",
-        orig_rate_table_id=str(carrier.root_table.id),
+        # The operator's table is offered to the operator's users only (issue 14.4: a reseller is offered
+        # the rate tables its Rate tables list shows); tests/ui/test_reseller.py checks the reseller's side.
+        orig_rate_table_id=str(orig_table.id),
         orig_routing_plan_id=str(carrier.alpha_plan.id),
         orig_tags="gold, cli",
         orig_capacity="30",
@@ -226,7 +229,7 @@ def test_create_account_with_every_field(carrier, login, user):
     assert account.password_encrypted != "S3cret-pass"
     assert {g.name for g in account.gateways} == {"gw-a", "gw-b"}
     assert (account.orig_rate_table_id, account.orig_routing_plan_id) == (
-        carrier.root_table.id,
+        orig_table.id,
         carrier.alpha_plan.id,
     )
     assert (account.orig_tags, account.orig_capacity) == ("gold cli", 30)
@@ -282,7 +285,8 @@ def test_pickers_offer_and_accept_only_what_the_company_may_use(carrier, login):
     """Beta's rate table and plan are neither offered to Alpha's client nor accepted when posted."""
     client = login(carrier.tree.alpha_operator)
     form = client.get(f"/accounts/new?client_id={carrier.acme.id}").get_data(as_text=True)
-    assert "Operator retail" in form and "Alpha retail" in form and "Alpha plan" in form
+    # The operator's (provider's) table is not offered to a reseller: its Rate tables list hides it (14.4).
+    assert "Operator retail" not in form and "Alpha retail" in form and "Alpha plan" in form
     assert "Beta retail" not in form and "Beta plan" not in form and "gw-beta" not in form
     for field, value in (
         ("orig_rate_table_id", carrier.beta_table.id),
