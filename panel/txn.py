@@ -12,7 +12,9 @@ handling is switched off and the panel emits BEGIN itself:
 - the first INSERT/UPDATE/DELETE opens the transaction with `BEGIN IMMEDIATE`: it waits (up to the busy
   timeout) for the writer lock, and from then on the transaction reads and writes under that lock, so it
   cannot fail with a stale snapshot;
-- a unit of work that must read under the writer lock too (a read-modify-write) enters `writing()`: its
+- a unit of work that must read under the writer lock too (a read-modify-write) selects its rows
+  `with_for_update()` (SQLite has no FOR UPDATE: such a SELECT opens the transaction with BEGIN IMMEDIATE
+  here, so it reads under the writer lock, as the row lock does on PostgreSQL), or enters `writing()`: its
   transaction starts with `BEGIN IMMEDIATE`.
 
 Writers are not made to take the lock at the start of every POST on purpose: a request that hands work to
@@ -86,6 +88,14 @@ def _sqlite_begin(conn) -> None:
 
 
 _WRITES = ("INSERT", "UPDATE", "DELETE", "REPLAC")
+
+
+@event.listens_for(Engine, "before_execute")
+def _sqlite_lock_for_update(conn, clauseelement, _multiparams, _params, _options) -> None:
+    """SELECT ... FOR UPDATE on SQLite: take the writer lock before the read (see the module doc)."""
+    if conn.dialect.name == "sqlite" and getattr(clauseelement, "_for_update_arg", None) is not None:
+        if not conn.connection.dbapi_connection.in_transaction:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 @event.listens_for(Engine, "before_cursor_execute")

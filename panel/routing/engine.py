@@ -759,6 +759,36 @@ def _by_appeal(routes: list[Route], rng) -> None:
         start = end
 
 
+def _appeal_code_key(route: Route) -> tuple:
+    """appeal_code order: DID rules first, then appeal, rule length (longest first), priority."""
+    return (route.rule.type != "did", -route.appeal, -route.rule.length, route.rule.priority)
+
+
+def _shuffle_ties(routes: list[Route], rng) -> None:
+    """Routes still tied after the appeal_code sort are shuffled whichever rules they come from; routes of
+    one balancing group keep the order of the balancing draw (SPEC §5.9)."""
+    start, size = 0, len(routes)
+    while start < size:
+        key = _appeal_code_key(routes[start])
+        end = start + 1
+        while end < size and _appeal_code_key(routes[end]) == key:
+            end += 1
+        if end - start > 1:
+            run = routes[start:end]
+            draws = [rng.random() for _ in run]
+            groups: dict[tuple, list[int]] = {}
+            for i, route in enumerate(run):
+                rule = route.rule
+                if rule.balanced:
+                    groups.setdefault((rule.type == "did", rule.group_key, rule.priority), []).append(i)
+            for members in groups.values():
+                # A group's draws, sorted, in the group's order: it interleaves at random but stays in order.
+                for i, draw in zip(members, sorted(draws[i] for i in members), strict=True):
+                    draws[i] = draw
+            routes[start:end] = [run[i] for i in sorted(range(len(run)), key=draws.__getitem__)]
+        start = end
+
+
 def _route_plan(call: _Call, plan: PlanEntry, result: Result, seen: set[int]) -> tuple[bool, bool]:
     """Steps 4-10 for one plan, appending to `result`; returns (a rule matched, stop hunt ended the hunt)."""
     rules = _matching_rules(call, plan)
@@ -787,7 +817,8 @@ def _route_plan(call: _Call, plan: PlanEntry, result: Result, seen: set[int]) ->
             _by_appeal(routes, call.rng)
         ordered.extend(routes)
     if plan.dr_order == "appeal_code":
-        ordered.sort(key=lambda r: (r.rule.type != "did", -r.appeal, -r.rule.length, r.rule.priority))
+        ordered.sort(key=_appeal_code_key)
+        _shuffle_ties(ordered, call.rng)
 
     # 10. One route per terminator account; at most `vendor_limit` per terminator client.
     per_client: dict[int, int] = {}

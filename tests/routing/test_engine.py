@@ -731,3 +731,109 @@ def test_snapshot_keeps_what_it_read(world):
     f.rule(world.plan, "44", "static_client", terminator_client_id=world.v2.client.id)
     assert names(run("4477", snap=old)) == ["v1"]
     assert names(run("4477")) == ["v1", "v2"]
+
+
+# --- issue 13.15: ties of appeal across rules, and the readings of SPEC §2 and §5 pinned -------------------
+
+
+def _firsts(snap, runs: int = 80) -> dict[str, int]:
+    """How often each terminator comes first over `runs` seeded routes."""
+    counts: dict[str, int] = {}
+    for seed in range(runs):
+        first = run("4477", snap=snap, rng=random.Random(seed)).routes[0].terminator
+        counts[first] = counts.get(first, 0) + 1
+    return counts
+
+
+def test_appeal_code_shuffles_ties_across_rules(world):
+    """Two unbalanced rules of equal length and priority whose vendors have equal rates: either vendor comes
+    first (the stable sort always put the first rule's first: 400 of 400 calls)."""
+    world.plan.rules_hunting = "all_matching"
+    world.plan.dr_order = "appeal_code"
+    twin = vendor(world.root, "Twin", [("44", "0.05")], ip="203.0.113.50")
+    f.rule(world.plan, "44", "static_client", priority=1, terminator_client_id=world.v1.client.id)
+    f.rule(world.plan, "44", "static_client", priority=1, terminator_client_id=twin.client.id)
+    counts = _firsts(snapshot())
+    assert set(counts) == {"v1", "twin"} and min(counts.values()) >= 20, counts
+
+
+def test_appeal_code_ties_keep_the_balancing_draw_order(world):
+    """Routes of one balancing group stay in the order the balancing drew (step 5), while an unbalanced
+    route tied with them may land before, between or after them."""
+    world.plan.rules_hunting = "all_matching"
+    world.plan.dr_order = "appeal_code"
+    twin = vendor(world.root, "Twin", [("44", "0.05")], ip="203.0.113.50")
+    third = vendor(world.root, "Third", [("44", "0.05")], ip="203.0.113.51")
+    f.rule(
+        world.plan, "44", "static_client", priority=1, balancing=50, terminator_client_id=world.v1.client.id
+    )
+    f.rule(world.plan, "44", "static_client", priority=1, balancing=50, terminator_client_id=twin.client.id)
+    f.rule(world.plan, "44", "static_client", priority=1, terminator_client_id=third.client.id)
+    snap = snapshot()
+    places = set()
+    group_firsts = set()
+    for seed in range(80):
+        result = run("4477", snap=snap, rng=random.Random(seed))
+        drawn = [m.rule.id for m in result.matched if m.rule.balanced]
+        routed = [r.rule.id for r in result.routes if r.rule.balanced]
+        assert routed == drawn  # the group keeps the draw's order
+        places.add(names(result).index("third"))
+        group_firsts.add(routed[0])
+    assert places == {0, 1, 2} and len(group_firsts) == 2
+
+
+def test_loop_protection_by_any_single_ident_ip_not_by_networks(world):
+    """SPEC §5 step 7: any single IP of the terminator's identification equal to the source IP is a loop; a
+    network that merely contains the source IP is not."""
+    world.v1.account.networks[0].network = "192.0.2.0/24"
+    f.account(world.v1.client, "v1-b", ident_value="10.9.0.0/16; 198.51.100.10", term_enabled=True)
+    world.v2.account.networks[0].network = "198.51.100.0/24"
+    f.rule(world.plan, "44", "static_client", terminator_client_id=world.v1.client.id)
+    f.rule(world.plan, "44", "static_client", terminator_client_id=world.v2.client.id)
+    result = run("4477")
+    assert reasons(result) == {"v1-b": "loop_protection"}
+    assert sorted(names(result)) == ["v1", "v2"]
+
+
+def test_loop_protection_by_the_proxy_host_with_or_without_port(world):
+    """The proxy's host equal to the source IP is a loop, with or without a port; another host is not."""
+    f.rule(world.plan, "44", "static_client", terminator_client_id=world.v1.client.id)
+    for proxy, looped in (
+        ("198.51.100.10", True),
+        ("198.51.100.10:5080", True),
+        ("198.51.100.11:5080", False),
+    ):
+        world.v1.account.proxy = proxy
+        assert (reasons(run("4477")).get("v1") == "loop_protection") is looped, proxy
+
+
+def test_host_is_the_first_ident_ip_else_the_proxy_host_and_proxy_stays_separate(world):
+    """SPEC §2: `host` is the first single ident IP (not a network), else the proxy's host; `proxy` is
+    reported separately in both cases."""
+    world.v1.account.networks[0].network = "192.0.2.0/24"
+    world.v1.account.proxy = "192.0.2.99:5070"
+    f.rule(world.plan, "44", "static_client", terminator_client_id=world.v1.client.id)
+    route = run("4477").to_json()["routes"][0]
+    assert (route["host"], route["proxy"]) == ("192.0.2.99", "192.0.2.99:5070")
+    world.v1.account.networks[0].network = "203.0.113.1"
+    route = run("4477").to_json()["routes"][0]
+    assert (route["host"], route["proxy"]) == ("203.0.113.1", "192.0.2.99:5070")
+
+
+def test_ani_compares_without_a_leading_plus_on_either_side(world):
+    """SPEC §5 step 1: an ANI ident `+15551234` matches a call from `15551234` and `+15551234`."""
+    by_ani = f.account(
+        world.cust_client, "by-ani", ident_by="ani", ident_value="+15551234", orig_enabled=True
+    )
+    snap = snapshot()
+    assert run("4477", snap=snap, ani="15551234").originator.id == by_ani.id
+    assert run("4477", snap=snap, ani="+15551234").originator.id == by_ani.id
+    assert run("4477", snap=snap, ani="15551235").reason == "unknown_originator"
+
+
+def test_a_number_that_is_only_the_tech_prefix_matches_nobody(world):
+    """SPEC §5 step 1: the tech prefix must be followed by digits to dial."""
+    f.account(world.cust_client, "prefixed", ident_value="10.7.7.7", tech_prefix="99", orig_enabled=True)
+    snap = snapshot()
+    assert run("99", snap=snap, src_ip="10.7.7.7").reason == "unknown_originator"
+    assert run("994477", snap=snap, src_ip="10.7.7.7").originator.name == "prefixed"

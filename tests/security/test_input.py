@@ -97,3 +97,61 @@ def test_url_variables_repeated_in_the_query_string_change_nothing(app, login):
         assert repeated == plain and repeated < 500, (rule.endpoint, url, plain, repeated)
         checked += 1
     assert checked > 20
+
+
+def _api_token(tree) -> str:
+    from tests.manager.conftest import make_token
+
+    return make_token(tree.alpha)
+
+
+def _assert_json_error(response, status: int) -> None:
+    """The documented error body of the API (docs/api.md): JSON with `error` and `field`."""
+    assert response.status_code == status, response.get_data(as_text=True)[:200]
+    assert response.mimetype == "application/json"
+    assert response.json["error"] and "field" in response.json
+
+
+@pytest.mark.parametrize("path", ["/api/v1/route", "/api/v1/cdrs", "/api/v1/calls"])
+def test_api_refuses_deeply_nested_json(client, tree, path):
+    """Issue 13.10: 100,000 nested brackets (Python's parser gives up) answer 400, not 500."""
+    token = _api_token(tree)
+    body = "[" * 100_000 + "]" * 100_000
+    response = client.post(
+        path, data=body, headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    )
+    _assert_json_error(response, 400)
+
+
+@pytest.mark.parametrize("at", ["9999-12-31T23:59:59-14:00", "0001-01-01T00:00:00+14:00"])
+def test_api_refuses_times_outside_the_calendar(client, tree, at):
+    """Issue 13.10: times that overflow once converted to UTC answer 400 naming `at`, on route and calls."""
+    headers = {"Authorization": f"Bearer {_api_token(tree)}"}
+    response = client.post("/api/v1/route", json={"number": "441234567", "at": at}, headers=headers)
+    _assert_json_error(response, 400)
+    assert response.json["field"] == "at"
+    response = client.post("/api/v1/calls", json={"event": "end", "call_id": "x", "at": at}, headers=headers)
+    _assert_json_error(response, 400)
+    assert response.json["field"] == "at"
+
+
+@pytest.mark.parametrize("path", ["/api/v1/cdrs", "/api/v1/calls"])
+def test_api_refuses_nul_in_call_ids(client, tree, path):
+    """Issue 13.10: a NUL in `call_id` (PostgreSQL cannot store it; SQLite stored it) answers 400."""
+    headers = {"Authorization": f"Bearer {_api_token(tree)}"}
+    body = {"event": "end", "call_id": "a\x00b"} if path.endswith("calls") else {"call_id": "a\x00b"}
+    response = client.post(path, json=body, headers=headers)
+    _assert_json_error(response, 400)
+    assert response.json["field"] == "call_id"
+
+
+def test_api_404_and_405_answer_json(client, tree):
+    """Issue 13.10: an unknown path or a wrong method under /api/ answers the JSON error body, not HTML."""
+    headers = {"Authorization": f"Bearer {_api_token(tree)}"}
+    _assert_json_error(client.get("/api/v1/nothing-here", headers=headers), 404)
+    _assert_json_error(client.post("/api/v2/route", json={}), 404)
+    response = client.get("/api/v1/route", headers=headers)
+    _assert_json_error(response, 405)
+    assert response.headers["Allow"] and "POST" in response.headers["Allow"]
+    # Outside /api/ the pages keep their HTML answers.
+    assert client.get("/no-such-page").mimetype == "text/html"

@@ -4,12 +4,14 @@ The login rate limit and the password change by the user itself are tested in te
 """
 
 import importlib
+from decimal import Decimal
 
 import pytest
 from flask import url_for
 
 from panel import config
 from panel.extensions import db
+from panel.models import Client
 from tests import factories
 from tests.security import world as w
 
@@ -187,3 +189,76 @@ def test_api_tokens_are_stored_hashed_and_revocable(app, tree):
     row.revoked_at = utcnow()
     db.session.commit()
     assert status() == 401
+
+
+# --- issue 13.8: ending a session ends every copy of it, in every worker ---------------------------------
+
+
+@pytest.fixture
+def workers(app, _schema):
+    """Two panel processes on the test database (each its own app, engine, caches; each request its own
+    database session, as in production), apart from the test's own app."""
+    from tests.conftest import make_test_app
+
+    pair = (make_test_app(_schema), make_test_app(_schema))
+    yield pair
+    for worker in pair:
+        with worker.app_context():
+            db.engine.dispose()
+
+
+def _logged_in(app, username: str):
+    """A client of `app` logged in through the login form (a real session cookie)."""
+    client = app.test_client()
+    response = client.post("/auth/login", data={"username": username, "password": factories.PASSWORD})
+    assert response.status_code == 302
+    return client
+
+
+def _copy(cookie_from, into):
+    """A stolen copy of a session: the same cookie in another client."""
+    into.set_cookie("session", cookie_from.get_cookie("session").value)
+    return into
+
+
+def test_logout_ends_every_copy_of_the_session_in_every_worker(tree, workers):
+    """A copied session cookie stops working once its user logs out, in this worker and in another one;
+    a write through the copy after logout is refused (it went through and was audited under the user)."""
+    acme = factories.client(tree.alpha, "Acme")
+    db.session.commit()
+    credit = {"amount": "5", "note": "payment"}
+    one, two = workers
+    session = _logged_in(one, "alpha_operator")
+    here = _copy(session, one.test_client())
+    there = _copy(session, two.test_client())
+    assert here.get("/").status_code == 200 and there.get("/").status_code == 200
+    assert there.post(f"/clients/{acme.id}/balance", data=credit).status_code < 400
+    assert _balance(acme) == 5
+    assert session.post("/auth/logout").status_code == 303
+    assert here.get("/").status_code == 302 and there.get("/").status_code == 302
+    assert there.post(f"/clients/{acme.id}/balance", data=credit).status_code == 302  # to the login page
+    assert _balance(acme) == 5
+
+
+def _balance(client) -> Decimal:
+    db.session.expire_all()
+    return db.session.get(Client, client.id).balance
+
+
+@pytest.mark.parametrize("change", ["own password", "admin deactivation"])
+def test_password_change_and_deactivation_end_sessions_in_every_worker(tree, workers, change):
+    """A session open in one worker ends when the password is changed, or the user deactivated, through
+    another worker."""
+    one, two = workers
+    victim = _logged_in(one, "alpha_operator")
+    assert victim.get("/").status_code == 200
+    if change == "own password":
+        other = _logged_in(two, "alpha_operator")
+        new = "brand-new-pass-8"
+        data = {"current": factories.PASSWORD, "new": new, "confirm": new}
+        assert other.post("/auth/password", data=data).status_code == 303
+        assert other.get("/").status_code == 200  # the session that changed it continues
+    else:
+        admin = _logged_in(two, "alpha_admin")
+        assert admin.post(f"/users/{tree.alpha_operator.id}/deactivate").status_code in (200, 204, 302, 303)
+    assert victim.get("/").status_code == 302
