@@ -30,6 +30,7 @@ from panel.api.route import NUMBER, RequestError, parse_moment
 from panel.extensions import db
 from panel.models import Account, Client, Gateway, Rate
 from panel.routetest import bp
+from panel.routetest.misses import explain
 from panel.routing.engine import REASON_TEXT, RouteQuery, route
 from panel.routing.snapshot import decimal_text
 
@@ -165,11 +166,14 @@ def index():
     refresh = asked and can_refresh
     result = None
     snapshot = None
+    misses = []
     if query is not None:
         snapshot = _current_snapshot(refresh)
         # A fixed seed per test URL: the same test shows the same shuffle when reloaded.
         rng = random.Random(request.full_path)
         result = route(snapshot, query, rng=rng, live=livecalls.counts())
+        if result.reason == "unknown_originator" and query.account_id is None:
+            misses = explain(query.number, query.src_ip, query.login, query.ani, query.gateway)
     elif refresh:
         snapshot = snapshots.update()
     if snapshot is None:
@@ -192,6 +196,7 @@ def index():
         share_url=_share_url(values),
         can_refresh=can_refresh,
         refresh_refused=asked and not can_refresh,
+        misses=misses,
     )
     if asked and htmx.is_htmx():
         response.headers["HX-Push-Url"] = _share_url(values)
