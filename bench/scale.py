@@ -15,8 +15,14 @@ PostgreSQL database next to TEST_DATABASE_URL), it measures:
   `panel.rates.importer.import_rates`, the panel's import job) into that vendor's rate table to every worker
   answering with the new price; `deck_import_s` is the import itself;
 - `account_edit_effect_s`: the same for an account change (a terminator's tags: the non-rate data re-read);
-- `routing_pss_mb`: the PSS of all workers together minus what each held before its first snapshot (read
-  from `/proc/<pid>/smaps_rollup`), after the edits; `routing_pss_ratio` = routing_pss_mb / snapshot_mb;
+- `routing_pss_mb`: what the routing data costs the host, read from `/proc/<pid>/smaps_rollup` after the
+  edits and after each worker routed `--warm` random calls before and after them (a worker's reads must not
+  unshare the data). Workers started on their own: the PSS of all workers together minus what each held
+  before its first snapshot. With `--preload` (gunicorn's `preload_app`, `panel/gunicorn_preload.py`: this
+  process builds the snapshot once and forks the workers, which share its pages): the PSS of this process
+  and its workers together minus what this process held before the build (so everything the workers
+  allocated after the fork counts as routing data: an upper bound). `routing_pss_ratio` = routing_pss_mb /
+  snapshot_mb;
 - `update_s`: the incremental update times the workers reported (`panel.snapshots.last_changes`).
 
 Prints one JSON line (with the load average: the machine may be shared). Example:
@@ -55,6 +61,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--period", type=float, default=1.0, help="seconds between manager runs")
     parser.add_argument("--deck-rows", type=int, default=60_000)
+    parser.add_argument("--warm", type=int, default=20_000, help="random routes per worker, before and after")
+    parser.add_argument(
+        "--preload",
+        action="store_true",
+        help="build once in this process and fork the workers (gunicorn preload)",
+    )
     parser.add_argument("--timeout", type=float, default=600.0, help="give up waiting for a worker after")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--keep", help="SQLite file to keep the generated data in and reuse")
@@ -73,50 +85,84 @@ def pss_kb(pid: int) -> int:
 # --- a worker -----------------------------------------------------------------------------------------------
 
 
-def worker(database_url: str, period: float) -> None:
-    """A panel process: the app with its manager thread; answers route queries read from stdin, one a line."""
-    os.environ["DATABASE_URL"] = database_url
-    from panel import create_app, manager, snapshots
+def worker_settings(database_url: str, period: float) -> dict:
+    """The settings of the app in a worker (and in the preloading master)."""
+    return {
+        "SQLALCHEMY_DATABASE_URI": database_url,
+        "MANAGER_ENABLED": False,
+        "TESTING": False,
+        "MANAGER_PERIOD_SECONDS": period,
+        "QUALITY_MIN_CALLS": 10,
+    }
+
+
+def answer(app, message: dict) -> dict:
+    """A worker's answer: the probe's first routes, or how long `warm` random queries took to route."""
+    from panel import snapshots
     from panel.routing.engine import RouteQuery, route
 
-    app = create_app(
-        {
-            "SQLALCHEMY_DATABASE_URI": database_url,
-            "MANAGER_ENABLED": False,
-            "TESTING": False,
-            "MANAGER_PERIOD_SECONDS": period,
-            "QUALITY_MIN_CALLS": 10,
+    rng = random.Random(1)
+    with app.app_context():
+        if message.get("warm"):
+            queries = json.loads(Path(message["warm"]).read_text())
+            started = time.perf_counter()
+            for query in queries:
+                route(snapshots.get_snapshot(), RouteQuery(at=datetime.now(UTC), **query), rng=rng)
+            return {"routed": len(queries), "seconds": time.perf_counter() - started}
+        snap = snapshots.get_snapshot()
+        at = datetime.now(UTC)
+        result = route(snap, RouteQuery(number=message["number"], src_ip=message["src_ip"], at=at), rng=rng)
+        return {
+            "routes": [[r.terminator_id, r.vendor_row[0]] for r in result.routes[:3]],
+            "changes": snapshots.last_changes(),
+            "update_s": round(snap.build_seconds, 3),
         }
-    )
+
+
+def worker(database_url: str, period: float) -> None:
+    """A panel process started on its own: the app, its first snapshot, its manager thread; answers the
+    messages read from stdin, one a line."""
+    os.environ["DATABASE_URL"] = database_url
+    from panel import create_app, manager, snapshots
+
+    app = create_app(worker_settings(database_url, period))
     base = pss_kb(os.getpid())
     started = time.perf_counter()
     with app.app_context():
         manager.sync_snapshot(app)
         snapshots.get_snapshot()
     manager.start(app)
-    print(
-        json.dumps({"ready": True, "base_pss_kb": base, "build_s": time.perf_counter() - started}), flush=True
-    )
-    rng = random.Random(1)
+    ready = {"ready": True, "base_pss_kb": base, "build_s": time.perf_counter() - started}
+    print(json.dumps(ready), flush=True)
     for line in sys.stdin:
-        query = json.loads(line)
-        if query.get("stop"):
+        message = json.loads(line)
+        if message.get("stop"):
             break
-        with app.app_context():
-            snap = snapshots.get_snapshot()
-            at = datetime.now(UTC)
-            result = route(snap, RouteQuery(number=query["number"], src_ip=query["src_ip"], at=at), rng=rng)
-            answer = {
-                "routes": [[r.terminator_id, r.vendor_row[0]] for r in result.routes[:3]],
-                "changes": snapshots.last_changes(),
-                "update_s": round(snap.build_seconds, 3),
-            }
-        print(json.dumps(answer, default=str), flush=True)
+        print(json.dumps(answer(app, message), default=str), flush=True)
+    manager.stop(app)
+
+
+def forked_worker(app, conn) -> None:
+    """A worker forked from the preloading master (as gunicorn's preload_app): it starts with the master's
+    snapshot, brings it up to date and starts its manager thread."""
+    from panel import manager
+
+    app.extensions.pop("panel_manager", None)  # as panel.manager does after a fork
+    started = time.perf_counter()
+    with app.app_context():
+        manager.sync_snapshot(app)
+    manager.start(app)
+    conn.send({"ready": True, "base_pss_kb": pss_kb(os.getpid()), "build_s": time.perf_counter() - started})
+    while True:
+        message = conn.recv()
+        if message.get("stop"):
+            break
+        conn.send(answer(app, message))
     manager.stop(app)
 
 
 class Worker:
-    """A worker process and its pipe."""
+    """A worker process started on its own, and its pipe."""
 
     def __init__(self, database_url: str, period: float):
         self.proc = subprocess.Popen(
@@ -126,6 +172,7 @@ class Worker:
             text=True,
             cwd=ROOT,
         )
+        self.pid = self.proc.pid
         self.info: dict = {}
 
     def wait_ready(self) -> None:
@@ -134,8 +181,8 @@ class Worker:
             raise RuntimeError("a worker stopped before it was ready")
         self.info = json.loads(line)
 
-    def ask(self, query: dict) -> dict:
-        self.proc.stdin.write(json.dumps(query) + "\n")
+    def ask(self, message: dict) -> dict:
+        self.proc.stdin.write(json.dumps(message) + "\n")
         self.proc.stdin.flush()
         return json.loads(self.proc.stdout.readline())
 
@@ -149,6 +196,36 @@ class Worker:
             self.proc.wait()
 
 
+class ForkedWorker:
+    """A worker forked from this process, and its pipe."""
+
+    def __init__(self, app):
+        import multiprocessing
+
+        context = multiprocessing.get_context("fork")
+        self.conn, child = context.Pipe()
+        self.proc = context.Process(target=forked_worker, args=(app, child), daemon=True)
+        self.proc.start()
+        self.pid = self.proc.pid
+        self.info: dict = {}
+
+    def wait_ready(self) -> None:
+        self.info = self.conn.recv()
+
+    def ask(self, message: dict) -> dict:
+        self.conn.send(message)
+        return self.conn.recv()
+
+    def stop(self) -> None:
+        try:
+            self.conn.send({"stop": True})
+            self.proc.join(30)
+        except OSError:
+            pass
+        if self.proc.is_alive():
+            self.proc.kill()
+
+
 def wait_all(workers: list[Worker], query: dict, check, timeout: float) -> tuple[float, list[dict]]:
     """Ask every worker until each answer passes `check`; returns (seconds since now, last answers)."""
     started = time.perf_counter()
@@ -158,9 +235,9 @@ def wait_all(workers: list[Worker], query: dict, check, timeout: float) -> tuple
         if time.perf_counter() - started > timeout:
             raise RuntimeError(f"{len(pending)} worker(s) did not answer with the edit in {timeout:g} s")
         for w in list(pending):
-            answer = w.ask(query)
-            if check(answer):
-                answers[w.proc.pid] = answer
+            reply = w.ask(query)
+            if check(reply):
+                answers[w.pid] = reply
                 pending.remove(w)
         if pending:
             time.sleep(0.02)
@@ -222,7 +299,7 @@ def main() -> None:
         worker(sys.argv[2], float(sys.argv[3]))
         return
     args = parse_args()
-    from route import generate, make_database  # bench/route.py: the same generated carrier
+    from route import generate, make_database, make_queries  # bench/route.py: the same generated data
 
     workdir = Path(tempfile.mkdtemp(prefix="panel-scale-"))
     if args.keep:
@@ -231,16 +308,14 @@ def main() -> None:
         database_url, drop = make_database(workdir)
     os.environ["DATABASE_URL"] = database_url
     os.environ["PANEL_MANAGER_ENABLED"] = "0"
-    workers: list[Worker] = []
+    workers: list = []
     try:
-        from panel import create_app
+        from panel import create_app, snapshots
         from panel.extensions import db
         from panel.models import Account
         from panel.routing.build import build_snapshot
 
-        app = create_app(
-            {"SQLALCHEMY_DATABASE_URI": database_url, "MANAGER_ENABLED": False, "TESTING": False}
-        )
+        app = create_app(worker_settings(database_url, args.period))
         kept = Path(f"{args.keep}.json") if args.keep else None
         if kept and kept.exists():
             data = json.loads(kept.read_text())
@@ -255,10 +330,24 @@ def main() -> None:
                 kept.write_text(json.dumps(data))
         query = next(dict(q, number=PROBE_NUMBER) for q, tech in data["originators"] if not tech)
 
+        warm_file = workdir / "warm.json"
+        warm_file.write_text(json.dumps(make_queries(data, args.warm, args.seed)))
+        with app.app_context():
+            vendors = db.session.query(Account).filter(Account.term_enabled.is_(True)).order_by(Account.id)
+            vendor, other_id = vendors[5], vendors[7].id
+            vendor_id = vendor.id
+            vendor_table = vendor.term_rate_table_id or vendor.client.term_rate_table_id
+            db.session.remove()
+            db.engine.dispose()
+
         before = pss_kb(os.getpid())
         started = time.perf_counter()
-        with app.app_context():
-            snapshot = build_snapshot(db.engine)
+        if args.preload:  # as gunicorn's master with panel/gunicorn_preload.py: build here, fork the workers
+            snapshot = snapshots.preload(app)
+        else:
+            with app.app_context():
+                snapshot = build_snapshot(db.engine)
+                db.engine.dispose()
         full_build_s = time.perf_counter() - started
         snapshot_mb = (pss_kb(os.getpid()) - before) / 1024
         figures = {
@@ -268,22 +357,23 @@ def main() -> None:
             "database": database_url.split(":", 1)[0].split("+", 1)[0],
             "full_build_s": round(full_build_s, 2),
             "snapshot_mb": round(snapshot_mb, 1),
+            "preload": args.preload,
         }
         del snapshot
-        with app.app_context():
-            vendors = db.session.query(Account).filter(Account.term_enabled.is_(True)).order_by(Account.id)
-            vendor, other_id = vendors[5], vendors[7].id
-            vendor_id = vendor.id
-            vendor_table = vendor.term_rate_table_id or vendor.client.term_rate_table_id
-            db.engine.dispose()
 
         started = time.perf_counter()
-        workers = [Worker(database_url, args.period) for _ in range(args.workers)]
+        if args.preload:
+            workers = [ForkedWorker(app) for _ in range(args.workers)]
+        else:
+            workers = [Worker(database_url, args.period) for _ in range(args.workers)]
         for w in workers:
             w.wait_ready()
         figures["workers"] = args.workers
         figures["worker_start_s"] = round(time.perf_counter() - started, 2)
         figures["manager_period_s"] = args.period
+        warm = [w.ask({"warm": str(warm_file)}) for w in workers]
+        figures["warm_routes_per_worker"] = args.warm
+        figures["warm_routes_s"] = round(max(r["seconds"] for r in warm), 2)
 
         add_rule(app, vendor_id)
         seconds, answers = wait_all(
@@ -311,7 +401,14 @@ def main() -> None:
         figures["account_edit_effect_s"] = round(seconds, 2)
         figures["account_edit_update_s"] = max(a["update_s"] for a in answers)
 
-        total = sum(pss_kb(w.proc.pid) - w.info["base_pss_kb"] for w in workers) / 1024
+        for w in workers:  # route again after the edits, as a worker keeps doing
+            w.ask({"warm": str(warm_file)})
+        if args.preload:
+            # The master and its workers share the snapshot's pages: what the host spends on routing data
+            # is all their PSS together minus what the master held before it built the snapshot.
+            total = (pss_kb(os.getpid()) + sum(pss_kb(w.pid) for w in workers) - before) / 1024
+        else:
+            total = sum(pss_kb(w.pid) - w.info["base_pss_kb"] for w in workers) / 1024
         figures["routing_pss_mb"] = round(total, 1)
         figures["routing_pss_ratio"] = round(total / snapshot_mb, 2) if snapshot_mb else None
         figures["worker_build_s"] = round(max(w.info["build_s"] for w in workers), 2)

@@ -6,6 +6,13 @@ Routing reads only the snapshot. `get_snapshot()` returns the current one (build
 `publish(snapshot)` swaps one in. A route in flight keeps the object it took, so a swap never disturbs it:
 readers take one reference and never see a half-built snapshot.
 
+**One copy per host** (`preload`): a server that forks its workers from a master process (gunicorn with
+`preload_app`, see `panel/gunicorn_preload.py`) builds the snapshot once in the master; every worker starts
+with it, shared page by page with the master and the other workers (copy-on-write), and brings it up to
+date incrementally. Routing only reads the big structures (the rate tables' dicts are never written by a
+lookup, and the snapshot is moved out of the cyclic collector's reach, whose walks would write to every
+object), so the pages stay shared; a worker's own memory grows only by what its updates replace.
+
 At most one build or update runs in a process at a time, however many ask: a caller that arrives while one
 runs waits for it, and when the one it waited for started after it asked (so it read everything the caller
 would read), takes its result instead of starting another.
@@ -106,6 +113,18 @@ def publish(snapshot: Snapshot) -> None:
 def current() -> Snapshot | None:
     """The published snapshot, or None when none was built yet (never builds)."""
     return _holder().snapshot
+
+
+def preload(app) -> Snapshot:
+    """In a process about to fork its workers: bring the snapshot up to date (a full build the first time),
+    close the database connections (a forked worker must not share them) and move every object out of the
+    cyclic collector's reach, so the workers share the snapshot's pages instead of copying them."""
+    with app.app_context():
+        snapshot = update()
+        db.engine.dispose()
+    gc.collect()
+    gc.freeze()
+    return snapshot
 
 
 def last_changes() -> str:

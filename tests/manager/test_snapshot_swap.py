@@ -70,3 +70,38 @@ def test_snapshot_swaps_under_concurrent_route_calls(app, routed):
     assert not problems, problems[:5]
     assert firsts == {vox, tel}
     assert [r.terminator_id for r in route(snapshots.get_snapshot(), query).routes] == [tel, vox]
+
+
+def test_a_worker_forked_after_preload_updates_the_masters_snapshot(app, routed):
+    """gunicorn preload (issue 16.2): the master builds the snapshot once; a worker forked from it starts with
+    that snapshot and its first sync reads only what changed since, ending equal to a full build."""
+    import gc
+    import os
+
+    from panel.routing.build import build_snapshot
+    from panel.routing.update import describe
+
+    try:
+        preloaded = snapshots.preload(app)
+        _flip(routed, vox_first=True)  # an edit between the master's build and the worker's start
+        manager.run_once(app)
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the worker: a fresh manager state, as panel.manager gives a forked process
+            try:
+                app.extensions.pop("panel_manager", None)
+                with app.app_context():
+                    started_with = snapshots.current() is preloaded
+                    manager.sync_snapshot(app)
+                    same = describe(snapshots.current()) == describe(build_snapshot(db.engine))
+                    os.write(write, f"{started_with} {snapshots.last_changes()} {same}".encode())
+            finally:
+                os._exit(0)
+        os.close(write)
+        _, status = os.waitpid(pid, 0)
+        answer = os.read(read, 1000).decode()
+        os.close(read)
+    finally:
+        gc.unfreeze()
+    assert status == 0
+    assert answer == f"True plans [{routed.plan.id}], quality True"
