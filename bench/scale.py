@@ -69,7 +69,11 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--timeout", type=float, default=600.0, help="give up waiting for a worker after")
     parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--keep", help="SQLite file to keep the generated data in and reuse")
+    parser.add_argument(
+        "--keep",
+        help="SQLite file to keep the generated data in and reuse (with TEST_DATABASE_URL: a PostgreSQL "
+        "database named after the file, the data's summary in the file's .json)",
+    )
     return parser.parse_args()
 
 
@@ -80,6 +84,22 @@ def pss_kb(pid: int) -> int:
             if line.startswith("Pss:"):
                 return int(line.split()[1])
     return 0
+
+
+def keep_postgresql(name: str) -> str:
+    """A PostgreSQL database `name` next to TEST_DATABASE_URL, created when missing and kept (`--keep`)."""
+    from sqlalchemy import create_engine
+    from sqlalchemy.engine import make_url
+
+    from panel.config import normalise_database_url
+
+    url = make_url(normalise_database_url(os.environ["TEST_DATABASE_URL"]))
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        if not conn.exec_driver_sql("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).first():
+            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    admin.dispose()
+    return url.set(database=name).render_as_string(hide_password=False)
 
 
 # --- a worker -----------------------------------------------------------------------------------------------
@@ -302,7 +322,9 @@ def main() -> None:
     from route import generate, make_database, make_queries  # bench/route.py: the same generated data
 
     workdir = Path(tempfile.mkdtemp(prefix="panel-scale-"))
-    if args.keep:
+    if args.keep and os.environ.get("TEST_DATABASE_URL"):
+        database_url, drop = keep_postgresql(Path(args.keep).stem), lambda: None
+    elif args.keep:
         database_url, drop = f"sqlite:///{Path(args.keep).resolve()}", lambda: None
     else:
         database_url, drop = make_database(workdir)
