@@ -50,9 +50,35 @@ def label_of(kind: str, obj) -> str:
     return f"{obj.client.name} / {obj.name}" if kind == "account" else obj.name
 
 
-@bp.route("/drain/<kind>/<int:obj_id>", methods=["GET", "POST"])
+@bp.route("/drain/account/<int:account_id>", methods=["GET", "POST"])
 @writer_required
-def drain_object(kind: str, obj_id: int):
+def edit_account_drain(account_id: int):
+    """Drain an account: the form, then the drain."""
+    return _drain("account", account_id)
+
+
+@bp.route("/drain/client/<int:client_id>", methods=["GET", "POST"])
+@writer_required
+def edit_client_drain(client_id: int):
+    """Drain a client (every account of it): the form, then the drain."""
+    return _drain("client", client_id)
+
+
+@bp.route("/restore/account/<int:account_id>", methods=["POST"])
+@writer_required
+def restore_account(account_id: int):
+    """End an account's drain now."""
+    return _restore("account", account_id)
+
+
+@bp.route("/restore/client/<int:client_id>", methods=["POST"])
+@writer_required
+def restore_client(client_id: int):
+    """End a client's drain now."""
+    return _restore("client", client_id)
+
+
+def _drain(kind: str, obj_id: int):
     """The drain form; a valid POST drains the account or client and goes back to its page."""
     obj = _object(kind, obj_id)
     form = DrainForm()
@@ -89,9 +115,7 @@ def drain_object(kind: str, obj_id: int):
     )
 
 
-@bp.route("/restore/<kind>/<int:obj_id>", methods=["POST"])
-@writer_required
-def restore_object(kind: str, obj_id: int):
+def _restore(kind: str, obj_id: int):
     """End the drain now (one click) and go back to the object's page."""
     obj = _object(kind, obj_id)
     if not FlaskForm().validate_on_submit():

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
 
-from flask import abort, current_app, flash, make_response, render_template, request, url_for
+from flask import current_app, flash, make_response, render_template, request, url_for
 from flask_login import current_user
 
 from panel import audit, htmx
@@ -225,18 +225,18 @@ def _keep(data: bytes, meta: dict) -> str:
     return token
 
 
-def _kept(token: str, kind: str, target_id: int) -> tuple[bytes, dict]:
-    """The kept file of this user, kind and target, or 404."""
-    if not token.replace("-", "").replace("_", "").isalnum() or len(token) > 40:
-        abort(404)
+def _kept(token: str, kind: str, target_id: int) -> tuple[bytes, dict] | None:
+    """The kept file of this user, kind and target, or None."""
+    if not token or not token.replace("-", "").replace("_", "").isalnum() or len(token) > 40:
+        return None
     folder = _upload_dir()
     try:
         meta = json.loads((folder / f"{token}.json").read_text())
         data = (folder / f"{token}.csv").read_bytes()
-    except OSError:
-        abort(404)
+    except (OSError, ValueError):
+        return None
     if (meta.get("user_id"), meta.get("kind"), meta.get("target_id")) != (current_user.id, kind, target_id):
-        abort(404)
+        return None
     return data, meta
 
 
@@ -315,15 +315,49 @@ IMPORTS = {
 }
 
 
-@bp.route("/<kind>/<int:target_id>/import-preview", methods=["GET", "POST"])
+@bp.route("/plans/<int:plan_id>/import-preview", methods=["GET", "POST"])
 @writer_required
-def import_preview(kind: str, target_id: int):
-    """Upload a rules file or a rate deck and see its effect before importing it."""
-    if kind not in IMPORTS:
-        abort(404)
+def import_rules_preview(plan_id: int):
+    """Upload a rules file and see its effect before importing it."""
+    return _import_preview("rules", plan_id)
+
+
+@bp.route("/rate-tables/<int:rate_table_id>/import-preview", methods=["GET", "POST"])
+@writer_required
+def import_rates_preview(rate_table_id: int):
+    """Upload a rate deck and see its effect before importing it."""
+    return _import_preview("rates", rate_table_id)
+
+
+@bp.route("/plans/<int:plan_id>/import-apply", methods=["POST"])
+@writer_required
+def import_rules_apply(plan_id: int):
+    """Import the previewed rules file."""
+    return _import_apply("rules", plan_id)
+
+
+@bp.route("/rate-tables/<int:rate_table_id>/import-apply", methods=["POST"])
+@writer_required
+def import_rates_apply(rate_table_id: int):
+    """Import the previewed rate deck."""
+    return _import_apply("rates", rate_table_id)
+
+
+def _urls(kind: str, target_id: int) -> dict:
+    """The preview and apply URLs of an import kind."""
+    arg = "plan_id" if kind == "rules" else "rate_table_id"
+    return {
+        "preview_url": url_for(f"whatif.import_{kind}_preview", **{arg: target_id}),
+        "apply_url": url_for(f"whatif.import_{kind}_apply", **{arg: target_id}),
+    }
+
+
+def _import_preview(kind: str, target_id: int):
+    """The upload form and, after a POST, the effect of the file."""
     model, modes, what = IMPORTS[kind]
     target = get_or_404(model, target_id)
     context = dict(
+        **_urls(kind, target.id),
         kind=kind,
         target=target,
         modes=modes,
@@ -375,41 +409,35 @@ def import_preview(kind: str, target_id: int):
     return render_template("whatif/import_preview.html", **context)
 
 
-@bp.route("/<kind>/<int:target_id>/import-apply", methods=["POST"])
-@writer_required
-def import_apply(kind: str, target_id: int):
+def _import_apply(kind: str, target_id: int):
     """Import the previewed file, unless the target's data changed since the preview."""
-    if kind not in IMPORTS:
-        abort(404)
     model, _, what = IMPORTS[kind]
     target = get_or_404(model, target_id)
     token = request.form.get("token", "")
-    data, meta = _kept(token, kind, target.id)
+    kept = _kept(token, kind, target.id)
+    urls = _urls(kind, target.id)
+    back = urls["preview_url"]
+
+    def refused(message: str, status: int):
+        page = render_template(
+            "whatif/import_preview.html", kind=kind, target=target, modes=IMPORTS[kind][1], what=what,
+            preview=None, shown=[], errors=[message], money=decimal_text, token="", version="",
+            mode=IMPORTS[kind][1][0], **urls,
+        )  # fmt: skip
+        return make_response(page, status)
+
+    if kept is None:
+        message = "The previewed file is no longer kept (applied, or not yours): upload it again."
+        return refused(message, 422)
+    data, meta = kept
     current = service.version_of_rules(target.id) if kind == "rules" else service.version_of_rates(target.id)
-    back = url_for("whatif.import_preview", kind=kind, target_id=target.id)
     if request.form.get("whatif_version", "") != current:
         _forget(token)
         message = (
             f"The {what}'s data changed since this preview: nothing was imported. "
             "Upload the file again to preview its effect on the current data."
         )
-        return make_response(
-            render_template(
-                "whatif/import_preview.html",
-                kind=kind,
-                target=target,
-                modes=IMPORTS[kind][1],
-                what=what,
-                preview=None,
-                shown=[],
-                errors=[message],
-                money=decimal_text,
-                token="",
-                version="",
-                mode=meta["mode"],
-            ),
-            409,
-        )
+        return refused(message, 409)
     if kind == "rules":
         from panel.imports import jobs
         from panel.plans import rules_csv

@@ -173,8 +173,8 @@ def lcr():
 def lcr_csv():
     """Every filtered destination of the sheet as CSV: one line per route (or one for no route)."""
     args = SheetArgs()
-    if not args.ready:
-        abort(400, "Choose a plan and an originator account or a rate table.")
+    if not args.ready:  # nothing chosen yet: the header line alone
+        return csv_response("lcr.csv", CSV_HEADER, [])
     rows = _rows(args, service.deck_codes(args.plan.code_deck_id, args.prefix, args.country))
 
     def lines():

@@ -119,7 +119,7 @@ def test_viewer_cannot_preview_or_apply(alpha, login):
         web.post(f"/whatif/rules/{alpha.rule.id}/apply", data=_edit(alpha, alpha.v2.client.id)).status_code
         == 403
     )
-    assert web.get(f"/whatif/rates/{alpha.v1.table.id}/import-preview").status_code == 403
+    assert web.get(f"/whatif/rate-tables/{alpha.v1.table.id}/import-preview").status_code == 403
 
 
 def test_reseller_previews_only_its_own_objects(alpha, login):
@@ -134,8 +134,8 @@ def test_reseller_previews_only_its_own_objects(alpha, login):
         ).status_code
         == 404
     )
-    assert web.get(f"/whatif/rates/{alpha.v1.table.id}/import-preview").status_code == 404
-    assert web.get(f"/whatif/rules/{alpha.plan.id}/import-preview").status_code == 404
+    assert web.get(f"/whatif/rate-tables/{alpha.v1.table.id}/import-preview").status_code == 404
+    assert web.get(f"/whatif/plans/{alpha.plan.id}/import-preview").status_code == 404
     # The sub-reseller sees Alpha's plan neither.
     assert (
         login(alpha.sub_operator).post(f"/whatif/rules/{alpha.rule.id}/preview", data={}).status_code == 404
@@ -148,24 +148,25 @@ def _upload(text: str):
 
 def test_rate_deck_import_preview_then_apply(alpha, login):
     web = login(alpha.alpha_operator)
-    url = f"/whatif/rates/{alpha.v1.table.id}/import-preview"
+    url = f"/whatif/rate-tables/{alpha.v1.table.id}/import-preview"
     response = web.post(url, data=_upload("code,rate\n44,0.09\n"), content_type="multipart/form-data")
     html = response.get_data(as_text=True)
     assert response.status_code == 200 and "0.05 → 0.01" in html  # V1's margin on 44 (0.10 - 0.09)
     assert str(db.session.query(Rate).filter_by(rate_table_id=alpha.v1.table.id).one().rate) == "0.050000"
     token = html.split('name="token" value="')[1].split('"')[0]
     version = html.split('name="whatif_version" value="')[1].split('"')[0]
-    apply_url = f"/whatif/rates/{alpha.v1.table.id}/import-apply"
+    apply_url = f"/whatif/rate-tables/{alpha.v1.table.id}/import-apply"
     assert web.post(apply_url, data={"token": token, "whatif_version": version}).status_code in (302, 303)
     db.session.expire_all()
     assert str(db.session.query(Rate).filter_by(rate_table_id=alpha.v1.table.id).one().rate) == "0.090000"
     # The kept file is gone: applying twice is not possible.
-    assert web.post(apply_url, data={"token": token, "whatif_version": version}).status_code == 404
+    again = web.post(apply_url, data={"token": token, "whatif_version": version})
+    assert again.status_code == 422 and "no longer kept" in again.get_data(as_text=True)
 
 
 def test_rate_import_apply_refused_when_rates_changed(alpha, login):
     web = login(alpha.alpha_operator)
-    url = f"/whatif/rates/{alpha.v1.table.id}/import-preview"
+    url = f"/whatif/rate-tables/{alpha.v1.table.id}/import-preview"
     html = web.post(url, data=_upload("code,rate\n44,0.09\n"), content_type="multipart/form-data").get_data(
         as_text=True
     )
@@ -173,22 +174,21 @@ def test_rate_import_apply_refused_when_rates_changed(alpha, login):
     version = html.split('name="whatif_version" value="')[1].split('"')[0]
     db.session.query(Rate).filter_by(rate_table_id=alpha.v1.table.id).update({"rate": 0.051})
     db.session.commit()
-    response = web.post(
-        f"/whatif/rates/{alpha.v1.table.id}/import-apply", data={"token": token, "whatif_version": version}
-    )
+    apply_url = f"/whatif/rate-tables/{alpha.v1.table.id}/import-apply"
+    response = web.post(apply_url, data={"token": token, "whatif_version": version})
     assert response.status_code == 409 and "nothing was imported" in response.get_data(as_text=True)
 
 
 def test_rules_import_preview_lists_lost_destinations(alpha, login):
     web = login(alpha.alpha_operator)
-    url = f"/whatif/rules/{alpha.plan.id}/import-preview"
+    url = f"/whatif/plans/{alpha.plan.id}/import-preview"
     csv = "priority,code,type,terminator\n0,33,static_client,V2\n"
     html = web.post(url, data=_upload(csv), content_type="multipart/form-data").get_data(as_text=True)
     assert "lose every route" in html and 'data-code="44"' in html
     token = html.split('name="token" value="')[1].split('"')[0]
     version = html.split('name="whatif_version" value="')[1].split('"')[0]
     assert web.post(
-        f"/whatif/rules/{alpha.plan.id}/import-apply", data={"token": token, "whatif_version": version}
+        f"/whatif/plans/{alpha.plan.id}/import-apply", data={"token": token, "whatif_version": version}
     ).status_code in (302, 303)
     assert [r.code for r in db.session.query(RoutingRule).filter_by(plan_id=alpha.plan.id)] == ["33"]
 
@@ -196,7 +196,7 @@ def test_rules_import_preview_lists_lost_destinations(alpha, login):
 def test_import_preview_reports_file_errors(alpha, login):
     web = login(alpha.alpha_operator)
     response = web.post(
-        f"/whatif/rates/{alpha.v1.table.id}/import-preview",
+        f"/whatif/rate-tables/{alpha.v1.table.id}/import-preview",
         data=_upload("code,rate\n44,abc\n"),
         content_type="multipart/form-data",
     )
