@@ -100,8 +100,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     if app.config.get("MANAGER_ENABLED") and not app.config.get("TESTING") and not _cli_command():
         from panel import manager
 
-        if hasattr(manager, "start"):
-            manager.start(app)
+        manager.start(app)
     return app
 
 

@@ -3,6 +3,7 @@
 import unicodedata
 
 from sqlalchemy import select
+from wtforms import HiddenField
 from wtforms import IntegerField as _IntegerField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import ValidationError
@@ -89,3 +90,13 @@ def name_taken(form, model, obj, what: str, company_id: int | None = None) -> bo
         form.name.errors.append(f"This company already has a {what} with this name.")
         return True
     return False
+
+
+class VersionField(HiddenField):
+    """The version of the object the form was drawn from (panel.writes checks it: a stale form is a conflict).
+
+    Never copied onto the object: SQLAlchemy counts versions itself (`populate_obj` leaves it alone).
+    """
+
+    def populate_obj(self, obj, name) -> None:
+        """Leave the object's version to SQLAlchemy."""

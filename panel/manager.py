@@ -27,7 +27,6 @@ A failing run is recorded (`outcome = error`, with the error) and retried next p
 leaves the thread, and the thread never touches a request.
 """
 
-import hashlib
 import logging
 import os
 import socket
@@ -37,21 +36,20 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from decimal import ROUND_HALF_UP, Decimal
 from types import SimpleNamespace
 
 from flask import Flask, current_app, has_app_context
-from sqlalchemy import delete, func, or_, select, text, update
+from sqlalchemy import delete, func, select, update
 
-from panel import audit, livecalls
+from panel import livecalls, manager_lock, snapshots, writes
+from panel import quality as call_quality
 from panel.extensions import db
-from panel.models import AuditEntry, ManagerLease, ManagerRun, Quality, RoutingRule
+from panel.manager_lock import LEASE_NAME, LOCK_KEY  # noqa: F401 - part of this module's interface
+from panel.models import AuditEntry, ManagerRun, RoutingRule
 from panel.models.types import utcnow
 
 log = logging.getLogger("panel.manager")
 
-LOCK_KEY = 0x50524D47  # the advisory lock's key: "PRMG"
-LEASE_NAME = "manager"
 # How often each process checks for a newly published data version.
 SYNC_SECONDS = 1.0
 # Kept for the manager page: successful runs for two days, errors and skips for a week.
@@ -198,96 +196,15 @@ def request_run(app: Flask | None = None) -> None:
     threading.Thread(target=work, name="traffic-rules-manager-run", daemon=True).start()
 
 
-# --- the lock ---------------------------------------------------------------------------------------------
+# --- the lock (panel/manager_lock.py) --------------------------------------------------------------------
 
 
 @contextmanager
 def writer_lock(app: Flask, wait: float = 0.0) -> Iterator[bool]:
     """Hold the manager lock for the block; yields False when another process held it for `wait` seconds."""
-    current = state(app)
-    acquired = (
-        current.run_lock.acquire(timeout=wait) if wait > 0 else current.run_lock.acquire(blocking=False)
-    )
-    if not acquired:
-        yield False
-        return
-    try:
-        if db.engine.dialect.name == "postgresql":
-            with _advisory_lock(wait) as held:
-                yield held
-        else:
-            with _lease(app, wait) as held:
-                yield held
-    finally:
-        current.run_lock.release()
-
-
-def _retry(attempt, wait: float) -> bool:
-    """Call `attempt()` until it succeeds or `wait` seconds pass (once when wait is 0)."""
-    deadline = time.monotonic() + wait
-    while True:
-        if attempt():
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(min(0.2, max(0.01, deadline - time.monotonic())))
-
-
-@contextmanager
-def _advisory_lock(wait: float) -> Iterator[bool]:
-    """A PostgreSQL session advisory lock on a connection of its own, released at the end of the block."""
-    conn = db.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
-    held = False
-    try:
-        held = _retry(
-            lambda: bool(conn.scalar(text("SELECT pg_try_advisory_lock(:k)"), {"k": LOCK_KEY})), wait
-        )
-        yield held
-    finally:
-        if held:
-            try:
-                conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": LOCK_KEY})
-            except Exception:  # noqa: BLE001 - a broken connection: closing it for good frees the lock
-                conn.invalidate()
-        conn.close()
-
-
-@contextmanager
-def _lease(app: Flask, wait: float) -> Iterator[bool]:
-    """The SQLite lease: a row naming its holder until an expiry, taken and given back in short commits."""
-    holder = holder_name(app)
     ttl = timedelta(seconds=max(60.0, 6 * float(app.config.get("MANAGER_PERIOD_SECONDS", 10))))
-    from sqlalchemy.dialects.sqlite import insert
-
-    def take() -> bool:
-        now = utcnow()
-        with db.engine.begin() as conn:
-            conn.execute(
-                insert(ManagerLease)
-                .values(name=LEASE_NAME, holder="", expires_at=now - timedelta(seconds=1))
-                .on_conflict_do_nothing(index_elements=["name"])
-            )
-            taken = conn.execute(
-                update(ManagerLease)
-                .where(
-                    ManagerLease.name == LEASE_NAME,
-                    or_(ManagerLease.expires_at <= now, ManagerLease.holder == holder),
-                )
-                .values(holder=holder, expires_at=now + ttl)
-            )
-            return taken.rowcount == 1
-
-    held = _retry(take, wait)
-    try:
+    with manager_lock.held(state(app).run_lock, holder_name(app), ttl, wait) as held:
         yield held
-    finally:
-        if held:
-            with db.engine.begin() as conn:
-                conn.execute(
-                    update(ManagerLease)
-                    .where(ManagerLease.name == LEASE_NAME, ManagerLease.holder == holder)
-                    .values(holder="", expires_at=utcnow())
-                )
 
 
 # --- one run ----------------------------------------------------------------------------------------------
@@ -405,14 +322,11 @@ def delete_expired_rules(now: datetime) -> int:
         select(RoutingRule).where(RoutingRule.expires_at.is_not(None), RoutingRule.expires_at <= now)
     ).all()
     for rule in rules:
-        before = audit.state(rule)
         note = (
             f"Expired at {rule.expires_at:%Y-%m-%d %H:%M} UTC; "
             f"deleted from plan {rule.plan.name!r} by the Traffic Rules manager."
         )
-        audit.record("delete", rule, before=before, note=note, user=SYSTEM_USER)
-        db.session.delete(rule)
-    db.session.flush()
+        writes.delete(rule, note=note, user=SYSTEM_USER, commit_now=False)
     return len(rules)
 
 
@@ -433,74 +347,10 @@ def prune_runs(now: datetime) -> None:
 
 # --- quality ----------------------------------------------------------------------------------------------
 
-TWO_PLACES = Decimal("0.01")
-
-
-def quality_figures(
-    attempts: int, answered: int, answered_seconds: int, pdd: float | None, min_calls: int
-) -> tuple[Decimal | None, Decimal | None, int | None]:
-    """(ASR %, ACD minutes, PDD ms) of a terminator for a code; None with fewer than `min_calls` attempts."""
-    if attempts < max(min_calls, 1):
-        return None, None, None
-    asr = (Decimal(answered) * 100 / Decimal(attempts)).quantize(TWO_PLACES, ROUND_HALF_UP)
-    acd = (
-        (Decimal(answered_seconds) / 60 / Decimal(answered)).quantize(TWO_PLACES, ROUND_HALF_UP)
-        if answered
-        else Decimal("0.00")
-    )
-    return asr, acd, (round(pdd) if pdd is not None else None)
-
 
 def recompute_quality(app: Flask, now: datetime) -> tuple[int, str]:
-    """Rewrite the quality table from the window's call records (only rows that changed are written).
-
-    Returns the number of quality rows and a digest of the figures routing uses.
-    """
-    from panel.stats.queries import quality_statement
-
-    window = timedelta(hours=float(app.config.get("QUALITY_WINDOW_HOURS", 24)))
-    min_calls = int(app.config.get("QUALITY_MIN_CALLS", 10))
-    fresh: dict[tuple[int, str], tuple] = {}
-    for row in db.session.execute(quality_statement(now - window, now)):
-        asr, acd, pdd = quality_figures(
-            int(row.attempts), int(row.answered or 0), int(row.answered_seconds or 0), row.pdd_ms, min_calls
-        )
-        fresh[(row.term_account_id, row.code)] = (int(row.attempts), int(row.answered or 0), asr, acd, pdd)
-    existing = {
-        (q.term_account_id, q.code): (q.id, (q.attempts, q.answered, q.asr, q.acd, q.pdd_ms))
-        for q in db.session.execute(
-            select(
-                Quality.id,
-                Quality.term_account_id,
-                Quality.code,
-                Quality.attempts,
-                Quality.answered,
-                Quality.asr,
-                Quality.acd,
-                Quality.pdd_ms,
-            )
-        )
-    }
-    inserts, updates = [], []
-    for key, values in fresh.items():
-        figures = dict(zip(("attempts", "answered", "asr", "acd", "pdd_ms"), values, strict=True))
-        if key not in existing:
-            inserts.append({"term_account_id": key[0], "code": key[1], "computed_at": now, **figures})
-        elif existing[key][1] != values:
-            updates.append({"id": existing[key][0], "computed_at": now, **figures})
-    gone = [qid for key, (qid, _v) in existing.items() if key not in fresh]
-    if inserts:
-        db.session.execute(Quality.__table__.insert(), inserts)
-    if updates:
-        db.session.execute(update(Quality), updates)
-    for start in range(0, len(gone), 1000):
-        db.session.execute(delete(Quality).where(Quality.id.in_(gone[start : start + 1000])))
-    digest = hashlib.sha1(usedforsecurity=False)
-    for key in sorted(fresh):
-        _attempts, _answered, asr, acd, pdd = fresh[key]
-        if asr is not None:
-            digest.update(f"{key[0]}|{key[1]}|{asr}|{acd}|{pdd};".encode())
-    return len(fresh), digest.hexdigest()[:12]
+    """Rewrite the quality table from the window's call records (the formula and query: panel.quality)."""
+    return call_quality.recompute(app.config, now)
 
 
 # --- data version and snapshot sync -----------------------------------------------------------------------
@@ -642,35 +492,22 @@ def snapshot_info(app: Flask | None = None) -> dict:
     app = app or current_app._get_current_object()
     current = state(app)
     info = {
-        "available": _snapshots() is not None,
+        "available": True,
         "version": current.snapshot_version,
         "built_at": current.snapshot_built_at,
         "build_ms": current.snapshot_build_ms,
         "age_s": None,
         "size": None,
     }
-    snapshots = _snapshots()
-    snap = snapshots.current() if snapshots is not None and hasattr(snapshots, "current") else None
+    snap = snapshots.current()
     if snap is not None:
-        built = getattr(snap, "built_at", None)
-        if isinstance(built, datetime):
-            info["built_at"] = built
-        if info["build_ms"] is None and getattr(snap, "build_seconds", None):
+        info["built_at"] = snap.built_at
+        if info["build_ms"] is None:
             info["build_ms"] = round(snap.build_seconds * 1000)
-        info["size"] = _snapshot_size(snap)
+        info["size"] = dict(snap.counts) or None
     if info["built_at"] is not None:
         info["age_s"] = max(0.0, (utcnow() - info["built_at"]).total_seconds())
     return info
-
-
-def _snapshot_size(snap) -> dict | None:
-    """What the snapshot holds, in counts an operator recognises (whatever the engine exposes)."""
-    for name in ("size", "stats", "summary", "counts"):
-        value = getattr(snap, name, None)
-        value = value() if callable(value) else value
-        if isinstance(value, dict):
-            return value
-    return None
 
 
 def status(app: Flask | None = None) -> dict:

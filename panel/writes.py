@@ -135,11 +135,13 @@ def create(obj, *, note: str = "", after: dict | None = None, user=None, commit_
     return entry
 
 
-def delete(obj, *, note: str = "", user=None, commit_now: bool = True, version=None):
+def delete(
+    obj, *, note: str = "", user=None, commit_now: bool = True, version=None, before: dict | None = None
+):
     """Write the `delete` entry (with the before-state), delete the object and commit; returns the entry."""
     check_version(obj, version)
     try:
-        before = audit.state(obj)
+        before = audit.state(obj) if before is None else before
     except Exception as exc:  # noqa: BLE001 - a row deleted meanwhile cannot be refreshed: a conflict
         if type(exc).__name__ == "ObjectDeletedError":
             db.session.rollback()
@@ -185,32 +187,35 @@ def change(
     """Before-state, the block's change, the audit entry and the commit, as one unit.
 
     `version` is the version the form was drawn from (no check when None); `state` computes the audit state
-    (e.g. a plan's state with its limits); with `skip_unchanged` nothing is written when the state did not
-    change (`Change.changed` tells). An exception in the block rolls the whole change back. For a named
-    action on an existing object (an import) pass `action` and `after` and no before-state is diffed.
+    (e.g. a plan's state with its limits) before and after the block; with `skip_unchanged` nothing is
+    written when it did not change (`Change.changed` tells). `action` names the entry (update, deactivate,
+    ...). A named action whose result is not the object's fields (an import into a plan) passes `after`
+    (what it did: counts, mode) and no before-state is diffed — the log shows the figures, never a
+    "created" diff of an object that existed. An exception in the block rolls the whole change back.
     """
     check_version(obj, version)
-    if before is None and action == "update":
+    describes = after is None  # the entry holds the object's states, before and after
+    if before is None and describes:
         before = state(obj)
     unit = Change(obj, before)
     unit.note = note
     unit.after = after
     try:
         yield unit
+    except StaleDataError:  # a flush inside the block met a concurrent change
+        db.session.rollback()
+        raise _conflict_from_stale(obj) from None
     except BaseException:
         db.session.rollback()
         raise
     if unit.skip:
         return
     with _stale_is_conflict(obj):
-        if action == "update":
-            current = state(obj) if unit.after is None else unit.after
-            unit.changed = current != before
-            if skip_unchanged and not unit.changed:
-                return
-            unit.after = current
-        else:
-            unit.changed = True
+        if describes and unit.after is None:
+            unit.after = state(obj)
+        unit.changed = unit.after != before
+        if skip_unchanged and not unit.changed:
+            return
         unit.entry = audit.record(action, obj, before=before, after=unit.after, note=unit.note, user=user)
         if commit_now:
             db.session.commit()

@@ -12,7 +12,7 @@ from wtforms import (
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
 
 from panel.accounts import idents
-from panel.forms import IntegerField, strip
+from panel.forms import IntegerField, VersionField, strip
 from panel.forms import optional_id as optional_int
 from panel.models.accounts import IDENT_BY_LABELS, PROTOCOLS
 
@@ -23,6 +23,9 @@ class AccountForm(FlaskForm):
     The view fills the choices (clients in scope; rate tables, plans and gateways usable by the client's
     company) before validating, so a posted id outside them is refused.
     """
+
+    # The object's version when the form was drawn: a save on a stale form is a conflict.
+    version = VersionField()
 
     client_id = SelectField("Client", coerce=optional_int, validators=[InputRequired("Choose the client.")])
     name = StringField("Name", filters=[strip], validators=[DataRequired("Enter a name."), Length(max=120)])

@@ -9,7 +9,7 @@ from decimal import Decimal
 
 from sqlalchemy import delete, func, or_, select
 
-from panel import audit, crypto
+from panel import audit, crypto, writes
 from panel.extensions import db
 from panel.models import Account, AccountNetwork, CallStat, Client, Did, Gateway, RoutingRule
 from panel.templating import money
@@ -143,24 +143,17 @@ def delete_account(account: Account) -> tuple[int, Decimal]:
         refund = sum(
             (_quantize(charge) for orig_id, charge in removed if orig_id == account.id), start=Decimal("0")
         ).quantize(CENT)
-        client_before = audit.state(client)
         old_balance = client.balance or Decimal("0")
-        client.balance = old_balance + refund
         currency = client.currency or ""
+        if refund:
+            refunded = f"Refund for deleted account “{account.name}”: {money(refund)} {currency}."
+            with writes.change(client, note=refunded, commit_now=False):
+                client.balance = old_balance + refund
         note = (
             f"Deleted with {len(removed):,} statistics rows; refunded {money(refund)} {currency} to client "
             f"“{client.name}” (balance {money(old_balance)} → {money(client.balance)})."
         )
-        if refund:
-            audit.record(
-                "update",
-                client,
-                before=client_before,
-                note=f"Refund for deleted account “{account.name}”: {money(refund)} {currency}.",
-            )
-        audit.record("delete", account, before=before, note=note)
-        db.session.delete(account)
-        db.session.commit()
+        writes.delete(account, before=before, note=note)
     except BaseException:
         db.session.rollback()
         raise
@@ -168,8 +161,7 @@ def delete_account(account: Account) -> tuple[int, Decimal]:
 
 
 def deactivate(account: Account) -> None:
-    """Untick Originator and Terminator (the seed's advice instead of deleting), with an audit entry."""
-    before = account_state(account)
-    account.orig_enabled = False
-    account.term_enabled = False
-    audit.record("update", account, before=before, after=account_state(account), note="deactivated")
+    """Untick Originator and Terminator (the seed's advice instead of deleting): audited and committed."""
+    with writes.change(account, state=account_state, note="deactivated"):
+        account.orig_enabled = False
+        account.term_enabled = False

@@ -6,7 +6,7 @@ from flask import flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 from sqlalchemy import func, select, update
 
-from panel import audit
+from panel import writes
 from panel.access import reader_required
 from panel.auth import bp
 from panel.auth.forms import LoginForm, PasswordForm
@@ -110,11 +110,9 @@ def password():
         else:
             user = current_user._get_current_object()
             clear_failures(user.username)
-            before = audit.state(user)
-            user.password_hash = hash_password(form.new.data)
-            user.session_version += 1
-            audit.record("update", user, before=before, note="password changed")
-            db.session.commit()
+            with writes.change(user, note="password changed"):
+                user.password_hash = hash_password(form.new.data)
+                user.session_version += 1
             login_user(user)  # this session continues with the new version
             flash("Password changed. Other sessions of yours are logged out.", "success")
             return redirect(url_for("main.index"), 303)

@@ -6,8 +6,8 @@ from flask_wtf import FlaskForm
 from wtforms import DecimalField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, InputRequired, Length, Regexp
 
+from panel.forms import VersionField, strip
 from panel.forms import optional_id as optional_int
-from panel.forms import strip
 
 
 def upper(value):
@@ -17,6 +17,9 @@ def upper(value):
 
 class ClientForm(FlaskForm):
     """Name, owning company, currency and the defaults its accounts inherit."""
+
+    # The object's version when the form was drawn: a save on a stale form is a conflict.
+    version = VersionField()
 
     company_id = SelectField(
         "Company", coerce=optional_int, validators=[InputRequired("Choose the company.")]

@@ -5,7 +5,7 @@ from wtforms import SelectField, StringField, TextAreaField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length
 
-from panel.forms import no_control_characters, no_nul, strip
+from panel.forms import VersionField, no_control_characters, no_nul, strip
 from panel.models.companies import COMPANY_KIND_LABELS
 
 # Which kinds a company may hold (SPEC §1): resellers under the operator; sub-resellers and managers under
@@ -42,6 +42,9 @@ class CompanyForm(FlaskForm):
 
 class CompanyEditForm(FlaskForm):
     """Rename a company or change its notes (kind and parent stay as created)."""
+
+    # The object's version when the form was drawn: a save on a stale form is a conflict.
+    version = VersionField()
 
     name = StringField(
         "Name", validators=[DataRequired(), Length(max=120), no_control_characters], filters=[strip]

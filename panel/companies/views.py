@@ -10,7 +10,7 @@ from flask import flash, request, url_for
 from flask_login import current_user
 from sqlalchemy import func, select
 
-from panel import audit, htmx, scope
+from panel import htmx, scope, writes
 from panel.access import admin_required, reader_required
 from panel.companies import bp
 from panel.companies.forms import (
@@ -170,9 +170,7 @@ def create():
             company = Company(
                 name=form.name.data, kind=form.kind.data, parent_id=parent.id, notes=form.notes.data or ""
             )
-            db.session.add(company)
-            audit.record("create", company)
-            db.session.commit()
+            writes.create(company)
             scope.forget_tree()
             flash(f"{company.kind_label} {company.name} created under {parent.name}.", "success")
             return htmx.redirect(url_for("companies.show", company_id=company.id))
@@ -195,15 +193,13 @@ def update(company_id: int):
         if _name_taken(form.name.data, company.id):
             form.name.errors.append("A company with this name exists already.")
         else:
-            before = audit.state(company)
-            company.name = form.name.data
-            company.notes = form.notes.data or ""
-            if audit.state(company) == before:
-                flash("Nothing changed.", "info")
-            else:
-                audit.record("update", company, before=before)
-                db.session.commit()
+            with writes.change(company, version=form.version.data, skip_unchanged=True) as unit:
+                company.name = form.name.data
+                company.notes = form.notes.data or ""
+            if unit.changed:
                 flash(f"{company.name} saved.", "success")
+            else:
+                flash("Nothing changed.", "info")
             return htmx.redirect(url_for("companies.show", company_id=company.id))
     status = 422 if request.method == "POST" else 200
     return htmx.render(
@@ -228,12 +224,11 @@ def deactivate(company_id: int):
     affected = db.session.scalars(
         select(Company).where(Company.id.in_(list(ids)), Company.active.is_(True))
     ).all()
-    for item in affected:
-        before = audit.state(item)
-        item.active = False
+    for item in affected:  # one transaction: every company of the subtree, or none
         note = "" if item.id == company.id else f"with {company.name}"
-        audit.record("deactivate", item, before=before, note=note)
-    db.session.commit()
+        with writes.change(item, action="deactivate", note=note, commit_now=False):
+            item.active = False
+    writes.commit(company)
     others = len([c for c in affected if c.id != company.id])
     suffix = f" with {others} compan{'y' if others == 1 else 'ies'} below it" if others else ""
     flash(
@@ -253,10 +248,8 @@ def activate(company_id: int):
     elif company.parent is not None and not company.parent.active:
         flash(f"Activate {company.parent.name} first: {company.name} is below it.", "error")
     elif not company.active:
-        before = audit.state(company)
-        company.active = True
-        audit.record("activate", company, before=before)
-        db.session.commit()
+        with writes.change(company, action="activate"):
+            company.active = True
         flash(f"{company.name} is active again.", "success")
     return htmx.redirect(url_for("companies.show", company_id=company.id))
 
@@ -277,12 +270,10 @@ def delete(company_id: int):
         )
         return htmx.redirect(url_for("companies.show", company_id=company.id))
     parent_id, name = company.parent_id, company.name
-    before = audit.state(company)
-    entry = audit.record("delete", company, before=before)
+    entry = writes.delete(company, commit_now=False)
     # The company is gone: its history stays readable by the parent's users.
     entry.company_id = parent_id
-    db.session.delete(company)
-    db.session.commit()
+    writes.commit(company)
     scope.forget_tree()
     flash(f"{name} deleted.", "success")
     return htmx.redirect(url_for("companies.index"))

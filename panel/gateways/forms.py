@@ -5,12 +5,15 @@ from wtforms import SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, InputRequired, Length
 
 from panel.accounts import idents
+from panel.forms import VersionField, strip
 from panel.forms import optional_id as optional_int
-from panel.forms import strip
 
 
 class GatewayForm(FlaskForm):
     """A switch node: its company, a name and the address it calls from."""
+
+    # The object's version when the form was drawn: a save on a stale form is a conflict.
+    version = VersionField()
 
     company_id = SelectField(
         "Company", coerce=optional_int, validators=[InputRequired("Choose the company.")]

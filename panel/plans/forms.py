@@ -19,6 +19,7 @@ from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, ValidationError
 
 from panel.extensions import db
+from panel.forms import VersionField
 from panel.forms import choices as options
 from panel.forms import optional_id as optional_int
 from panel.models import Account, Client, CodeDeck, Company, RoutingPlan, RoutingRule
@@ -43,6 +44,9 @@ IMPORT_MODES = [
 
 class PlanForm(FlaskForm):
     """Every field of a routing plan (SPEC §4), with the seed's defaults."""
+
+    # The object's version when the form was drawn: a save on a stale form is a conflict.
+    version = VersionField()
 
     name = StringField("Name", validators=[DataRequired("Give the plan a name."), Length(max=120)])
     company_id = SelectField("Reseller", coerce=int, description="The company that owns the plan.")

@@ -5,7 +5,7 @@ Every function that changes data adds its audit entry to the session; the caller
 
 from sqlalchemy import delete, func, insert, literal, select
 
-from panel import audit
+from panel import audit, writes
 from panel.extensions import db
 from panel.models import Account, Client, RoutingPlan, RoutingRule
 from panel.models.types import utcnow
@@ -97,9 +97,8 @@ def delete_plan(plan: RoutingPlan) -> str | None:
         )
     count = rule_counts([plan.id]).get(plan.id, 0)
     before = audit.state(plan)
-    audit.record("delete", plan, before=before, note=f"with {count:,} rules")
     db.session.execute(delete(RoutingRule).where(RoutingRule.plan_id == plan.id))
-    db.session.delete(plan)
+    writes.delete(plan, before=before, note=f"with {count:,} rules", commit_now=False)
     return None
 
 
@@ -147,5 +146,5 @@ def copy_plan(plan: RoutingPlan) -> RoutingPlan:
     )
     db.session.execute(insert(RoutingRule).from_select(["plan_id", *RULE_COPY_COLUMNS], source))
     count = rule_counts([copy.id]).get(copy.id, 0)
-    audit.record("create", copy, note=f"copy of {plan.name} (id {plan.id}) with {count:,} rules")
+    writes.create(copy, note=f"copy of {plan.name} (id {plan.id}) with {count:,} rules", commit_now=False)
     return copy

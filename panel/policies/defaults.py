@@ -5,7 +5,7 @@ from types import SimpleNamespace
 
 from sqlalchemy import select
 
-from panel import audit
+from panel import writes
 from panel.extensions import db
 from panel.models import Policy
 
@@ -36,7 +36,6 @@ def ensure_default_policies(company_id: int) -> list[Policy]:
         if name in existing:
             continue
         policy = Policy(company_id=company_id, name=name, notes=notes, **weights)
-        db.session.add(policy)
-        audit.record("create", policy, note="Shipped default policy.", user=SYSTEM)
+        writes.create(policy, note="Shipped default policy.", user=SYSTEM, commit_now=False)
         created.append(policy)
     return created

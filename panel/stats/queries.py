@@ -1,35 +1,21 @@
 """Queries over the call statistics: quality per vendor and code, call totals, balancing shares.
 
-Shared by the Statistics pages and the Traffic Rules manager (which stores the quality figures routing uses).
+Used by the Statistics pages and the home page; the quality formula itself (ASR, ACD) is panel.quality's.
 """
 
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import Integer, Select, and_, case, cast, func, select
+from sqlalchemy import and_, case, func, select
 
+from panel import quality
 from panel.extensions import db
 from panel.models import CallStat, RoutingRule
+from panel.quality import ANSWERED, ANSWERED_SECONDS
 
-ANSWERED = cast(CallStat.answered, Integer)
-ANSWERED_SECONDS = case((CallStat.answered, CallStat.duration), else_=0)
-
-
-def quality_statement(since: datetime, until: datetime) -> Select:
-    """Attempts, answered calls, answered seconds and mean PDD per terminator account and vendor code."""
-    return (
-        select(
-            CallStat.term_account_id,
-            CallStat.term_code.label("code"),
-            func.count().label("attempts"),
-            func.sum(ANSWERED).label("answered"),
-            func.sum(ANSWERED_SECONDS).label("answered_seconds"),
-            func.avg(CallStat.pdd_ms).label("pdd_ms"),
-        )
-        .where(CallStat.start_at >= since, CallStat.start_at < until, CallStat.term_account_id.is_not(None))
-        .group_by(CallStat.term_account_id, CallStat.term_code)
-    )
+# The per-call pieces of the quality formula live with the formula (panel.quality).
+__all__ = ["ANSWERED", "ANSWERED_SECONDS", "Totals", "balancing_groups", "totals"]
 
 
 @dataclass
@@ -51,13 +37,13 @@ class Totals:
 
     @property
     def asr(self) -> Decimal | None:
-        """Answered calls in % of attempts."""
-        return Decimal(self.answered * 100) / self.attempts if self.attempts else None
+        """Answered calls in % of attempts (panel.quality.asr)."""
+        return quality.asr(self.answered, self.attempts)
 
     @property
     def acd(self) -> Decimal | None:
-        """Mean answered call length in minutes."""
-        return Decimal(self.seconds) / 60 / self.answered if self.answered else None
+        """Mean answered call length in minutes (panel.quality.acd)."""
+        return quality.acd(self.answered, self.seconds)
 
     @property
     def minutes(self) -> Decimal:

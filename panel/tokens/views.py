@@ -9,7 +9,7 @@ list, with the audit entry, rather than deleted.
 from flask import flash, request, url_for
 from flask_login import current_user
 
-from panel import audit, htmx, scope
+from panel import htmx, scope, writes
 from panel.access import admin_required, reader_required
 from panel.api.auth import new_token
 from panel.companies.tree import tree_rows
@@ -91,10 +91,7 @@ def create():
         prefix=token[:12],
         created_by_id=current_user.id,
     )
-    db.session.add(api_token)
-    db.session.flush()
-    audit.record("create", api_token, note=f"API token for {company.name}")
-    db.session.commit()
+    writes.create(api_token, note=f"API token for {company.name}")
     # Not a redirect: the clear token exists only in this answer.
     response = htmx.render("tokens/created.html", "tokens/_created.html", api_token=api_token, token=token)
     response.headers["Cache-Control"] = "no-store"
@@ -107,10 +104,8 @@ def revoke(token_id: int):
     """Revoke a token now: the switch using it gets 401 from its next call."""
     api_token = scope.get_or_404(ApiToken, token_id)
     if api_token.revoked_at is None:
-        before = audit.state(api_token)
-        api_token.revoked_at = utcnow()
-        audit.record("update", api_token, before=before, note="API token revoked")
-        db.session.commit()
+        with writes.change(api_token, note="API token revoked"):
+            api_token.revoked_at = utcnow()
         flash(
             f"Token {api_token.name} ({api_token.prefix}…) revoked: calls with it now answer 401.", "success"
         )
