@@ -55,6 +55,10 @@ def _pages(world) -> list[str]:
             url_for("companies.show", company_id=a.company.id),
             url_for("users.show", user_id=a.user.id),
             url_for("routetest.index", account_id=a.account.id, number="4412345678"),
+            url_for("plans.update", plan_id=a.plan.id),
+            url_for("stats.quality"),
+            url_for("stats.balancing"),
+            url_for("stats.live"),
         ]
     return pages
 
