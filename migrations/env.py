@@ -99,6 +99,10 @@ def run_migrations_online():
         )
 
         with context.begin_transaction():
+            if connection.dialect.name == "postgresql":
+                # The trigram indexes of the models (panel/search.py) need pg_trgm; autogenerate cannot
+                # express an extension, and `make regen-migration` rewrites 0001, so it lives here.
+                connection.exec_driver_sql("CREATE EXTENSION IF NOT EXISTS pg_trgm")
             context.run_migrations()
 
 

@@ -1,20 +1,12 @@
-"""Server-side paging and sorting for every list (one way to do it, used by every section)."""
+"""Sorting and paging of the sections' lists: a thin front of the one paginator (panel.paging)."""
 
-from flask import current_app, request
+from flask import request
 from sqlalchemy import Select
 
-from panel.extensions import db
+from panel import paging
+from panel.paging import page_args, sort_key
 
-
-def page_args() -> tuple[int, int]:
-    """(page, per_page) from the query string, bounded."""
-    page = request.args.get("page", 1, type=int) or 1
-    per_page = (
-        request.args.get("per_page", current_app.config["PAGE_SIZE"], type=int)
-        or current_app.config["PAGE_SIZE"]
-    )
-    # A page beyond a billion is empty anyway; bounding it keeps the offset inside a 64-bit integer.
-    return min(max(page, 1), 10**9), min(max(per_page, 1), 500)
+__all__ = ["id_arg", "page_args", "paginate", "sort_key"]
 
 
 def id_arg(name: str) -> int | None:
@@ -24,18 +16,13 @@ def id_arg(name: str) -> int | None:
     return parse_id(request.args.get(name))
 
 
-def sort_key(sortable: dict, default: str) -> str:
-    """The requested sort (`name` or `-name`), or the default when it is not one of `sortable`."""
-    key = request.args.get("sort", default)
-    return key if key.lstrip("-") in sortable else default
-
-
-def apply_sort(stmt: Select, sortable: dict, default: str, tiebreak=None) -> Select:
-    """Order `stmt` by the requested column (whitelisted in `sortable`: name -> column), then `tiebreak`."""
-    key = sort_key(sortable, default)
-    column = sortable[key.lstrip("-")]
-    stmt = stmt.order_by(column.desc() if key.startswith("-") else column.asc())
-    return stmt.order_by(tiebreak) if tiebreak is not None else stmt
+def _primary_key(stmt: Select):
+    """The id column of the select's entity (the tiebreak that makes any order unique), or None."""
+    entity = stmt.column_descriptions[0].get("entity") if stmt.column_descriptions else None
+    mapper = getattr(entity, "__mapper__", None)
+    if mapper is None or len(mapper.primary_key) != 1:
+        return None
+    return getattr(entity, mapper.primary_key[0].key)
 
 
 def paginate(
@@ -44,9 +31,13 @@ def paginate(
     default_sort: str | None = None,
     tiebreak=None,
     count: bool = True,
-):
-    """Sort and page a select; returns Flask-SQLAlchemy's Pagination (items, page, pages, total)."""
-    if sortable:
-        stmt = apply_sort(stmt, sortable, default_sort or next(iter(sortable)), tiebreak)
-    page, per_page = page_args()
-    return db.paginate(stmt, page=page, per_page=per_page, error_out=False, count=count)
+    total: int | None = None,
+) -> paging.Page:
+    """Sort `stmt` by the asked column (whitelisted in `sortable`: name -> column), then the id: one page."""
+    if tiebreak is None:
+        tiebreak = _primary_key(stmt)
+    if not sortable:
+        keys = [paging.Key(tiebreak)] if tiebreak is not None else []
+        return paging.paginate(stmt, keys, count=count, total=total)
+    sort, keys = paging.keys_from_request(sortable, default_sort or next(iter(sortable)), tiebreak)
+    return paging.paginate(stmt, keys, sort=sort, count=count, total=total)

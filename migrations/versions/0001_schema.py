@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-12-06 22:32:57.582939
+Create Date: 2026-12-06 22:52:33.443767
 
 """
 from alembic import op

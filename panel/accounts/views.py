@@ -10,13 +10,13 @@ from flask import flash, g, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import or_, select
 
-from panel import crypto, writes
+from panel import audit, crypto
 from panel.access import reader_required, writer_required
 from panel.accounts import bp, idents, listing, pickers, service
 from panel.accounts.forms import AccountForm, AccountSearchForm
 from panel.extensions import db
 from panel.htmx import is_htmx, redirect, render
-from panel.listing import id_arg, page_args, sort_key
+from panel.listing import id_arg, sort_key
 from panel.models import Account, CallStat, Client, Gateway, RateTable, RoutingPlan
 from panel.models.accounts import IDENT_BY_LABELS
 from panel.scope import ancestor_ids, get_or_404, user_company_ids
@@ -63,16 +63,13 @@ def index():
         state=form.state.data or "",
     )
     sort = sort_key({key: None for key in listing.SORTABLE}, listing.DEFAULT_SORT)
-    page, per_page = page_args()
-    pagination, capped = listing.account_page(user_company_ids(), search, sort, page, per_page)
+    pagination = listing.account_page(user_company_ids(), search, sort)
     return render(
         "accounts/list.html",
         "accounts/_table.html",
         form=form,
         pagination=pagination,
         accounts=pagination.items,
-        capped=capped,
-        count_limit=listing.COUNT_LIMIT,
         client=client,
         filtered=search.filtered,
         sort=sort,
@@ -237,7 +234,8 @@ def create():
             db.session.add(account)
             service.apply_form(account, form, _chosen_gateways(form))
             db.session.flush()
-            writes.create(account, after=service.account_state(account))
+            audit.record("create", account, after=service.account_state(account))
+            db.session.commit()
             return _saved_response(account, created=True)
         return _form_response(form, None, 422)
     return _form_response(form, None)
@@ -255,10 +253,17 @@ def update(account_id: int):
     _prepare_form(form, account)
     if request.method == "POST":
         if _check_form(form, account):
-            with writes.change(account, version=form.version.data, state=service.account_state) as unit:
-                password_changed = service.apply_form(account, form, _chosen_gateways(form))
-                db.session.flush()
-                unit.note = "password changed" if password_changed else ""
+            before = service.account_state(account)
+            password_changed = service.apply_form(account, form, _chosen_gateways(form))
+            db.session.flush()
+            audit.record(
+                "update",
+                account,
+                before=before,
+                after=service.account_state(account),
+                note="password changed" if password_changed else "",
+            )
+            db.session.commit()
             return _saved_response(account, created=False)
         return _form_response(form, account, 422)
     return _form_response(form, account)
@@ -315,6 +320,7 @@ def deactivate(account_id: int):
     """Untick Originator and Terminator: the account stays, with its statistics, but routes no calls."""
     account = get_or_404(Account, account_id)
     service.deactivate(account)
+    db.session.commit()
     message = f"Account “{account.name}” deactivated: its statistics are kept."
     if not is_htmx():
         flash(message, "success")

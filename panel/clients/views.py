@@ -7,7 +7,7 @@ from flask_login import current_user
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
-from panel import writes
+from panel import audit, search
 from panel.access import reader_required, writer_required
 from panel.accounts import pickers
 from panel.accounts.listing import load_rows
@@ -26,12 +26,6 @@ PROFILE_CALLS = 20
 MAX_BALANCE = Decimal("1e12")
 
 
-def _contains(text: str):
-    """Client name containing the text, case-insensitive, wildcards escaped."""
-    pattern = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-    return Client.name.ilike(pattern, escape="\\")
-
-
 @bp.route("/")
 @reader_required
 def index():
@@ -47,7 +41,7 @@ def index():
     )
     text = (form.q.data or "").strip()[:100]
     if text:
-        stmt = stmt.where(_contains(text))
+        stmt = stmt.where(search.contains(Client.name, text))
     if form.company_id.data:
         stmt = stmt.where(Client.company_id == form.company_id.data)
     pagination = paginate(stmt, SORTABLE, "name", tiebreak=Client.id)
@@ -197,7 +191,9 @@ def create():
         if _check_form(form, None):
             client = Client(company_id=form.company_id.data, balance=Decimal("0"))
             _apply(form, client)
-            writes.create(client)
+            db.session.add(client)
+            audit.record("create", client)
+            db.session.commit()
             flash(f"Client “{client.name}” created.", "success")
             return redirect(url_for("clients.show", client_id=client.id))
         return _form_page(form, None, 422)
@@ -216,8 +212,10 @@ def update(client_id: int):
     form.company_id.data = client.company_id
     if request.method == "POST":
         if _check_form(form, client):
-            with writes.change(client, version=form.version.data):
-                _apply(form, client)
+            before = audit.state(client)
+            _apply(form, client)
+            audit.record("update", client, before=before)
+            db.session.commit()
             flash(f"Client “{client.name}” saved.", "success")
             return redirect(url_for("clients.show", client_id=client.id))
         return _form_page(form, client, 422)
@@ -241,8 +239,15 @@ def adjust_balance(client_id: int):
         if abs(new_balance) >= MAX_BALANCE:
             form.amount.errors.append("The balance would be out of range.")
         else:
-            with writes.change(client, note=f"Balance adjusted by {form.amount.data}: {form.note.data}"):
-                client.balance = new_balance
+            before = audit.state(client)
+            client.balance = new_balance
+            audit.record(
+                "update",
+                client,
+                before=before,
+                note=f"Balance adjusted by {form.amount.data}: {form.note.data}",
+            )
+            db.session.commit()
             flash(f"Balance adjusted by {form.amount.data} {client.currency}.", "success")
             return redirect(url_for("clients.show", client_id=client.id))
     accounts_total = db.session.scalar(
@@ -288,7 +293,9 @@ def delete(client_id: int):
     blockers = _blockers(client)
     if request.method == "POST" and not blockers:
         name = client.name
-        writes.delete(client)
+        audit.record("delete", client, before=audit.state(client))
+        db.session.delete(client)
+        db.session.commit()
         flash(f"Client “{name}” deleted.", "success")
         return redirect(url_for("clients.index"))
     status = 409 if request.method == "POST" else 200

@@ -9,6 +9,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from panel.extensions import db
 from panel.models.types import Money, UTCDateTime, utcnow
 from panel.models.versioned import Versioned
+from panel.search import trigram_index
 
 IDENT_BY = ("ip", "name", "ani")
 IDENT_BY_LABELS = {"ip": "IP", "name": "Name", "ani": "ANI"}
@@ -63,11 +64,14 @@ class Client(Drainable, Versioned, db.Model):
     __tablename__ = "clients"
     # How a row belongs to a company (panel.scope derives the scope and the audit owner).
     __owner__ = "company_id"
-    __table_args__ = (UniqueConstraint("company_id", "name"),)
+    __table_args__ = (
+        UniqueConstraint("company_id", "name"),
+        Index("ix_clients_name", "name", "id"),  # the list's order (keyset pages)
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     company_id: Mapped[int] = mapped_column(ForeignKey("companies.id"), index=True)
-    name: Mapped[str] = mapped_column(String(120), index=True)
+    name: Mapped[str] = mapped_column(String(120))
     currency: Mapped[str] = mapped_column(String(3), default="USD")
     balance: Mapped[Decimal] = mapped_column(Money, default=Decimal("0"))
     orig_rate_table_id: Mapped[int | None] = mapped_column(ForeignKey("rate_tables.id"), index=True)
@@ -94,13 +98,18 @@ class Account(Drainable, Versioned, db.Model):
     __owner__ = "client.company_id"
     __table_args__ = (
         UniqueConstraint("client_id", "name"),
-        Index("ix_accounts_ident_value", "ident_value"),
-        Index("ix_accounts_tech_prefix", "tech_prefix"),
-        Index("ix_accounts_name", "name"),
+        # The list's sort orders (column, id): keyset pages read them from the cursor on (panel.paging).
+        Index("ix_accounts_ident_value", "ident_value", "id"),
+        Index("ix_accounts_tech_prefix", "tech_prefix", "id"),
+        Index("ix_accounts_name", "name", "id"),
+        Index("ix_accounts_client_id", "client_id", "id"),
+        # The quick search's contains-match on PostgreSQL (panel.search).
+        trigram_index("ix_accounts_name_trgm", "name"),
+        trigram_index("ix_accounts_ident_value_trgm", "ident_value"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    client_id: Mapped[int] = mapped_column(ForeignKey("clients.id"), index=True)
+    client_id: Mapped[int] = mapped_column(ForeignKey("clients.id"))
     name: Mapped[str] = mapped_column(String(120))
     ident_by: Mapped[str] = mapped_column(String(8), default="ip")
     # As entered, normalised: "10.0.0.0/24; 198.51.100.7" for ip, the login or the ANI otherwise.

@@ -19,7 +19,7 @@ class AuditEntry(db.Model):
         Index("ix_audit_entries_object_type_object_id", "object_type", "object_id"),
         Index("ix_audit_entries_client_id_at", "client_id", "at"),
         Index("ix_audit_entries_company_id_at", "company_id", "at"),
-        Index("ix_audit_entries_at", "at"),
+        Index("ix_audit_entries_at", "at", "id"),  # the log's order (keyset pages)
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -85,8 +85,9 @@ class RoutingRule(ProfitMarginMixin, Versioned, db.Model):
     # How a row belongs to a company (panel.scope derives the scope and the audit owner).
     __owner__ = "plan.company_id"
     __table_args__ = (
-        Index("ix_routing_rules_plan_id_code", "plan_id", "code"),
-        Index("ix_routing_rules_plan_id_priority", "plan_id", "priority"),
+        # The rules tab's orders, whole (keyset pages of a million-rule plan read them from the cursor on).
+        Index("ix_routing_rules_plan_id_code", "plan_id", "code", "priority", "id"),
+        Index("ix_routing_rules_plan_id_priority", "plan_id", "priority", "code", "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

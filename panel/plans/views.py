@@ -13,7 +13,7 @@ from markupsafe import escape
 from sqlalchemy import and_, exists, func, literal, or_, select
 from sqlalchemy.orm import contains_eager, joinedload
 
-from panel import audit, listing, writes
+from panel import audit, listing, paging, writes
 from panel.access import reader_required, writer_required
 from panel.extensions import db
 from panel.forms import parse_id
@@ -41,7 +41,6 @@ from panel.plans.forms import (
     RuleForm,
     options,
 )
-from panel.plans.paging import paginate_rules
 from panel.scope import descendant_ids, get_or_404, scoped, usable_plans, visible_companies
 
 LABELS = {
@@ -67,8 +66,14 @@ def next_run_note() -> str:
     """When an edit of rules takes effect: at the Traffic Rules manager's next run (SPEC §6)."""
     from panel import manager
 
-    when = manager.next_run_at()
-    if when is not None:
+    when = None
+    next_run_at = getattr(manager, "next_run_at", None)
+    if callable(next_run_at):
+        try:
+            when = next_run_at()
+        except Exception:  # noqa: BLE001 - the note is a hint; the manager page has the details
+            when = None
+    if isinstance(when, datetime):
         return (
             "Saved. The change takes effect at the next run of the Traffic Rules manager "
             f"({when.astimezone(UTC):%H:%M:%S} UTC)."
@@ -218,7 +223,8 @@ def create():
         form.apply(plan)
         db.session.add(plan)
         db.session.flush()
-        writes.create(plan, after=_plan_state(plan))
+        audit.record("create", plan, after=_plan_state(plan))
+        db.session.commit()
         flash(f"Routing plan {plan.name} created. Add its rules here.", "success")
         return redirect(url_for("plans.show", plan_id=plan.id))
     status = 422 if request.method == "POST" else 200
@@ -237,8 +243,10 @@ def update(plan_id: int):
     if request.method == "GET":
         form.fill(plan)
     elif form.validate_on_submit():
-        with writes.change(plan, version=form.version.data, state=_plan_state):
-            form.apply(plan)
+        before = _plan_state(plan)
+        form.apply(plan)
+        audit.record("update", plan, before=before, after=_plan_state(plan))
+        db.session.commit()
         flash(f"Routing plan {plan.name} saved. {next_run_note().removeprefix('Saved. ')}", "success")
         return redirect(url_for("plans.update", plan_id=plan.id))
     status = 422 if request.method == "POST" else 200
@@ -260,7 +268,7 @@ def copy(plan_id: int):
     """Copy the plan with all its rules as `<name> (copy)`."""
     plan = get_or_404(RoutingPlan, plan_id)
     new = service.copy_plan(plan)
-    writes.commit(new)
+    db.session.commit()
     flash(f"Routing plan {plan.name} copied to {new.name}.", "success")
     return redirect(url_for("plans.show", plan_id=new.id))
 
@@ -276,7 +284,7 @@ def delete(plan_id: int):
         db.session.rollback()
         flash(refusal, "error")
         return redirect(request.referrer if _local(request.referrer) else url_for("plans.index"))
-    writes.commit(plan)
+    db.session.commit()
     flash(f"Routing plan {name} deleted with its rules.", "success")
     return redirect(url_for("plans.index"))
 
@@ -327,6 +335,18 @@ RULE_SORTS = {
 }
 
 
+def rules_page(where: list) -> paging.Page:
+    """A page of the rules under `where` in the asked order (keyset through the plan_id + sort column index).
+
+    The sort column goes the asked way; ties stay in ascending order of the other column, then the id.
+    """
+    key = paging.sort_key(RULE_SORTS, "code")
+    first, *rest = RULE_SORTS[key.lstrip("-")]
+    keys = [paging.Key(first, key.startswith("-")), *(paging.Key(c) for c in rest)]
+    stmt = select(RoutingRule).where(*where).options(*_rule_eager())
+    return paging.paginate(stmt, keys, sort=key)
+
+
 def _rule_eager():
     """Load the names a rule row shows in the same query as the rules (many-to-one joins), not one per row."""
     return (
@@ -351,13 +371,7 @@ def show(plan_id: int):
             ("Policies", [(f"p{i}", n) for i, n in lookups.policies()]),
         ]
     now = utcnow()
-    key = listing.sort_key(RULE_SORTS, "code")
-    order = RULE_SORTS[key.lstrip("-")]
-    if key.startswith("-"):
-        order = (order[0].desc(), *order[1:])
-    where = _rule_filters(plan, form, now)
-    stmt = select(RoutingRule).where(*where).options(*_rule_eager()).order_by(*order)
-    pagination = paginate_rules(stmt, where, (RULE_SORTS[key.lstrip("-")][0], key.startswith("-")))
+    pagination = rules_page(_rule_filters(plan, form, now))
     rules = list(pagination.items)
     filtered = any(request.args.get(k) for k in ("code", "type", "terminator", "state"))
     return render(
@@ -463,7 +477,9 @@ def rule_create(plan_id: int):
         return _edit_row(plan, form, None, status=422)
     rule = RoutingRule(plan_id=plan.id, plan=plan)
     form.apply(rule)
-    writes.create(rule, note=f"rule of plan {plan.name}")
+    db.session.add(rule)
+    audit.record("create", rule, note=f"rule of plan {plan.name}")
+    db.session.commit()
     return _row(rule, notice=next_run_note())
 
 

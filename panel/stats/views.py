@@ -8,43 +8,24 @@ totals say how many calls that concerns.
 from datetime import UTC, datetime, time, timedelta
 
 from flask import current_app, request
-from flask_sqlalchemy.pagination import SelectPagination
-from sqlalchemy import func, or_, select
+from sqlalchemy import Integer, case, cast, func, or_, select
 from sqlalchemy.orm import aliased, selectinload
 
-from panel import livecalls
+from panel import livecalls, paging
 from panel.access import reader_required
 from panel.extensions import db
 from panel.forms import choices as as_choices
 from panel.htmx import render
 from panel.imports import export as csv_export
-from panel.listing import apply_sort, page_args, paginate
+from panel.listing import paginate
 from panel.models import Account, CallStat, Client, LiveCall, Rate, RoutingPlan, RoutingRule
 from panel.models.types import utcnow
-from panel.quality import acd_sql, asr_sql
 from panel.scope import get_or_404, scope_condition, scoped, user_company_ids
 from panel.stats import bp
 from panel.stats.forms import WINDOWS, CallFilterForm, QualityFilterForm
 from panel.stats.queries import ANSWERED, ANSWERED_SECONDS, balancing_groups, totals
 
 DEFAULT_DAYS = 7
-
-
-class RowPagination(SelectPagination):
-    """Paging over a select of several columns (rows, not ORM objects), with the panel's pager macro."""
-
-    def _query_items(self) -> list:
-        stmt = self._query_args["select"].limit(self.per_page).offset(self._query_offset)
-        return list(self._query_args["session"].execute(stmt).all())
-
-
-def _paginate_rows(stmt, sortable: dict, default_sort: str, tiebreak=None) -> RowPagination:
-    """Sort and page a select of rows."""
-    stmt = apply_sort(stmt, sortable, default_sort, tiebreak)
-    page, per_page = page_args()
-    return RowPagination(
-        select=stmt, session=db.session, page=page, per_page=per_page, max_per_page=500, error_out=False
-    )
 
 
 def _visible_clients():
@@ -154,8 +135,8 @@ def index():
             selectinload(CallStat.term_client),
         )
     )
-    pagination = paginate(stmt, CALL_SORTS, "-start", CallStat.id.desc(), count=False)
-    pagination.total = summary.attempts  # the totals counted them already
+    # The totals counted the calls already; the pages are read through the sort column's index (keyset).
+    pagination = paginate(stmt, CALL_SORTS, "-start", CallStat.id.desc(), total=summary.attempts)
     page_clients = {c for call in pagination.items for c in (call.orig_client_id, call.term_client_id) if c}
     visible = set(
         db.session.scalars(
@@ -301,8 +282,8 @@ def quality():
     attempts = func.count()
     answered = func.coalesce(func.sum(ANSWERED), 0)
     seconds = func.coalesce(func.sum(ANSWERED_SECONDS), 0)
-    asr = asr_sql(answered, attempts)
-    acd = acd_sql(answered, seconds)
+    asr = cast(answered, Integer) * 100.0 / attempts
+    acd = case((answered > 0, seconds / 60.0 / answered), else_=None)
     stmt = (
         select(
             CallStat.term_client_id,
@@ -339,7 +320,11 @@ def quality():
         "code": CallStat.term_code,
         "cost": func.coalesce(func.sum(CallStat.vendor_cost), 0),
     }
-    pagination = _paginate_rows(stmt, sortable, "-attempts", CallStat.term_code)
+    sort = paging.sort_key(sortable, "-attempts")
+    keys = [paging.Key(sortable[sort.lstrip("-")], sort.startswith("-"))]
+    keys += [paging.Key(c) for c in (CallStat.term_code, CallStat.term_client_id, CallStat.term_account_id)]
+    # Grouped rows: numbered pages (offset) over a capped count of the groups.
+    pagination = paging.paginate(stmt, keys, sort=sort, rows=True)
     names = _names(pagination.items)
     return render(
         "stats/quality.html",

@@ -12,7 +12,7 @@ from flask_login import current_user
 from sqlalchemy import func, or_, select
 from wtforms.fields.choices import SelectChoice
 
-from panel import htmx, scope, writes
+from panel import audit, htmx, scope, search
 from panel.access import admin_required, reader_required
 from panel.auth.passwords import hash_password, password_problem
 from panel.companies.tree import tree_rows
@@ -51,14 +51,7 @@ def index():
     stmt = scope.scoped(User).join(Company, User.company_id == Company.id)
     q = request.args.get("q", "").strip()
     if q:
-        pattern = f"%{q.lower()}%"
-        stmt = stmt.where(
-            or_(
-                func.lower(User.username).like(pattern),
-                func.lower(User.full_name).like(pattern),
-                func.lower(User.email).like(pattern),
-            )
-        )
+        stmt = stmt.where(or_(*(search.contains(c, q) for c in (User.username, User.full_name, User.email))))
     company_id = id_arg("company_id")
     if company_id:
         stmt = stmt.where(User.company_id == company_id)
@@ -130,7 +123,9 @@ def create():
                 role=form.role.data,
                 password_hash=hash_password(form.password.data),
             )
-            writes.create(user)
+            db.session.add(user)
+            audit.record("create", user)
+            db.session.commit()
             flash(f"User {user.username} created in {company.name}.", "success")
             return htmx.redirect(url_for("users.show", user_id=user.id))
     status = 422 if request.method == "POST" else 200
@@ -157,15 +152,17 @@ def update(user_id: int):
         if is_self(user) and (form.role.data != user.role or form.company_id.data != user.company_id):
             form.role.errors.append("You cannot change your own role or company; ask another admin.")
         elif company is not None:
-            with writes.change(user, skip_unchanged=True) as unit:
-                user.full_name = form.full_name.data or ""
-                user.email = form.email.data or ""
-                user.role = form.role.data
-                user.company_id = company.id
-            if unit.changed:
-                flash(f"{user.username} saved.", "success")
-            else:
+            before = audit.state(user)
+            user.full_name = form.full_name.data or ""
+            user.email = form.email.data or ""
+            user.role = form.role.data
+            user.company_id = company.id
+            if audit.state(user) == before:
                 flash("Nothing changed.", "info")
+            else:
+                audit.record("update", user, before=before)
+                db.session.commit()
+                flash(f"{user.username} saved.", "success")
             return htmx.redirect(url_for("users.show", user_id=user.id))
     status = 422 if request.method == "POST" else 200
     return htmx.render("users/form.html", "users/_form.html", status, form=form, user=user)
@@ -189,9 +186,11 @@ def password(user_id: int):
         if problem:
             form.new.errors.append(problem)
         else:
-            with writes.change(user, note="password reset by an admin"):
-                user.password_hash = hash_password(form.new.data)
-                user.session_version += 1
+            before = audit.state(user)
+            user.password_hash = hash_password(form.new.data)
+            user.session_version += 1
+            audit.record("update", user, before=before, note="password reset by an admin")
+            db.session.commit()
             flash(f"New password set for {user.username}; its sessions are logged out.", "success")
             return htmx.redirect(url_for("users.show", user_id=user.id))
     status = 422 if request.method == "POST" else 200
@@ -208,9 +207,11 @@ def deactivate(user_id: int):
     if is_self(user):
         flash("You cannot deactivate yourself; ask another admin.", "error")
     elif user.active:
-        with writes.change(user, action="deactivate"):
-            user.active = False
-            user.session_version += 1
+        before = audit.state(user)
+        user.active = False
+        user.session_version += 1
+        audit.record("deactivate", user, before=before)
+        db.session.commit()
         flash(f"{user.username} deactivated and logged out.", "success")
     return htmx.redirect(url_for("users.show", user_id=user.id))
 
@@ -221,8 +222,10 @@ def activate(user_id: int):
     """Let a deactivated user log in again."""
     user = _managed_user(user_id)
     if not user.active:
-        with writes.change(user, action="activate"):
-            user.active = True
+        before = audit.state(user)
+        user.active = True
+        audit.record("activate", user, before=before)
+        db.session.commit()
         note = "" if user.company.active else f" {user.company.name} is inactive, so it still cannot log in."
         flash(f"{user.username} is active again.{note}", "success")
     return htmx.redirect(url_for("users.show", user_id=user.id))

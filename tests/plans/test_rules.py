@@ -443,10 +443,13 @@ def test_code_name_without_deck(world, login):
 
 
 def test_deep_pages_match_the_plain_order(world, login, app, monkeypatch):
-    """Deep pages (found through the index) hold exactly the rules the plain order puts there, every sort."""
-    from panel.plans import paging
+    """Numbered pages and keyset cursors (Next from the first page, Previous from the last) hold exactly the
+    rules the plain order puts there, every sort."""
+    import html
+    import re
 
-    monkeypatch.setattr(paging, "DEEP_OFFSET", 1)
+    from panel import paging
+
     app.config["PAGE_SIZE"] = 4
     for i in range(30):
         factories.rule(
@@ -474,6 +477,19 @@ def test_deep_pages_match_the_plain_order(world, login, app, monkeypatch):
             body = client.get(f"/plans/{world.plan.id}/?sort={sort}&page={page}", headers=HX).data.decode()
             shown += [int(row.split('"', 1)[0]) for row in _rows(body)]
         assert shown == [r.id for r in expected], sort
+    monkeypatch.setattr(paging, "COUNT_LIMIT", 5)  # "large": the pager links cursors
+    for sort, expected in orders.items():
+        for start, rel in (("", "next"), ("&last=1", "prev")):
+            shown, url = [], f"/plans/{world.plan.id}/?sort={sort}{start}"
+            for _ in range(12):
+                body = client.get(url, headers=HX).data.decode()
+                ids = [int(row.split('"', 1)[0]) for row in _rows(body)]
+                shown = shown + ids if rel == "next" else ids + shown
+                link = re.search(rf'href="([^"]*)" rel="{rel}"', body)
+                if link is None:
+                    break
+                url = html.unescape(link.group(1))
+            assert shown == [r.id for r in expected], (sort, rel)
     filtered = client.get(f"/plans/{world.plan.id}/?code=491&page=2", headers=HX).data.decode()
     assert [int(r.split('"', 1)[0]) for r in _rows(filtered)] == [
         r.id for r in orders["code"] if r.code == "491"
