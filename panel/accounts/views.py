@@ -10,7 +10,7 @@ from flask import flash, g, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import or_, select
 
-from panel import audit, crypto
+from panel import crypto, writes
 from panel.access import reader_required, writer_required
 from panel.accounts import bp, idents, listing, pickers, service
 from panel.accounts.forms import AccountForm, AccountSearchForm
@@ -234,8 +234,7 @@ def create():
             db.session.add(account)
             service.apply_form(account, form, _chosen_gateways(form))
             db.session.flush()
-            audit.record("create", account, after=service.account_state(account))
-            db.session.commit()
+            writes.create(account, after=service.account_state(account))
             return _saved_response(account, created=True)
         return _form_response(form, None, 422)
     return _form_response(form, None)
@@ -253,17 +252,10 @@ def update(account_id: int):
     _prepare_form(form, account)
     if request.method == "POST":
         if _check_form(form, account):
-            before = service.account_state(account)
-            password_changed = service.apply_form(account, form, _chosen_gateways(form))
-            db.session.flush()
-            audit.record(
-                "update",
-                account,
-                before=before,
-                after=service.account_state(account),
-                note="password changed" if password_changed else "",
-            )
-            db.session.commit()
+            with writes.change(account, version=form.version.data, state=service.account_state) as unit:
+                password_changed = service.apply_form(account, form, _chosen_gateways(form))
+                db.session.flush()
+                unit.note = "password changed" if password_changed else ""
             return _saved_response(account, created=False)
         return _form_response(form, account, 422)
     return _form_response(form, account)
@@ -320,7 +312,6 @@ def deactivate(account_id: int):
     """Untick Originator and Terminator: the account stays, with its statistics, but routes no calls."""
     account = get_or_404(Account, account_id)
     service.deactivate(account)
-    db.session.commit()
     message = f"Account “{account.name}” deactivated: its statistics are kept."
     if not is_htmx():
         flash(message, "success")

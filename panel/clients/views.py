@@ -7,7 +7,7 @@ from flask_login import current_user
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
-from panel import audit, search
+from panel import search, writes
 from panel.access import reader_required, writer_required
 from panel.accounts import pickers
 from panel.accounts.listing import load_rows
@@ -191,9 +191,7 @@ def create():
         if _check_form(form, None):
             client = Client(company_id=form.company_id.data, balance=Decimal("0"))
             _apply(form, client)
-            db.session.add(client)
-            audit.record("create", client)
-            db.session.commit()
+            writes.create(client)
             flash(f"Client “{client.name}” created.", "success")
             return redirect(url_for("clients.show", client_id=client.id))
         return _form_page(form, None, 422)
@@ -212,10 +210,8 @@ def update(client_id: int):
     form.company_id.data = client.company_id
     if request.method == "POST":
         if _check_form(form, client):
-            before = audit.state(client)
-            _apply(form, client)
-            audit.record("update", client, before=before)
-            db.session.commit()
+            with writes.change(client, version=form.version.data):
+                _apply(form, client)
             flash(f"Client “{client.name}” saved.", "success")
             return redirect(url_for("clients.show", client_id=client.id))
         return _form_page(form, client, 422)
@@ -239,15 +235,8 @@ def adjust_balance(client_id: int):
         if abs(new_balance) >= MAX_BALANCE:
             form.amount.errors.append("The balance would be out of range.")
         else:
-            before = audit.state(client)
-            client.balance = new_balance
-            audit.record(
-                "update",
-                client,
-                before=before,
-                note=f"Balance adjusted by {form.amount.data}: {form.note.data}",
-            )
-            db.session.commit()
+            with writes.change(client, note=f"Balance adjusted by {form.amount.data}: {form.note.data}"):
+                client.balance = new_balance
             flash(f"Balance adjusted by {form.amount.data} {client.currency}.", "success")
             return redirect(url_for("clients.show", client_id=client.id))
     accounts_total = db.session.scalar(
@@ -293,9 +282,7 @@ def delete(client_id: int):
     blockers = _blockers(client)
     if request.method == "POST" and not blockers:
         name = client.name
-        audit.record("delete", client, before=audit.state(client))
-        db.session.delete(client)
-        db.session.commit()
+        writes.delete(client)
         flash(f"Client “{name}” deleted.", "success")
         return redirect(url_for("clients.index"))
     status = 409 if request.method == "POST" else 200

@@ -5,7 +5,7 @@ from flask_login import current_user
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
-from panel import audit, search
+from panel import search, writes
 from panel.access import reader_required, writer_required
 from panel.extensions import db
 from panel.forms import choices, name_taken
@@ -94,9 +94,7 @@ def create():
             company_id=form.company_id.data, name=form.name.data, address=form.address.data or ""
         )
         gateway.notes = form.notes.data or ""
-        db.session.add(gateway)
-        audit.record("create", gateway)
-        db.session.commit()
+        writes.create(gateway)
         flash(f"Gateway “{gateway.name}” created.", "success")
         return redirect(url_for("gateways.index"))
     return _form_page(form, None, 422 if request.method == "POST" else 200)
@@ -110,12 +108,10 @@ def update(gateway_id: int):
     form = GatewayForm(obj=gateway if request.method == "GET" else None)
     _prepare_form(form, gateway)
     if form.validate_on_submit() and not name_taken(form, Gateway, gateway, "gateway", gateway.company_id):
-        before = audit.state(gateway)
-        gateway.name = form.name.data
-        gateway.address = form.address.data or ""
-        gateway.notes = form.notes.data or ""
-        audit.record("update", gateway, before=before)
-        db.session.commit()
+        with writes.change(gateway, version=form.version.data):
+            gateway.name = form.name.data
+            gateway.address = form.address.data or ""
+            gateway.notes = form.notes.data or ""
         flash(f"Gateway “{gateway.name}” saved.", "success")
         return redirect(url_for("gateways.index"))
     return _form_page(form, gateway, 422 if request.method == "POST" else 200)
@@ -129,9 +125,7 @@ def delete(gateway_id: int):
     used = accounts_using([gateway.id]).get(gateway.id, 0)
     if request.method == "POST" and not used:
         name = gateway.name
-        audit.record("delete", gateway, before=audit.state(gateway))
-        db.session.delete(gateway)
-        db.session.commit()
+        writes.delete(gateway)
         flash(f"Gateway “{name}” deleted.", "success")
         return redirect(url_for("gateways.index"))
     status = 409 if request.method == "POST" else 200

@@ -66,14 +66,8 @@ def next_run_note() -> str:
     """When an edit of rules takes effect: at the Traffic Rules manager's next run (SPEC §6)."""
     from panel import manager
 
-    when = None
-    next_run_at = getattr(manager, "next_run_at", None)
-    if callable(next_run_at):
-        try:
-            when = next_run_at()
-        except Exception:  # noqa: BLE001 - the note is a hint; the manager page has the details
-            when = None
-    if isinstance(when, datetime):
+    when = manager.next_run_at()
+    if when is not None:
         return (
             "Saved. The change takes effect at the next run of the Traffic Rules manager "
             f"({when.astimezone(UTC):%H:%M:%S} UTC)."
@@ -223,8 +217,7 @@ def create():
         form.apply(plan)
         db.session.add(plan)
         db.session.flush()
-        audit.record("create", plan, after=_plan_state(plan))
-        db.session.commit()
+        writes.create(plan, after=_plan_state(plan))
         flash(f"Routing plan {plan.name} created. Add its rules here.", "success")
         return redirect(url_for("plans.show", plan_id=plan.id))
     status = 422 if request.method == "POST" else 200
@@ -243,10 +236,8 @@ def update(plan_id: int):
     if request.method == "GET":
         form.fill(plan)
     elif form.validate_on_submit():
-        before = _plan_state(plan)
-        form.apply(plan)
-        audit.record("update", plan, before=before, after=_plan_state(plan))
-        db.session.commit()
+        with writes.change(plan, version=form.version.data, state=_plan_state):
+            form.apply(plan)
         flash(f"Routing plan {plan.name} saved. {next_run_note().removeprefix('Saved. ')}", "success")
         return redirect(url_for("plans.update", plan_id=plan.id))
     status = 422 if request.method == "POST" else 200
@@ -268,7 +259,7 @@ def copy(plan_id: int):
     """Copy the plan with all its rules as `<name> (copy)`."""
     plan = get_or_404(RoutingPlan, plan_id)
     new = service.copy_plan(plan)
-    db.session.commit()
+    writes.commit(new)
     flash(f"Routing plan {plan.name} copied to {new.name}.", "success")
     return redirect(url_for("plans.show", plan_id=new.id))
 
@@ -284,7 +275,7 @@ def delete(plan_id: int):
         db.session.rollback()
         flash(refusal, "error")
         return redirect(request.referrer if _local(request.referrer) else url_for("plans.index"))
-    db.session.commit()
+    writes.commit(plan)
     flash(f"Routing plan {name} deleted with its rules.", "success")
     return redirect(url_for("plans.index"))
 
@@ -477,9 +468,7 @@ def rule_create(plan_id: int):
         return _edit_row(plan, form, None, status=422)
     rule = RoutingRule(plan_id=plan.id, plan=plan)
     form.apply(rule)
-    db.session.add(rule)
-    audit.record("create", rule, note=f"rule of plan {plan.name}")
-    db.session.commit()
+    writes.create(rule, note=f"rule of plan {plan.name}")
     return _row(rule, notice=next_run_note())
 
 

@@ -8,7 +8,7 @@ totals say how many calls that concerns.
 from datetime import UTC, datetime, time, timedelta
 
 from flask import current_app, request
-from sqlalchemy import Integer, case, cast, func, or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import aliased, selectinload
 
 from panel import livecalls, paging
@@ -20,6 +20,7 @@ from panel.imports import export as csv_export
 from panel.listing import paginate
 from panel.models import Account, CallStat, Client, LiveCall, Rate, RoutingPlan, RoutingRule
 from panel.models.types import utcnow
+from panel.quality import acd_sql, asr_sql
 from panel.scope import get_or_404, scope_condition, scoped, user_company_ids
 from panel.stats import bp
 from panel.stats.forms import WINDOWS, CallFilterForm, QualityFilterForm
@@ -282,8 +283,8 @@ def quality():
     attempts = func.count()
     answered = func.coalesce(func.sum(ANSWERED), 0)
     seconds = func.coalesce(func.sum(ANSWERED_SECONDS), 0)
-    asr = cast(answered, Integer) * 100.0 / attempts
-    acd = case((answered > 0, seconds / 60.0 / answered), else_=None)
+    asr = asr_sql(answered, attempts)
+    acd = acd_sql(answered, seconds)
     stmt = (
         select(
             CallStat.term_client_id,

@@ -12,7 +12,7 @@ from flask_login import current_user
 from sqlalchemy import func, or_, select
 from wtforms.fields.choices import SelectChoice
 
-from panel import audit, htmx, scope, search
+from panel import htmx, scope, search, writes
 from panel.access import admin_required, reader_required
 from panel.auth.passwords import hash_password, password_problem
 from panel.companies.tree import tree_rows
@@ -123,9 +123,7 @@ def create():
                 role=form.role.data,
                 password_hash=hash_password(form.password.data),
             )
-            db.session.add(user)
-            audit.record("create", user)
-            db.session.commit()
+            writes.create(user)
             flash(f"User {user.username} created in {company.name}.", "success")
             return htmx.redirect(url_for("users.show", user_id=user.id))
     status = 422 if request.method == "POST" else 200
@@ -152,17 +150,15 @@ def update(user_id: int):
         if is_self(user) and (form.role.data != user.role or form.company_id.data != user.company_id):
             form.role.errors.append("You cannot change your own role or company; ask another admin.")
         elif company is not None:
-            before = audit.state(user)
-            user.full_name = form.full_name.data or ""
-            user.email = form.email.data or ""
-            user.role = form.role.data
-            user.company_id = company.id
-            if audit.state(user) == before:
-                flash("Nothing changed.", "info")
-            else:
-                audit.record("update", user, before=before)
-                db.session.commit()
+            with writes.change(user, skip_unchanged=True) as unit:
+                user.full_name = form.full_name.data or ""
+                user.email = form.email.data or ""
+                user.role = form.role.data
+                user.company_id = company.id
+            if unit.changed:
                 flash(f"{user.username} saved.", "success")
+            else:
+                flash("Nothing changed.", "info")
             return htmx.redirect(url_for("users.show", user_id=user.id))
     status = 422 if request.method == "POST" else 200
     return htmx.render("users/form.html", "users/_form.html", status, form=form, user=user)
@@ -186,11 +182,9 @@ def password(user_id: int):
         if problem:
             form.new.errors.append(problem)
         else:
-            before = audit.state(user)
-            user.password_hash = hash_password(form.new.data)
-            user.session_version += 1
-            audit.record("update", user, before=before, note="password reset by an admin")
-            db.session.commit()
+            with writes.change(user, note="password reset by an admin"):
+                user.password_hash = hash_password(form.new.data)
+                user.session_version += 1
             flash(f"New password set for {user.username}; its sessions are logged out.", "success")
             return htmx.redirect(url_for("users.show", user_id=user.id))
     status = 422 if request.method == "POST" else 200
@@ -207,11 +201,9 @@ def deactivate(user_id: int):
     if is_self(user):
         flash("You cannot deactivate yourself; ask another admin.", "error")
     elif user.active:
-        before = audit.state(user)
-        user.active = False
-        user.session_version += 1
-        audit.record("deactivate", user, before=before)
-        db.session.commit()
+        with writes.change(user, action="deactivate"):
+            user.active = False
+            user.session_version += 1
         flash(f"{user.username} deactivated and logged out.", "success")
     return htmx.redirect(url_for("users.show", user_id=user.id))
 
@@ -222,10 +214,8 @@ def activate(user_id: int):
     """Let a deactivated user log in again."""
     user = _managed_user(user_id)
     if not user.active:
-        before = audit.state(user)
-        user.active = True
-        audit.record("activate", user, before=before)
-        db.session.commit()
+        with writes.change(user, action="activate"):
+            user.active = True
         note = "" if user.company.active else f" {user.company.name} is inactive, so it still cannot log in."
         flash(f"{user.username} is active again.{note}", "success")
     return htmx.redirect(url_for("users.show", user_id=user.id))
