@@ -75,10 +75,10 @@ EXTRA_LABELS = {
 }
 
 # Where an object's page is: (endpoint, URL variable).
-PAGES = {
+PAGES: dict[str, tuple[str, str | None]] = {
     "account": ("accounts.show", "account_id"),
     "client": ("clients.show", "client_id"),
-    "gateway": ("gateways.update", "gateway_id"),
+    "gateway": ("gateways.index", None),  # no page of its own: the list
     "ratetable": ("rates.show", "rate_table_id"),
     "codedeck": ("codedecks.show", "code_deck_id"),
     "timeprofile": ("timeprofiles.show", "time_profile_id"),
@@ -117,10 +117,14 @@ def _form_labels(object_type: str) -> dict[str, str]:
 def field_label(object_type: str, key: str) -> str:
     """A field's label as the form names it; otherwise the column name in words."""
     label = _form_labels(object_type).get(key) or EXTRA_LABELS.get(key)
-    if label:
-        return label
-    text = key[:-3] if key.endswith("_id") else key
-    return text.replace("_", " ").capitalize()
+    if not label:
+        text = key[:-3] if key.endswith("_id") else key
+        label = text.replace("_", " ").capitalize()
+    # The account form groups originator and terminator fields under headings; the log names the side.
+    for prefix, side in (("orig_", "Originator"), ("term_", "Terminator")):
+        if key.startswith(prefix) and not label.startswith(side):
+            label = f"{side} {label[0].lower()}{label[1:]}"
+    return label
 
 
 def object_url(object_type: str, object_id) -> str | None:
@@ -129,7 +133,7 @@ def object_url(object_type: str, object_id) -> str | None:
     if not page or not isinstance(object_id, int) or page[0] not in current_app.view_functions:
         return None
     try:
-        return url_for(page[0], **{page[1]: object_id})
+        return url_for(page[0], **({page[1]: object_id} if page[1] else {}))
     except BuildError:
         return None
 
@@ -241,17 +245,22 @@ def changed_rows(object_type: str, before: dict | None, after: dict | None) -> l
 
 
 def entry_rows(entry) -> list[Row]:
-    """An entry's readable difference; a named action (import, copy) lists its figures, not a creation."""
-    if entry.action in ("create", "update", "delete"):
-        return changed_rows(entry.object_type, entry.before, entry.after)
-    # A named action on an existing object: `after` holds what it did (counts, mode), not the object's fields.
-    details = entry.after or {}
-    refs = details.get("_refs") or {}
-    return [
-        Row(k, field_label(entry.object_type, k), Shown(""), show(entry.object_type, k, v, refs))
-        for k, v in sorted(details.items())
-        if not _is_internal(k)
-    ]
+    """An entry's readable difference; a named action without a before-state (an import into an existing
+    plan or table) lists what it did — its figures — never a "created" diff of fields."""
+    if entry.before is None and entry.action != "create":
+        details = entry.after or {}
+        refs = details.get("_refs") or {}
+        return [
+            Row(k, field_label(entry.object_type, k), Shown(""), show(entry.object_type, k, v, refs))
+            for k, v in sorted(details.items())
+            if not _is_internal(k)
+        ]
+    return changed_rows(entry.object_type, entry.before, entry.after)
+
+
+def is_figures(entry) -> bool:
+    """True for an entry that records what an action did (figures), not a change of the object's fields."""
+    return entry.before is None and entry.action != "create"
 
 
 def state_rows(object_type: str, state: dict) -> list[tuple[str, Shown]]:

@@ -14,35 +14,14 @@ from flask import current_app, request, url_for
 from sqlalchemy import func, select
 from werkzeug.routing import BuildError
 
-from panel import audit, htmx, scope
+from panel import audit, diffs, htmx, scope
 from panel.access import reader_required
 from panel.audit_views import bp
+from panel.diffs import TYPE_LABELS, type_label
 from panel.extensions import db
 from panel.imports.export import response as csv_response
 from panel.listing import paginate
 from panel.models import AuditEntry, Client, User
-
-# Object types in the operator's words (the type is the model's class name in lower case).
-TYPE_LABELS = {
-    "account": "Account",
-    "accountnetwork": "Account network",
-    "apitoken": "API token",
-    "callstat": "Call",
-    "client": "Client",
-    "code": "Code",
-    "codedeck": "Code deck",
-    "company": "Company",
-    "did": "DID",
-    "gateway": "Gateway",
-    "importjob": "Import",
-    "policy": "Routing policy",
-    "rate": "Rate",
-    "ratetable": "Rate table",
-    "routingplan": "Routing plan",
-    "routingrule": "Routing rule",
-    "timeprofile": "Time profile",
-    "user": "User",
-}
 
 # Where an object's page is: candidate endpoints (the first one the app has wins) and the URL variable.
 # Rows of a parent (rates, codes, rules) link to the parent's page through the parent id kept in the entry.
@@ -76,11 +55,6 @@ ACTIONS = ("create", "update", "delete")
 # An id in the query string: ASCII digits (`²`.isdigit() is true but int() refuses it), within scope.MAX_ID.
 _ID = re.compile(r"[0-9]{1,10}")
 FILTER_ARGS = ("object_type", "object_id", "client_id", "user", "action", "since", "until")
-
-
-def type_label(object_type: str) -> str:
-    """The object type in the operator's words."""
-    return TYPE_LABELS.get(object_type, object_type.replace("_", " ").capitalize())
 
 
 def _models() -> dict[str, type]:
@@ -221,14 +195,14 @@ def _client_label(client_id: int | None) -> str | None:
     return client.name if client else f"client {client_id}"
 
 
-def summary(entry: AuditEntry, limit: int = 3) -> tuple[list[tuple[str, object, object]], int]:
-    """The first `limit` changed fields of an update and how many more there are."""
-    diff = audit.changes(entry)
-    return diff[:limit], max(0, len(diff) - limit)
+def summary(entry: AuditEntry, limit: int = 3) -> tuple[list[diffs.Row], int]:
+    """The first `limit` changed fields of an entry (readable) and how many more there are."""
+    rows = diffs.entry_rows(entry)
+    return rows[:limit], max(0, len(rows) - limit)
 
 
 def show_value(value) -> str:
-    """A before/after value as text: empty for none, yes/no for booleans, JSON for lists and mappings."""
+    """A raw before/after value as text (the CSV export): empty for none, yes/no, JSON for lists."""
     if value is None or value == "":
         return ""
     if isinstance(value, bool):
@@ -279,7 +253,8 @@ def show(entry_id: int):
     return htmx.render(
         "audit_views/show.html",
         entry=entry,
-        changes=audit.changes(entry),
+        rows=diffs.entry_rows(entry),
+        figures=diffs.is_figures(entry),
         link=object_links([entry]).get(entry.id),
         company=_company_names().get(entry.company_id),
         type_label=type_label,

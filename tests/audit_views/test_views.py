@@ -55,20 +55,22 @@ def test_entries_are_scoped(login, tree, history):
 
 
 def test_update_shows_difference_field_by_field(login, tree, history):
-    """The list shows the changed fields; the entry page shows every changed field with before and after."""
+    """The list shows the changed fields by their form labels; the entry page shows every changed field with
+    before and after (issue 14.5: labels as the forms name them, "—" for an empty value as the pages show)."""
     client = login(tree.alpha_viewer)
     table = _table(client.get("/audit/?action=update&object_type=account"))
-    assert "orig_capacity" in table and "tech_prefix" in table and "99#" in table
+    assert "Originator capacity" in table and "Tech prefix" in table and "99#" in table
+    assert "orig_capacity" not in table and "tech_prefix" not in table
     entry = db.session.scalar(
         select(AuditEntry).where(AuditEntry.action == "update", AuditEntry.object_type == "account")
     )
     page = _text(client.get(f"/audit/{entry.id}"))
     assert "alpha_admin" in page and "Alpha" in page
     rows = page.split("<tbody>")[1].split("</tbody>")[0]
-    assert "<td>tech_prefix</td><td></td><td>99#</td>" in rows
-    assert "<td>orig_capacity</td><td></td><td>30</td>" in rows
+    assert "<td>Tech prefix</td><td>—</td><td>99#</td>" in rows
+    assert "<td>Originator capacity</td><td>—</td><td>30</td>" in rows
     # Unchanged fields are not listed (updated_at moves with every change).
-    assert "<td>name</td>" not in rows and rows.count("<tr>") == 3 and "<td>updated_at</td>" in rows
+    assert "<td>Name</td>" not in rows and rows.count("<tr>") == 3 and "<td>Updated at</td>" in rows
 
 
 def test_filter_by_client_includes_its_accounts(login, tree, history):
