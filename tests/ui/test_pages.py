@@ -176,5 +176,14 @@ def test_filters_leave_empty_fields_out_of_the_address(world, browser, live_serv
         query = page.url.split("?", 1)[1]
         assert "=&" not in query + "&" and not query.endswith("="), page.url
         assert f"client_id={world.alpha.client.id}" in query
+        # An emptied "From" is the one empty field kept: it means all time (absent means the default days).
+        page.goto("/statistics/")
+        page.wait_for_load_state("networkidle")
+        page.fill("input[name=date_from]", "")
+        page.dispatch_event("input[name=date_from]", "change")
+        page.wait_for_url("**date_from=*")
+        query = page.url.split("?", 1)[1]
+        assert query.split("&").count("date_from=") == 1, page.url
+        assert "date_to=" not in query and "number=" not in query and "client_id=" not in query, page.url
     finally:
         context.close()
