@@ -9,9 +9,9 @@ from collections.abc import Callable, Iterator
 
 from sqlalchemy import delete, func, select
 
-from panel import audit
+from panel import writes
 from panel.extensions import db
-from panel.imports import bulk, reader
+from panel.imports import bulk, flow, preview, reader
 from panel.imports.jobs import ImportFailed, mark_writing
 from panel.models import Code, CodeDeck
 from panel.values import parse_digits, parse_name
@@ -50,6 +50,45 @@ def _count(code_deck_id: int) -> int:
     return db.session.scalar(select(func.count()).select_from(Code).where(Code.code_deck_id == code_deck_id))
 
 
+def parse_codes(deck_id: int, data: bytes, progress: Callable[[int, int], None] | None = None) -> list[dict]:
+    """Every line of the file as a code row; ImportFailed lists the wrong lines (nothing is written)."""
+    try:
+        rows, errors = reader.parse(
+            data, CODE_COLUMNS, code_row_parser(deck_id), required=REQUIRED_COLUMNS, progress=progress
+        )
+    except reader.CsvError as exc:
+        raise ImportFailed(f"Nothing was imported: {exc}") from None
+    if errors:
+        raise ImportFailed(reader.failure_message(errors), errors)
+    if not rows:
+        raise ImportFailed("Nothing was imported: the file has a header but no codes.")
+    return rows
+
+
+def _current(deck_id: int):
+    """(code, (name, country)) of the deck's codes, for a preview."""
+    stmt = select(Code.code, Code.name, Code.country).where(Code.code_deck_id == deck_id)
+    for code, name, country in db.session.execute(stmt.execution_options(yield_per=5000)):
+        yield code, (name, country)
+
+
+def _display(code: str, values: tuple) -> dict:
+    """A code of a preview as the export writes it."""
+    return {"code": code, "name": values[0], "country": values[1]}
+
+
+def fingerprint(deck: CodeDeck) -> str:
+    """A digest of the deck's codes now (a confirmation compares it with the preview's)."""
+    return preview.fingerprint(_current(deck.id))
+
+
+def preview_codes(deck: CodeDeck, data: bytes, mode: str) -> preview.Diff:
+    """What importing the file would do to the deck: codes added, removed (purge), changed."""
+    rows = parse_codes(deck.id, data)
+    incoming = ((r["code"], (r["name"], r["country"])) for r in rows)
+    return preview.diff(_current(deck.id), incoming, CODE_COLUMNS, display=_display, replace=mode == "purge")
+
+
 def import_codes(
     code_deck: CodeDeck | int,
     data: bytes,
@@ -65,18 +104,7 @@ def import_codes(
     deck = code_deck if isinstance(code_deck, CodeDeck) else db.session.get(CodeDeck, code_deck)
     if deck is None:
         raise ImportFailed("The code deck no longer exists.")
-    try:
-        rows, errors = reader.parse(
-            data, CODE_COLUMNS, code_row_parser(deck.id), required=REQUIRED_COLUMNS, progress=progress
-        )
-    except reader.CsvError as exc:
-        raise ImportFailed(f"Nothing was imported: {exc}") from None
-    if errors:
-        shown = len([e for e in errors if e.startswith("line")])
-        more = "+" if len(errors) > shown else ""
-        raise ImportFailed(f"Nothing was imported: {shown:,}{more} line(s) are wrong.", errors)
-    if not rows:
-        raise ImportFailed("Nothing was imported: the file has a header but no codes.")
+    rows = parse_codes(deck.id, data, progress)
     if job_id is not None:
         mark_writing(job_id, len(rows))
 
@@ -107,8 +135,9 @@ def import_codes(
                 f"Imported {len(rows):,} codes from {source} (add and update): "
                 f"{added:,} added, {changed:,} changed, {len(rows) - added - changed:,} unchanged."
             )
-        audit.record("import", deck, note=note)
-        db.session.commit()
+        counts = {"mode": MODES[mode], "codes in the file": len(rows), "codes before": before}
+        with writes.change(deck, action="import", after=counts, note=note):
+            pass  # the rows are written above, in this transaction: the entry and the commit go with them
     return note
 
 
@@ -117,3 +146,28 @@ def export_rows(stmt) -> Iterator[list]:
     columns = stmt.with_only_columns(Code.code, Code.name, Code.country)
     for code, name, country in db.session.execute(columns.execution_options(yield_per=5000)):
         yield [code, name, country]
+
+
+def _form(**kwargs):
+    """The upload form (imported late: the forms import this module's modes)."""
+    from panel.codedecks.forms import CodeImportForm
+
+    return CodeImportForm(**kwargs)
+
+
+IMPORT = flow.ImportSpec(
+    kind="codes",
+    endpoint="codedecks.import_",
+    id_arg="code_deck_id",
+    page="codedecks/import.html",
+    fragment="codedecks/_import_form.html",
+    form=_form,
+    modes=MODES,
+    run=lambda deck_id, data, mode, options, filename, job_id, progress: import_codes(
+        deck_id, data, mode, filename=filename, progress=progress, job_id=job_id
+    ),
+    preview=lambda deck, data, mode, options: preview_codes(deck, data, mode),
+    fingerprint=fingerprint,
+    preview_modes=frozenset({"purge"}),
+    context=lambda deck: {"deck": deck, "columns": CODE_COLUMNS, "required": REQUIRED_COLUMNS},
+)

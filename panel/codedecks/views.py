@@ -1,17 +1,16 @@
 """Code decks: list, create, edit, delete (refused while a plan uses it); the codes grid; import, export."""
 
-from flask import request, url_for
+from flask import request
 from sqlalchemy import or_, select
 
 from panel.access import get_or_404, reader_required, writer_required
-from panel.codedecks import bp
-from panel.codedecks.forms import CodeDeckForm, CodeForm, CodeImportForm
-from panel.codedecks.importer import CODE_COLUMNS, MODES, REQUIRED_COLUMNS, export_rows, import_codes
+from panel.codedecks import bp, importer
+from panel.codedecks.forms import CodeDeckForm, CodeForm
+from panel.codedecks.importer import CODE_COLUMNS, export_rows
 from panel.extensions import db
-from panel.htmx import is_htmx, redirect, render
+from panel.htmx import render
 from panel.imports import export as csv_export
-from panel.imports.flow import start_csv_import
-from panel.imports.jobs import recent_jobs
+from panel.imports import flow
 from panel.listing import paginate
 from panel.models import Code, CodeDeck, Company, RoutingPlan
 from panel.reference.owners import count_by, plural
@@ -151,38 +150,8 @@ codes = InlineGrid(
 @bp.route("/<int:code_deck_id>/import", methods=["GET", "POST"])
 @writer_required(reads="reader")
 def import_(code_deck_id: int):
-    """Upload codes; they are checked and written in the background while a progress bar shows."""
-    deck = get_or_404(CodeDeck, code_deck_id)
-    form = CodeImportForm()
-    context = {
-        "deck": deck,
-        "form": form,
-        "modes": MODES,
-        "columns": CODE_COLUMNS,
-        "required": REQUIRED_COLUMNS,
-    }
-    if form.validate_on_submit():
-        deck_id, mode = deck.id, form.mode.data
-
-        def run(data: bytes, filename: str, job_id: int, progress) -> str:
-            return import_codes(deck_id, data, mode, filename=filename, progress=progress, job_id=job_id)
-
-        job = start_csv_import("codes", target=deck, form=form, mode_label=MODES[mode], run=run)
-        if job is not None:
-            if is_htmx():
-                context["form"] = CodeImportForm(formdata=None)
-                return render(
-                    "codedecks/_import_form.html", "codedecks/_import_form.html", job=job, **context
-                )
-            return redirect(url_for("codedecks.import_", code_deck_id=deck.id))
-    status = 422 if form.is_submitted() else 200
-    return render(
-        "codedecks/import.html",
-        "codedecks/_import_form.html",
-        status=status,
-        jobs=recent_jobs("codes", deck.id),
-        **context,
-    )
+    """Upload codes: a purge is previewed first; the import runs in the background (panel.imports)."""
+    return flow.handle(importer.IMPORT, get_or_404(CodeDeck, code_deck_id))
 
 
 @bp.route("/<int:code_deck_id>/export")

@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from panel import audit
 from panel.extensions import db
-from panel.imports import bulk, reader
+from panel.imports import bulk, flow, reader
 from panel.imports.jobs import ImportFailed, mark_writing
 from panel.models import Account, Client, Did
 from panel.models.types import utcnow
@@ -178,3 +178,41 @@ def export_rows(stmt) -> Iterator[list]:
     """CSV rows (number, client/account, notes) for the DIDs of `stmt` (accounts and clients loaded)."""
     for did in db.session.scalars(stmt):
         yield [did.number, f"{did.account.client.name}/{did.account.name}", did.notes]
+
+
+class ImportTarget:
+    """What a DID import writes into, for the import pages and jobs: the user's company."""
+
+    def __init__(self, company):
+        self.id = company.id
+        self.company_id = company.id
+        self.name = f"DIDs of {company.name}"
+
+
+def _form(**kwargs):
+    """The upload form (imported late: the forms import this module)."""
+    from panel.dids.forms import DidImportForm
+
+    return DidImportForm(**kwargs)
+
+
+def _run(company_id, data, mode, options, filename, job_id, progress) -> str:
+    """The job: the accounts are those of the importing user's companies (it is logged in in the job)."""
+    from panel.scope import user_company_ids
+
+    return import_dids(
+        company_id, list(user_company_ids()), data, mode, filename=filename, progress=progress, job_id=job_id
+    )
+
+
+IMPORT = flow.ImportSpec(
+    kind="dids",
+    endpoint="dids.import_",
+    id_arg="",
+    page="dids/import.html",
+    fragment="dids/_import_form.html",
+    form=_form,
+    modes=MODES,
+    run=_run,
+    context=lambda target: {"columns": DID_COLUMNS, "required": REQUIRED_COLUMNS},
+)

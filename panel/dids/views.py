@@ -1,20 +1,18 @@
 """DIDs: list and search, create, edit, delete, CSV import and export; scoped by the account's company."""
 
-from flask import request, url_for
+from flask import request
 from flask_login import current_user
 from sqlalchemy import or_, select
 from sqlalchemy.orm import contains_eager
 
 from panel.access import reader_required, writer_required
-from panel.dids import bp
-from panel.dids.forms import DidForm, DidImportForm
-from panel.dids.importer import DID_COLUMNS, MODES, REQUIRED_COLUMNS, export_rows, import_dids
+from panel.dids import bp, importer
+from panel.dids.forms import DidForm
+from panel.dids.importer import DID_COLUMNS, export_rows
 from panel.extensions import db
 from panel.forms import choices as as_choices
-from panel.htmx import is_htmx, redirect, render
 from panel.imports import export as csv_export
-from panel.imports.flow import start_csv_import
-from panel.imports.jobs import recent_jobs
+from panel.imports import flow
 from panel.listing import id_arg, paginate
 from panel.models import Account, Client, Did
 from panel.reference.views import ObjectSection
@@ -151,44 +149,11 @@ section = DidSection(
 )
 
 
-class _Target:
-    """What a DID import writes into, for the import job: the user's company."""
-
-    def __init__(self, company):
-        self.id = company.id
-        self.company_id = company.id
-        self.name = f"DIDs of {company.name}"
-
-
 @bp.route("/import", methods=["GET", "POST"])
 @writer_required(reads="reader")
 def import_():
-    """Upload DIDs; checked and written in the background while a progress bar shows."""
-    form = DidImportForm()
-    company = current_user.company
-    context = {"form": form, "modes": MODES, "columns": DID_COLUMNS, "required": REQUIRED_COLUMNS}
-    if form.validate_on_submit():
-        company_id, company_ids, mode = company.id, list(user_company_ids()), form.mode.data
-
-        def run(data: bytes, filename: str, job_id: int, progress) -> str:
-            return import_dids(
-                company_id, company_ids, data, mode, filename=filename, progress=progress, job_id=job_id
-            )
-
-        job = start_csv_import("dids", target=_Target(company), form=form, mode_label=MODES[mode], run=run)
-        if job is not None:
-            if is_htmx():
-                context["form"] = DidImportForm(formdata=None)
-                return render("dids/_import_form.html", "dids/_import_form.html", job=job, **context)
-            return redirect(url_for("dids.import_"))
-    status = 422 if form.is_submitted() else 200
-    return render(
-        "dids/import.html",
-        "dids/_import_form.html",
-        status=status,
-        jobs=recent_jobs("dids", company.id),
-        **context,
-    )
+    """Upload DIDs; checked and written in the background while a progress bar shows (panel.imports)."""
+    return flow.handle(importer.IMPORT, importer.ImportTarget(current_user.company))
 
 
 @bp.route("/export")

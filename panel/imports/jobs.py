@@ -113,9 +113,11 @@ def start(
     work: Callable[[int, Callable[[int, int], None]], str],
     synchronous: bool | None = None,
     on_end: Callable[[int, str], None] | None = None,
+    before_run: Callable[[int], None] | None = None,
 ) -> ImportJob:
     """Create the job and run `work` (in a thread unless synchronous, which tests and small files use).
 
+    `before_run(job_id)` runs once the job is recorded, before the work starts (e.g. to link a kept upload);
     `on_end(job_id, status)` runs after the outcome is recorded (e.g. to drop a kept upload on success).
     """
     user_id = getattr(current_user, "id", None)
@@ -135,6 +137,8 @@ def start(
     db.session.add(ImportWorker(job_id=job.id, host=HOST, pid=pid, started=_process_started(pid)))
     db.session.commit()
     job_id = job.id
+    if before_run is not None:
+        before_run(job_id)
     _running.add(job_id)
     app = current_app._get_current_object()
     if synchronous is None:

@@ -117,7 +117,8 @@ def open_table(
     """Decode and check the header; returns the table and an iterator over (line number, cells).
 
     With `positional`, a first row that names none of the columns is data, read by position in the order of
-    `columns` (a row may stop before the last columns); otherwise line 1 must be the header.
+    `columns` (a row may stop before the last columns, which are then empty); otherwise line 1 must be the
+    header.
     """
     text = data if isinstance(data, str) else decode(data)
     # newline="": the csv module sees the line ends itself, so CR-only files read like LF and CRLF ones.
@@ -137,9 +138,8 @@ def open_table(
                 f"line 1: {len(first)} columns, but a file without a header line has at most {len(known)}: "
                 f"{','.join(known)}."
             )
-        header = known[: len(first)]
-        _check_required(header, required, headerless=True)
-        table = Table(text, header, False, first)
+        _check_required(known[: len(first)], required, headerless=True)
+        table = Table(text, known, False, first)
         return table, table.records(reader)
     unknown = [h for h in names if h not in known_set]
     if unknown:
@@ -181,8 +181,11 @@ def parse(
     try:
         for line_no, values in records:
             if len(values) != width:
-                add_error(errors, f"line {line_no}: expected {width} columns, found {len(values)}")
-                continue
+                if table.has_header or len(values) > width:
+                    expected = width if table.has_header else f"at most {width}"
+                    add_error(errors, f"line {line_no}: expected {expected} columns, found {len(values)}")
+                    continue
+                values = values + [""] * (width - len(values))  # no header: a line may stop early
             if table.unquote:
                 values = [unquote_formula(v) for v in values]
             raw = {name: value.strip() for name, value in zip(header, values, strict=True)}

@@ -14,9 +14,9 @@ from flask import current_app
 from sqlalchemy import delete, func, insert, select, text
 from sqlalchemy.orm import aliased
 
-from panel import audit
+from panel import writes
 from panel.extensions import db
-from panel.imports import jobs, reader
+from panel.imports import flow, jobs, preview, reader
 from panel.models import Account, Client, Policy, RoutingPlan, RoutingRule, TimeProfile
 from panel.plans import fields
 from panel.plans.lookups import Ambiguous, NameResolver
@@ -44,6 +44,31 @@ REQUIRED = ("code", "type")
 MODES = ("append", "replace")
 # Refresh the planner's statistics after an import that changed at least this many rows.
 STATISTICS_AFTER = 1000
+
+# Rule types and yes/no values as an operator types them (the original product's words), onto ours.
+TYPE_WORDS = {
+    "static client": "static_client",
+    "client": "static_client",
+    "static account": "static_account",
+    "account": "static_account",
+    "dynamic": "dynamic",
+    "dynamic policy": "dynamic",
+    "policy": "dynamic",
+    "did": "did",
+}
+FLAG_WORDS = {"yes": "1", "y": "1", "true": "1", "on": "1", "no": "0", "n": "0", "false": "0", "off": "0"}
+
+
+def parse_type(text: str) -> str:
+    """A rule type as written in our files (`static_client`) or as an operator types it (`Static client`)."""
+    words = " ".join(text.replace("_", " ").replace("-", " ").lower().split())
+    return fields.parse_type(TYPE_WORDS.get(words, text))
+
+
+def parse_flag(text: str) -> bool:
+    """`1`/`0`, or `yes`/`no` (also `y`, `true`, `on`, … in any case)."""
+    return fields.parse_flag(FLAG_WORDS.get(text.strip().lower(), text))
+
 
 # The numeric columns and their bounds (the same as the rule form's).
 _NUMBERS = {
@@ -78,7 +103,7 @@ def row_parser(plan_id: int, resolver: NameResolver) -> Callable[[dict[str, str]
 
     def parse(raw: dict[str, str], _line: int) -> dict:
         get = raw.get
-        rule_type = _cell(fields.parse_type, "type", get("type", ""))
+        rule_type = _cell(parse_type, "type", get("type", ""))
         code = _cell(fields.parse_code, "code", get("code", ""))
         terminator = get("terminator", "")
         # Most cells of a large file are empty: skip the parsers for them.
@@ -101,7 +126,7 @@ def row_parser(plan_id: int, resolver: NameResolver) -> Callable[[dict[str, str]
             "term_tags": _cell(fields.parse_tags, "term_tags", term_tags) if term_tags else "",
             "time_profile_id": None,
             "expires_at": _cell(fields.parse_expires, "expires_at", expires) if expires else None,
-            "stop_hunt": _cell(fields.parse_flag, "stop_hunt", stop_hunt) if stop_hunt else False,
+            "stop_hunt": _cell(parse_flag, "stop_hunt", stop_hunt) if stop_hunt else False,
         }
         values["pm_value"], values["pm_percent"] = (
             _cell(fields.parse_profit_margin, "profit_margin", margin) if margin else (None, False)
@@ -132,6 +157,32 @@ def row_parser(plan_id: int, resolver: NameResolver) -> Callable[[dict[str, str]
     return parse
 
 
+def parse_rules(
+    plan: RoutingPlan, data: bytes, progress: Callable[[int, int], None] | None = None
+) -> list[dict]:
+    """Every row of the file as the values of a rule of the plan; ImportFailed lists the wrong lines."""
+    resolver = NameResolver(plan.company_id)
+    try:
+        rows, errors = reader.parse(
+            data,
+            COLUMNS,
+            row_parser(plan.id, resolver),
+            required=REQUIRED,
+            progress=progress,
+            positional=True,
+        )
+    except reader.CsvError as exc:
+        raise jobs.ImportFailed(str(exc)) from None
+    if errors:
+        shown = len([e for e in errors if e.startswith("line")])
+        raise jobs.ImportFailed(
+            f"Nothing was imported: {shown:,} row error(s). Fix them and import again.", errors
+        )
+    if not rows:
+        raise jobs.ImportFailed("Nothing was imported: the file has a header but no rules.")
+    return rows
+
+
 def import_work(plan_id: int, data: bytes, mode: str) -> Callable[[int, Callable[[int, int], None]], str]:
     """The job body for panel.imports.jobs.start: parse, then write all rows in one transaction or none."""
 
@@ -139,35 +190,29 @@ def import_work(plan_id: int, data: bytes, mode: str) -> Callable[[int, Callable
         plan = db.session.get(RoutingPlan, plan_id)
         if plan is None:
             raise jobs.ImportFailed("The routing plan was deleted before the import ran.")
-        resolver = NameResolver(plan.company_id)
-        try:
-            rows, errors = reader.parse(
-                data, COLUMNS, row_parser(plan.id, resolver), required=REQUIRED, progress=progress
-            )
-        except reader.CsvError as exc:
-            raise jobs.ImportFailed(str(exc)) from None
-        if errors:
-            shown = len([e for e in errors if e.startswith("line")])
-            raise jobs.ImportFailed(
-                f"Nothing was imported: {shown:,} row error(s). Fix them and import again.", errors
-            )
-        if not rows:
-            raise jobs.ImportFailed("Nothing was imported: the file has a header but no rules.")
+        rows = parse_rules(plan, data, progress)
         jobs.mark_writing(job_id, len(rows))
-        removed = 0
-        if mode == "replace":
-            removed = (
-                db.session.execute(delete(RoutingRule).where(RoutingRule.plan_id == plan.id)).rowcount or 0
-            )
-        # render_nulls: every row has the same columns, so the rows go in a few multi-row statements.
-        db.session.execute(insert(RoutingRule).execution_options(render_nulls=True), rows)
-        total = db.session.scalar(select(func.count()).where(RoutingRule.plan_id == plan.id))
-        note = f"import ({mode}): {len(rows):,} rules added"
-        if mode == "replace":
-            note += f", {removed:,} removed"
-        note += f"; the plan has {total:,} rules"
-        audit.record("import", plan, note=note)
-        db.session.commit()
+        # after={}: an import states what it did (set below), not a diff of the plan's fields.
+        with writes.change(plan, action="import", after={}) as unit:
+            removed = 0
+            if mode == "replace":
+                removed = (
+                    db.session.execute(delete(RoutingRule).where(RoutingRule.plan_id == plan.id)).rowcount
+                    or 0
+                )
+            # render_nulls: every row has the same columns, so the rows go in a few multi-row statements.
+            db.session.execute(insert(RoutingRule).execution_options(render_nulls=True), rows)
+            total = db.session.scalar(select(func.count()).where(RoutingRule.plan_id == plan.id))
+            note = f"import ({mode}): {len(rows):,} rules added"
+            if mode == "replace":
+                note += f", {removed:,} removed"
+            unit.note = note + f"; the plan has {total:,} rules"
+            unit.after = {
+                "mode": mode,
+                "rules added": len(rows),
+                "rules removed": removed,
+                "rules now": total,
+            }
         if len(rows) + removed >= STATISTICS_AFTER:
             refresh_statistics()
         return (
@@ -176,6 +221,84 @@ def import_work(plan_id: int, data: bytes, mode: str) -> Callable[[int, Callable
         )
 
     return work
+
+
+# What identifies a rule in a preview (rules with the same key are paired in order) and what it says.
+_KEY = ("code", "type", "terminator_client_id", "terminator_account_id", "policy_id")
+_VALUES = (
+    "priority",
+    "pm_value",
+    "pm_percent",
+    "orig_tags",
+    "orig_tags_mode",
+    "term_tags",
+    "time_profile_id",
+    "expires_at",
+    "balancing",
+    "min_length",
+    "max_length",
+    "min_asr",
+    "min_acd",
+    "capacity",
+    "stop_hunt",
+)
+
+
+def _current(plan_id: int):
+    """(key, values) of the plan's rules."""
+    columns = [getattr(RoutingRule, c) for c in (*_KEY, *_VALUES)]
+    stmt = select(*columns).where(RoutingRule.plan_id == plan_id).execution_options(yield_per=5000)
+    width = len(_KEY)
+    for row in db.session.execute(stmt):
+        yield tuple(row[:width]), _normal(tuple(row[width:]))
+
+
+def _normal(values: tuple) -> tuple:
+    """Values compared the same way whichever side they come from (decimals by value, times in UTC)."""
+    return tuple(
+        format(v.normalize(), "f")
+        if isinstance(v, Decimal)
+        else fields.format_expires(v)
+        if hasattr(v, "tzinfo")
+        else v
+        for v in values
+    )
+
+
+def fingerprint(plan: RoutingPlan) -> str:
+    """A digest of the plan's rules now (a confirmation compares it with the preview's)."""
+    return preview.fingerprint(_current(plan.id))
+
+
+def preview_rules(plan: RoutingPlan, data: bytes, mode: str) -> preview.Diff:
+    """What importing the file would do to the plan: rules added, removed (replace), changed."""
+    rows = parse_rules(plan, data)
+    incoming = ((tuple(r[c] for c in _KEY), _normal(tuple(r[c] for c in _VALUES))) for r in rows)
+    current = _current(plan.id) if mode == "replace" else iter(())
+    result = preview.diff(current, incoming, COLUMNS, display=_display, replace=mode == "replace")
+    if mode != "replace":
+        result.fingerprint = fingerprint(plan)
+    return result
+
+
+def _display(key: tuple, values: tuple) -> dict:
+    """A rule of a preview as the export writes it (names instead of ids)."""
+    rule = dict(zip(_KEY + _VALUES, key + values, strict=True))
+    terminator = ""
+    if rule["terminator_client_id"]:
+        terminator = db.session.get(Client, rule["terminator_client_id"]).name
+    elif rule["terminator_account_id"]:
+        account = db.session.get(Account, rule["terminator_account_id"])
+        terminator = f"{account.client.name}/{account.name}"
+    elif rule["policy_id"]:
+        terminator = db.session.get(Policy, rule["policy_id"]).name
+    profile = db.session.get(TimeProfile, rule["time_profile_id"]).name if rule["time_profile_id"] else ""
+    margin = ""
+    if rule["pm_value"] is not None:
+        margin = f"{rule['pm_value']}{'%' if rule['pm_percent'] else ''}"
+    shown = {**rule, "terminator": terminator, "time_profile": profile, "profit_margin": margin}
+    shown["stop_hunt"] = "1" if rule["stop_hunt"] else "0"
+    return {c: "" if shown.get(c) is None else str(shown.get(c)) for c in COLUMNS}
 
 
 def refresh_statistics() -> None:
@@ -256,3 +379,55 @@ def _text(value) -> str:
     if isinstance(value, Decimal):
         return format(value.normalize(), "f")
     return str(value)
+
+
+# Files up to this many lines are imported within the request (the answer shows the outcome at once).
+SYNCHRONOUS_LINES = 2000
+RULES_IMPORT_MAX_BYTES = 16 * 1024 * 1024
+
+
+def import_limit() -> int:
+    """Largest rules file accepted: RULES_IMPORT_MAX_BYTES (default 16 MiB, about 250,000 rules)."""
+    limit = current_app.config.get("RULES_IMPORT_MAX_BYTES", RULES_IMPORT_MAX_BYTES)
+    return min(int(limit), current_app.config["MAX_CONTENT_LENGTH"])
+
+
+def _form(**kwargs):
+    """The upload form (imported late: the plans' forms module is large)."""
+    from panel.plans.forms import ImportForm
+
+    return ImportForm(**kwargs)
+
+
+def _context(plan: RoutingPlan) -> dict:
+    """The Import/Export tab's own context."""
+    from panel.plans import service
+
+    return {
+        "plan": plan,
+        "columns": COLUMNS,
+        "tab": "import",
+        "rule_total": service.rule_counts([plan.id]).get(plan.id, 0),
+    }
+
+
+IMPORT = flow.ImportSpec(
+    kind="routing_rules",
+    endpoint="plans.import_",
+    id_arg="plan_id",
+    page="plans/import.html",
+    fragment="plans/_import.html",
+    form=_form,
+    modes={mode: mode for mode in MODES},
+    run=lambda plan_id, data, mode, options, filename, job_id, progress: import_work(plan_id, data, mode)(
+        job_id, progress
+    ),
+    preview=lambda plan, data, mode, options: preview_rules(plan, data, mode),
+    fingerprint=fingerprint,
+    preview_modes=frozenset({"replace"}),
+    context=_context,
+    label=lambda plan: f"routing plan {plan.name}",
+    limit=import_limit,
+    synchronous=lambda data: True if data.count(b"\n") < SYNCHRONOUS_LINES else None,
+    redirect_after_start=False,  # the tab shows the outcome (small files) or the progress bar at once
+)

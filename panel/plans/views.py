@@ -7,7 +7,7 @@ only use a plan (its origination limits) sees it in pickers, never here. Viewers
 import secrets
 from datetime import UTC, datetime
 
-from flask import current_app, flash, make_response, render_template, request, url_for
+from flask import flash, make_response, render_template, request, url_for
 from flask_login import current_user
 from markupsafe import escape
 from sqlalchemy import and_, exists, func, literal, or_, select
@@ -19,7 +19,7 @@ from panel.extensions import db
 from panel.forms import parse_id
 from panel.htmx import is_htmx, redirect, render, trigger
 from panel.imports import export as csv_export
-from panel.imports import jobs, reader
+from panel.imports import flow
 from panel.models import (
     Account,
     CodeDeck,
@@ -34,7 +34,6 @@ from panel.plans.forms import (
     DR_ORDER_CHOICES,
     MATCH_INCREMENTS_CHOICES,
     RULES_HUNTING_CHOICES,
-    ImportForm,
     PlanForm,
     PlanSearchForm,
     RuleFilterForm,
@@ -541,55 +540,11 @@ def rule_delete(rule_id: int):
 # ---------------------------------------------------------------- import / export
 
 
-def _import_limit() -> int:
-    """Largest rules file accepted: RULES_IMPORT_MAX_BYTES (default 16 MiB, about 250,000 rules)."""
-    limit = current_app.config.get("RULES_IMPORT_MAX_BYTES", RULES_IMPORT_MAX_BYTES)
-    return min(int(limit), current_app.config["MAX_CONTENT_LENGTH"])
-
-
 @bp.route("/<int:plan_id>/import", methods=["GET", "POST"])
 @writer_required(reads="reader")
 def import_(plan_id: int):
-    """The Import/Export tab: upload a rules file (append or replace, all rows or none), download them."""
-    plan = get_or_404(RoutingPlan, plan_id)
-    form = ImportForm()
-    job, status = None, 200
-    if request.method == "POST":
-        mode = form.mode.data if form.mode.data in rules_csv.MODES else None
-        data = None
-        if mode is None:
-            form.mode.errors = ["Choose append or replace."]
-        try:
-            data = reader.read_upload(request.files.get("file"), limit=_import_limit())
-        except reader.CsvError as exc:
-            form.file.errors = [str(exc)]
-        if form.errors or data is None or mode is None:
-            status = 422
-        else:
-            lines = data.count(b"\n")
-            job = jobs.start(
-                "routing_rules",
-                company_id=plan.company_id,
-                target_id=plan.id,
-                target_label=f"routing plan {plan.name}",
-                filename=request.files["file"].filename or "rules.csv",
-                mode=mode,
-                work=rules_csv.import_work(plan.id, data, mode),
-                synchronous=True if lines < SYNCHRONOUS_LINES else None,
-            )
-            if job.status == "failed":
-                status = 422
-    return render(
-        "plans/import.html",
-        "plans/_import.html",
-        status=status,
-        plan=plan,
-        form=form,
-        job=job,
-        columns=rules_csv.COLUMNS,
-        tab="import",
-        rule_total=service.rule_counts([plan.id]).get(plan.id, 0),
-    )
+    """The Import/Export tab: upload a rules file (a replace is previewed first; all rows or none)."""
+    return flow.handle(rules_csv.IMPORT, get_or_404(RoutingPlan, plan_id))
 
 
 @bp.route("/<int:plan_id>/export")

@@ -12,9 +12,9 @@ from decimal import Decimal
 
 from sqlalchemy import delete, func, or_, select
 
-from panel import audit
+from panel import writes
 from panel.extensions import db
-from panel.imports import bulk, reader
+from panel.imports import bulk, flow, preview, reader
 from panel.imports.jobs import ImportFailed, mark_writing
 from panel.models import Rate, RateTable
 from panel.models.types import utcnow
@@ -127,6 +127,62 @@ def _drop_undated_repeats(rate_table_id: int, rows: list[dict], start: datetime)
     ]
 
 
+def parse_deck(table_id: int, data: bytes, start: datetime, progress: Progress | None = None) -> list[dict]:
+    """Every line of the deck as a rate row; ImportFailed lists the wrong lines (nothing is written)."""
+    try:
+        rows, errors = reader.parse(
+            data, RATE_COLUMNS, rate_row_parser(table_id, start), required=REQUIRED_COLUMNS, progress=progress
+        )
+    except reader.CsvError as exc:
+        raise ImportFailed(f"Nothing was imported: {exc}") from None
+    if errors:
+        raise ImportFailed(reader.failure_message(errors), errors)
+    if not rows:
+        raise ImportFailed("Nothing was imported: the file has a header but no rates.")
+    return rows
+
+
+_VALUES = ("name", "rate", "end", "setup_fee", "min_time", "interval")
+
+
+def _current(table_id: int):
+    """(key, values) of the table's rates, for a preview."""
+    columns = [Rate.code, Rate.effective_from, *(getattr(Rate, c) for c in _VALUES)]
+    stmt = select(*columns).where(Rate.rate_table_id == table_id).execution_options(yield_per=5000)
+    for code, effective_from, *values in db.session.execute(stmt):
+        yield (code, effective_from), _normal(values)
+
+
+def _normal(values) -> tuple:
+    """Rate values compared by value (0.010000 is 0.01)."""
+    return tuple(format_decimal(v) if isinstance(v, Decimal) else v for v in values)
+
+
+def _display(key: tuple, values: tuple) -> dict:
+    """A rate of a preview as the export writes it."""
+    row = dict(zip(("code", "effective_from", *_VALUES), (*key, *values), strict=True))
+    for name in ("effective_from", "end"):
+        row[name] = format_moment(row[name])
+    return {c: str(row[c]) for c in RATE_COLUMNS}
+
+
+def fingerprint(table: RateTable) -> str:
+    """A digest of the table's rates now (a confirmation compares it with the preview's)."""
+    return preview.fingerprint(_current(table.id))
+
+
+def preview_rates(
+    table: RateTable, data: bytes, mode: str, default_effective_from: datetime | None = None
+) -> preview.Diff:
+    """What importing the deck would do to the table: rates added, removed (replace), changed."""
+    start = default_effective_from or utcnow().replace(microsecond=0)
+    rows = parse_deck(table.id, data, start)
+    incoming = (((r["code"], r["effective_from"]), _normal(r[c] for c in _VALUES)) for r in rows)
+    return preview.diff(
+        _current(table.id), incoming, RATE_COLUMNS, display=_display, replace=mode == "replace"
+    )
+
+
 def import_rates(
     rate_table: RateTable | int,
     data: bytes,
@@ -150,19 +206,7 @@ def import_rates(
     if table is None:
         raise ImportFailed("The rate table no longer exists.")
     start = default_effective_from or utcnow().replace(microsecond=0)
-    try:
-        rows, errors = reader.parse(
-            data, RATE_COLUMNS, rate_row_parser(table.id, start), required=REQUIRED_COLUMNS, progress=progress
-        )
-    except reader.CsvError as exc:
-        raise ImportFailed(f"Nothing was imported: {exc}") from None
-    if errors:
-        shown = len([e for e in errors if e.startswith("line")])
-        raise ImportFailed(
-            f"Nothing was imported: {shown:,}{'+' if len(errors) > shown else ''} line(s) are wrong.", errors
-        )
-    if not rows:
-        raise ImportFailed("Nothing was imported: the file has a header but no rates.")
+    rows = parse_deck(table.id, data, start, progress)
     if job_id is not None:
         mark_writing(job_id, len(rows))
 
@@ -190,8 +234,9 @@ def import_rates(
                 f"Imported {len(rows):,} rates from {filename or 'a file'} (add and update): "
                 f"{added:,} added, {changed:,} changed, {len(rows) - added - changed:,} unchanged."
             )
-        audit.record("import", table, note=note)
-        db.session.commit()
+        counts = {"mode": MODES[mode], "rates in the file": len(rows), "rates before": before}
+        with writes.change(table, action="import", after=counts, note=note):
+            pass  # the rows are written above, in this transaction: the entry and the commit go with them
     return note
 
 
@@ -221,3 +266,40 @@ def export_rows(stmt) -> Iterator[list]:
             min_time,
             interval,
         ]
+
+
+def _form(**kwargs):
+    """The upload form (imported late: the forms import this module's modes)."""
+    from panel.rates.forms import RateImportForm
+
+    return RateImportForm(**kwargs)
+
+
+def _start_moment(options: dict) -> datetime | None:
+    """The "effective from" the operator chose for undated lines (None: when the import starts)."""
+    return parse_moment(options.get("effective_from", ""), "effective_from")
+
+
+IMPORT = flow.ImportSpec(
+    kind="rates",
+    endpoint="rates.import_",
+    id_arg="rate_table_id",
+    page="rates/import.html",
+    fragment="rates/_import_form.html",
+    form=_form,
+    modes=MODES,
+    run=lambda table_id, data, mode, options, filename, job_id, progress: import_rates(
+        table_id,
+        data,
+        mode,
+        filename=filename,
+        default_effective_from=_start_moment(options),
+        progress=progress,
+        job_id=job_id,
+    ),
+    preview=lambda table, data, mode, options: preview_rates(table, data, mode, _start_moment(options)),
+    fingerprint=fingerprint,
+    preview_modes=frozenset({"replace"}),
+    options=lambda form: {"effective_from": (form.effective_from.data or "").strip()},
+    context=lambda table: {"table": table, "columns": RATE_COLUMNS, "required": REQUIRED_COLUMNS},
+)

@@ -2,22 +2,21 @@
 
 from datetime import datetime
 
-from flask import request, url_for
+from flask import request
 from sqlalchemy import and_, exists, func, or_, select
 from sqlalchemy.orm import aliased
 
 from panel.access import get_or_404, reader_required, writer_required
 from panel.extensions import db
-from panel.htmx import is_htmx, redirect, render
+from panel.htmx import render
 from panel.imports import export as csv_export
-from panel.imports.flow import start_csv_import
-from panel.imports.jobs import recent_jobs
+from panel.imports import flow
 from panel.listing import paginate, sort_key
 from panel.models import Account, Client, Company, Rate, RateTable
 from panel.models.types import utcnow
-from panel.rates import bp
-from panel.rates.forms import RateForm, RateImportForm, RateTableForm
-from panel.rates.importer import MODES, RATE_COLUMNS, REQUIRED_COLUMNS, export_rows, import_rates
+from panel.rates import bp, importer
+from panel.rates.forms import RateForm, RateTableForm
+from panel.rates.importer import RATE_COLUMNS, export_rows
 from panel.reference.owners import count_by, plural
 from panel.reference.views import InlineGrid, OwnedSection
 from panel.values import parse_moment
@@ -263,44 +262,8 @@ rates = InlineGrid(
 @bp.route("/<int:rate_table_id>/import", methods=["GET", "POST"])
 @writer_required(reads="reader")
 def import_(rate_table_id: int):
-    """Upload a rate deck; it is checked and written in the background while a progress bar shows."""
-    table = get_or_404(RateTable, rate_table_id)
-    form = RateImportForm()
-    context = {
-        "table": table,
-        "form": form,
-        "modes": MODES,
-        "columns": RATE_COLUMNS,
-        "required": REQUIRED_COLUMNS,
-    }
-    if form.validate_on_submit():
-        table_id, mode, default_from = table.id, form.mode.data, form.effective_from.parsed
-
-        def run(data: bytes, filename: str, job_id: int, progress) -> str:
-            return import_rates(
-                table_id,
-                data,
-                mode,
-                filename=filename,
-                default_effective_from=default_from,
-                progress=progress,
-                job_id=job_id,
-            )
-
-        job = start_csv_import("rates", target=table, form=form, mode_label=MODES[mode], run=run)
-        if job is not None:
-            if is_htmx():
-                context["form"] = RateImportForm(formdata=None)
-                return render("rates/_import_form.html", "rates/_import_form.html", job=job, **context)
-            return redirect(url_for("rates.import_", rate_table_id=table.id))
-    status = 422 if form.is_submitted() else 200
-    return render(
-        "rates/import.html",
-        "rates/_import_form.html",
-        status=status,
-        jobs=recent_jobs("rates", table.id),
-        **context,
-    )
+    """Upload a rate deck: a replace is previewed first; the import runs in the background (panel.imports)."""
+    return flow.handle(importer.IMPORT, get_or_404(RateTable, rate_table_id))
 
 
 @bp.route("/<int:rate_table_id>/export")

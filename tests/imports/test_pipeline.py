@@ -274,3 +274,176 @@ def test_a_job_on_another_host_is_failed_when_its_heartbeat_is_old(app, login, t
     worker.heartbeat_at = worker.heartbeat_at - jobs.STALE_AFTER
     db.session.commit()
     assert "the process running it ended" in client.get(f"/imports/{job.id}").get_data(as_text=True)
+
+
+# ---------------------------------------------------------------- replace preview, kept files, retry
+
+
+def _rules_file(*rows: str, header: bool = True) -> str:
+    from panel.plans.rules_csv import COLUMNS
+
+    return "\n".join(([",".join(COLUMNS)] if header else []) + list(rows)) + "\n"
+
+
+@pytest.fixture
+def plan_world(tree):
+    """Alpha's plan with two rules to Carrier A; Carrier B exists too."""
+    carrier_a = factories.client(tree.alpha, "Carrier A")
+    factories.account(carrier_a, "a1", ident_value="198.51.100.1", term_enabled=True)
+    carrier_b = factories.client(tree.alpha, "Carrier B")
+    factories.account(carrier_b, "b1", ident_value="198.51.100.2", term_enabled=True)
+    plan = factories.plan(tree.alpha, "Main")
+    factories.rule(plan, "44", "static_client", priority=10, terminator_client_id=carrier_a.id)
+    factories.rule(plan, "49", "static_client", priority=10, terminator_client_id=carrier_a.id)
+    db.session.commit()
+    return plan, carrier_a, carrier_b
+
+
+def _plan_rules(plan_id: int) -> list[tuple]:
+    db.session.expire_all()
+    stmt = select(RoutingRule.code, RoutingRule.priority).where(RoutingRule.plan_id == plan_id)
+    return sorted(db.session.execute(stmt).all())
+
+
+def _token(page: str) -> str:
+    import re
+
+    return re.search(r'name="token" value="([^"]+)"', page).group(1)
+
+
+def test_replace_shows_the_preview_and_writes_only_on_confirmation(login, tree, plan_world):
+    """Replace: counts and first rows of added, removed and changed rules; nothing written until confirmed."""
+    plan, _, _ = plan_world
+    client = login(tree.alpha_admin)
+    text = _rules_file("5,44,static_client,Carrier A", "10,33,static_client,Carrier B", header=False)
+    response = _upload(client, f"/plans/{plan.id}/import", text, mode="replace")
+    page = response.get_data(as_text=True)
+    assert response.status_code == 200
+    assert "1 added" in page and "1 removed" in page and "1 changed" in page and "0 unchanged" in page
+    assert "Carrier B" in page and "<del>10</del> → <ins>5</ins>" in page
+    assert _plan_rules(plan.id) == [("44", 10), ("49", 10)]  # nothing written yet
+    response = client.post(f"/plans/{plan.id}/import", data={"token": _token(page), "action": "confirm"})
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert _plan_rules(plan.id) == [("33", 10), ("44", 5)]
+    entry = db.session.scalars(select(AuditEntry).order_by(AuditEntry.id.desc())).first()
+    assert entry.action == "import" and entry.before is None
+    assert entry.after == {"mode": "replace", "rules added": 2, "rules removed": 2, "rules now": 2}
+
+
+def test_confirmation_fails_cleanly_when_the_plan_changed_meanwhile(login, tree, plan_world):
+    """A rule edited between preview and confirm: nothing is applied; the new preview shows instead."""
+    plan, _, _ = plan_world
+    client = login(tree.alpha_admin)
+    page = _upload(
+        client,
+        f"/plans/{plan.id}/import",
+        _rules_file("5,33,static_client,Carrier B", header=False),
+        mode="replace",
+    )
+    token = _token(page.get_data(as_text=True))
+    db.session.execute(RoutingRule.__table__.update().where(RoutingRule.code == "49").values(priority=7))
+    db.session.commit()
+    response = client.post(f"/plans/{plan.id}/import", data={"token": token, "action": "confirm"})
+    page = response.get_data(as_text=True)
+    assert "The data changed since this preview" in page and "Confirm" in page
+    assert _plan_rules(plan.id) == [("44", 10), ("49", 7)]
+    client.post(f"/plans/{plan.id}/import", data={"token": _token(page), "action": "confirm"})
+    assert _plan_rules(plan.id) == [("33", 5)]
+
+
+def test_a_failed_import_keeps_the_file_for_a_retry(login, tree, plan_world):
+    """Errors name a missing client; once it exists, the same kept file imports without choosing it again."""
+    plan, _, _ = plan_world
+    client = login(tree.alpha_admin)
+    response = _upload(
+        client,
+        f"/plans/{plan.id}/import",
+        _rules_file("1,1,static_client,Carrier C", header=False),
+        mode="append",
+    )
+    page = response.get_data(as_text=True)
+    assert response.status_code == 422 and "no client named &#39;Carrier C&#39;" in page
+    assert "Retry with the same file" in page
+    factories.client(tree.alpha, "Carrier C")
+    db.session.commit()
+    response = client.post(f"/plans/{plan.id}/import", data={"token": _token(page), "action": "retry"})
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert ("1", 1) in _plan_rules(plan.id)
+    # Done: the kept file is gone, and another company cannot use a token anyway.
+    assert db.session.scalars(select(jobs.ImportWorker)).all()
+    from panel.models import ImportUpload
+
+    assert db.session.scalars(select(ImportUpload)).all() == []
+
+
+def test_a_kept_file_is_only_for_its_company(login, tree, plan_world):
+    """Beta's user cannot confirm Alpha's preview (its plan answers 404; the token alone is useless)."""
+    plan, _, _ = plan_world
+    page = _upload(
+        login(tree.alpha_admin),
+        f"/plans/{plan.id}/import",
+        _rules_file("5,33,static_client,Carrier B", header=False),
+        mode="replace",
+    )
+    token = _token(page.get_data(as_text=True))
+    beta_plan = factories.plan(tree.beta, "Beta")
+    db.session.commit()
+    beta = login(tree.beta_admin)
+    assert (
+        beta.post(f"/plans/{plan.id}/import", data={"token": token, "action": "confirm"}).status_code == 404
+    )
+    response = beta.post(f"/plans/{beta_plan.id}/import", data={"token": token, "action": "confirm"})
+    assert response.status_code == 422 and "expired or is not yours" in response.get_data(as_text=True)
+    assert _plan_rules(plan.id) == [("44", 10), ("49", 10)]
+
+
+def test_rates_replace_and_codes_purge_are_previewed(login, tree):
+    """Rate deck replace and code deck purge also show the preview first."""
+    table = factories.rate_table(tree.alpha, "Deck", [("44", "0.01")])
+    deck = factories.code_deck(tree.alpha, "Codes", [("44", "UK")])
+    db.session.commit()
+    client = login(tree.alpha_admin)
+    page = _upload(client, f"/rate-tables/{table.id}/import", "code,rate\n49,0.02\n", mode="replace")
+    text = page.get_data(as_text=True)
+    assert "1 added" in text and "1 removed" in text
+    assert db.session.scalars(select(Rate.code).where(Rate.rate_table_id == table.id)).all() == ["44"]
+    client.post(f"/rate-tables/{table.id}/import", data={"token": _token(text), "action": "confirm"})
+    db.session.expire_all()
+    assert db.session.scalars(select(Rate.code).where(Rate.rate_table_id == table.id)).all() == ["49"]
+    page = _upload(client, f"/code-decks/{deck.id}/import", "code,name\n44,United Kingdom\n", mode="purge")
+    text = page.get_data(as_text=True)
+    assert "0 added" in text and "1 changed" in text and "<ins>United Kingdom</ins>" in text
+    client.post(f"/code-decks/{deck.id}/import", data={"token": _token(text), "action": "confirm"})
+    db.session.expire_all()
+    assert db.session.scalars(select(Code.name).where(Code.code_deck_id == deck.id)).all() == [
+        "United Kingdom"
+    ]
+
+
+def test_rules_file_without_header_and_operator_words(login, tree, plan_world):
+    """No header: read by position in the export's order; `Static client`, `Dynamic`, `yes`/`no` accepted."""
+    plan, _, _ = plan_world
+    lcr = factories.policy(tree.alpha, "Cheapest", rate_weight=1)
+    db.session.commit()
+    client = login(tree.alpha_admin)
+    text = _rules_file(
+        "3,33,Static client,Carrier B,,,,,,,,,,,,,yes",
+        "4,34,Dynamic,Cheapest,5%,,All,,,,,,,,,,no",
+        "6,35,static-account,Carrier A/a1",
+        header=False,
+    )
+    response = _upload(client, f"/plans/{plan.id}/import", text, mode="append")
+    assert response.status_code == 200, response.get_data(as_text=True)
+    rules = {r.code: r for r in db.session.scalars(select(RoutingRule).where(RoutingRule.plan_id == plan.id))}
+    assert rules["33"].type == "static_client" and rules["33"].stop_hunt is True
+    assert (
+        rules["34"].type == "dynamic" and rules["34"].policy_id == lcr.id and rules["34"].stop_hunt is False
+    )
+    assert rules["35"].type == "static_account"
+    response = _upload(
+        client,
+        f"/plans/{plan.id}/import",
+        _rules_file("1,36,Static cleint,Carrier B", header=False),
+        mode="append",
+    )
+    assert "line 1, type: &#39;Static cleint&#39; is not a rule type" in response.get_data(as_text=True)

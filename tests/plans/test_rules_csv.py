@@ -2,6 +2,7 @@
 
 import csv
 import io
+import re
 import time
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -26,6 +27,15 @@ def _upload(client, plan_id: int, text: str | bytes, mode: str = "append", filen
         data={"file": (io.BytesIO(data), filename), "mode": mode},
         content_type="multipart/form-data",
     )
+
+
+def _replace(client, plan_id: int, text: str, filename: str = "rules.csv"):
+    """A replace import: the upload answers the preview (nothing written); the confirmation applies it."""
+    preview = _upload(client, plan_id, text, "replace", filename=filename)
+    page = preview.data.decode()
+    assert preview.status_code == 200 and "Nothing is written until you confirm" in page, page
+    token = re.search(r'name="token" value="([^"]+)"', page).group(1)
+    return client.post(f"/plans/{plan_id}/import", data={"token": token, "action": "confirm"})
 
 
 def _rules(plan_id: int) -> list[tuple]:
@@ -111,7 +121,7 @@ def test_append_adds_and_replace_replaces(world, login):
         entry.object_id == world.plan.id
         and entry.note == "import (append): 2 rules added; the plan has 5 rules"
     )
-    response = _upload(client, world.plan.id, text, "replace")
+    response = _replace(client, world.plan.id, text)
     assert response.status_code == 200 and _count(world.plan.id) == 2
     assert "Imported 2 rules (replace, 5 replaced)" in response.data.decode()
     entry = audit_entries("routingplan", "import")[-1]
@@ -202,7 +212,7 @@ ROW_ERRORS = [
     ("1,44,static_client,Carrier A,,,,,,,,,,101", "line 2, min_asr: Must be between 0 and 100."),
     ("1,44,static_client,Carrier A,,,,,,,,,,,abc", "line 2, min_acd: 'abc' is not a number."),
     ("1,44,static_client,Carrier A,,,,,,,,,,,,-2", "line 2, capacity: Must be between 0 and 1,000,000."),
-    ("1,44,static_client,Carrier A,,,,,,,,,,,,,yes", "line 2, stop_hunt: 'yes' is not 1 or 0."),
+    ("1,44,static_client,Carrier A,,,,,,,,,,,,,maybe", "line 2, stop_hunt: 'maybe' is not 1 or 0."),
 ]
 
 
@@ -234,7 +244,7 @@ def test_all_rows_or_none_with_every_error_listed(world, login):
     )
     client = login(world.tree.alpha_operator)
     before = _rules(world.plan.id)
-    page = _upload(client, world.plan.id, text, "replace").data.decode().replace("&#39;", "'")
+    page = _upload(client, world.plan.id, text, "append").data.decode().replace("&#39;", "'")
     assert "line 3, code: '4x' is not a code" in page
     assert "line 5, terminator: no client named 'Nobody'." in page
     assert "line 6: expected 17 columns, found 4" in page
@@ -348,7 +358,7 @@ def test_large_import_runs_in_the_background_with_a_progress_bar(world, login):
     """A file of thousands of rules answers at once with a progress bar that polls until the import ends."""
     rows = "".join(f"{i % 9},{440000 + i},static_client,Carrier B,,,,,,,,,,,,,\n" for i in range(2500))
     client = login(world.tree.alpha_operator)
-    response = _upload(client, world.plan.id, f"{HEADER}\n{rows}", "replace", filename="big.csv")
+    response = _replace(client, world.plan.id, f"{HEADER}\n{rows}", filename="big.csv")
     page = response.data.decode()
     job = db.session.scalars(select(ImportJob)).one()
     assert response.status_code == 200 and "<progress" in page and "big.csv" in page

@@ -2,6 +2,7 @@
 
 import csv
 import io
+import re
 
 import pytest
 from sqlalchemy import select
@@ -193,7 +194,10 @@ def test_import_add_and_update(login, tree, decks):
 def test_import_purge_and_import(login, tree, decks):
     """Purge and import: the deck holds exactly the file's codes."""
     client = login(tree.alpha_operator)
-    _import(client, decks.alpha.id, "code,name,country\n7,Russia,RU\n", "purge")
+    page = _import(client, decks.alpha.id, "code,name,country\n7,Russia,RU\n", "purge").get_data(as_text=True)
+    assert "1 added" in page and "3 removed" in page and _last_job() is None  # nothing written yet
+    token = re.search(r'name="token" value="([^"]+)"', page).group(1)
+    client.post(f"/code-decks/{decks.alpha.id}/import", data={"token": token, "action": "confirm"})
     assert _last_job().status == "done"
     assert _codes(decks.alpha.id) == [("7", "Russia", "RU")]
     assert "Purged the deck's 3 codes" in audit_entries("codedeck", "import")[-1].note
@@ -203,7 +207,7 @@ def test_import_errors_write_nothing(login, tree, decks):
     """Bad codes and repeated codes are listed by line; the deck is unchanged."""
     client = login(tree.alpha_operator)
     before = _codes(decks.alpha.id)
-    _import(client, decks.alpha.id, "code,name\n49,Germany\n+49,Bad\n49,Again\n,Empty\n", "purge")
+    _import(client, decks.alpha.id, "code,name\n49,Germany\n+49,Bad\n49,Again\n,Empty\n", "add_update")
     job = _last_job()
     assert job.status == "failed"
     assert job.errors == [

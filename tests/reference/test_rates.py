@@ -2,6 +2,7 @@
 
 import csv
 import io
+import re
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -377,7 +378,13 @@ def test_import_add_and_update(login, tree, tables):
 def test_import_replace_table(login, tree, tables):
     """Replace deletes the table's rates and writes the file's."""
     client = login(tree.alpha_operator)
-    response = _import(client, tables.alpha.id, "rate,code\n0.5,7\n0.6,8\n", mode="replace")
+    preview = _import(client, tables.alpha.id, "rate,code\n0.5,7\n0.6,8\n", mode="replace")
+    page = preview.get_data(as_text=True)
+    assert "2 added" in page and "3 removed" in page and _last_job() is None  # nothing written yet
+    token = re.search(r'name="token" value="([^"]+)"', page).group(1)
+    response = client.post(
+        f"/rate-tables/{tables.alpha.id}/import", data={"token": token, "action": "confirm"}
+    )
     assert response.status_code == 303
     assert _last_job().status == "done"
     assert [(c, r) for c, r, _ in _rates(tables.alpha.id)] == [("7", Decimal("0.5")), ("8", Decimal("0.6"))]
@@ -398,7 +405,7 @@ def test_import_with_bad_lines_writes_nothing_and_lists_every_line(login, tree, 
         "53,Bad interval,0.1,,,,1,0\n"
         "54,too,many,columns,,,,,\n"
     )
-    response = _import(client, tables.alpha.id, text, mode="replace")
+    response = _import(client, tables.alpha.id, text, mode="add_update")
     assert response.status_code == 303
     job = _last_job()
     assert job.status == "failed"
