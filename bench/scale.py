@@ -48,7 +48,8 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 EPOCH = datetime(2020, 1, 1, tzinfo=UTC)
-PROBE_CODE = "4412345"
+# The probe: a code of its own per run (kept data is edited again by the next run), under 44.
+PROBE_CODE = "44" + str(random.Random(time.time_ns()).randrange(10**6, 10**7))
 PROBE_NUMBER = PROBE_CODE + "67890"
 
 
@@ -287,8 +288,9 @@ def import_deck(app, table_id: int, rows: int, price: str) -> float:
     """Replace a vendor table with a `rows`-row deck (the probe's code at `price`); returns its seconds."""
     from panel.rates.importer import import_rates
 
-    lines = ["code,rate", f"{PROBE_CODE},{price}"]
-    lines += [f"{9_000_000 + i},0.{1000 + i % 9000}" for i in range(rows - 1)]
+    # The probe's code at `price`, 44 (the next run's rule needs a rate), and other codes.
+    lines = ["code,rate", f"{PROBE_CODE},{price}", "44,0.0001"]
+    lines += [f"{9_000_000 + i},0.{1000 + i % 9000}" for i in range(rows - 2)]
     data = ("\n".join(lines) + "\n").encode()
     started = time.perf_counter()
     with app.app_context():
@@ -405,7 +407,7 @@ def main() -> None:
         figures["rule_edit_changes"] = sorted({a["changes"] for a in answers})
         figures["rule_edit_update_s"] = max(a["update_s"] for a in answers)
 
-        price = "0.000123"
+        price = f"0.000{random.randrange(100, 999)}"
         figures["deck_rows"] = args.deck_rows
         figures["deck_import_s"] = round(import_deck(app, vendor_table, args.deck_rows, price), 2)
         seconds, answers = wait_all(
