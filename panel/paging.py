@@ -333,13 +333,16 @@ def paginate(
     total: int | None = None,
     load: Callable[[list], list] | None = None,
     rows: bool = False,
+    collect: bool = False,
 ) -> Page:
     """Order `stmt` by `keys` and cut the page the request asks for (by number, cursor or `last`).
 
     `keys` must end with a unique column (the id). `total` is a count the caller has already; `count=False`
     skips counting. Items are the selected entity (or the single column); with `rows=True`, whole rows
     (offset paging only: keyset needs the keys' values). `load` turns the page's items into what is shown
-    (e.g. ids into loaded objects).
+    (e.g. ids into loaded objects). `collect=True` (for narrow selects, e.g. ids under a search that may
+    have to read the whole table): numbered pages come out of one pass that collects up to COUNT_LIMIT + 1
+    rows, which also gives the count.
     """
     page_no, per_page = page_args()
     args = request.args
@@ -369,9 +372,15 @@ def paginate(
     if keyset:
         ordered = ordered.add_columns(*(k.expr for k in keys))
     offset = (page_no - 1) * per_page if mode == "offset" else 0
-    result = db.session.execute(ordered.offset(offset or None).limit(per_page + 1))
-    # Every row holds a unique key, so unique() changes nothing but lets joined eager loads through.
-    fetched = list(result.unique())
+    if collect and mode == "offset" and counted is None and count and offset < COUNT_LIMIT:
+        # One bounded pass gives the count and the page: a search with few matches reads the table once.
+        fetched = list(db.session.execute(ordered.limit(COUNT_LIMIT + 1)).unique())
+        counted = len(fetched)
+        capped = counted > COUNT_LIMIT
+        fetched = fetched[offset : offset + per_page + 1]
+    else:
+        # Every row holds a unique key, so unique() changes nothing but lets joined eager loads through.
+        fetched = list(db.session.execute(ordered.offset(offset or None).limit(per_page + 1)).unique())
     more = len(fetched) > per_page
     fetched = fetched[:per_page]
     if reverse:

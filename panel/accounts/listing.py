@@ -170,4 +170,4 @@ def account_page(company_ids, search: Search, sort: str) -> paging.Page:
     if sort.lstrip("-") == "client":
         ids_stmt = ids_stmt.join(Client, Client.id == Account.client_id)
     keys = [paging.Key(expr, sort.startswith("-")) for expr in SORTABLE[sort.lstrip("-")]]
-    return paging.paginate(ids_stmt, keys, sort=sort, load=load_rows)
+    return paging.paginate(ids_stmt, keys, sort=sort, load=load_rows, collect=search.filtered)

@@ -90,11 +90,13 @@ def test_keyset_with_mixed_directions_and_nulls(app, clients):
     assert [i for p in walked for i in p] == expected
 
 
-def test_first_and_numbered_pages_when_small(app, clients):
-    """A small result is counted exactly and numbered; page N holds the same rows as before (an offset)."""
+@pytest.mark.parametrize("collect", [False, True])
+def test_first_and_numbered_pages_when_small(app, clients, collect):
+    """A small result is counted exactly and numbered; page N holds the same rows as before (an offset),
+    whether counted apart or collected in the same pass."""
     keys = [paging.Key(Client.name), paging.Key(Client.id)]
     stmt = select(Client)
-    page = _page(app, "/?per_page=5&page=3", stmt, keys, "name")
+    page = _page(app, "/?per_page=5&page=3", stmt, keys, "name", collect=collect)
     assert page.total == 23 and page.pages == 5 and page.numbered and page.count_text == "23 found"
     with app.test_request_context("/"):
         ordered = [c.id for c in db.session.scalars(stmt.order_by(Client.name, Client.id))]
@@ -105,10 +107,12 @@ def test_first_and_numbered_pages_when_small(app, clients):
     assert [c.id for c in last.items] == ordered[20:] and last.page == 5
 
 
-def test_count_is_capped_beyond_the_limit(app, clients, monkeypatch):
+@pytest.mark.parametrize("collect", [False, True])
+def test_count_is_capped_beyond_the_limit(app, clients, monkeypatch, collect):
     """Beyond the limit the count says "more than" and reads at most limit + 1 rows."""
     monkeypatch.setattr(paging, "COUNT_LIMIT", 10)
-    page = _page(app, "/?per_page=4&page=2", select(Client), [paging.Key(Client.id)], "id")
+    page = _page(app, "/?per_page=4&page=2", select(Client), [paging.Key(Client.id)], "id", collect=collect)
+    assert [c.id for c in page.items] == [5, 6, 7, 8]
     assert page.capped and page.total is None and page.pages is None
     assert page.count_text == "more than 10 found"
     assert not page.numbered and "after" in page.next_args and page.last_args["last"] == 1
