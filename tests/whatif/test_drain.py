@@ -2,6 +2,8 @@
 
 from datetime import timedelta
 
+import pytest
+
 from panel import manager
 from panel.extensions import db
 from panel.models import Account, AuditEntry, Client
@@ -85,8 +87,6 @@ def test_restore_routes_again_and_audits_who(world):
 
 
 def test_drain_needs_a_reason_and_a_future_end(world):
-    import pytest
-
     with pytest.raises(drain.DrainError):
         drain.drain(world.v1.account, "  ", None, None)
     with pytest.raises(drain.DrainError):
@@ -214,3 +214,32 @@ def test_route_test_page_shows_drained(world, login):
         .get_data(as_text=True)
     )
     assert "<code>drained</code>" in html and "is drained" in html
+
+
+@pytest.mark.parametrize("app_config", [{"MANAGER_PERIOD_SECONDS": 0}])
+def test_drain_takes_effect_at_the_managers_sync(world, app, login):
+    """Drain on the page; the manager's next run and sync publish it to the snapshot routing uses."""
+    from panel import snapshots
+    from panel.routing.engine import RouteQuery, route
+
+    _rules(world)
+    admin = f.user(world.root, "admin", "root_admin")
+    db.session.commit()
+
+    def routed() -> tuple[list[str], dict[str, str]]:
+        manager.run_once(app)
+        manager.sync_snapshot(app)
+        result = route(
+            snapshots.current(), RouteQuery(number="447700900123", account_id=world.cust.id, at=MONDAY_NOON)
+        )
+        return _names(result), _reasons(result)
+
+    snapshots.get_snapshot()
+    assert routed()[0] == ["v1", "v2", "v3"]
+    web = login(admin)
+    assert (
+        web.post(f"/whatif/drain/client/{world.v1.client.id}", data={"reason": "outage"}).status_code == 303
+    )
+    assert routed() == (["v2", "v3"], {"v1": "drained"})
+    assert web.post(f"/whatif/restore/client/{world.v1.client.id}").status_code == 303
+    assert routed()[0] == ["v1", "v2", "v3"]
