@@ -3,14 +3,23 @@
 For each rule and method, with URL variables filled by name from objects of the Alpha reseller (world.py):
 
 - anonymous: a login redirect (302 to /auth/login), or 401 with HX-Redirect for htmx; API routes: 401;
-- viewer of Alpha: GET 200 (or 403 on the form of a write, see WRITE_VERBS); any write 403;
-- operator of Alpha: GET 200; a write (empty form) is answered without an error of the server, never 403
-  unless the route is admin-only (ADMIN_ONLY), never 404 (the object is in scope);
+- viewer, operator of Alpha and the operator's admin: ONE expected answer per role, from the route's role
+  in ACCESS (the same role its view declares with a panel.access decorator, which the matrix checks):
+
+      role            viewer          operator        operator's admin (root)
+      reader          allowed         allowed         allowed
+      writer          403             allowed         allowed
+      reader/writer   GET allowed,    allowed         allowed
+                      writes 403
+      admin, root     403             403             allowed
+
+  "allowed" is 200 for a GET; for a write with an empty form it is an answer that is not an error of the
+  server and not 401/403/404/405 (the object is in scope; the form's own 303/422/409 depends on the view);
 - admin of Beta (a sibling reseller): 404 for every route that names an Alpha object, on every method, also
   when the URL mixes a Beta object with an Alpha one; its own (Beta) objects answer 200, which shows the 404
   comes from the scope; pages without objects show no Alpha data;
-- admin of the operator (Alpha's parent): GET 200 (also as htmx); writes as for the operator, admin-only too;
-  an id that names no object (or is too large for the database) answers 404.
+- admin of the operator (Alpha's parent): also as htmx; an id that names no object (or is too large for the
+  database) answers 404.
 
 Everywhere: no 5xx, GETs change nothing, a refused write (4xx) changes nothing, and no page of Alpha shows
 Beta's data. A route whose URL variable is unknown, that does not use `<int:...>`, or that belongs to no
@@ -25,47 +34,143 @@ from dataclasses import dataclass, field
 import pytest
 from werkzeug.routing import IntegerConverter
 
-from panel import BLUEPRINTS, PUBLIC_ENDPOINTS, VIEWER_WRITES
+from panel import BLUEPRINTS, PUBLIC_ENDPOINTS
+from panel.access import view_roles
 from tests.security import world as w
 
 READS = {"GET"}
 WRITES = {"POST", "PUT", "PATCH", "DELETE"}
 HTMX = {"HX-Request": "true"}
 
-# Routes only admins use: operators and viewers get 403 on them, also on their GET forms.
-ADMIN_ONLY = {
-    "companies.create",
-    "companies.update",
-    "companies.deactivate",
-    "companies.activate",
-    "companies.delete",
-    "users.create",
-    "users.update",
-    "users.password",
-    "users.deactivate",
-    "users.activate",
-    # SPEC §6 / issue 7: "Run now" is for admins.
-    "manager_views.run",
-    # API tokens are credentials of the whole company: admins create and revoke them.
-    "tokens.create",
-    "tokens.revoke",
+# The role of every panel route: reader, writer, admin, root, or reader/writer (a form viewers see read-only
+# and only writers submit). The view declares the same role with its panel.access decorator; the matrix
+# checks that they agree, and derives each role's one expected answer from it (see the docstring).
+ACCESS: dict[str, str] = {
+    "accounts.create": "writer",
+    "accounts.deactivate": "writer",
+    "accounts.delete": "writer",
+    "accounts.generate_password": "writer",
+    "accounts.index": "reader",
+    "accounts.options": "writer",
+    "accounts.password": "writer",
+    "accounts.show": "reader",
+    "accounts.update": "writer",
+    "audit_views.export": "reader",
+    "audit_views.index": "reader",
+    "audit_views.show": "reader",
+    "auth.logout": "reader",
+    "auth.password": "reader",
+    "clients.adjust_balance": "writer",
+    "clients.create": "writer",
+    "clients.delete": "writer",
+    "clients.index": "reader",
+    "clients.show": "reader",
+    "clients.update": "writer",
+    "codedecks.code_create": "writer",
+    "codedecks.code_delete": "writer",
+    "codedecks.code_row": "reader",
+    "codedecks.code_update": "reader/writer",
+    "codedecks.create": "reader/writer",
+    "codedecks.delete": "writer",
+    "codedecks.export": "reader",
+    "codedecks.import_": "reader/writer",
+    "codedecks.index": "reader",
+    "codedecks.show": "reader",
+    "codedecks.update": "reader/writer",
+    "companies.activate": "admin",
+    "companies.create": "admin",
+    "companies.deactivate": "admin",
+    "companies.delete": "admin",
+    "companies.index": "reader",
+    "companies.show": "reader",
+    "companies.update": "admin",
+    "dids.create": "reader/writer",
+    "dids.delete": "writer",
+    "dids.export": "reader",
+    "dids.import_": "reader/writer",
+    "dids.index": "reader",
+    "dids.update": "reader/writer",
+    "gateways.create": "writer",
+    "gateways.delete": "writer",
+    "gateways.index": "reader",
+    "gateways.update": "writer",
+    "imports.show": "reader",
+    "main.index": "reader",
+    "manager_views.index": "reader",
+    "manager_views.run": "root",
+    "manager_views.status": "reader",
+    "plans.code_name": "reader",
+    "plans.copy": "writer",
+    "plans.create": "writer",
+    "plans.delete": "writer",
+    "plans.expiry_marks": "reader",
+    "plans.export": "reader",
+    "plans.import_": "reader/writer",
+    "plans.index": "reader",
+    "plans.rule_create": "writer",
+    "plans.rule_delete": "writer",
+    "plans.rule_edit": "writer",
+    "plans.rule_new": "writer",
+    "plans.rule_show": "reader",
+    "plans.rule_update": "writer",
+    "plans.show": "reader",
+    "plans.update": "reader/writer",
+    "policies.copy": "writer",
+    "policies.create": "reader/writer",
+    "policies.delete": "writer",
+    "policies.index": "reader",
+    "policies.update": "reader/writer",
+    "rates.create": "reader/writer",
+    "rates.delete": "writer",
+    "rates.export": "reader",
+    "rates.import_": "reader/writer",
+    "rates.index": "reader",
+    "rates.rate_create": "writer",
+    "rates.rate_delete": "writer",
+    "rates.rate_row": "reader",
+    "rates.rate_update": "reader/writer",
+    "rates.show": "reader",
+    "rates.update": "reader/writer",
+    "routetest.index": "reader",
+    "stats.balancing": "reader",
+    "stats.balancing_rule": "reader",
+    "stats.export": "reader",
+    "stats.index": "reader",
+    "stats.live": "reader",
+    "stats.quality": "reader",
+    "timeprofiles.create": "reader/writer",
+    "timeprofiles.delete": "writer",
+    "timeprofiles.index": "reader",
+    "timeprofiles.show": "reader",
+    "timeprofiles.update": "reader/writer",
+    "tokens.create": "admin",
+    "tokens.index": "reader",
+    "tokens.revoke": "admin",
+    "users.activate": "admin",
+    "users.create": "admin",
+    "users.deactivate": "admin",
+    "users.index": "reader",
+    "users.password": "admin",
+    "users.show": "reader",
+    "users.update": "admin",
+    "whatif.edit_account_drain": "writer",
+    "whatif.edit_client_drain": "writer",
+    "whatif.import_rates_apply": "writer",
+    "whatif.import_rates_preview": "writer",
+    "whatif.import_rules_apply": "writer",
+    "whatif.import_rules_preview": "writer",
+    "whatif.lcr": "reader",
+    "whatif.lcr_csv": "reader",
+    "whatif.new_rule_apply": "writer",
+    "whatif.new_rule_preview": "writer",
+    "whatif.restore_account": "writer",
+    "whatif.restore_client": "writer",
+    "whatif.rule_apply": "writer",
+    "whatif.rule_preview": "writer",
 }
 
 # GETs that may write, with the reason (every other GET must change nothing).
 GET_MAY_WRITE: dict[str, str] = {}
-
-# Accepted statuses that differ from the defaults, per endpoint: {(role, method): statuses}; role "*" means
-# every logged-in role in scope (viewer, operator, parent_admin). Each with its reason.
-EXCEPTIONS: dict[str, dict[tuple[str, str], set[int]]] = {
-    # SPEC §2: the account password is shown only to users who may edit the account.
-    "accounts.password": {("viewer", "GET"): {403}},
-    # The pickers of the account form (rate tables and plans usable by a client) serve the form, not viewers.
-    "accounts.options": {("viewer", "GET"): {200, 403}},
-}
-
-# Views named by these verbs (alone, or as `rule_edit`, `generate_password`) are forms of a write: a viewer
-# may get 403 on their GET as well as 200 (a read-only form), as the section prefers.
-WRITE_VERBS = ("create", "update", "delete", "new", "edit", "import_", "import", "copy", "generate")
 
 # Routes that are not pages of the application.
 NOT_PAGES = {"static"}
@@ -143,18 +248,39 @@ def _kind(rule) -> str:
     return "panel" if blueprint in PANEL_BLUEPRINTS else "unknown"
 
 
-def _expected(rule, role: str, method: str) -> set[int] | None:
-    """An exception's statuses for this cell, or None for the default."""
-    cells = EXCEPTIONS.get(rule.endpoint, {})
-    return cells.get((role, method)) or (cells.get(("*", method)) if role != "sibling_admin" else None)
+ALLOWED = "allowed"
 
 
-def _is_form_of_a_write(rule) -> bool:
-    """A GET whose view is named by a write verb (the form of create, update, delete, import, ...)."""
-    view = rule.endpoint.rsplit(".", 1)[-1]
-    return any(
-        view == verb or view.endswith("_" + verb) or view.startswith(verb + "_") for verb in WRITE_VERBS
-    )
+def _role(rule) -> tuple[str, str]:
+    """(role for GETs, role for writes) of a route, from ACCESS."""
+    read, _, write = ACCESS[rule.endpoint].partition("/")
+    return read, write or read
+
+
+def _expected(rule, role: str, method: str):
+    """The one expected answer of `role` (viewer, operator, parent_admin) to `method`: ALLOWED or 403."""
+    read, write = _role(rule)
+    needed = read if method in READS else write
+    holds = {
+        "viewer": {"reader"},
+        "operator": {"reader", "writer"},
+        "parent_admin": {"reader", "writer", "admin", "root"},  # the operator's root company admin
+    }[role]
+    return ALLOWED if needed in holds else 403
+
+
+def _check_declared_role(m: "Matrix", rule, app) -> bool:
+    """The route is in ACCESS and its view declares the same role with a panel.access decorator."""
+    if rule.endpoint not in ACCESS:
+        m.fail(rule, "*", "-", f"no role in ACCESS: add {rule.endpoint!r} (reader, writer, admin, root or "
+               "reader/writer) to tests/security/test_matrix.py, the role its view declares")  # fmt: skip
+        return False
+    roles = view_roles(app.view_functions[rule.endpoint])
+    declared = None if roles is None else (roles[0] if roles[0] == roles[1] else "/".join(roles))
+    if declared != ACCESS[rule.endpoint]:
+        m.fail(rule, "*", "-", f"the view declares {declared!r} but ACCESS says {ACCESS[rule.endpoint]!r}")
+        return False
+    return True
 
 
 def _check_url_variables(m: Matrix, rule) -> bool:
@@ -200,19 +326,13 @@ def _read_cells(m: Matrix, rule) -> None:
         ("parent_admin", HTMX),
     ):
         label = role + (" htmx" if headers else "")
-        default = {403} if rule.endpoint in ADMIN_ONLY and role in ("viewer", "operator") else {200}
-        if role == "viewer" and _is_form_of_a_write(rule):
-            default = {200, 403}
-        expected = _expected(rule, role, "GET") or default
+        expected = 200 if _expected(rule, role, "GET") == ALLOWED else 403
         response, error = _call(m.client(role), "GET", url, headers=headers)
         if error:
             m.fail(rule, "GET", label, error)
-        elif response.status_code not in expected:
-            hint = (
-                f" If only admins may use it, add {rule.endpoint!r} to ADMIN_ONLY; if this status is "
-                f"intended, add it to EXCEPTIONS in tests/security/test_matrix.py with the reason."
-            )
-            m.fail(rule, "GET", label, f"got {response.status_code}, expected {sorted(expected)}.{hint}")
+        elif response.status_code != expected:
+            hint = f" (role {ACCESS[rule.endpoint]!r} in ACCESS)"
+            m.fail(rule, "GET", label, f"got {response.status_code}, expected {expected}.{hint}")
         elif role != "parent_admin" and w.BETA_MARK in response.get_data(as_text=True):
             m.fail(rule, "GET", label, "shows Beta's data (marker zqbeta) to a user of Alpha")
     _sibling(m, rule, "GET", alpha)
@@ -260,13 +380,14 @@ def _sibling(m: Matrix, rule, method: str, alpha: dict) -> None:
                 f"got {response.status_code} for Alpha's {alpha_names}, expected 404",
             )
     if method in READS:
-        expected = _expected(rule, "parent_admin", method) or {200}
+        # Beta's admin holds every role but root: its own objects answer 200 (403 on a root route).
+        expected = 403 if _role(rule)[0] == "root" else 200
         response, error = _call(client, method, _url(m, rule, beta))
         if error:
             m.fail(rule, method, "sibling_admin (own)", error)
-        elif response.status_code not in expected:
+        elif response.status_code != expected:
             m.fail(rule, method, "sibling_admin (own)", f"got {response.status_code} for Beta's own objects, "
-                   f"expected {sorted(expected)}: the 404 above may not come from the scope")  # fmt: skip
+                   f"expected {expected}: the 404 above may not come from the scope")  # fmt: skip
 
 
 def _missing(m: Matrix, rule, method: str, alpha: dict) -> None:
@@ -288,19 +409,18 @@ def _missing(m: Matrix, rule, method: str, alpha: dict) -> None:
 def _write_cells(m: Matrix, rule, method: str) -> None:
     """A write with an empty form as every role."""
     m.fresh_world()
+    # A write may end sessions (logout and a password change end every session of the user): the cached
+    # logins of the reads are made again after it.
+    m.clients = {}
     alpha = w.fill(rule, m.world.alpha)
     url = _url(m, rule, alpha)
     before = w.fingerprint()
     _anonymous(m, rule, method, url)
-    if rule.endpoint in VIEWER_WRITES:
-        viewer_expected = {200, 302, 303, 400, 422}  # their own session and password
-    else:
-        viewer_expected = _expected(rule, "viewer", method) or {403}
     response, error = _call(m.client("viewer", fresh=True), method, url)
     if error:
         m.fail(rule, method, "viewer", error)
-    elif response.status_code not in viewer_expected:
-        m.fail(rule, method, "viewer", f"got {response.status_code}, expected {sorted(viewer_expected)}")
+    else:
+        _check_write_answer(m, rule, method, "viewer", response.status_code)
     after = w.fingerprint()
     if after != before:
         m.fail(rule, method, "anonymous/viewer", f"changed data: {w.describe_change(before, after)}")
@@ -321,19 +441,7 @@ def _write_cells(m: Matrix, rule, method: str) -> None:
             m.fail(rule, method, role, error)
             continue
         status = response.status_code
-        admin_only = rule.endpoint in ADMIN_ONLY and role == "operator"
-        expected = _expected(rule, role, method)
-        if expected is not None:
-            if status not in expected:
-                m.fail(rule, method, role, f"got {status}, expected {sorted(expected)}")
-        elif admin_only:
-            if status != 403:
-                m.fail(rule, method, role, f"got {status}, expected 403 (the route is in ADMIN_ONLY)")
-        elif status >= 500 or status in (401, 403, 404, 405):
-            hint = (
-                f" If only admins may use it, add {rule.endpoint!r} to ADMIN_ONLY." if status == 403 else ""
-            )
-            m.fail(rule, method, role, f"got {status} for an object in scope.{hint}")
+        _check_write_answer(m, rule, method, role, status)
         if status >= 400 and after != before:
             m.fail(
                 rule,
@@ -341,6 +449,17 @@ def _write_cells(m: Matrix, rule, method: str) -> None:
                 role,
                 f"refused with {status} but changed data: {w.describe_change(before, after)}",
             )
+
+
+def _check_write_answer(m: Matrix, rule, method: str, role: str, status: int) -> None:
+    """A write's answer against the role's one expected answer: 403, or allowed (no refusal, no 5xx)."""
+    expected = _expected(rule, role, method)
+    if expected == 403:
+        if status != 403:
+            m.fail(rule, method, role, f"got {status}, expected 403 (role {ACCESS[rule.endpoint]!r})")
+    elif status >= 500 or status in (401, 403, 404, 405):
+        m.fail(rule, method, role, f"got {status} for an object in scope, expected an allowed answer "
+               f"(role {ACCESS[rule.endpoint]!r})")  # fmt: skip
 
 
 def _api_cells(m: Matrix, rule, method: str) -> None:
@@ -400,10 +519,10 @@ def test_security_matrix(app, login):
     m = Matrix(app=app, login=login)
     m.fresh_world()
     known = {r.endpoint for r in _rules(app)}
-    for endpoint in sorted(set(EXCEPTIONS) | ADMIN_ONLY | set(GET_MAY_WRITE)):
+    for endpoint in sorted(set(ACCESS) | set(GET_MAY_WRITE)):
         if endpoint not in known:
             m.failures.append(
-                f"{endpoint} is listed in ADMIN_ONLY or EXCEPTIONS but no route has it: remove it"
+                f"{endpoint} is listed in ACCESS or GET_MAY_WRITE but no route has it: remove it"
             )
     checked = []
     for rule in _rules(app):
@@ -415,6 +534,8 @@ def test_security_matrix(app, login):
             m.fail(rule, "*", "-", f"in no blueprint of panel.BLUEPRINTS nor in PUBLIC_ENDPOINTS: {hint}")
             continue
         if not _check_url_variables(m, rule):
+            continue
+        if kind == "panel" and not _check_declared_role(m, rule, app):
             continue
         methods = sorted((rule.methods or set()) & (READS | WRITES))
         for method in methods:
