@@ -116,7 +116,10 @@ def pending(conn: Connection, snapshot: Snapshot) -> Changes:
             ).where(entries.c.id.in_(chunk))
         )
         for object_type, object_id, action, before, after in rows:
-            classify(changes, object_type or "", object_id, action or "", before, after)
+            try:
+                classify(changes, object_type or "", object_id, action or "", before, after)
+            except (TypeError, ValueError):  # an id that is not one: do not guess what it touched
+                return _full(changes, f"an unreadable {object_type} entry")
             if changes.full:
                 return changes
     # A rate table created or deleted is read (and the base with it: a vendor comes with its table) whatever

@@ -262,6 +262,8 @@ def test_doubt_means_a_full_build(carrier):
     changes = incremental.Changes()
     incremental.classify(changes, "rate", 5, "update", None, None)
     assert changes.full  # a rate change that does not say its table
+    with pytest.raises(ValueError):  # pending() turns this into a full build
+        incremental.classify(incremental.Changes(), "routingrule", 5, "update", None, {"plan_id": "x"})
     changes = incremental.Changes()
     incremental.classify(changes, "ratetable", 5, "delete")
     assert changes.base and changes.rate_tables == {5}
