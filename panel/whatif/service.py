@@ -110,15 +110,14 @@ def window_start(now: datetime) -> datetime:
     return now - timedelta(hours=float(current_app.config.get("QUALITY_WINDOW_HOURS", 24) or 24))
 
 
-def _matches(code: str, rule_code: str) -> bool:
-    """True when a rule code matches the deck code routed as a number."""
-    literal, regex = compile_code(rule_code)
-    return code.startswith(literal) and (regex is None or regex.match(code) is not None)
-
-
 def touched_by_rules(codes, rule_codes: set[str]):
-    """The deck codes some changed rule's code can reach (a `*` rule reaches every code)."""
-    return [c for c in codes if any(_matches(c[0], rc) for rc in rule_codes)]
+    """The deck codes a changed rule's code can reach, routed as numbers (a `*` rule reaches every code)."""
+    compiled = [compile_code(rc) for rc in rule_codes]
+
+    def reached(code: str) -> bool:
+        return any(code.startswith(lit) and (rx is None or rx.match(code)) for lit, rx in compiled)
+
+    return [c for c in codes if reached(c[0])]
 
 
 def touched_by_rates(codes, changed: set[str]):
@@ -148,10 +147,12 @@ def rules_preview(snapshot: Snapshot, plan_id: int, new_rows: list[dict], compan
     changed = overlay.with_plan_rules(snapshot, plan_id, new_rows)
     codes = changed_rule_codes(old_rows, new_rows)
     targets = []
+    touched_of: dict[int, list] = {}  # per plan (many groups share one)
     for group in sheet.groups(snapshot, company_ids, {plan_id}):
-        touched = touched_by_rules(destinations(group.key[0]), codes)
-        if touched:
-            targets.append((group, touched))
+        if group.key[0] not in touched_of:
+            touched_of[group.key[0]] = touched_by_rules(destinations(group.key[0]), codes)
+        if touched_of[group.key[0]]:
+            targets.append((group, touched_of[group.key[0]]))
     return sheet.preview(base, changed, targets, at, traffic(company_ids, window_start(at))), changed
 
 
