@@ -17,7 +17,7 @@ from types import SimpleNamespace
 from flask import current_app, flash, make_response, render_template, request, url_for
 from flask_login import current_user
 
-from panel import audit, htmx
+from panel import htmx, writes
 from panel.access import get_or_404, user_company_ids, writer_required
 from panel.extensions import db
 from panel.models import RateTable, RoutingPlan, RoutingRule
@@ -182,11 +182,13 @@ def rule_apply(rule_id: int):
     form = RuleForm(rule=rule)
     if not form.validate():
         return _rule_errors(form)
-    before = audit.state(rule)
-    form.apply(rule)
-    audit.record("update", rule, before=before, note=f"rule of plan {rule.plan.name} (after a preview)")
-    db.session.commit()
-    return _applied(rule.plan_id, "Rule saved; it takes effect at the Traffic Rules manager's next run.")
+    plan_id, note = rule.plan_id, f"rule of plan {rule.plan.name} (after a preview)"
+    try:
+        with writes.change(rule, version=form.version.data, note=note):
+            form.apply(rule)
+    except writes.Conflict:
+        return _conflict(url_for("plans.show", plan_id=plan_id))
+    return _applied(plan_id, "Rule saved; it takes effect at the Traffic Rules manager's next run.")
 
 
 @bp.route("/plans/<int:plan_id>/rules/apply", methods=["POST"])
@@ -201,9 +203,7 @@ def new_rule_apply(plan_id: int):
         return _rule_errors(form)
     rule = RoutingRule(plan_id=plan.id)
     form.apply(rule)
-    db.session.add(rule)
-    audit.record("create", rule, note=f"rule of plan {plan.name} (after a preview)")
-    db.session.commit()
+    writes.create(rule, note=f"rule of plan {plan.name} (after a preview)")
     return _applied(plan.id, "Rule added; it takes effect at the Traffic Rules manager's next run.")
 
 
