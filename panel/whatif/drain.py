@@ -13,7 +13,7 @@ from datetime import datetime
 
 from sqlalchemy import select
 
-from panel import audit
+from panel import audit, writes
 from panel.extensions import db
 from panel.models import Account, Client
 from panel.models.types import utcnow
@@ -41,24 +41,20 @@ def drain(
         raise DrainError("Say why it is drained: the reason is shown to everyone who sees it.")
     if until is not None and until <= now:
         raise DrainError("The end time is already past: leave it empty or choose a later moment.")
-    before = _fields(obj)
-    obj.drained_at = now
-    obj.drained_until = until
-    obj.drained_reason = reason
-    obj.drained_by = (getattr(user, "username", "") or "system")[:80]
     note = f"drained: {reason}" + (f" (until {until:%Y-%m-%d %H:%M} UTC)" if until else "")
-    audit.record("drain", obj, before=before, after=_fields(obj), note=note, user=user)
+    with writes.change(obj, action="drain", state=_fields, note=note, user=user, commit_now=False):
+        obj.drained_at = now
+        obj.drained_until = until
+        obj.drained_reason = reason
+        obj.drained_by = (getattr(user, "username", "") or "system")[:80]
 
 
 def restore(obj: Account | Client, user, note: str = "") -> None:
     """End the drain of the account or client; adds the audit entry."""
-    before = _fields(obj)
-    reason = obj.drained_reason
-    obj.drained_at = obj.drained_until = None
-    obj.drained_reason = obj.drained_by = ""
-    audit.record(
-        "restore", obj, before=before, after=_fields(obj), note=note or f"restored (was: {reason})", user=user
-    )
+    note = note or f"restored (was: {obj.drained_reason})"
+    with writes.change(obj, action="restore", state=_fields, note=note, user=user, commit_now=False):
+        obj.drained_at = obj.drained_until = None
+        obj.drained_reason = obj.drained_by = ""
 
 
 def restore_expired(now: datetime, user) -> int:
