@@ -10,6 +10,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
@@ -20,6 +21,14 @@ from tests import factories
 
 TEST_DB = os.environ.get("PANEL_TEST_DB", "sqlite")
 IS_POSTGRES = TEST_DB.startswith("postgres")
+
+# Property tests: fresh random examples in development; in CI (.ci/run sets HYPOTHESIS_PROFILE=ci, as does
+# CI=1) the same derandomised examples every run, so a failure there is reproducible by running it again.
+# Known edge cases are explicit @example()s in the tests themselves.
+hypothesis_settings.register_profile("ci", derandomize=True, print_blob=True)
+hypothesis_settings.register_profile("dev")
+HYPOTHESIS_PROFILE = os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev")
+hypothesis_settings.load_profile(HYPOTHESIS_PROFILE)
 
 
 def pytest_collection_modifyitems(config, items):

@@ -220,12 +220,19 @@ def test_company_with_data_is_never_deleted(login, tree):
 
 
 def test_own_company_not_deactivated_or_deleted(login, tree):
-    """An admin cannot deactivate or delete its own company."""
+    """An admin cannot deactivate or delete its own company: each answer says so (the delete is refused for
+    being its own company, before what it holds is even counted), and Alpha stays, active."""
     client = login(tree.alpha_admin)
-    client.post(f"/companies/{tree.alpha.id}/deactivate")
-    client.post(f"/companies/{tree.alpha.id}/delete")
+    response = client.post(f"/companies/{tree.alpha.id}/deactivate")
+    assert response.status_code == 303
+    page = _text(client.get(response.headers["Location"]))
+    assert "Your own company is deactivated by the admins of its parent company." in page
+    response = client.post(f"/companies/{tree.alpha.id}/delete")
+    assert response.status_code == 303
+    page = _text(client.get(response.headers["Location"]))
+    assert "Your own company cannot be deleted here." in page and "it is not deleted" not in page
     db.session.expire_all()
-    assert _company("Alpha").active
+    assert _company("Alpha") is not None and _company("Alpha").active
 
 
 def test_company_page_lists_users_children_and_tokens(login, tree):

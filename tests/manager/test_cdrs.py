@@ -4,7 +4,7 @@ import threading
 from decimal import Decimal
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
@@ -293,6 +293,13 @@ JSON_VALUES = st.recursive(
     fields=st.dictionaries(st.sampled_from(cdrs.CDR_FIELDS + ("colour",)), JSON_VALUES, max_size=10),
     event=st.dictionaries(st.sampled_from(("event", "call_id", "orig_account_id", "at", "x")), JSON_VALUES),
 )
+# Known edge cases of issue 13.10: a time past the calendar once in UTC, a NUL in the call id, floats that are
+# not numbers, an id beyond the database's range.
+@example(
+    fields={"start": "9999-12-31T23:59:59-14:00"}, event={"event": "end", "at": "0001-01-01T00:00:00+14:00"}
+)
+@example(fields={"call_id": "a\x00b"}, event={"event": "end", "call_id": "a\x00b"})
+@example(fields={"duration": float("nan"), "pdd": float("inf")}, event={"orig_account_id": 2**80})
 def test_hostile_records_never_break_the_api(client, carrier, alpha_token, fields, event):
     """Whatever JSON arrives, the answer is 200 or a 400 naming the problem; never a server error."""
     record = {**_record(carrier, "fuzz", "441234567", 10), **fields}

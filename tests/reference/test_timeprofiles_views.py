@@ -1,6 +1,6 @@
 """The time profiles section: list with "inside now?", create/edit, check a moment, delete unless used."""
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import select
@@ -13,9 +13,13 @@ from tests.reference.conftest import audit_entries
 
 @pytest.fixture
 def profiles(tree):
-    """Always-on for Alpha, never-today for Alpha Sub, one for Beta; a rule uses Alpha's."""
-    today = str(datetime.now(UTC).isoweekday())
-    others = "".join(d for d in "1234567" if d != today)
+    """Always-on for Alpha, never-today for Alpha Sub, one for Beta; a rule uses Alpha's.
+
+    "Not today" leaves out tomorrow too, so it is still outside when the test crosses midnight.
+    """
+    now = datetime.now(UTC)
+    today, tomorrow = str(now.isoweekday()), str((now + timedelta(days=1)).isoweekday())
+    others = "".join(d for d in "1234567" if d not in (today, tomorrow))
     always = factories.time_profile(tree.alpha, "Always", "1234567", "00:00-24:00", "UTC")
     never = factories.time_profile(tree.sub, "Not today", others, "00:00-24:00", "UTC")
     beta = factories.time_profile(tree.beta, "Beta hours")
