@@ -201,3 +201,14 @@ def test_import_preview_reports_file_errors(alpha, login):
         content_type="multipart/form-data",
     )
     assert response.status_code == 422 and "line 2" in response.get_data(as_text=True)
+
+
+def test_import_pages_link_to_the_routing_preview(alpha, login):
+    plan_page = login(alpha.alpha_operator).get(f"/plans/{alpha.plan.id}/import").get_data(as_text=True)
+    assert f"/whatif/plans/{alpha.plan.id}/import-preview" in plan_page
+    rates_page = (
+        login(alpha.alpha_operator).get(f"/rate-tables/{alpha.v1.table.id}/import").get_data(as_text=True)
+    )
+    assert f"/whatif/rate-tables/{alpha.v1.table.id}/import-preview" in rates_page
+    viewer_page = login(alpha.alpha_viewer).get(f"/plans/{alpha.plan.id}/import").get_data(as_text=True)
+    assert "import-preview" not in viewer_page
