@@ -105,10 +105,10 @@ def _decode_value(value):
                 return datetime.fromisoformat(text)
             if tag == "d":
                 return date.fromisoformat(text)
-            if tag == "n":
+            if tag == "n" and Decimal(text).is_finite():
                 return Decimal(text)
         raise ValueError("unknown value")
-    if value is None or isinstance(value, bool | str | float):
+    if value is None or isinstance(value, bool | str) or (isinstance(value, float) and math.isfinite(value)):
         return value
     if isinstance(value, int) and -(2**63) <= value < 2**63:
         return value
@@ -199,7 +199,9 @@ def keyset_condition(keys: Sequence[Key], values: Sequence, forward: bool = True
     if plain:
         # One row comparison: both databases turn it into a range of the composite index.
         up = forward != keys[0].descending
-        left, right = tuple_(*(k.expr for k in keys)), tuple_(*(literal(v) for v in values))
+        # Each value bound with its column's type (money is stored as millionths on SQLite).
+        left = tuple_(*(k.expr for k in keys))
+        right = tuple_(*(literal(v, type_=k.expr.type) for k, v in zip(keys, values, strict=True)))
         return left > right if up else left < right
     terms = []
     for i, key in enumerate(keys):

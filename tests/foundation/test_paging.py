@@ -1,6 +1,7 @@
 """The one paginator (keyset cursors, first/last, capped counts) and the one search helper (LIKE escaping)."""
 
 import re
+from decimal import Decimal
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -55,14 +56,21 @@ def _walk(app, stmt, keys, sort, per_page: int, forward: bool = True) -> list[li
     raise AssertionError("the walk did not end")
 
 
-@pytest.mark.parametrize("sort", ["name", "-name"])
+@pytest.mark.parametrize("sort", ["name", "-name", "balance", "-balance"])
 def test_keyset_walks_give_the_plain_order_over_ties(app, clients, monkeypatch, sort):
-    """Next from the first page and Previous from the last give exactly the ORDER BY's rows, ties included."""
+    """Next from the first page and Previous from the last give exactly the ORDER BY's rows, ties included
+    (money too: SQLite stores it as millionths, the cursor's value must be bound as money)."""
     monkeypatch.setattr(paging, "COUNT_LIMIT", 5)  # 23 rows: "large", so the pager uses cursors
     _, rows = clients
+    for i, client in enumerate(rows):
+        client.balance = Decimal(i % 4) / 4 - 1
+    db.session.commit()
     descending = sort.startswith("-")
-    expected = [c.id for c in sorted(rows, key=lambda c: (c.name, c.id), reverse=descending)]
-    keys = [paging.Key(Client.name, descending), paging.Key(Client.id, descending)]
+    column = getattr(Client, sort.lstrip("-"))
+    expected = [
+        c.id for c in sorted(rows, key=lambda c: (getattr(c, sort.lstrip("-")), c.id), reverse=descending)
+    ]
+    keys = [paging.Key(column, descending), paging.Key(Client.id, descending)]
     stmt = select(Client)
     forward = _walk(app, stmt, keys, sort, 4)
     backward = _walk(app, stmt, keys, sort, 4, forward=False)
@@ -130,6 +138,8 @@ def test_count_is_capped_beyond_the_limit(app, clients, monkeypatch, collect):
         paging.encode_cursor("id", ["x"]),
         paging.encode_cursor("name", [1, "x"]),
         paging.encode_cursor("name", ["c01", 2**70]),
+        paging.encode_cursor("balance", [Decimal("NaN"), 1]),
+        paging.encode_cursor("balance", [float("inf"), 1]),
     ],
 )
 def test_a_foreign_or_tampered_cursor_gives_the_first_page(app, clients, token):
@@ -137,6 +147,8 @@ def test_a_foreign_or_tampered_cursor_gives_the_first_page(app, clients, token):
     keys = [paging.Key(Client.name), paging.Key(Client.id)]
     page = _page(app, f"/?per_page=4&after={token}", select(Client), keys, "name")
     first = _page(app, "/?per_page=4", select(Client), keys, "name")
+    money = [paging.Key(Client.balance), paging.Key(Client.id)]
+    assert _page(app, f"/?per_page=4&after={token}", select(Client), money, "balance").items is not None
     assert [c.id for c in page.items] == [c.id for c in first.items]
 
 
