@@ -103,7 +103,11 @@ def _sqlite_begin_before_write(conn, cursor, statement, _parameters, _context, _
     """Any other transaction starts at its first write: BEGIN IMMEDIATE just before it."""
     if conn.dialect.name == "sqlite" and statement.lstrip()[:6].upper() in _WRITES:
         if not conn.connection.dbapi_connection.in_transaction:
-            cursor.execute("BEGIN IMMEDIATE")
+            try:
+                cursor.execute("BEGIN IMMEDIATE")
+            except conn.dialect.dbapi.OperationalError as exc:
+                # Raised here, outside SQLAlchemy's wrapping: wrap it as the statement itself would be.
+                raise OperationalError("BEGIN IMMEDIATE", (), exc) from exc
 
 
 @contextmanager

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from decimal import Decimal
 
+import pytest
 from sqlalchemy import func, select
 
 from panel.auth.passwords import check_password
@@ -283,3 +284,77 @@ def test_current_password_guesses_hold_under_concurrency(_schema, tree, monkeypa
         errors = run_threads([guess(n) for n in range(20)])
     assert not errors
     assert statuses[422] <= 5 and statuses[422] + statuses[429] == 20, statuses
+
+
+class _Deadlock(Exception):
+    """What the driver raises for a PostgreSQL deadlock (SQLSTATE 40P01)."""
+
+    sqlstate = "40P01"
+
+
+def test_a_deadlock_is_retried_and_one_that_persists_answers_503(client, carrier, monkeypatch):  # noqa: F811
+    """Issue 13.5: a deadlock victim's batch is run again (stored once); when every try fails the answer is
+    503 with Retry-After and the JSON error body, never a 500, and nothing is stored or charged."""
+    from sqlalchemy.exc import OperationalError
+
+    from panel import cdrs
+
+    token = make_token(carrier.tree.alpha)
+    real_insert = cdrs._insert
+    failures = {"left": 2}
+
+    def flaky_insert(rows):
+        if failures["left"]:
+            failures["left"] -= 1
+            raise OperationalError("INSERT INTO call_stats ...", {}, _Deadlock("deadlock detected"))
+        return real_insert(rows)
+
+    monkeypatch.setattr(cdrs, "_insert", flaky_insert)
+    auth = {"Authorization": f"Bearer {token}"}
+    response = client.post("/api/v1/cdrs", json=_record(carrier.acme_main.id, "retried"), headers=auth)
+    assert response.status_code == 200 and response.json["stored"] == 1
+    assert failures["left"] == 0 and _stored() == 1
+
+    failures["left"] = 1000
+    response = client.post("/api/v1/cdrs", json=_record(carrier.acme_main.id, "refused"), headers=auth)
+    assert response.status_code == 503 and response.headers["Retry-After"] == "1"
+    assert response.mimetype == "application/json" and response.json["error"] and "field" in response.json
+    assert _stored() == 1
+    assert _balance(carrier.acme) == Decimal("-0.10")
+
+
+def test_a_write_locked_out_past_the_busy_timeout_answers_503(_schema, carrier, monkeypatch):  # noqa: F811
+    """Issue 13.4: on SQLite, while another connection holds the writer lock longer than the busy timeout, a
+    CDR post answers 503 with Retry-After as JSON (a login: 503 in words); once the lock is gone the same post
+    is stored."""
+    import sqlite3
+
+    from sqlalchemy.engine import make_url
+
+    from panel import txn
+
+    if not _schema.startswith("sqlite"):
+        pytest.skip("SQLite's writer lock")
+    monkeypatch.setattr(txn, "BUSY_TIMEOUT_MS", 200)
+    token = make_token(carrier.tree.alpha)
+    auth = {"Authorization": f"Bearer {token}"}
+    record = _record(carrier.acme_main.id, "waited")
+    holder = sqlite3.connect(make_url(_schema).database, isolation_level=None)
+    with serve(_schema) as (_app, port):
+        holder.execute("BEGIN IMMEDIATE")
+        try:
+            status, headers, answer = post_json(port, "/api/v1/cdrs", record, auth)
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=TIMEOUT_SECONDS)
+            form = "username=alpha_operator&password=whatever-it-is"
+            conn.request("POST", "/auth/login", form, {"Content-Type": "application/x-www-form-urlencoded"})
+            login = conn.getresponse()
+            login_body = login.read().decode()
+            conn.close()
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+        assert status == 503 and headers["Retry-After"] == "1" and answer["error"], answer
+        # A page answers the same way, in words (a login while the database is locked).
+        assert login.status == 503 and login.getheader("Retry-After") == "1" and "busy" in login_body
+        assert post_json(port, "/api/v1/cdrs", record, auth)[0] == 200
+    assert _stored() == 1
