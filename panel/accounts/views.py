@@ -19,7 +19,7 @@ from panel.htmx import is_htmx, redirect, render
 from panel.listing import id_arg, sort_key
 from panel.models import Account, CallStat, Client, Gateway, RateTable, RoutingPlan
 from panel.models.accounts import IDENT_BY_LABELS
-from panel.scope import ancestor_ids, get_or_404, user_company_ids
+from panel.scope import ancestor_ids, get_or_404, usable_plans_condition, user_company_ids
 
 
 def _search_form() -> AccountSearchForm:
@@ -36,7 +36,9 @@ def _search_form() -> AccountSearchForm:
         select(RateTable.id, RateTable.name).where(visible).order_by(RateTable.name, RateTable.id)
     ).all()
     form.rate_table_id.choices = [("", "Any"), *((t.id, t.name) for t in tables)]
-    plan_visible = or_(RoutingPlan.company_id.in_(ids), RoutingPlan.company_id.in_(ancestor_ids(company_id)))
+    # The subtree's own plans, and the ancestors' plans only where the company may use them (a parent's plan
+    # limited to other companies is not offered, issue 13.12).
+    plan_visible = or_(RoutingPlan.company_id.in_(ids), usable_plans_condition(company_id))
     plans = db.session.execute(
         select(RoutingPlan.id, RoutingPlan.name)
         .where(plan_visible)
