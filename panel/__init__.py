@@ -4,9 +4,8 @@ import os
 
 from flask import Flask, abort, g, redirect, request, url_for
 from flask_login import current_user
-from sqlalchemy import event
-from sqlalchemy.engine import Engine
 
+from panel import txn  # importing it installs the SQLite engine setup (BEGIN IMMEDIATE for writes)
 from panel.config import Config
 from panel.extensions import csrf, db, login_manager, migrate
 
@@ -39,18 +38,6 @@ BLUEPRINTS = [
 PUBLIC_ENDPOINTS = {"auth.login", "static", "main.health"}
 # Writes a viewer may still make (its own session and password).
 VIEWER_WRITES = {"auth.logout", "auth.password"}
-
-
-@event.listens_for(Engine, "connect")
-def _sqlite_pragmas(dbapi_connection, _record):
-    """SQLite: enforce foreign keys, use WAL so readers never wait for the writer, wait for locks."""
-    if type(dbapi_connection).__module__.startswith("sqlite3"):
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA busy_timeout=30000")
-        cursor.close()
 
 
 def create_app(test_config: dict | None = None) -> Flask:
@@ -89,6 +76,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     from panel import writes
 
     writes.install(app)  # a stale edit answers a conflict with the current values, never a 500
+    txn.install(app)
     from panel import security_headers
 
     security_headers.install(app)
@@ -101,6 +89,10 @@ def create_app(test_config: dict | None = None) -> Flask:
         from panel import manager
 
         manager.start(app)
+    if app.config.get("DEMO_TRAFFIC") and not app.config.get("TESTING") and not _cli_command():
+        from panel.demo import traffic
+
+        traffic.start(app)
     return app
 
 
