@@ -448,3 +448,10 @@ class RuleFilterForm(FlaskForm):
         choices=options([("active", "in use"), ("expired", "expired")], "all rules"),
         validate_choice=False,
     )
+    expiring = SelectField("Expiring within", validate_choice=False)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        from panel import expiry
+
+        self.expiring.choices = options(expiry.filter_choices(), "any expiry")

@@ -27,6 +27,19 @@ def rule_counts(plan_ids: list[int]) -> dict[int, int]:
     return dict(db.session.execute(stmt).all())
 
 
+def common_priority(plan_id: int, default: int | None = 0) -> int | None:
+    """The priority most of the plan's rules use (the lowest of equally common ones), else `default`."""
+    stmt = (
+        select(RoutingRule.priority)
+        .where(RoutingRule.plan_id == plan_id)
+        .group_by(RoutingRule.priority)
+        .order_by(func.count().desc(), RoutingRule.priority)
+        .limit(1)
+    )
+    found = db.session.scalar(stmt)
+    return default if found is None else found
+
+
 def additional_chain(additional_plan_id: int | None) -> list[int]:
     """The ids met following `additional plan` from this plan on (stops at the end or at a repeat)."""
     chain: list[int] = []

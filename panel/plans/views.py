@@ -4,16 +4,19 @@ Plans are listed and edited only by users of the owner company or of a company a
 only use a plan (its origination limits) sees it in pickers, never here. Viewers read; writes answer 403.
 """
 
+import math
 import secrets
 from datetime import UTC, datetime
+from urllib.parse import parse_qsl, urlsplit
 
-from flask import flash, make_response, render_template, request, url_for
+from flask import current_app, flash, make_response, render_template, request, url_for
 from flask_login import current_user
 from markupsafe import escape
-from sqlalchemy import and_, exists, func, literal, or_, select
-from sqlalchemy.orm import contains_eager, joinedload
+from sqlalchemy import and_, func, or_, select
+from sqlalchemy.orm import joinedload
+from werkzeug.datastructures import MultiDict
 
-from panel import audit, listing, paging, writes
+from panel import audit, expiry, listing, paging, writes
 from panel.access import reader_required, writer_required
 from panel.extensions import db
 from panel.forms import parse_id
@@ -26,10 +29,9 @@ from panel.models import (
     Company,
     RoutingPlan,
     RoutingRule,
-    plan_origination_limits,
 )
 from panel.models.types import utcnow
-from panel.plans import bp, fields, lookups, rules_csv, service
+from panel.plans import bp, fields, lookups, plan_list, rules_csv, service, usage
 from panel.plans.forms import (
     DR_ORDER_CHOICES,
     MATCH_INCREMENTS_CHOICES,
@@ -38,9 +40,8 @@ from panel.plans.forms import (
     PlanSearchForm,
     RuleFilterForm,
     RuleForm,
-    options,
 )
-from panel.scope import descendant_ids, get_or_404, scoped, usable_plans, visible_companies
+from panel.scope import descendant_ids, get_or_404
 
 LABELS = {
     "rules_hunting": dict(RULES_HUNTING_CHOICES),
@@ -51,6 +52,10 @@ LABELS = {
 # Synchronous below this many lines: the answer comes at once; larger files get a progress bar.
 SYNCHRONOUS_LINES = 2000
 RULES_IMPORT_MAX_BYTES = 16 * 1024 * 1024
+# At most this many rules' expiry marks are refreshed per request (a page shows at most 500 rules).
+MAX_MARKS = 500
+
+bp.add_app_template_global(usage.plan_usage, "plan_usage")
 
 
 def _plan_state(plan: RoutingPlan) -> dict:
@@ -84,93 +89,13 @@ def limits_shown(plan: RoutingPlan | None) -> bool:
 # ---------------------------------------------------------------- plans
 
 
-def _search_choices(form: PlanSearchForm) -> None:
-    """Fill the advanced search's pickers from the user's scope."""
-    companies = [(c.id, c.name) for c in db.session.scalars(visible_companies())]
-    form.company_id.choices = options(companies, "any reseller")
-    form.allowed_for.choices = options(companies, "any company")
-    decks = db.session.execute(
-        select(CodeDeck.id, CodeDeck.name)
-        .where(CodeDeck.company_id.in_(lookups.shared_company_ids()))
-        .order_by(CodeDeck.name)
-    ).all()
-    form.code_deck_id.choices = options([(d.id, d.name) for d in decks], "any code deck")
-    # Additional plans may also be plans of companies above that the user's company may use.
-    plans = {}
-    for stmt in (scoped(RoutingPlan), usable_plans(current_user.company_id)):
-        plans.update(
-            db.session.execute(stmt.with_only_columns(RoutingPlan.id, RoutingPlan.name)).tuples().all()
-        )
-    form.additional_plan_id.choices = options(sorted(plans.items(), key=lambda p: p[1].lower()), "any")
-    form.term_client_id.choices = options(lookups.terminator_clients(), "any client")
-
-
-def _int_arg(field) -> int | None:
-    """A search select's value, or None when empty or not a number."""
-    return field.data if isinstance(field.data, int) else None
-
-
 @bp.route("/")
 @reader_required
 def index():
     """The plans the user's companies own, with quick and advanced search, sorting and paging."""
     form = PlanSearchForm(formdata=request.args)
-    _search_choices(form)
-    rules_count = (
-        select(func.count())
-        .where(RoutingRule.plan_id == RoutingPlan.id)
-        .correlate(RoutingPlan)
-        .scalar_subquery()
-    )
-    stmt = (
-        scoped(RoutingPlan)
-        .join(Company, RoutingPlan.company_id == Company.id)
-        .outerjoin(CodeDeck, RoutingPlan.code_deck_id == CodeDeck.id)
-        .options(contains_eager(RoutingPlan.company), contains_eager(RoutingPlan.code_deck))
-    )
-    q = (form.q.data or "").strip()
-    if q:
-        condition = RoutingPlan.name.ilike(f"%{_like(q)}%", escape="\\")
-        condition = or_(condition, _has_word(RoutingPlan.tags, q))
-        if parse_id(q) is not None:
-            condition = or_(condition, RoutingPlan.id == parse_id(q))
-        stmt = stmt.where(condition)
-    advanced = False
-    for name, column in (
-        ("company_id", RoutingPlan.company_id),
-        ("code_deck_id", RoutingPlan.code_deck_id),
-        ("additional_plan_id", RoutingPlan.additional_plan_id),
-    ):
-        value = _int_arg(getattr(form, name))
-        if value is not None:
-            stmt = stmt.where(column == value)
-            advanced = True
-    allowed_for = _int_arg(form.allowed_for)
-    if allowed_for is not None:
-        stmt = stmt.where(
-            exists().where(
-                plan_origination_limits.c.plan_id == RoutingPlan.id,
-                plan_origination_limits.c.company_id == allowed_for,
-            )
-        )
-        advanced = True
-    tag = (form.tag.data or "").strip()
-    if tag:
-        stmt = stmt.where(_has_word(RoutingPlan.tags, tag))
-        advanced = True
-    term_client = _int_arg(form.term_client_id)
-    if term_client is not None:
-        accounts = select(Account.id).where(Account.client_id == term_client)
-        stmt = stmt.where(
-            exists().where(
-                RoutingRule.plan_id == RoutingPlan.id,
-                or_(
-                    RoutingRule.terminator_client_id == term_client,
-                    RoutingRule.terminator_account_id.in_(accounts),
-                ),
-            )
-        )
-        advanced = True
+    plan_list.search_choices(form)
+    stmt, advanced, rules_count = plan_list.plan_select(form)
     sortable = {
         "id": RoutingPlan.id,
         "name": func.lower(RoutingPlan.name),
@@ -188,20 +113,11 @@ def index():
         form=form,
         pagination=pagination,
         counts=counts,
+        expiring=expiry.counts([p.id for p in pagination.items], utcnow()),
+        horizon_days=f"{expiry.horizon_days():g}",
         labels=LABELS,
         advanced=advanced,
     )
-
-
-def _like(text: str) -> str:
-    """Escape LIKE wildcards in user text."""
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
-def _has_word(column, word: str):
-    """Condition: a space-separated words column contains this word."""
-    padded = literal(" ") + column + literal(" ")
-    return padded.like(f"% {_like(word.strip())} %", escape="\\")
 
 
 @bp.route("/new", methods=["GET", "POST"])
@@ -316,6 +232,9 @@ def _rule_filters(plan: RoutingPlan, form: RuleFilterForm, now: datetime) -> lis
         conditions.append(and_(RoutingRule.expires_at.is_not(None), RoutingRule.expires_at <= now))
     elif form.state.data == "active":
         conditions.append(or_(RoutingRule.expires_at.is_(None), RoutingRule.expires_at > now))
+    within = expiry.within_condition(form.expiring.data, now)
+    if within is not None:
+        conditions.append(within)
     return [RoutingRule.plan_id == plan.id, *conditions]
 
 
@@ -363,7 +282,7 @@ def show(plan_id: int):
     now = utcnow()
     pagination = rules_page(_rule_filters(plan, form, now))
     rules = list(pagination.items)
-    filtered = any(request.args.get(k) for k in ("code", "type", "terminator", "state"))
+    filtered = any(request.args.get(k) for k in ("code", "type", "terminator", "state", "expiring"))
     return render(
         "plans/rules.html",
         "plans/_rules_table.html",
@@ -378,7 +297,25 @@ def show(plan_id: int):
         labels=LABELS,
         tab="rules",
         rule_total=None,
+        sort=pagination.sort,
+        expiry_refresh=expiry.refresh_seconds(),
     )
+
+
+@bp.route("/<int:plan_id>/expiry-marks")
+@reader_required
+def expiry_marks(plan_id: int):
+    """The expiry marks of some rules of the plan as they are now (out-of-band swaps; the rules tab polls)."""
+    plan = get_or_404(RoutingPlan, plan_id)
+    ids = [i for i in (parse_id(part) for part in request.args.get("ids", "").split(",")[:MAX_MARKS]) if i]
+    rules = []
+    if ids:
+        rules = db.session.execute(
+            select(RoutingRule.id, RoutingRule.expires_at).where(
+                RoutingRule.plan_id == plan.id, RoutingRule.id.in_(ids), RoutingRule.expires_at.is_not(None)
+            )
+        ).all()
+    return render_template("plans/_expiry_marks.html", rules=rules, now=utcnow())
 
 
 @bp.route("/<int:plan_id>/code-name")
@@ -396,8 +333,31 @@ def code_name(plan_id: int):
     return str(escape(name)) if name else '<span class="muted">—</span>'
 
 
-def _row(rule: RoutingRule, status: int = 200, notice: str | None = None):
-    """A rule's row in reading mode (a page when asked without htmx)."""
+def _found(plan: RoutingPlan) -> dict | None:
+    """The rules tab's "N found" after an add or delete, under the filter of the page the user is on.
+
+    None when the request does not come from this plan's rules tab (nothing to update there).
+    """
+    current = urlsplit(request.headers.get("HX-Current-URL", ""))
+    if not is_htmx() or current.path != url_for("plans.show", plan_id=plan.id):
+        return None
+    args = MultiDict(parse_qsl(current.query))
+    form = RuleFilterForm(formdata=args, meta={"csrf": False})
+    total = paging.count_capped(select(RoutingRule.id).where(*_rule_filters(plan, form, utcnow())))
+    if total > paging.COUNT_LIMIT:
+        return {"text": f"more than {paging.COUNT_LIMIT:,} found"}
+    text = f"{total:,} found"
+    page = parse_id(args.get("page"))
+    if not any(args.get(k) for k in paging.CURSOR_ARGS):
+        per_page = min(parse_id(args.get("per_page")) or current_app.config["PAGE_SIZE"], 500)
+        pages = max(1, math.ceil(total / per_page))
+        if pages > 1:
+            text += f" · page {min(page or 1, pages)} of {pages:,}"
+    return {"text": text}
+
+
+def _row(rule: RoutingRule, status: int = 200, notice: str | None = None, fresh: bool = False):
+    """A rule's row in reading mode (a page when asked without htmx); `fresh` marks a rule just added."""
     plan = rule.plan
     response = render(
         "plans/rule.html",
@@ -410,6 +370,8 @@ def _row(rule: RoutingRule, status: int = 200, notice: str | None = None):
         labels=LABELS,
         tab="rules",
         editing=False,
+        fresh=fresh,
+        found=_found(plan) if fresh else None,
     )
     return trigger(response, "ruleChanged", notice) if notice else response
 
@@ -432,6 +394,7 @@ def _edit_row(
         form=form,
         key=key,
         code_name=lookups.code_name(plan.code_deck_id, _safe_code(form.code.data)),
+        now=utcnow(),
         labels=LABELS,
         tab="rules",
         editing=True,
@@ -454,6 +417,9 @@ def rule_new(plan_id: int):
     plan = get_or_404(RoutingPlan, plan_id)
     refresh = request.args.get("refresh") == "1"
     form = RuleForm(formdata=request.args if refresh else None)
+    if not refresh:
+        # The plan's own habit, not 0: a plan whose rules mostly use 10 gets 10.
+        form.priority.data = service.common_priority(plan.id, form.priority.data)
     return _edit_row(plan, form, None)
 
 
@@ -468,7 +434,7 @@ def rule_create(plan_id: int):
     rule = RoutingRule(plan_id=plan.id, plan=plan)
     form.apply(rule)
     writes.create(rule, note=f"rule of plan {plan.name}")
-    return _row(rule, notice=next_run_note())
+    return _row(rule, notice=next_run_note(), fresh=True)
 
 
 @bp.route("/rules/<int:rule_id>")
@@ -532,7 +498,9 @@ def rule_delete(rule_id: int):
         # Deleted meanwhile (by someone else, or a replace import): what was asked is done.
     note = next_run_note().replace("Saved.", "Rule deleted.")
     if is_htmx():
-        return trigger(make_response(""), "ruleChanged", note)
+        found = _found(plan)
+        body = render_template("plans/_found.html", found=found) if found else ""
+        return trigger(make_response(body), "ruleChanged", note)
     flash(note, "success")
     return redirect(url_for("plans.show", plan_id=plan.id))
 

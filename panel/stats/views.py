@@ -45,7 +45,10 @@ def _call_filter() -> tuple[CallFilterForm, list, dict]:
     """The calls filter from the query string: the form (with its errors), SQL conditions, and context."""
     form = CallFilterForm(formdata=request.args)
     form.validate()
-    if "date_from" not in request.args and "date_to" not in request.args:
+    # ?hours=24: the last hours up to now (the home page's figures link here with exactly its window).
+    hours = request.args.get("hours", type=int)
+    hours = hours if hours and 1 <= hours <= 24 * 31 else None
+    if "date_from" not in request.args and "date_to" not in request.args and hours is None:
         form.date_from.data = utcnow().date() - timedelta(days=DEFAULT_DAYS - 1)
     clients = db.session.scalars(scoped(Client).order_by(Client.name)).all()
     form.client_id.choices = as_choices([(c.id, c.name) for c in clients], "every client")
@@ -83,6 +86,8 @@ def _call_filter() -> tuple[CallFilterForm, list, dict]:
         conditions.append(CallStat.start_at >= _day_start(form.date_from.data))
     if form.date_to.data and not form.date_to.errors:
         conditions.append(CallStat.start_at < _day_start(form.date_to.data + timedelta(days=1)))
+    if hours is not None:
+        conditions.append(CallStat.start_at >= utcnow() - timedelta(hours=hours))
     if form.answered.data == "yes":
         conditions.append(CallStat.answered.is_(True))
     elif form.answered.data == "no":
@@ -90,6 +95,7 @@ def _call_filter() -> tuple[CallFilterForm, list, dict]:
     if form.number.data and not form.number.errors:
         conditions.append(CallStat.number.startswith(form.number.data.lstrip("+"), autoescape=True))
     context = {
+        "hours": hours,
         "client": client,
         "account": account,
         "orig_visible": orig_visible,

@@ -497,3 +497,71 @@ def test_operator_above_sees_and_edits_descendant_plans(world, login):
     assert "Alpha Main" in client.get("/plans/").data.decode()
     response = client.post(f"/plans/{world.plan.id}/edit", data=_form(world, name="Renamed by root"))
     assert response.status_code == 303
+
+
+# ---------------------------------------------------------------- who uses a plan (14.6), expiring counts
+
+
+def test_plan_page_shows_the_clients_and_accounts_using_it(world, login):
+    """Counts and links: clients with the plan as default, accounts with it as origination plan."""
+    shop = factories.client(world.tree.alpha, "Shop", routing_plan_id=world.plan.id)
+    cafe = factories.client(world.tree.sub, "Cafe", routing_plan_id=world.plan.id)
+    factories.account(
+        cafe, "cafe-1", ident_value="192.0.2.9", orig_enabled=True, orig_routing_plan_id=world.plan.id
+    )
+    factories.client(world.tree.beta, "Beta Shop", routing_plan_id=world.beta_plan.id)
+    db.session.commit()
+    page = login(world.tree.alpha_operator).get(f"/plans/{world.plan.id}/").data.decode()
+    usage = page[page.index('id="plan-usage"') : page.index("</section>", page.index('id="plan-usage"'))]
+    assert "<strong>2 clients</strong>" in usage
+    assert f'href="/clients/{shop.id}">Shop</a>' in usage and f'href="/clients/{cafe.id}">Cafe</a>' in usage
+    assert f'href="/accounts/?routing_plan_id={world.plan.id}"><strong>1 account</strong>' in usage
+    assert "Beta Shop" not in usage and "No client or account uses this plan yet" not in usage
+    # The same header on the plan's other tabs.
+    edit = login(world.tree.alpha_operator).get(f"/plans/{world.plan.id}/edit").data.decode()
+    assert "<strong>2 clients</strong>" in edit
+
+
+def test_a_sub_reseller_user_sees_only_its_own_clients_of_a_plan(world, login):
+    """A plan's users are counted within the viewer's scope (a client of Alpha is not Alpha Sub's)."""
+    factories.client(world.tree.alpha, "Shop", routing_plan_id=world.plan.id)
+    sub_plan = factories.plan(world.tree.sub, "Sub Plan")
+    factories.client(world.tree.sub, "Cafe", routing_plan_id=sub_plan.id)
+    db.session.commit()
+    page = login(world.tree.alpha_operator).get(f"/plans/{sub_plan.id}/").data.decode()
+    assert "<strong>1 client</strong>" in page and "Cafe" in page
+    page = login(world.tree.sub_operator).get(f"/plans/{sub_plan.id}/").data.decode()
+    assert "<strong>1 client</strong>" in page and "Shop" not in page
+
+
+def test_new_plan_says_how_to_assign_it(world, login):
+    """Right after creating a plan: nothing uses it yet, and the page says where to choose it."""
+    client = login(world.tree.alpha_operator)
+    response = client.post("/plans/new", data=_form(world), follow_redirects=True)
+    page = response.data.decode()
+    assert "No client or account uses this plan yet." in page
+    assert "choose it as the <em>Routing plan</em> of a client" in page
+    assert 'href="/clients/"' in page and 'href="/accounts/"' in page
+
+
+def test_plans_list_counts_rules_expiring_soon(world, login):
+    """The list says how many rules of each plan expire within the horizon, and how many expired."""
+    from datetime import UTC, datetime, timedelta
+
+    now = datetime.now(UTC)
+    world.rule_uk.expires_at = now + timedelta(days=2)
+    world.rule_mobile.expires_at = now + timedelta(days=6)
+    world.rule_dyn.expires_at = now - timedelta(hours=1)
+    world.beta_rule.expires_at = now + timedelta(days=1)
+    db.session.commit()
+    page = login(world.tree.alpha_operator).get("/plans/").data.decode()
+    assert f'href="/plans/{world.plan.id}/?expiring=7"' in page and "2 within 7 d" in page
+    assert f'href="/plans/{world.plan.id}/?state=expired"' in page and "1 expired" in page
+    assert "Beta Plan" not in page
+
+
+def test_plans_list_search_trigger_parses(world, login):
+    """The advanced search's selects are named in parentheses: htmx reads `from:` up to the next space."""
+    page = login(world.tree.alpha_operator).get("/plans/").data.decode()
+    trigger = page[page.index('hx-trigger="') :].split('"')[1]
+    assert "from:(.advanced select)" in trigger and "from:.advanced select" not in trigger

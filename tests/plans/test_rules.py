@@ -4,6 +4,7 @@ import json
 from datetime import UTC, datetime
 from decimal import Decimal
 
+import pytest
 from sqlalchemy import event, func, select
 
 from panel import manager
@@ -345,7 +346,8 @@ def test_add_rule_of_every_type(world, login):
     """Add rule: a new row in edit mode, saved as a rule of the plan with an audit entry."""
     client = login(world.tree.alpha_operator)
     new_row = client.get(f"/plans/{world.plan.id}/rules/new", headers=HX).data.decode()
-    assert '<tbody id="rule-new-' in new_row and 'value="0"' in new_row
+    # The plan's rules use priorities 10, 5 and 1 once each: the new row offers the lowest of them.
+    assert '<tbody id="rule-new-' in new_row and 'name="priority" size="6" type="text" value="1"' in new_row
     for rule_type, terminator, extra, check in NEW_RULES:
         data = rule_fields(
             code="49", type=rule_type, terminator=str(getattr(world, terminator).id) if terminator else ""
@@ -355,7 +357,7 @@ def test_add_rule_of_every_type(world, login):
         assert response.status_code == 200, response.data.decode()
         rule = db.session.scalars(select(RoutingRule).order_by(RoutingRule.id.desc())).first()
         assert rule.plan_id == world.plan.id and rule.type == rule_type and check(rule, world)
-        assert f'<tbody id="rule-{rule.id}" class="rule">' in response.data.decode()
+        assert f'<tbody id="rule-{rule.id}" class="rule new">' in response.data.decode()
         assert audit_entries("routingrule", "create")[-1].object_id == rule.id
     assert _count_rules(world.plan.id) == 3 + len(NEW_RULES)
 
@@ -494,3 +496,152 @@ def test_deep_pages_match_the_plain_order(world, login, app, monkeypatch):
     assert [int(r.split('"', 1)[0]) for r in _rows(filtered)] == [
         r.id for r in orders["code"] if r.code == "491"
     ][4:8]
+
+
+# ---------------------------------------------------------------- expiry you can see coming (issue 14.1)
+
+
+def _soon(**delta) -> datetime:
+    """A moment ahead of now (UTC)."""
+    from datetime import timedelta
+
+    return datetime.now(UTC) + timedelta(**delta)
+
+
+def test_rules_expiring_within_the_horizon_are_marked_amber(world, login):
+    """Within 7 days: "expires in 3 d" (amber); beyond: no mark; past: red "expired"."""
+    world.rule_uk.expires_at = _soon(days=3, hours=2)
+    world.rule_mobile.expires_at = _soon(days=30)
+    world.rule_dyn.expires_at = past()
+    db.session.commit()
+    page = login(world.tree.alpha_operator).get(f"/plans/{world.plan.id}/").data.decode()
+    rows = {row.split('"', 1)[0]: row for row in _rows(page)}
+    uk, mobile, dyn = (rows[str(r.id)] for r in (world.rule_uk, world.rule_mobile, world.rule_dyn))
+    assert 'class="expiry soon"' in uk and "<strong>expires in 3 d</strong>" in uk
+    assert 'class="expiry"' in mobile and "expires in" not in mobile.split('class="expiry"')[1]
+    assert 'class="expiry expired"' in dyn and "<strong>expired</strong>" in dyn
+
+
+def test_hours_and_minutes_left_are_said_so(world, login):
+    """Under two days the mark counts hours, under an hour minutes."""
+    world.rule_uk.expires_at = _soon(hours=5, minutes=30)
+    world.rule_mobile.expires_at = _soon(minutes=12, seconds=30)
+    db.session.commit()
+    page = login(world.tree.alpha_operator).get(f"/plans/{world.plan.id}/").data.decode()
+    assert "expires in 5 h" in page and "expires in 12 min" in page
+
+
+@pytest.mark.parametrize("app_config", [{"EXPIRY_HORIZON_DAYS": 2}])
+def test_the_horizon_is_a_setting(world, login):
+    """With a 2-day horizon a rule expiring in 3 days is not marked yet."""
+    world.rule_uk.expires_at = _soon(days=3)
+    world.rule_mobile.expires_at = _soon(days=1, hours=12, minutes=30)
+    db.session.commit()
+    page = login(world.tree.alpha_operator).get(f"/plans/{world.plan.id}/").data.decode()
+    assert "expires in 2 d" not in page and "expires in 36 h" in page
+
+
+def test_expiring_within_filter(world, login):
+    """The filter keeps rules expiring within the days chosen, not expired ones nor later ones."""
+    world.rule_uk.expires_at = _soon(days=2)
+    world.rule_mobile.expires_at = _soon(days=20)
+    world.rule_dyn.expires_at = past()
+    db.session.commit()
+    client = login(world.tree.alpha_operator)
+    page = client.get(f"/plans/{world.plan.id}/").data.decode()
+    assert '<option value="7">expiring within 7 days</option>' in page
+    within_7 = client.get(f"/plans/{world.plan.id}/?expiring=7", headers=HX).data.decode()
+    assert [r.split('"', 1)[0] for r in _rows(within_7)] == [str(world.rule_uk.id)]
+    within_30 = client.get(f"/plans/{world.plan.id}/?expiring=30", headers=HX).data.decode()
+    assert len(_rows(within_30)) == 2
+    assert len(_rows(client.get(f"/plans/{world.plan.id}/?expiring=bogus", headers=HX).data.decode())) == 3
+
+
+def test_marks_refresh_out_of_band_as_the_clock_passes(world, login):
+    """The tab polls the marks of its rules; the answer swaps each mark in place, scoped to the plan."""
+    world.rule_uk.expires_at = _soon(days=2)
+    world.rule_mobile.expires_at = past()
+    db.session.commit()
+    client = login(world.tree.alpha_operator)
+    page = client.get(f"/plans/{world.plan.id}/").data.decode()
+    ids = sorted([world.rule_uk.id, world.rule_mobile.id])
+    poll = f"/plans/{world.plan.id}/expiry-marks?ids={','.join(map(str, ids))}"
+    assert f'hx-get="{poll}"' in page and 'hx-trigger="every 60s"' in page
+    marks = client.get(poll + f",{world.beta_rule.id}", headers=HX).data.decode()
+    assert f'id="expiry-{world.rule_uk.id}" class="expiry soon" hx-swap-oob="true"' in marks
+    assert f'id="expiry-{world.rule_mobile.id}" class="expiry expired" hx-swap-oob="true"' in marks
+    assert f"expiry-{world.beta_rule.id}" not in marks  # another plan's rule is not answered
+    # The clock passes: the rule that was amber is now expired.
+    world.rule_uk.expires_at = past()
+    db.session.commit()
+    marks = client.get(poll, headers=HX).data.decode()
+    assert f'id="expiry-{world.rule_uk.id}" class="expiry expired"' in marks
+    # Another company's plan answers 404.
+    assert client.get(f"/plans/{world.beta_plan.id}/expiry-marks?ids=1").status_code == 404
+
+
+def test_the_editor_shows_the_expiry_mark(world, login):
+    """The inline editor keeps the mark (same id, so the refresh reaches it there too)."""
+    world.rule_uk.expires_at = _soon(days=4, hours=1)
+    db.session.commit()
+    row = login(world.tree.alpha_operator).get(f"/plans/rules/{world.rule_uk.id}/edit", headers=HX)
+    html = row.data.decode()
+    assert f'id="expiry-{world.rule_uk.id}" class="expiry soon"' in html and "expires in 4 d" in html
+
+
+# ---------------------------------------------------------------- the tab does not shift (issue 14.8)
+
+
+def test_new_rule_priority_is_the_plans_most_common(world, login):
+    """A plan whose rules mostly use 10 offers 10 for a new rule."""
+    for code in ("33", "34"):
+        factories.rule(world.plan, code, priority=10, terminator_client_id=world.carrier_a.id)
+    db.session.commit()
+    row = login(world.tree.alpha_operator).get(f"/plans/{world.plan.id}/rules/new", headers=HX).data.decode()
+    assert 'name="priority" size="6" type="text" value="10"' in row
+    empty = factories.plan(world.tree.alpha, "Empty")
+    db.session.commit()
+    row = login(world.tree.alpha_operator).get(f"/plans/{empty.id}/rules/new", headers=HX).data.decode()
+    assert 'name="priority" size="6" type="text" value="0"' in row
+
+
+def test_add_and_delete_update_the_found_count_out_of_band(world, login):
+    """After an add or a delete the pager's "N found" is swapped, counted under the page's filter."""
+    client = login(world.tree.alpha_operator)
+    tab = f"http://localhost/plans/{world.plan.id}/"
+    page = client.get(f"/plans/{world.plan.id}/").data.decode()
+    assert '<span class="muted" id="rules-table-found">3 found' in page
+    data = rule_fields(priority="10", code="33", type="static_client", terminator=str(world.carrier_a.id))
+    added = client.post(
+        f"/plans/{world.plan.id}/rules", data=data, headers={**HX, "HX-Current-URL": tab}
+    ).data.decode()
+    assert '<template><span class="muted" id="rules-table-found" hx-swap-oob="true">4 found</span>' in (
+        added.replace("\n", "")
+    )
+    assert 'class="badge new"' in added
+    # Under a filter the count is the filter's.
+    deleted = client.post(
+        f"/plans/rules/{world.rule_uk.id}/delete", headers={**HX, "HX-Current-URL": tab + "?code=44"}
+    ).data.decode()
+    assert 'id="rules-table-found" hx-swap-oob="true">2 found</span>' in deleted  # 447*, 4479 remain
+    # Not from the rules tab (the single rule page): no count to update.
+    other = client.post(
+        f"/plans/rules/{world.rule_dyn.id}/delete",
+        headers={**HX, "HX-Current-URL": f"http://localhost/plans/rules/{world.rule_dyn.id}"},
+    )
+    assert other.status_code == 200 and "found" not in other.data.decode()
+
+
+def test_sorting_is_an_htmx_swap_that_keeps_the_url(world, login):
+    """The column headers are boosted into the table with the URL pushed; the table says its sort."""
+    client = login(world.tree.alpha_operator)
+    page = client.get(f"/plans/{world.plan.id}/?sort=-priority").data.decode()
+    head = page[page.index('<thead id="rules-head"') : page.index("</thead>")]
+    assert 'hx-boost="true"' in head and 'hx-push-url="true"' in head and 'hx-target="#rules-table"' in head
+    assert 'data-sort="-priority"' in page
+    fragment = client.get(f"/plans/{world.plan.id}/?sort=-priority", headers=HX).data.decode()
+    assert [r.split('"', 1)[0] for r in _rows(fragment)] == [
+        str(world.rule_uk.id),
+        str(world.rule_mobile.id),
+        str(world.rule_dyn.id),
+    ]
