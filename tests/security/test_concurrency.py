@@ -17,6 +17,7 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import func, select
 
+from panel import manager
 from panel.auth.passwords import check_password
 from panel.extensions import db
 from panel.models import CallStat, Client, User
@@ -121,15 +122,36 @@ def _stored() -> int:
 
 def test_concurrent_cdr_posts_never_fail(_schema, carrier):  # noqa: F811
     """Issue 13.4: 16 threads posting single CDRs and 4 posting batches, after a job left 50 ms lock waits
-    on the pool: zero 5xx, every record stored once and charged exactly (SQLite: 169 of 4,854 failed)."""
+    on the pool, while admins log in and the manager runs: zero 5xx, every record stored once and charged
+    exactly, every login and every manager run succeeds (SQLite: 169 of 4,854 posts failed, and logins and
+    manager runs with them)."""
     token = make_token(carrier.tree.alpha)
     auth = {"Authorization": f"Bearer {token}"}
     acme_main = carrier.acme_main.id
     statuses: Counter = Counter()
     lock = threading.Lock()
 
-    with serve(_schema) as (served, port):
+    logins: Counter = Counter()
+    runs: Counter = Counter()
+    with serve(_schema, MANAGER_PERIOD_SECONDS=0) as (served, port):
         _shorten_pooled_lock_waits(served)
+
+        def admin_logins():
+            for _ in range(5):
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=TIMEOUT_SECONDS)
+                body = f"username=alpha_admin&password={factories.PASSWORD}"
+                conn.request(
+                    "POST", "/auth/login", body, {"Content-Type": "application/x-www-form-urlencoded"}
+                )
+                status = conn.getresponse().status
+                conn.close()
+                with lock:
+                    logins[status] += 1
+
+        def manager_runs():
+            for _ in range(5):
+                run = manager.run_once(served)
+                runs[run.outcome if run else "skipped"] += 1
 
         def singles(n: int):
             def work():
@@ -151,9 +173,16 @@ def test_concurrent_cdr_posts_never_fail(_schema, carrier):  # noqa: F811
 
             return work
 
-        errors = run_threads([singles(n) for n in range(16)] + [batches(n) for n in range(4)])
+        errors = run_threads(
+            [singles(n) for n in range(16)]
+            + [batches(n) for n in range(4)]
+            + [admin_logins, admin_logins]
+            + [manager_runs]
+        )
     assert not errors
     assert statuses == {200: 16 * 12 + 4 * 4}, statuses
+    assert logins == {302: 10}, logins
+    assert runs["ok"] >= 1 and set(runs) <= {"ok", "skipped"}, runs
     assert _stored() == 16 * 12 + 4 * 4 * 25
     # 30 s on Acme's 44 rate (0.10/min, 30 s minimum, setup fee 0.05) costs 0.10; exact on both databases.
     assert _balance(carrier.acme) == Decimal("-0.10") * (16 * 12 + 4 * 4 * 25)
