@@ -303,7 +303,7 @@ def load(if_empty: bool = False) -> bool:
         ("Acme Calls", "ip", "192.0.2.10; 192.0.2.11", "", retail, 5000),
         ("Blue Sky VoIP", "ip", "10.20.0.0/24; 10.21.0.0/16", "", retail, 1200),
         ("Cedar Comms", "name", "cedar-pbx", "", premium, 800),
-        ("Delta Dial", "ani", "4420794600000", "", retail, 40),
+        ("Delta Dial", "ani", "4420794600000", "", retail, 15),
         ("Echo Tel", "ip", "192.0.2.40", "123#", premium, 3000),
         ("Fjord Net", "ip", "2001:db8:100::/48", "", retail, 900),
         ("Gamma Contact Center", "name", "gamma-cc", "9", premium, 10000),
