@@ -141,8 +141,17 @@ def is_contention(exc: BaseException) -> bool:
     return isinstance(exc, OperationalError) and ("database is locked" in message or "is busy" in message)
 
 
+def _retryable(exc: DBAPIError) -> bool:
+    """A PostgreSQL deadlock victim or serialization failure: running the transaction again may succeed.
+
+    SQLite's "database is locked" is not retried here: it already waited the whole busy timeout.
+    """
+    orig = exc.orig
+    return (getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)) in RETRY_SQLSTATES
+
+
 def retrying(work: Callable[[], T], attempts: int = RETRIES) -> T:
-    """Run a unit of work (which commits) again after a deadlock or lock failure; the last failure raises.
+    """Run a unit of work (which commits) again after a deadlock; the last failure raises.
 
     `work` must start from a clean session and do the whole transaction, since a failure rolls it all back.
     """
@@ -151,7 +160,7 @@ def retrying(work: Callable[[], T], attempts: int = RETRIES) -> T:
             return work()
         except DBAPIError as exc:
             db.session.rollback()
-            if not is_contention(exc) or attempt == attempts - 1:
+            if not _retryable(exc) or attempt == attempts - 1:
                 raise
             # Jittered back-off, so the transactions that collided do not collide again in step.
             time.sleep(random.uniform(0.005, 0.05) * (attempt + 1))  # noqa: S311 - not a secret
