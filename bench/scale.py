@@ -23,7 +23,9 @@ PostgreSQL database next to TEST_DATABASE_URL), it measures:
   and its workers together minus what this process held before the build (so everything the workers
   allocated after the fork counts as routing data: an upper bound). `routing_pss_ratio` = routing_pss_mb /
   snapshot_mb;
-- `update_s`: the incremental update times the workers reported (`panel.snapshots.last_changes`).
+- `*_update_s`, `*_update_cpu_s`: the longest incremental update among the workers for each edit, by the
+  wall clock and by the CPU time of the thread that made it (what the machine's load does not change), and
+  `*_changes`: what it read again (`panel.snapshots.last_changes`).
 
 Prints one JSON line (with the load average: the machine may be shared). Example:
 `.venv/bin/python bench/scale.py --vendors 100 --workers 4`.
@@ -137,6 +139,7 @@ def answer(app, message: dict) -> dict:
             "routes": [[r.terminator_id, r.vendor_row[0]] for r in result.routes[:3]],
             "changes": snapshots.last_changes(),
             "update_s": round(snap.build_seconds, 3),
+            "update_cpu_s": round(snapshots.last_cpu_seconds(), 3),
         }
 
 
@@ -285,13 +288,23 @@ def add_rule(app, vendor_account_id: int) -> None:
 
 
 def import_deck(app, table_id: int, rows: int, price: str) -> float:
-    """Replace a vendor table with a `rows`-row deck (the probe's code at `price`); returns its seconds."""
+    """Replace a vendor table with a `rows`-row deck, as a vendor's new price list: its codes at new prices
+    (the probe's code at `price`, 44 kept for the next run's rule), topped up with new codes; returns the
+    import's seconds."""
+    from sqlalchemy import select
+
+    from panel.extensions import db
+    from panel.models import Rate
     from panel.rates.importer import import_rates
 
-    # The probe's code at `price`, 44 (the next run's rule needs a rate), and other codes.
+    with app.app_context():
+        codes = db.session.scalars(select(Rate.code).where(Rate.rate_table_id == table_id).distinct()).all()
+        db.session.remove()
+    rnd = random.Random(price)
     lines = ["code,rate", f"{PROBE_CODE},{price}", "44,0.0001"]
-    lines += [f"{9_000_000 + i},0.{1000 + i % 9000}" for i in range(rows - 2)]
-    data = ("\n".join(lines) + "\n").encode()
+    lines += [f"{code},0.{rnd.randrange(1000, 9999)}" for code in codes if code not in (PROBE_CODE, "44")]
+    lines += [f"{9_000_000 + i},0.{1000 + i % 9000}" for i in range(max(0, rows + 1 - len(lines)))]
+    data = ("\n".join(lines[: rows + 1]) + "\n").encode()
     started = time.perf_counter()
     with app.app_context():
         import_rates(table_id, data, "replace", default_effective_from=EPOCH, filename="bench.csv")
@@ -406,6 +419,7 @@ def main() -> None:
         figures["rule_edit_effect_s"] = round(seconds, 2)
         figures["rule_edit_changes"] = sorted({a["changes"] for a in answers})
         figures["rule_edit_update_s"] = max(a["update_s"] for a in answers)
+        figures["rule_edit_update_cpu_s"] = max(a["update_cpu_s"] for a in answers)
 
         price = f"0.000{random.randrange(100, 999)}"
         figures["deck_rows"] = args.deck_rows
@@ -419,11 +433,13 @@ def main() -> None:
         figures["deck_import_effect_s"] = round(seconds, 2)
         figures["deck_import_changes"] = sorted({a["changes"] for a in answers})
         figures["deck_import_update_s"] = max(a["update_s"] for a in answers)
+        figures["deck_import_update_cpu_s"] = max(a["update_cpu_s"] for a in answers)
 
         edit_account(app, other_id)
         seconds, answers = wait_all(workers, query, lambda a: a["changes"] == "base", args.timeout)
         figures["account_edit_effect_s"] = round(seconds, 2)
         figures["account_edit_update_s"] = max(a["update_s"] for a in answers)
+        figures["account_edit_update_cpu_s"] = max(a["update_cpu_s"] for a in answers)
 
         for w in workers:  # route again after the edits, as a worker keeps doing
             w.ask({"warm": str(warm_file)})

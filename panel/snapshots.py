@@ -41,7 +41,7 @@ FREEZE_FROM_RATES = 200_000
 class _Holder:
     """The snapshot of one app (tests create many apps in one process) and the lock of its builds."""
 
-    __slots__ = ("snapshot", "lock", "started", "full_started", "last_changes")
+    __slots__ = ("snapshot", "lock", "started", "full_started", "last_changes", "last_cpu_s")
 
     def __init__(self) -> None:
         self.snapshot: Snapshot | None = None
@@ -52,6 +52,9 @@ class _Holder:
         self.full_started = 0
         # What the last update read again (Changes.summary()), for the manager page and tests.
         self.last_changes = ""
+        # The CPU time of the thread that made the last build or update (seconds; unlike the wall clock,
+        # whatever else the machine runs does not count).
+        self.last_cpu_s = 0.0
 
 
 def _holder() -> _Holder:
@@ -94,6 +97,7 @@ def update(*, full: bool = False, quality: bool = False) -> Snapshot:
         if caught_up and holder.snapshot is not None and not quality:
             return holder.snapshot
         holder.started += 1
+        cpu = time.thread_time()
         old = holder.snapshot
         if full or old is None:
             holder.full_started += 1
@@ -102,7 +106,13 @@ def update(*, full: bool = False, quality: bool = False) -> Snapshot:
         else:
             snapshot = _update(old, quality)
         holder.snapshot = snapshot
+        holder.last_cpu_s = time.thread_time() - cpu
         return snapshot
+
+
+def last_cpu_seconds() -> float:
+    """The CPU time of this process's last build or update (its own thread only), in seconds."""
+    return _holder().last_cpu_s
 
 
 def publish(snapshot: Snapshot) -> None:
