@@ -6,9 +6,11 @@ rows in one transaction with the bulk writer, and record one audit entry that st
 See docs/csv-formats.md.
 """
 
+import re
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from decimal import Decimal
+from operator import itemgetter
 
 from sqlalchemy import delete, func, or_, select
 
@@ -19,6 +21,7 @@ from panel.imports.jobs import ImportFailed, mark_writing
 from panel.models import Rate, RateTable
 from panel.models.types import utcnow
 from panel.values import (
+    NAME_MAX,
     format_decimal,
     format_moment,
     parse_digits,
@@ -39,10 +42,13 @@ Progress = Callable[[int, int], None]
 
 
 def rate_row_parser(
-    rate_table_id: int, default_effective_from: datetime
+    rate_table_id: int, default_effective_from: datetime, seen: dict | None = None
 ) -> Callable[[dict[str, str], int], dict]:
-    """A row parser for rate lines; it also refuses a code and effective_from twice in one file."""
-    seen: dict[tuple[str, datetime], int] = {}
+    """A row parser for rate lines; it also refuses a code and effective_from twice in one file.
+
+    `seen` ({(code, effective_from): line}) may be shared with the fast path of `parse_deck`.
+    """
+    seen = {} if seen is None else seen
     zero = Decimal(0)
 
     def parse_row(raw: dict[str, str], line: int) -> dict:
@@ -128,18 +134,130 @@ def _drop_undated_repeats(rate_table_id: int, rows: list[dict], start: datetime)
 
 
 def parse_deck(table_id: int, data: bytes, start: datetime, progress: Progress | None = None) -> list[dict]:
-    """Every line of the deck as a rate row; ImportFailed lists the wrong lines (nothing is written)."""
+    """Every line of the deck as a rate row; ImportFailed lists the wrong lines (nothing is written).
+
+    Most lines of a vendor deck are plain (digits, a decimal rate, a date the file repeats): a fast path
+    checks them with a few compiled patterns and caches (dates, fees and increments repeat). Any other
+    line goes through `rate_row_parser`, so its value, or its `line N, column: message`, is exactly that
+    parser's.
+    """
     try:
-        rows, errors = reader.parse(
-            data, RATE_COLUMNS, rate_row_parser(table_id, start), required=REQUIRED_COLUMNS, progress=progress
-        )
+        table, records = reader.open_table(data, RATE_COLUMNS, required=REQUIRED_COLUMNS)
+        return _parse_records(table_id, table, records, start, progress)
     except reader.CsvError as exc:
         raise ImportFailed(f"Nothing was imported: {exc}") from None
+
+
+_FAST_CODE = re.compile(r"[0-9]{1,32}").fullmatch
+_FAST_MONEY = re.compile(r"[0-9]{1,6}(?:\.[0-9]{1,6})?").fullmatch
+_BAD = object()
+
+
+def _cached(cache: dict, text: str, parse: Callable):
+    """parse(text) remembered per text; _BAD when it raises (the slow path then says why)."""
+    try:
+        value = parse(text)
+    except ValueError:
+        value = _BAD
+    cache[text] = value
+    return value
+
+
+def _parse_records(table_id: int, table, records, start: datetime, progress: Progress | None) -> list[dict]:
+    """The fast path of parse_deck over the file's records (see there)."""
+    header = table.header
+    width = len(header)
+    position = {name: i for i, name in enumerate(header)}
+    getter = itemgetter(*(position.get(name, width) for name in RATE_COLUMNS))  # width: an empty cell
+    seen: dict = {}
+    slow = rate_row_parser(table_id, start, seen)
+    zero = Decimal(0)
+    moments: dict = {"": None}
+    fees: dict = {"": zero}
+    min_times: dict = {"": DEFAULT_MIN_TIME}
+    intervals: dict = {"": DEFAULT_INTERVAL}
+    rows: list[dict] = []
+    errors: list[str] = []
+    total, unquote = table.total, table.unquote
+    missing = [""]
+    try:
+        for line_no, values in records:
+            if len(values) != width:
+                reader.add_error(errors, f"line {line_no}: expected {width} columns, found {len(values)}")
+                continue
+            if unquote:
+                values = [reader.unquote_formula(v) for v in values]
+            if progress and line_no % 5000 == 0:
+                progress(line_no - 1, total)
+            code, name, rate, effective, end, fee, min_time, interval = getter(values + missing)
+            if _FAST_CODE(code) and _FAST_MONEY(rate) and len(name) <= NAME_MAX and name == name.strip():
+                effective = (
+                    moments.get(effective, _BAD)
+                    if effective in moments
+                    else _cached(moments, effective, parse_moment)
+                )
+                end = moments[end] if end in moments else _cached(moments, end, parse_moment)
+                fee = fees[fee] if fee in fees else _cached(fees, fee, _fee)
+                min_time = (
+                    min_times[min_time] if min_time in min_times else _cached(min_times, min_time, _min_time)
+                )
+                interval = (
+                    intervals[interval] if interval in intervals else _cached(intervals, interval, _interval)
+                )
+                if effective is None:
+                    effective = start
+                key = (code, effective)
+                if (
+                    effective is not _BAD
+                    and end is not _BAD
+                    and fee is not _BAD
+                    and min_time is not _BAD
+                    and interval is not _BAD
+                    and (end is None or end > effective)
+                    and key not in seen
+                ):
+                    seen[key] = line_no
+                    rows.append(
+                        {
+                            "rate_table_id": table_id,
+                            "code": code,
+                            "name": name,
+                            "rate": Decimal(rate),
+                            "effective_from": effective,
+                            "end": end,
+                            "setup_fee": fee,
+                            "min_time": min_time,
+                            "interval": interval,
+                        }
+                    )
+                    continue
+            # Anything else: the row parser decides (and says what is wrong).
+            raw = {name: value.strip() for name, value in zip(header, values, strict=True)}
+            try:
+                rows.append(slow(raw, line_no))
+            except reader.RowError as exc:
+                reader.add_error(errors, f"line {line_no}, {exc.column}: {exc.message}")
+    except reader.CsvError as exc:
+        reader.add_error(errors, str(exc))
+    if progress:
+        progress(total, total)
     if errors:
         raise ImportFailed(reader.failure_message(errors), errors)
     if not rows:
         raise ImportFailed("Nothing was imported: the file has a header but no rates.")
     return rows
+
+
+def _fee(text: str) -> Decimal:
+    return parse_money(text, "setup fee", required=False, default=Decimal(0))
+
+
+def _min_time(text: str) -> int:
+    return parse_seconds(text, "min time", minimum=0, default=DEFAULT_MIN_TIME)
+
+
+def _interval(text: str) -> int:
+    return parse_seconds(text, "interval", minimum=1, default=DEFAULT_INTERVAL)
 
 
 _VALUES = ("name", "rate", "end", "setup_fee", "min_time", "interval")

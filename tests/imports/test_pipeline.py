@@ -447,3 +447,50 @@ def test_rules_file_without_header_and_operator_words(login, tree, plan_world):
         mode="append",
     )
     assert "line 1, type: &#39;Static cleint&#39; is not a rule type" in response.get_data(as_text=True)
+
+
+# ---------------------------------------------------------------- the rate deck's fast path
+
+
+DECK = """code,name,rate,effective_from,end,setup_fee,min_time,interval
+44,United Kingdom,0.012,2024-01-01,,,60,60
+ 4420 , UK London ,0.0095,2024-01-01 00:00,2025-01-01,0.01,30,6
+447,UK Mobile,1E-3,,,,,
+448,Spaces inside the date, 0.5 ,2024-01-01 ,,,,
+44,United Kingdom again,0.02,2024-01-01 00:00:00,,,,
+4x,Bad code,0.02,,,,,
+50,Bad rate,abc,,,,,
+51,Bad date,0.1,2024-13-01,,,,
+52,End first,0.1,2024-02-01,2024-01-01,,,
+53,Bad interval,0.1,,,,1,0
+54,Too precise,0.1234567,,,,,
+55,Trailing zeros,0.12345600,,,,,
+56,Bad fee,0.1,,,-1,,
+447,UK Mobile twice,0.001,,,,,
+57,'=Formula,0.1,,,,,
+"""
+
+
+def test_the_fast_path_gives_the_row_parsers_rows_and_errors(app):
+    """Every line of the deck reads as the row parser reads it: the same rows, the same per-line errors."""
+    from datetime import UTC, datetime
+
+    from panel.imports.jobs import ImportFailed
+    from panel.rates.importer import RATE_COLUMNS, REQUIRED_COLUMNS, parse_deck, rate_row_parser
+
+    start = datetime(2024, 6, 1, tzinfo=UTC)
+    expected_rows, expected_errors = reader.parse(
+        DECK.encode(), RATE_COLUMNS, rate_row_parser(1, start), required=REQUIRED_COLUMNS
+    )
+    assert expected_errors and len(expected_rows) >= 5  # the deck has both kinds of line
+    with pytest.raises(ImportFailed) as failed:
+        parse_deck(1, DECK.encode(), start)
+    assert failed.value.errors == expected_errors
+    bad_lines = {int(e.split(",")[0].split()[1]) for e in expected_errors}
+    good = "\n".join(line for n, line in enumerate(DECK.splitlines(), start=1) if n not in bad_lines)
+    rows, errors = reader.parse(
+        good.encode(), RATE_COLUMNS, rate_row_parser(1, start), required=REQUIRED_COLUMNS
+    )
+    assert errors == [] and parse_deck(1, good.encode(), start) == rows
+    names = {row["code"]: row["name"] for row in rows}
+    assert names["4420"] == "UK London" and names["57"] == "=Formula"
