@@ -16,6 +16,7 @@ import uuid
 from datetime import timedelta
 
 from flask import Flask
+from sqlalchemy import select
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,7 @@ def _loop(app: Flask, stopping: threading.Event, handle) -> None:
     from panel import cdrs, livecalls, snapshots
     from panel.demo import calls, has_demo_users
     from panel.extensions import db
+    from panel.models import LiveCall
     from panel.models.types import utcnow
 
     rng = random.Random()
@@ -63,6 +65,12 @@ def _loop(app: Flask, stopping: threading.Event, handle) -> None:
             if not has_demo_users():
                 log.info("demo traffic: no demo data in this database, not generating calls")
                 return
+            # Calls a previous run left live when it stopped end now (else they would count for hours).
+            leftover = db.session.scalars(
+                select(LiveCall.call_id).where(LiveCall.call_id.like("live-%")).limit(1000)
+            ).all()
+            if leftover:
+                livecalls.apply_events([{"event": "end", "call_id": c} for c in leftover], company_id=None)
         finally:
             db.session.remove()
     while not stopping.wait(INTERVAL * rng.uniform(0.5, 1.5)):

@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 from panel import demo
 from panel.demo import traffic
 from panel.extensions import db
-from panel.models import AuditEntry, CallStat, Client, LiveCall, RoutingPlan, RoutingRule
+from panel.models import Account, AuditEntry, CallStat, Client, LiveCall, RoutingPlan, RoutingRule
 from panel.models.types import utcnow
 from panel.stats.queries import balancing_groups
 
@@ -72,6 +72,11 @@ def test_demo_traffic_keeps_routing_and_billing_calls(app, tmp_path, monkeypatch
     """With the generator on, calls go live and their records arrive through the ingest while it runs."""
     demo.load(if_empty=True, history_days=0)
     monkeypatch.setattr(traffic, "INTERVAL", 0.05)
+    # A call a previous run left live when it stopped.
+    account_id = db.session.scalar(select(CallStat.orig_account_id).limit(1)) or db.session.scalar(
+        select(Account.id).where(Account.orig_enabled.is_(True)).limit(1)
+    )
+    db.session.add(LiveCall(call_id="live-leftover", orig_account_id=account_id))
     db.session.commit()
     thread = traffic.start(app, lock_path=str(tmp_path / "demo-traffic.lock"))
     assert thread is not None
@@ -83,11 +88,14 @@ def test_demo_traffic_keeps_routing_and_billing_calls(app, tmp_path, monkeypatch
         while time.monotonic() < deadline and not (live and records):
             time.sleep(0.3)
             db.session.rollback()
-            live = live or db.session.scalar(select(func.count()).select_from(LiveCall))
+            live = live or db.session.scalar(
+                select(func.count()).select_from(LiveCall).where(LiveCall.call_id != "live-leftover")
+            )
             records = db.session.scalar(
                 select(func.count()).select_from(CallStat).where(CallStat.call_id.like("live-%"))
             )
         assert live and records
+        assert db.session.scalar(select(LiveCall).where(LiveCall.call_id == "live-leftover")) is None
     finally:
         traffic.stop(app)
     assert not thread.is_alive()
