@@ -13,7 +13,7 @@ from datetime import datetime
 
 from sqlalchemy import select
 
-from panel import audit, writes
+from panel import writes
 from panel.extensions import db
 from panel.models import Account, Client
 from panel.models.types import utcnow
@@ -27,8 +27,9 @@ class DrainError(ValueError):
 
 
 def _fields(obj) -> dict:
-    """The drain fields of an account or client as an audit state."""
-    return {key: audit._json(getattr(obj, key)) for key in DRAIN_FIELDS}
+    """The drain fields of an account or client as an audit state (times as ISO text)."""
+    values = {key: getattr(obj, key) for key in DRAIN_FIELDS}
+    return {key: v.isoformat() if isinstance(v, datetime) else v for key, v in values.items()}
 
 
 def drain(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
@@ -216,10 +217,20 @@ def _upload_dir() -> Path:
     return path
 
 
+KEEP_SECONDS = 86_400  # a previewed file not applied within a day is forgotten
+
+
 def _keep(data: bytes, meta: dict) -> str:
-    """Keep an uploaded file until Apply (or the next preview); returns its token."""
+    """Keep an uploaded file until Apply (files older than a day are removed first); returns its token."""
     token = secrets.token_urlsafe(18)
     folder = _upload_dir()
+    too_old = time.time() - KEEP_SECONDS
+    for path in folder.iterdir():
+        try:
+            if path.stat().st_mtime < too_old:
+                path.unlink(missing_ok=True)
+        except OSError:
+            continue  # removed by another worker meanwhile
     (folder / f"{token}.csv").write_bytes(data)
     (folder / f"{token}.json").write_text(json.dumps(meta))
     return token
