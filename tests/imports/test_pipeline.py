@@ -494,3 +494,34 @@ def test_the_fast_path_gives_the_row_parsers_rows_and_errors(app):
     assert errors == [] and parse_deck(1, good.encode(), start) == rows
     names = {row["code"]: row["name"] for row in rows}
     assert names["4420"] == "UK London" and names["57"] == "=Formula"
+
+
+def test_kept_files_are_bounded_in_number_and_age(app, tree, monkeypatch):
+    """At most PER_COMPANY files a company (oldest go first), none older than MAX_AGE, none too large."""
+    from flask import g
+
+    from panel.imports import uploads
+    from panel.models import ImportUpload
+
+    user = tree.alpha_admin
+    with app.test_request_context():
+        from flask_login import login_user
+
+        login_user(user)
+        kept = [
+            uploads.keep("codes", 1, tree.alpha.id, f"f{i}.csv", "purge", b"code\n1\n", {})
+            for i in range(uploads.PER_COMPANY + 2)
+        ]
+        names = db.session.scalars(select(ImportUpload.filename).order_by(ImportUpload.id)).all()
+        assert len(names) == uploads.PER_COMPANY and names[0] == "f2.csv"
+        newest = kept[-1]
+        assert uploads.find(newest.token, "codes", 1) is not None
+        assert uploads.find(newest.token, "codes", 2) is None  # another object
+        assert uploads.find(newest.token, "rates", 1) is None  # another kind of import
+        newest.created_at = newest.created_at - uploads.MAX_AGE
+        db.session.commit()
+        assert uploads.find(newest.token, "codes", 1) is None
+        monkeypatch.setattr(uploads, "MAX_BYTES", 10)
+        with pytest.raises(ValueError):
+            uploads.keep("codes", 1, tree.alpha.id, "big.csv", "purge", b"x" * 11, {})
+        g.pop("_login_user", None)
