@@ -542,6 +542,10 @@ def test_new_plan_says_how_to_assign_it(world, login):
     assert "No client or account uses this plan yet." in page
     assert "choose it as the <em>Routing plan</em> of a client" in page
     assert 'href="/clients/"' in page and 'href="/accounts/"' in page
+    # The same on the Import/Export tab, where a plan filled from a file is looked at next.
+    plan = _plan("New Plan")
+    imported = client.get(f"/plans/{plan.id}/import").data.decode()
+    assert "No client or account uses this plan yet." in imported
 
 
 def test_plans_list_counts_rules_expiring_soon(world, login):
