@@ -33,7 +33,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from sqlalchemy import inspect as sa_inspect
-from sqlalchemy.orm.exc import StaleDataError
+from sqlalchemy.orm.exc import ObjectDeletedError, StaleDataError
 from werkzeug.exceptions import Conflict as _HttpConflict
 
 from panel import audit
@@ -142,11 +142,9 @@ def delete(
     check_version(obj, version)
     try:
         before = audit.state(obj) if before is None else before
-    except Exception as exc:  # noqa: BLE001 - a row deleted meanwhile cannot be refreshed: a conflict
-        if type(exc).__name__ == "ObjectDeletedError":
-            db.session.rollback()
-            raise Conflict(obj, deleted=True) from None
-        raise
+    except ObjectDeletedError:  # its row was deleted meanwhile and cannot be refreshed
+        db.session.rollback()
+        raise Conflict(obj, deleted=True) from None
     entry = audit.record("delete", obj, before=before, note=note, user=user)
     db.session.delete(obj)
     with _stale_is_conflict(obj):

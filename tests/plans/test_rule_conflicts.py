@@ -78,3 +78,24 @@ def test_rule_removed_between_load_and_save_is_a_conflict_not_a_500(world, login
     response = client.post(f"/plans/rules/{rule_id}", data=data, headers=HX)
     assert response.status_code == 422
     assert "was deleted by someone else (or removed by an import)" in response.data.decode()
+
+
+def test_delete_of_a_rule_removed_meanwhile_is_done_not_a_500(world, login, monkeypatch):
+    """The rule disappears between the view's read and its delete (an import): the delete answers as done."""
+    from panel import writes
+
+    client = login(world.tree.alpha_operator)
+    rule_id = world.rule_uk.id
+    record = writes.audit.record
+
+    def removed_first(action, obj, **kwargs):
+        with db.engine.begin() as other:
+            other.execute(delete(RoutingRule).where(RoutingRule.id == rule_id))
+        return record(action, obj, **kwargs)
+
+    monkeypatch.setattr(writes.audit, "record", removed_first)
+    before = _entries()
+    response = client.post(f"/plans/rules/{rule_id}/delete", headers=HX)
+    assert response.status_code == 200
+    db.session.expire_all()
+    assert db.session.get(RoutingRule, rule_id) is None and _entries() == before
