@@ -14,7 +14,7 @@ Each example builds a small carrier in the session, routes a few numbers and rol
 import random
 from decimal import Decimal
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from panel.extensions import db
@@ -69,6 +69,38 @@ scenario = st.fixed_dictionaries(
         "seed": st.integers(min_value=0, max_value=10_000),
     }
 )
+
+
+def _rule(code: str, kind: str, vendor: int, **fields) -> dict:
+    """A rule of an explicit example, with the defaults of rule_spec."""
+    rule = {"code": code, "type": kind, "vendor": vendor, "priority": 1, "pm": None, "balancing": None}
+    return {**rule, "stop_hunt": False, "term_tags": "", **fields}
+
+
+# A known edge case, always run: vendors exactly at the 40% margin (0.06 against 0.10), a balancing group tied
+# with an unbalanced rule under appeal_code (issue 13.15), a vendor limit of 1 and the additional plan.
+EDGE_CASE = {
+    "vendors": [
+        {"rates": {"44": Decimal("0.06")}, "accounts": 2, "enabled": True, "tag": "", "increments": (1, 1)},
+        {"rates": {"44": Decimal("0.06")}, "accounts": 1, "enabled": True, "tag": "", "increments": (60, 60)},
+        {"rates": {"4": Decimal("0.061")}, "accounts": 1, "enabled": True, "tag": "", "increments": (30, 6)},
+    ],
+    "rules": [
+        _rule("44", "static_client", 0, balancing=50),
+        _rule("44", "static_client", 1, balancing=50),
+        _rule("44", "static_account", 3),
+        _rule("4", "dynamic", 0, pm=(40, True)),
+        _rule("", "did", 0, priority=0),
+    ],
+    "hunting": "all_matching",
+    "dr_order": "appeal_code",
+    "increments": "dynamic",
+    "plan_pm": (40, True),
+    "vendor_limit": 1,
+    "loop": True,
+    "additional": True,
+    "seed": 0,
+}
 
 
 def _margin_fields(pm) -> dict:
@@ -184,6 +216,7 @@ def _check(result) -> None:
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(spec=scenario)
+@example(spec=EDGE_CASE)
 def test_routing_properties(app, spec):
     try:
         _build(spec)
