@@ -11,6 +11,7 @@ from flask import request
 from flask_login import current_user
 from sqlalchemy import func, select
 
+from panel import search
 from panel.extensions import db
 from panel.listing import id_arg, paginate
 from panel.models import Company, RoutingPlan, RoutingRule
@@ -43,7 +44,7 @@ def owned_list(model, sortable: dict):
     company_id = id_arg("company_id")
     stmt = scoped(model).join(Company, model.company_id == Company.id)
     if q:
-        stmt = stmt.where(model.name.icontains(q, autoescape=True))
+        stmt = stmt.where(search.contains(model.name, q))
     if company_id and company_id in user_company_ids():
         stmt = stmt.where(model.company_id == company_id)
     return paginate(stmt, sortable, "name", model.id), q, company_id

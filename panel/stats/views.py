@@ -11,7 +11,7 @@ from flask import current_app, request
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import aliased, selectinload
 
-from panel import livecalls, paging
+from panel import livecalls, paging, search
 from panel.access import reader_required
 from panel.extensions import db
 from panel.forms import choices as as_choices
@@ -93,7 +93,7 @@ def _call_filter() -> tuple[CallFilterForm, list, dict]:
     elif form.answered.data == "no":
         conditions.append(CallStat.answered.is_(False))
     if form.number.data and not form.number.errors:
-        conditions.append(CallStat.number.startswith(form.number.data.lstrip("+"), autoescape=True))
+        conditions.append(search.prefix(CallStat.number, form.number.data.lstrip("+")))
     context = {
         "hours": hours,
         "client": client,
@@ -316,7 +316,7 @@ def quality():
     if account is not None:
         stmt = stmt.where(CallStat.term_account_id == account.id)
     if form.code.data and not form.code.errors:
-        stmt = stmt.where(CallStat.term_code.startswith(form.code.data, autoescape=True))
+        stmt = stmt.where(search.prefix(CallStat.term_code, form.code.data))
     if form.min_attempts.data and not form.min_attempts.errors:
         stmt = stmt.having(attempts >= form.min_attempts.data)
     sortable = {

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from flask import current_app
 from sqlalchemy import func, select
 
-from panel import snapshots
+from panel import search, snapshots
 from panel.extensions import db
 from panel.models import CallStat, Client, Code, Rate, RoutingPlan, RoutingRule
 from panel.routing.snapshot import Snapshot, compile_code
@@ -48,9 +48,9 @@ def deck_codes(deck_id: int | None, prefix: str = "", country: str = "") -> list
         return []
     stmt = select(Code.code, Code.name, Code.country).where(Code.code_deck_id == deck_id)
     if prefix:
-        stmt = stmt.where(Code.code.startswith(prefix, autoescape=True))
+        stmt = stmt.where(search.prefix(Code.code, prefix))
     if country:
-        stmt = stmt.where(Code.country.icontains(country, autoescape=True))
+        stmt = stmt.where(search.contains(Code.country, country))
     return [tuple(row) for row in db.session.execute(stmt.order_by(Code.code))]
 
 
