@@ -14,9 +14,10 @@ database's work): the part of a request that contention from other processes can
 Deep pages are reached as the pager links them: `last=1` and keyset cursors (`after` / `before`) from rows
 anywhere in the table. BENCH_ACCOUNTS=1000000 loads a million accounts (a few minutes; generated in batches).
 
-Environment: BENCH_ACCOUNTS (default 100000), BENCH_REPEAT (requests per measure, default 60),
-BENCH_ROUNDS (rounds per measure, the fastest counts, default 3). The JSON line also gives the machine's load
-average and CPU count at the end of the run, since other work on the machine slows every figure.
+Environment: BENCH_SKIP_SQLITE=1 (PostgreSQL only), BENCH_ACCOUNTS (default 100000), BENCH_REPEAT
+(requests per measure, default 60), BENCH_ROUNDS (rounds per measure, the fastest counts, default 3). The
+JSON line also gives the machine's load average and CPU count at the end of the run, since other work on the
+machine slows every figure.
 """
 
 import json
@@ -375,9 +376,10 @@ def postgres_database(base_url: str) -> tuple[str, callable]:
 
 
 def main() -> None:
-    """SQLite always; PostgreSQL when TEST_DATABASE_URL is set."""
-    with tempfile.TemporaryDirectory() as tmp:
-        print(json.dumps(run("sqlite", f"sqlite:///{Path(tmp) / 'bench.sqlite3'}")), flush=True)
+    """SQLite (unless BENCH_SKIP_SQLITE=1); PostgreSQL when TEST_DATABASE_URL is set."""
+    if os.environ.get("BENCH_SKIP_SQLITE") != "1":
+        with tempfile.TemporaryDirectory() as tmp:
+            print(json.dumps(run("sqlite", f"sqlite:///{Path(tmp) / 'bench.sqlite3'}")), flush=True)
     base = os.environ.get("TEST_DATABASE_URL")
     if base:
         url, drop = postgres_database(base)
