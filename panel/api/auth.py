@@ -48,23 +48,33 @@ def token_required(view):
 
     @wraps(view)
     def wrapper(*args, **kwargs):
-        header = request.headers.get("Authorization", "")
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() == "basic":
-            token = _basic_auth_token(token)
-        elif scheme.lower() != "bearer":
-            token = ""
-        if not token.strip():
-            return api_error("missing bearer token", "Authorization", 401)
-        known = _known_token(hash_token(token.strip()))
+        known, refusal = authenticate(request.headers.get("Authorization", ""))
         if known is None:
-            return api_error("invalid or revoked token", "Authorization", 401)
+            return api_error(refusal, "Authorization", 401)
         g.api_token_id = known.token_id
         g.company_id = known.company_id
-        _touch(known)
         return view(*args, **kwargs)
 
     return wrapper
+
+
+def authenticate(header: str) -> "tuple[_KnownToken, None] | tuple[None, str]":
+    """The valid token an Authorization header carries (its last use recorded), else None and why.
+
+    Needs an app context; the views (token_required) and panel.api.fastpath both authenticate here.
+    """
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() == "basic":
+        token = _basic_auth_token(token)
+    elif scheme.lower() != "bearer":
+        token = ""
+    if not token.strip():
+        return None, "missing bearer token"
+    known = _known_token(hash_token(token.strip()))
+    if known is None:
+        return None, "invalid or revoked token"
+    _touch(known)
+    return known, None
 
 
 def _basic_auth_token(credentials: str) -> str:
@@ -158,11 +168,35 @@ class BodyError(ValueError):
 
 def json_body():
     """The request's JSON document; BodyError when it is not valid JSON or nested too deeply to read."""
+    return parse_body(request.get_data(cache=False))
+
+
+def parse_body(data: bytes):
+    """A request body's JSON document; BodyError when it is not valid JSON or nested too deeply to read."""
     try:
-        return json.loads(request.get_data(cache=False))
+        return json.loads(data)
     except (ValueError, RecursionError):
         # RecursionError: thousands of nested brackets (Python's parser recurses once per level).
         raise BodyError("the body is not valid JSON") from None
+
+
+def json_text(obj) -> str:
+    """The body jsonify() sends for `obj` (the app's JSON provider: sorted keys, compact unless debug)."""
+    provider = current_app.json
+    compact = getattr(provider, "compact", None)
+    if (compact is None and current_app.debug) or compact is False:
+        return provider.dumps(obj, indent=2) + "\n"
+    return provider.dumps(obj, separators=(",", ":")) + "\n"
+
+
+def error_text(message: str, field: str | None = None) -> str:
+    """The body of api_error(message, field)."""
+    return json_text({"error": message, "field": field})
+
+
+def json_response(status: int, text: str):
+    """A response of the app with this status and JSON text."""
+    return current_app.response_class(text, status=status, mimetype="application/json")
 
 
 @bp.before_app_request
