@@ -2,14 +2,14 @@
 
 A kept file is found by a random token and only by users of the company that uploaded it, for the same kind
 of import into the same object. It is bounded: at most MAX_BYTES each (the upload limit applies first), at
-most PER_COMPANY files per company (the oldest go first) and at most MAX_AGE old.
+most PER_COMPANY files and TOTAL_BYTES per company (the oldest go first), and at most MAX_AGE old.
 """
 
 import secrets
 from datetime import timedelta
 
 from flask_login import current_user
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, select
 
 from panel.extensions import db
 from panel.models.imports import ImportUpload
@@ -18,6 +18,7 @@ from panel.models.types import utcnow
 MAX_AGE = timedelta(hours=24)
 PER_COMPANY = 20
 MAX_BYTES = 64 * 1024 * 1024
+TOTAL_BYTES = 256 * 1024 * 1024
 
 
 def keep(
@@ -26,7 +27,7 @@ def keep(
     """Store the file and return its row (its `token` goes into the preview or retry form)."""
     if len(data) > MAX_BYTES:
         raise ValueError("file too large to keep")
-    purge(company_id)
+    purge(company_id, len(data))
     upload = ImportUpload(
         token=secrets.token_urlsafe(32),
         company_id=company_id,
@@ -91,13 +92,19 @@ def drop(upload_id: int) -> None:
     db.session.execute(delete(ImportUpload).where(ImportUpload.id == upload_id))
 
 
-def purge(company_id: int) -> None:
-    """Drop files older than MAX_AGE, and the company's oldest beyond PER_COMPANY - 1 (one is coming)."""
+def purge(company_id: int, incoming: int = 0) -> None:
+    """Drop files older than MAX_AGE, then the company's oldest until one more of `incoming` bytes fits."""
     db.session.execute(delete(ImportUpload).where(ImportUpload.created_at <= utcnow() - MAX_AGE))
-    count = db.session.scalar(
-        select(func.count()).select_from(ImportUpload).where(ImportUpload.company_id == company_id)
-    )
-    if count >= PER_COMPANY:
-        oldest = select(ImportUpload.id).where(ImportUpload.company_id == company_id)
-        oldest = oldest.order_by(ImportUpload.id).limit(count - PER_COMPANY + 1)
-        db.session.execute(delete(ImportUpload).where(ImportUpload.id.in_(list(db.session.scalars(oldest)))))
+    kept = db.session.execute(
+        select(ImportUpload.id, ImportUpload.size)
+        .where(ImportUpload.company_id == company_id)
+        .order_by(ImportUpload.id.desc())
+    ).all()
+    count, total, drop_ids = 1, incoming, []
+    for upload_id, size in kept:  # newest first: keep while both bounds hold
+        if count < PER_COMPANY and total + size <= TOTAL_BYTES:
+            count, total = count + 1, total + size
+        else:
+            drop_ids.append(upload_id)
+    if drop_ids:
+        db.session.execute(delete(ImportUpload).where(ImportUpload.id.in_(drop_ids)))

@@ -524,4 +524,8 @@ def test_kept_files_are_bounded_in_number_and_age(app, tree, monkeypatch):
         monkeypatch.setattr(uploads, "MAX_BYTES", 10)
         with pytest.raises(ValueError):
             uploads.keep("codes", 1, tree.alpha.id, "big.csv", "purge", b"x" * 11, {})
+        monkeypatch.setattr(uploads, "TOTAL_BYTES", 16)  # 8 bytes each: two fit, the older ones go
+        uploads.keep("codes", 1, tree.alpha.id, "last.csv", "purge", b"code\n1\n", {})
+        names = db.session.scalars(select(ImportUpload.filename).order_by(ImportUpload.id)).all()
+        assert names == [f"f{uploads.PER_COMPANY}.csv", "last.csv"]  # f21 was too old
         g.pop("_login_user", None)
