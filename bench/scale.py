@@ -347,9 +347,11 @@ def main() -> None:
     os.environ["PANEL_MANAGER_ENABLED"] = "0"
     workers: list = []
     try:
+        from sqlalchemy import select
+
         from panel import create_app, snapshots
         from panel.extensions import db
-        from panel.models import Account
+        from panel.models import Account, Rate
         from panel.routing.build import build_snapshot
 
         app = create_app(worker_settings(database_url, args.period))
@@ -371,9 +373,14 @@ def main() -> None:
         warm_file.write_text(json.dumps(make_queries(data, args.warm, args.seed)))
         with app.app_context():
             vendors = db.session.query(Account).filter(Account.term_enabled.is_(True)).order_by(Account.id)
-            vendor, other_id = vendors[5], vendors[7].id
+            other_id = vendors[7].id
+            # The probe's vendor: one whose table prices 44 (kept data may hold an earlier run's deck).
+            for vendor in vendors[5:]:
+                vendor_table = vendor.term_rate_table_id or vendor.client.term_rate_table_id
+                prices_44 = select(Rate.id).where(Rate.rate_table_id == vendor_table, Rate.code == "44")
+                if db.session.scalar(prices_44):
+                    break
             vendor_id = vendor.id
-            vendor_table = vendor.term_rate_table_id or vendor.client.term_rate_table_id
             db.session.remove()
             db.engine.dispose()
 
