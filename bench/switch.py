@@ -12,9 +12,13 @@ highest passing rate. The same ladder is then climbed with the stand-in router (
 standard library only) in place of the panel, so the panel's share of the cost is visible.
 
 Prints one JSON line: `calls_per_s`, `failed_calls` (of that step), the CPU use of each process during that
-step in percent of one core (panel workers, Kamailio, sipp caller and vendor), the CDRs the panel stored, and
-the same for the stand-in (`stub`). Example: `.venv/bin/python bench/switch.py --seconds 6`. More gunicorn
-options can be given in BENCH_GUNICORN (e.g. `--access-logfile -`, with `--keep` to read the logs).
+step in percent of one core (panel workers, Kamailio, sipp caller and vendor), `panel_cpu_ms_per_call` (the
+CPU time, utime + stime from /proc/<pid>/stat, of the gunicorn master and workers over that step and the
+2 s after it in which the last call events and CDRs arrive, per answered call), the CDRs the panel stored,
+and the same for the stand-in (`stub`, `router_cpu_ms_per_call`). PANEL_API_FASTPATH=0 in the environment
+measures the panel without its switch fast path (panel.api.fastpath). Example:
+`.venv/bin/python bench/switch.py --seconds 6`. More gunicorn options can be given in BENCH_GUNICORN
+(e.g. `--access-logfile -`, with `--keep` to read the logs).
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from tests.e2e import switchlab  # noqa: E402
 CALLER_IP = "127.0.0.2"
 VENDOR_IPS = ("127.0.0.11", "127.0.0.12")
 DIALLED = "55#441234567"
+SETTLE_SECONDS = 2.0
 
 
 def parse_args() -> argparse.Namespace:
@@ -71,6 +76,12 @@ class Step:
     elapsed: float
     passed: bool
     cpu_percent: dict
+    router_cpu_seconds: float  # the router's processes, over the step and the settling time after it
+
+    @property
+    def router_cpu_ms_per_call(self) -> float | None:
+        """The router's CPU milliseconds per answered call (route, two call events, one CDR)."""
+        return round(self.router_cpu_seconds / self.answered * 1000, 3) if self.answered else None
 
     def as_json(self) -> dict:
         """The step as reported."""
@@ -82,6 +93,7 @@ class Step:
             "retransmissions": self.retransmissions,
             "seconds": round(self.elapsed, 2),
             "passed": self.passed,
+            "router_cpu_ms_per_call": self.router_cpu_ms_per_call,
         }
 
 
@@ -128,7 +140,13 @@ class Rig:
         cpu["sipp_caller"] = round(run.cpu_seconds / elapsed * 100, 1)
         answered = run.finals.get("200", 0)
         passed = run.exit_code == 0 and run.failed == 0 and answered == calls and elapsed <= seconds + 2
-        return Step(rate, calls, answered, run.failed, run.retransmissions, elapsed, passed, cpu)
+        # The last calls' end events and CDRs reach the router after the caller is done (Kamailio posts
+        # them every 200 ms): its CPU per call counts until they are in.
+        time.sleep(SETTLE_SECONDS)
+        router_before = before[self.router_name]
+        settled = self.router.cpu()
+        router_cpu = sum(used - router_before.get(pid, 0.0) for pid, used in settled.items())
+        return Step(rate, calls, answered, run.failed, run.retransmissions, elapsed, passed, cpu, router_cpu)
 
 
 def _percent(before: dict[int, float], after: dict[int, float], elapsed: float) -> dict | float:
@@ -155,8 +173,7 @@ def climb(rig: Rig, args) -> tuple[Step | None, list[Step]]:
         for _attempt in range(args.attempts):
             step = rig.step(rate, args.seconds)
             steps.append(step)
-            _log(step)
-            time.sleep(2)  # let the panel take the last CDRs (and a failed step's calls end) first
+            _log(step)  # the step waited SETTLE_SECONDS: the router took the last CDRs, failed calls ended
             if step.passed:
                 break
         if step.passed:
@@ -175,7 +192,8 @@ def climb(rig: Rig, args) -> tuple[Step | None, list[Step]]:
 def _log(step: Step) -> None:
     print(
         f"# {step.rate:>5} calls/s: {step.answered}/{step.calls} answered, {step.failed_calls} failed, "
-        f"{step.retransmissions} retransmissions, {step.elapsed:.1f} s {'pass' if step.passed else 'FAIL'}",
+        f"{step.retransmissions} retransmissions, {step.elapsed:.1f} s {'pass' if step.passed else 'FAIL'}, "
+        f"router {step.router_cpu_ms_per_call} ms CPU per call",
         file=sys.stderr,
         flush=True,
     )
@@ -191,6 +209,7 @@ def _summary(best: Step | None, steps: list[Step]) -> dict:
         "calls": best.calls,
         "retransmissions": best.retransmissions,
         "cpu_percent": best.cpu_percent,
+        "router_cpu_ms_per_call": best.router_cpu_ms_per_call,
         "steps": [s.as_json() for s in steps],
     }
 
@@ -231,6 +250,10 @@ def bench_panel(workdir: Path, database_url: str, args) -> dict:
         stored = db.session.scalar(select(func.count()).select_from(CallStat))
         db.engine.dispose()
     result = _summary(best, steps)
+    # The panel's CPU (gunicorn master and workers, /proc/<pid>/stat utime + stime) per answered call of
+    # the best step: one route query, two call events, one CDR.
+    result["panel_cpu_ms_per_call"] = result.pop("router_cpu_ms_per_call", None)
+    result["fastpath"] = os.environ.get("PANEL_API_FASTPATH", "1") != "0"
     result["cdrs_stored"] = stored
     result["calls_answered"] = sum(s.answered for s in steps)
     result["panel"] = {"worker_class": args.worker_class, "workers": args.workers, "threads": args.threads}

@@ -80,6 +80,9 @@ def create_app(test_config: dict | None = None) -> Flask:
     from panel import security_headers
 
     security_headers.install(app)
+    from panel.api import fastpath
+
+    fastpath.install(app)  # the switch's three endpoints answered without a page request's machinery
 
     from panel import cli
 

@@ -1,0 +1,237 @@
+"""The switch endpoints' fast path (panel.api.fastpath): the Flask views' answers, scoping, stored CDRs.
+
+Every answer is compared with the one the Flask view gives for the same request (status, headers, body), for
+valid and hostile input; writes are acknowledged only once committed; many threads posting events and CDRs
+get every acknowledged record stored exactly once.
+"""
+
+import base64
+import json
+import re
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
+
+from panel.api import fastpath
+from panel.extensions import db
+from panel.models import CallStat, LiveCall
+from tests.manager.conftest import alpha_token, bearer, carrier, make_token, routed  # noqa: F401
+
+TAG = "{tag}"
+
+
+@pytest.fixture
+def answered(monkeypatch):
+    """The paths the fast path answered itself, in order."""
+    seen: list[str] = []
+    original = fastpath.FastPath._answer
+
+    def spy(answer, environ, data):
+        seen.append(environ["PATH_INFO"])
+        return original(answer, environ, data)
+
+    monkeypatch.setattr(fastpath.FastPath, "_answer", staticmethod(spy))
+    return seen
+
+
+def _flask_only(app):
+    """The app's WSGI entry without the fast path (what Flask alone answers)."""
+    assert isinstance(app.wsgi_app, fastpath.FastPath)
+    return app.wsgi_app.wsgi_app
+
+
+def _post(client, path: str, body: bytes, headers: dict):
+    return client.post(path, data=body, headers={"Content-Type": "application/json", **headers})
+
+
+def _both(app, client, path: str, body: str, headers: dict):
+    """The fast path's and Flask's answers to the same request (call ids tagged `f` and `s` apart)."""
+    fast = _post(client, path, body.replace(TAG, "f").encode(), headers)
+    wrapped = app.wsgi_app
+    app.wsgi_app = _flask_only(app)
+    try:
+        slow = _post(client, path, body.replace(TAG, "s").encode(), headers)
+    finally:
+        app.wsgi_app = wrapped
+    return fast, slow
+
+
+def _same(fast, slow) -> None:
+    """Same status, headers and body (the route answer's `at` is the moment it was asked: left out)."""
+    assert fast.status == slow.status
+    moment = re.compile(rb'"at":"[^"]*"')
+    assert moment.sub(b"", fast.get_data().replace(b"-f", b"-s")) == moment.sub(b"", slow.get_data())
+    assert sorted(fast.headers.items()) == sorted(slow.headers.items())
+
+
+def _cases(c) -> list[tuple[str, object]]:
+    """(path, body) pairs: valid requests and hostile ones; `{tag}` keeps the two runs' call ids apart."""
+    start = {"event": "start", "orig_account_id": c.acme_main.id, "term_account_id": c.vox_gw.id}
+    cdr = {
+        "orig_account_id": c.acme_main.id,
+        "term_account_id": c.vox_gw.id,
+        "number": "441234567",
+        "start": "2026-01-01T12:00:00Z",
+        "duration": 61,
+    }
+    return [
+        ("/api/v1/route", {"number": "441234567", "src_ip": "198.51.100.10"}),
+        ("/api/v1/route", {"number": "+441234567", "src_ip": "198.51.100.10", "explain": True}),
+        ("/api/v1/route", {"number": "441234567", "src_ip": "192.0.2.50"}),  # Beta's account: not Alpha's
+        ("/api/v1/route", {"number": "44x"}),
+        ("/api/v1/route", {"number": "441", "bogus": 1}),
+        ("/api/v1/route", {"number": "441", "src_ip": "300.1.1.1", "at": "9999-12-31T23:59:59-14:00"}),
+        ("/api/v1/route", ["not", "an", "object"]),
+        ("/api/v1/route", "{not json"),
+        ("/api/v1/route", "[" * 100_000),
+        ("/api/v1/route", {"number": "44\u0000"}),
+        ("/api/v1/calls", [{**start, "call_id": "a-{tag}"}, {"event": "end", "call_id": "a-{tag}"}]),
+        (
+            "/api/v1/calls",
+            [{"event": "end", "call_id": "never-{tag}"}, {"event": "end", "call_id": "x-{tag}"}],
+        ),
+        ("/api/v1/calls", {**start, "call_id": "b-{tag}", "orig_account_id": c.beta_acc.id}),
+        ("/api/v1/calls", {"event": "pause", "call_id": "\u0000"}),
+        ("/api/v1/calls", [{"event": "end", "call_id": f"n{i}"} for i in range(1001)]),
+        ("/api/v1/calls", []),
+        ("/api/v1/cdrs", {**cdr, "call_id": "c-{tag}"}),
+        ("/api/v1/cdrs", [{**cdr, "call_id": "d-{tag}"}, {**cdr, "call_id": "d-{tag}"}]),
+        ("/api/v1/cdrs", {**cdr, "call_id": "e-{tag}", "orig_account_id": c.beta_acc.id}),
+        ("/api/v1/cdrs", {**cdr, "call_id": "g-{tag}", "duration": -1, "sip_code": 99, "extra": True}),
+        ("/api/v1/cdrs", 42),
+    ]
+
+
+def test_answers_are_the_flask_views_answers(app, client, routed, alpha_token, answered):  # noqa: F811
+    """Valid and hostile requests: the fast path answers each exactly as the Flask view does."""
+    cases = _cases(routed)
+    for path, body in cases:
+        text = body if isinstance(body, str) else json.dumps(body)
+        fast, slow = _both(app, client, path, text, bearer(alpha_token))
+        _same(fast, slow)
+    assert len(answered) == len(cases)  # every one of them went through the fast path
+    # Some of each kind succeeded and some were refused, so both branches were compared.
+    assert {r for r in answered} == {"/api/v1/route", "/api/v1/calls", "/api/v1/cdrs"}
+
+
+def test_tokens_are_checked_as_the_views_check_them(app, client, routed, alpha_token, answered):  # noqa: F811
+    """No token, a wrong one, a revoked company's, and Kamailio's HTTP Basic form."""
+    basic = base64.b64encode(f"switch:{alpha_token}".encode()).decode()
+    body = json.dumps({"number": "441234567", "src_ip": "198.51.100.10"})
+    answers = []
+    for headers in ({}, {"Authorization": "Bearer rp_wrong"}, {"Authorization": f"Basic {basic}"}):
+        fast, slow = _both(app, client, "/api/v1/route", body, headers)
+        _same(fast, slow)
+        answers.append(fast.status_code)
+    assert answers == [401, 401, 200]
+    assert fast.json["routes"], "the Basic token routes the call"
+
+
+def test_unusual_requests_are_left_to_flask(app, client, routed, alpha_token, answered):  # noqa: F811
+    """Another method, a trailing slash, a body over the limit: Flask answers (405, 404, 413 as JSON)."""
+    app.config["MAX_CONTENT_LENGTH"] = 1000
+    big = _post(client, "/api/v1/cdrs", b" " * 2000, bearer(alpha_token))
+    assert big.status_code == 413 and big.json["error"] == "request body too large"
+    assert client.get("/api/v1/route", headers=bearer(alpha_token)).status_code == 405
+    assert _post(client, "/api/v1/route/", b"{}", bearer(alpha_token)).status_code == 404
+    assert answered == []
+
+
+def _stored(call_ids) -> int:
+    return db.session.scalar(select(func.count()).select_from(CallStat).where(CallStat.call_id.in_(call_ids)))
+
+
+def test_a_cdr_is_acknowledged_only_once_committed(app, client, routed, alpha_token, monkeypatch):  # noqa: F811
+    """A commit that fails answers 503 and stores nothing; the retry is acknowledged and stored."""
+    cdr = {
+        "call_id": "commit-1",
+        "orig_account_id": routed.acme_main.id,
+        "number": "441234567",
+        "start": "2026-01-01T12:00:00Z",
+        "duration": 30,
+    }
+    real_commit = db.session.commit
+
+    def locked():
+        raise OperationalError("COMMIT", (), Exception("database is locked"))
+
+    monkeypatch.setattr(db.session, "commit", locked)
+    refused = client.post("/api/v1/cdrs", json=cdr, headers=bearer(alpha_token))
+    assert refused.status_code == 503 and refused.headers["Retry-After"] == "1"
+    assert refused.json == {"error": "the database is busy; try again in a moment", "field": None}
+    monkeypatch.setattr(db.session, "commit", real_commit)
+    db.session.rollback()
+    assert _stored(["commit-1"]) == 0
+    taken = client.post("/api/v1/cdrs", json=cdr, headers=bearer(alpha_token))
+    assert taken.status_code == 200 and taken.json["stored"] == 1
+    # Read through a connection of its own: committed, not merely in the request's session.
+    with db.engine.connect() as conn:
+        assert conn.scalar(select(func.count()).select_from(CallStat)) == 1
+
+
+def test_concurrent_events_and_cdrs_are_stored_exactly_once(app, routed, alpha_token):  # noqa: F811
+    """Eight threads post events and CDRs (each CDR twice, from two threads): every acknowledged record is
+    stored once, the second copy is a duplicate, and every call that started and ended is no longer live."""
+    db.session.commit()
+    orig, term = routed.acme_main.id, routed.vox_gw.id
+    headers = bearer(alpha_token)
+    errors: list[str] = []
+    acknowledged: list[str] = []
+    duplicates: list[str] = []
+    lock = threading.Lock()
+
+    def worker(n: int) -> None:
+        client = app.test_client()
+        for batch in range(6):
+            ids = [f"t{n % 4}-b{batch}-{i}" for i in range(10)]  # threads n and n+4 share their call ids
+            start = [
+                {"event": "start", "call_id": f"{c}/{n}", "orig_account_id": orig, "term_account_id": term}
+                for c in ids
+            ]
+            end = [{"event": "end", "call_id": f"{c}/{n}"} for c in ids]
+            cdrs = [
+                {
+                    "call_id": c,
+                    "orig_account_id": orig,
+                    "number": "441234567",
+                    "start": "2026-01-01T12:00:00Z",
+                }
+                | {"duration": 30}
+                for c in ids
+            ]
+            for path, body in (("/api/v1/calls", start), ("/api/v1/calls", end), ("/api/v1/cdrs", cdrs)):
+                response = client.post(path, json=body, headers=headers)
+                if response.status_code != 200:
+                    errors.append(f"{path} {response.status_code} {response.get_data(as_text=True)}")
+                elif path == "/api/v1/cdrs":
+                    with lock:
+                        acknowledged.extend(c for c in ids if c not in response.json["duplicates"])
+                        duplicates.extend(response.json["duplicates"])
+                elif body is end:
+                    assert response.json["ended"] == 10, response.json
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(worker, range(8)))
+    assert errors == []
+    assert len(acknowledged) == len(set(acknowledged)) == 4 * 6 * 10
+    assert sorted(duplicates) == sorted(acknowledged)
+    db.session.rollback()
+    stored = db.session.execute(select(CallStat.call_id)).scalars().all()
+    assert sorted(stored) == sorted(acknowledged)
+    assert db.session.scalar(select(func.count()).select_from(LiveCall)) == 0
+
+
+def test_events_of_another_token_stay_in_their_company(app, client, routed, alpha_token):  # noqa: F811
+    """Through the fast path an end with another company's call id ends nothing of theirs."""
+    beta_token = make_token(routed.tree.beta, "beta switch")
+    beta_start = {"event": "start", "call_id": "shared", "orig_account_id": routed.beta_acc.id}
+    assert client.post("/api/v1/calls", json=beta_start, headers=bearer(beta_token)).status_code == 200
+    end = {"event": "end", "call_id": "shared"}
+    foreign = client.post("/api/v1/calls", json=end, headers=bearer(alpha_token))
+    assert foreign.json == {"started": 0, "ended": 0, "not_live": ["shared"]}
+    assert db.session.scalar(select(func.count()).select_from(LiveCall)) == 1
+    own = client.post("/api/v1/calls", json=end, headers=bearer(beta_token))
+    assert own.json == {"started": 0, "ended": 1, "not_live": []}
