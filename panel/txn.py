@@ -131,7 +131,7 @@ def read_only():
 
 
 def is_contention(exc: BaseException) -> bool:
-    """True for a failure that another try may not meet: SQLite locked, a PostgreSQL deadlock."""
+    """True for a failure caused by other transactions, not by the request: SQLite locked, a deadlock."""
     if not isinstance(exc, DBAPIError):
         return False
     orig = exc.orig
