@@ -156,6 +156,31 @@ def _write_core(stmt, rows, columns, progress) -> int:
     return written
 
 
+def streams() -> bool:
+    """True when the database takes rows by COPY while the caller still parses (PostgreSQL)."""
+    return db.session.get_bind().dialect.name == "postgresql"
+
+
+@contextmanager
+def copy_stream(target: Table, columns: Sequence[str]) -> Iterator[Callable[[Sequence[dict]], None]]:
+    """PostgreSQL: one COPY into `target`, fed chunk by chunk by `send(rows)` (dicts) inside the block.
+
+    An exception in the block abandons the COPY (the caller's transaction then rolls back).
+    """
+    columns = list(columns)
+    raw = db.session.connection().connection.driver_connection
+    copy_stmt = sql.SQL("COPY {} ({}) FROM STDIN").format(
+        sql.Identifier(target.name), sql.SQL(", ").join(sql.Identifier(c) for c in columns)
+    )
+    with raw.cursor() as cursor, cursor.copy(copy_stmt) as copy:
+
+        def send(rows: Sequence[dict]) -> None:
+            texts = [_copy_column(_column(rows, c)) for c in columns]
+            copy.write("\n".join(map("\t".join, zip(*texts, strict=True))) + "\n")
+
+        yield send
+
+
 def _copy(cursor, name: str, rows, columns, progress) -> None:
     """COPY the rows into the table `name`: the COPY text built column by column, at C speed."""
     copy_stmt = sql.SQL("COPY {} ({}) FROM STDIN").format(

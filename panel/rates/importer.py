@@ -133,17 +133,23 @@ def _drop_undated_repeats(rate_table_id: int, rows: list[dict], start: datetime)
     ]
 
 
-def parse_deck(table_id: int, data: bytes, start: datetime, progress: Progress | None = None) -> list[dict]:
+def parse_deck(
+    table_id: int,
+    data: bytes,
+    start: datetime,
+    progress: Progress | None = None,
+    on_chunk: Callable[[list[dict]], None] | None = None,
+) -> list[dict]:
     """Every line of the deck as a rate row; ImportFailed lists the wrong lines (nothing is written).
 
     Most lines of a vendor deck are plain (digits, a decimal rate, a date the file repeats): a fast path
     checks them with a few compiled patterns and caches (dates, fees and increments repeat). Any other
     line goes through `rate_row_parser`, so its value, or its `line N, column: message`, is exactly that
-    parser's.
+    parser's. `on_chunk(rows)` receives the good rows in chunks as they come, while no line was wrong yet.
     """
     try:
         table, records = reader.open_table(data, RATE_COLUMNS, required=REQUIRED_COLUMNS)
-        return _parse_records(table_id, table, records, start, progress)
+        return _parse_records(table_id, table, records, start, progress, on_chunk)
     except reader.CsvError as exc:
         raise ImportFailed(f"Nothing was imported: {exc}") from None
 
@@ -163,7 +169,7 @@ def _cached(cache: dict, text: str, parse: Callable):
     return value
 
 
-def _parse_records(table_id: int, table, records, start: datetime, progress: Progress | None) -> list[dict]:
+def _parse_records(table_id: int, table, records, start: datetime, progress, on_chunk) -> list[dict]:
     """The fast path of parse_deck over the file's records (see there)."""
     header = table.header
     width = len(header)
@@ -180,6 +186,7 @@ def _parse_records(table_id: int, table, records, start: datetime, progress: Pro
     errors: list[str] = []
     total, unquote = table.total, table.unquote
     missing = [""]
+    sent = 0
     try:
         for line_no, values in records:
             if len(values) != width:
@@ -187,8 +194,12 @@ def _parse_records(table_id: int, table, records, start: datetime, progress: Pro
                 continue
             if unquote:
                 values = [reader.unquote_formula(v) for v in values]
-            if progress and line_no % 5000 == 0:
-                progress(line_no - 1, total)
+            if line_no % 5000 == 0:
+                if progress:
+                    progress(line_no - 1, total)
+                if on_chunk and not errors and len(rows) - sent >= bulk.CHUNK:
+                    on_chunk(rows[sent:])
+                    sent = len(rows)
             code, name, rate, effective, end, fee, min_time, interval = getter(values + missing)
             if _FAST_CODE(code) and _FAST_MONEY(rate) and len(name) <= NAME_MAX and name == name.strip():
                 effective = (
@@ -245,6 +256,8 @@ def _parse_records(table_id: int, table, records, start: datetime, progress: Pro
         raise ImportFailed(reader.failure_message(errors), errors)
     if not rows:
         raise ImportFailed("Nothing was imported: the file has a header but no rates.")
+    if on_chunk and len(rows) > sent:
+        on_chunk(rows[sent:])
     return rows
 
 
@@ -324,6 +337,23 @@ def import_rates(
     if table is None:
         raise ImportFailed("The rate table no longer exists.")
     start = default_effective_from or utcnow().replace(microsecond=0)
+    if bulk.streams() and (mode == "replace" or not _count(table.id)):
+        # PostgreSQL into an empty (or emptied) table: the rows go by COPY while the file is still being
+        # parsed, so the database works in parallel; a wrong line found later rolls it all back.
+        with bulk.one_transaction():
+            before = _count(table.id)
+            if mode == "replace":
+                db.session.execute(delete(Rate).where(Rate.rate_table_id == table.id))
+            with bulk.copy_stream(Rate.__table__, _WRITE_COLUMNS) as send:
+                rows = parse_deck(table.id, data, start, progress, on_chunk=send)
+            if job_id is not None:
+                mark_writing(job_id, len(rows))
+            note = _note(mode, filename, before, len(rows), added=len(rows), changed=0)
+            counts = {"mode": MODES[mode], "rates in the file": len(rows), "rates before": before}
+            with writes.change(table, action="import", after=counts, note=note):
+                pass  # the rows are written above, in this transaction: the entry and the commit go with them
+        return note
+
     rows = parse_deck(table.id, data, start, progress)
     if job_id is not None:
         mark_writing(job_id, len(rows))
@@ -333,9 +363,7 @@ def import_rates(
         if mode == "replace":
             db.session.execute(delete(Rate).where(Rate.rate_table_id == table.id))
             bulk.write(Rate.__table__, rows, _WRITE_COLUMNS, key=("rate_table_id", "code", "effective_from"))
-            note = (
-                f"Replaced the table's {before:,} rates with {len(rows):,} rates from {filename or 'a file'}."
-            )
+            note = _note(mode, filename, before, len(rows))
         else:
             kept = rows if not before else _drop_undated_repeats(table.id, rows, start)
             written = bulk.write(
@@ -347,15 +375,22 @@ def import_rates(
                 on_conflict="update" if before else "error",
             )
             added = _count(table.id) - before
-            changed = written - added
-            note = (
-                f"Imported {len(rows):,} rates from {filename or 'a file'} (add and update): "
-                f"{added:,} added, {changed:,} changed, {len(rows) - added - changed:,} unchanged."
-            )
+            note = _note(mode, filename, before, len(rows), added=added, changed=written - added)
         counts = {"mode": MODES[mode], "rates in the file": len(rows), "rates before": before}
         with writes.change(table, action="import", after=counts, note=note):
             pass  # the rows are written above, in this transaction: the entry and the commit go with them
     return note
+
+
+def _note(mode: str, filename: str, before: int, rows: int, *, added: int = 0, changed: int = 0) -> str:
+    """The import's summary, as the job's outcome and the audit entry say it."""
+    source = filename or "a file"
+    if mode == "replace":
+        return f"Replaced the table's {before:,} rates with {rows:,} rates from {source}."
+    return (
+        f"Imported {rows:,} rates from {source} (add and update): "
+        f"{added:,} added, {changed:,} changed, {rows - added - changed:,} unchanged."
+    )
 
 
 def export_rows(stmt) -> Iterator[list]:

@@ -529,3 +529,21 @@ def test_kept_files_are_bounded_in_number_and_age(app, tree, monkeypatch):
         names = db.session.scalars(select(ImportUpload.filename).order_by(ImportUpload.id)).all()
         assert names == [f"f{uploads.PER_COMPANY}.csv", "last.csv"]  # f21 was too old
         g.pop("_login_user", None)
+
+
+def test_a_wrong_line_after_rows_went_to_the_database_writes_nothing(app, tree):
+    """On PostgreSQL rows go by COPY while the file is parsed: a wrong last line still rolls it all back."""
+    from panel.imports.jobs import ImportFailed
+    from panel.rates.importer import import_rates
+
+    table = factories.rate_table(tree.alpha, "Empty")
+    db.session.commit()
+    lines = [f"{440000 + i},UK,0.01" for i in range(25_000)]
+    deck = ("code,name,rate\n" + "\n".join([*lines, "4x,Bad,0.01"]) + "\n").encode()
+    with pytest.raises(ImportFailed) as failed:
+        import_rates(table.id, deck, "add_update")
+    assert failed.value.errors == ["line 25002, code: '4x' is not a code: use digits only"]
+    db.session.rollback()
+    assert db.session.scalars(select(Rate.id).where(Rate.rate_table_id == table.id)).all() == []
+    assert "25,000 added" in import_rates(table.id, deck.rsplit(b"4x", 1)[0], "add_update")
+    assert len(db.session.scalars(select(Rate.id).where(Rate.rate_table_id == table.id)).all()) == 25_000
