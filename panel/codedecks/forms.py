@@ -5,10 +5,12 @@ from flask_wtf.file import FileField
 from wtforms import RadioField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length
 
-from panel.codedecks.importer import MODES
 from panel.forms import choices as as_choices
 from panel.forms import strip as _strip
 from panel.values import Parsed, parse_digits, parse_name
+
+# The import's modes (panel.codedecks.importer reads them from here: the importer uses this module's form).
+MODES = {"only_new": "Only new codes", "add_update": "Add and update", "purge": "Purge and import"}
 
 
 class CodeDeckForm(FlaskForm):

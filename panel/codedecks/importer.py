@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from sqlalchemy import delete, func, select
 
 from panel import writes
+from panel.codedecks.forms import MODES  # the upload form's choices
 from panel.extensions import db
 from panel.imports import bulk, flow, preview, reader
 from panel.imports.jobs import ImportFailed, mark_writing
@@ -18,7 +19,6 @@ from panel.values import parse_digits, parse_name
 
 CODE_COLUMNS = ["code", "name", "country"]
 REQUIRED_COLUMNS = ["code"]
-MODES = {"only_new": "Only new codes", "add_update": "Add and update", "purge": "Purge and import"}
 _WRITE_COLUMNS = ["code_deck_id", *CODE_COLUMNS]
 
 

@@ -5,10 +5,20 @@ from flask_wtf.file import FileField
 from wtforms import RadioField, SelectField, StringField, TextAreaField
 from wtforms.validators import Length
 
-from panel.dids.importer import MODES, parse_number
 from panel.forms import choices as as_choices
 from panel.forms import strip as _strip
-from panel.values import Parsed
+from panel.values import Parsed, parse_digits
+
+# The import's modes (panel.dids.importer reads them and parse_number from here: it uses this module's form).
+MODES = {"add_update": "Add and update", "only_new": "Only new numbers"}
+
+
+def parse_number(text: str) -> str:
+    """A DID number: digits; a leading `+` and spaces are dropped."""
+    cleaned = text.strip().replace(" ", "")
+    if cleaned.startswith("+"):
+        cleaned = cleaned[1:]
+    return parse_digits(cleaned, "number")
 
 
 class DidForm(FlaskForm):

@@ -12,25 +12,17 @@ from collections.abc import Callable, Iterable, Iterator
 from sqlalchemy import select
 
 from panel import audit
+from panel.dids.forms import MODES, parse_number
 from panel.extensions import db
 from panel.imports import bulk, flow, reader
 from panel.imports.jobs import ImportFailed, mark_writing
 from panel.models import Account, Client, Did
 from panel.models.types import utcnow
-from panel.values import parse_digits, parse_name
+from panel.values import parse_name
 
 DID_COLUMNS = ["number", "account", "notes"]
 REQUIRED_COLUMNS = ["number", "account"]
-MODES = {"add_update": "Add and update", "only_new": "Only new numbers"}
 NOTES_MAX = 2000
-
-
-def parse_number(text: str) -> str:
-    """A DID number: digits; a leading `+` and spaces are dropped."""
-    cleaned = text.strip().replace(" ", "")
-    if cleaned.startswith("+"):
-        cleaned = cleaned[1:]
-    return parse_digits(cleaned, "number")
 
 
 class DidImport:

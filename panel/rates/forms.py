@@ -7,7 +7,6 @@ from wtforms.validators import DataRequired, Length, Regexp
 
 from panel.forms import choices as as_choices
 from panel.forms import strip as _strip
-from panel.rates.importer import MODES
 from panel.values import (
     MOMENT_HELP,
     Parsed,
@@ -22,6 +21,10 @@ from panel.values import (
 def _upper(value):
     """Currency codes are upper case."""
     return value.strip().upper() if isinstance(value, str) else value
+
+
+# The import's modes (panel.rates.importer reads them from here: the importer uses this module's form).
+MODES = {"add_update": "Add and update", "replace": "Replace table"}
 
 
 class RateTableForm(FlaskForm):

@@ -20,6 +20,7 @@ from panel.imports import bulk, flow, preview, reader
 from panel.imports.jobs import ImportFailed, mark_writing
 from panel.models import Rate, RateTable
 from panel.models.types import utcnow
+from panel.rates.forms import MODES  # the upload form's choices
 from panel.values import (
     NAME_MAX,
     format_decimal,
@@ -33,7 +34,6 @@ from panel.values import (
 
 RATE_COLUMNS = ["code", "name", "rate", "effective_from", "end", "setup_fee", "min_time", "interval"]
 REQUIRED_COLUMNS = ["code", "rate"]
-MODES = {"add_update": "Add and update", "replace": "Replace table"}
 DEFAULT_MIN_TIME = 1
 DEFAULT_INTERVAL = 1
 _WRITE_COLUMNS = ["rate_table_id", *RATE_COLUMNS]

@@ -12,6 +12,7 @@ from flask_wtf import FlaskForm
 from wtforms import StringField
 from wtforms.validators import DataRequired, Length
 
+from panel import writes
 from panel.access import get_or_404, user_company_ids, writer_required
 from panel.extensions import db
 from panel.models import Account, Client
@@ -92,7 +93,7 @@ def _drain(kind: str, obj_id: int):
             db.session.rollback()
             status = 422
         else:
-            db.session.commit()
+            writes.commit(obj)
             flash(
                 f"{kind.capitalize()} “{label_of(kind, obj)}” drained: routing skips it from the "
                 "Traffic Rules manager's next run.",
@@ -122,7 +123,7 @@ def _restore(kind: str, obj_id: int):
         abort(400)  # the CSRF token is missing or expired
     if obj.is_drained:
         drain.restore(obj, current_user)
-        db.session.commit()
+        writes.commit(obj)
         flash(f"{kind.capitalize()} “{label_of(kind, obj)}” restored: routing uses it again.", "success")
     return redirect(page_of(kind, obj), 303)
 
