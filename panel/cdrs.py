@@ -35,6 +35,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
+from functools import cache
 
 from sqlalchemy import any_, bindparam, func, select, text, update
 from sqlalchemy.exc import IntegrityError
@@ -357,14 +358,22 @@ def _insert(rows: list[dict]) -> set[tuple[int, str]]:
     if db.engine.dialect.name == "postgresql":
         document = json.dumps(rows, default=_json_value, separators=(",", ":"))
         return {tuple(row) for row in db.session.execute(_PG_INSERT, {"rows": document})}
+    # Core on the session's connection: the ORM's bulk insert matched every returned row to its parameters
+    # in Python, which cost more than the insert.
+    return {tuple(row) for row in db.session.connection().execute(_sqlite_insert(), rows)}
+
+
+@cache
+def _sqlite_insert():
+    """SQLite's INSERT ... ON CONFLICT DO NOTHING RETURNING, built once."""
     from sqlalchemy.dialects.sqlite import insert
 
-    stmt = (
-        insert(CallStat)
+    table = CallStat.__table__
+    return (
+        insert(table)
         .on_conflict_do_nothing(index_elements=["company_id", "call_id"])
-        .returning(CallStat.company_id, CallStat.call_id)
+        .returning(table.c.company_id, table.c.call_id)
     )
-    return {tuple(row) for row in db.session.execute(stmt, rows)}
 
 
 def rate(

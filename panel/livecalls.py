@@ -215,19 +215,29 @@ def parse_events(payload) -> list[CallEvent]:
 def _upsert(rows: list[dict]) -> None:
     """Insert live calls; a start for a call id already live (for that company) moves it to the new terminator
     and rule."""
-    if db.engine.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
     # One statement may not touch a row twice: the last start of a call id in the batch wins.
     rows = sorted({(row["company_id"], row["call_id"]): row for row in rows}.values(), key=_row_key)
-    stmt = insert(LiveCall.__table__)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=["company_id", "call_id"],
-        set_={"term_account_id": stmt.excluded.term_account_id, "rule_id": stmt.excluded.rule_id},
-    )
     # Core on the session's connection: the ORM's bulk insert bookkeeping cost more than the insert.
-    db.session.connection().execute(stmt, rows)
+    db.session.connection().execute(_upsert_statement(db.engine.dialect.name), rows)
+
+
+_UPSERTS: dict = {}
+
+
+def _upsert_statement(dialect: str):
+    """The upsert of live calls for a dialect, built once (building `excluded` cost more than the insert)."""
+    stmt = _UPSERTS.get(dialect)
+    if stmt is None:
+        if dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert
+        stmt = insert(LiveCall.__table__)
+        stmt = _UPSERTS[dialect] = stmt.on_conflict_do_update(
+            index_elements=["company_id", "call_id"],
+            set_={"term_account_id": stmt.excluded.term_account_id, "rule_id": stmt.excluded.rule_id},
+        )
+    return stmt
 
 
 def _row_key(row: dict) -> tuple[int, str]:
