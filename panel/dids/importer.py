@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Iterator
 
 from sqlalchemy import select
 
-from panel import audit
+from panel import writes
 from panel.dids.forms import MODES, parse_number
 from panel.extensions import db
 from panel.imports import bulk, flow, reader
@@ -161,8 +161,8 @@ def import_dids(
                 f"{len(new):,} added, {changed:,} changed, {existing - changed:,} unchanged."
             )
         counts = {"rows": len(rows), "added": len(new), "existing": existing, "mode": mode}
-        audit.record("import", DidImport(company_id, "DIDs"), after=counts, note=note)
-        db.session.commit()
+        with writes.change(DidImport(company_id, "DIDs"), action="import", after=counts, note=note):
+            pass  # the rows are written above, in this transaction: the entry and the commit close it
     return note
 
 
