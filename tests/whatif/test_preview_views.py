@@ -12,6 +12,12 @@ from tests.routing.conftest import vendor
 HTMX = {"HX-Request": "true"}
 
 
+@pytest.fixture(autouse=True)
+def _kept_files_in_tmp(app, tmp_path, monkeypatch):
+    """Previewed uploads are kept under the instance folder: a temporary one here."""
+    monkeypatch.setattr(app, "instance_path", str(tmp_path))
+
+
 @pytest.fixture
 def alpha(tree):
     """Alpha's plan (deck 44, 447) with a customer; vendors V1 (0.05) and V2 (0.06); rule 44 -> V1."""
