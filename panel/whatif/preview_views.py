@@ -398,9 +398,14 @@ def _import_preview(kind: str, target_id: int):
                 context["version"] = service.version_of_rules(target.id)
         else:
             rates, errors = _rates_from_file(target, data, context["mode"], now)
+            snapshot = service.current_snapshot()
+            if not errors and target.id not in snapshot.rate_tables:
+                errors = [
+                    "The rate table is not in the routing data yet: try again after the manager's next run."
+                ]
             if not errors:
                 context["preview"], _ = service.rates_preview(
-                    service.current_snapshot(), target.id, rates, user_company_ids(), now
+                    snapshot, target.id, rates, user_company_ids(), now
                 )
                 context["version"] = service.version_of_rates(target.id)
         if errors:
