@@ -4,10 +4,15 @@ Kamailio (docs/kamailio/kamailio.cfg with PANEL_COUNT=2) asks the first panel; w
 its whole process group: a host that dies, with requests in flight) every Kamailio process moves to the
 second panel on the refused or broken connection, for the route queries and for the queued call events and
 CDRs. Both panels run the Traffic Rules manager (period 1 s), which must keep exactly one writer.
+A second test puts a relay in front of the first host that drops the answer to a CDR batch the host
+committed: the batch goes again to the second host, and nothing is stored or charged twice.
 """
 
+import contextlib
 import os
+import re
 import signal
+import socket
 import threading
 import time
 from collections import Counter
@@ -202,3 +207,137 @@ def _run(lab: switchlab.Lab, database_url: str) -> None:
         assert earlier.finished_at <= later.started_at, (earlier.host, later.host)
     after = [run for run in finished if run.started_at > killed_at]
     assert after and all(run.host.rsplit(":", 1)[1] in second_pids for run in after)
+
+
+class _DropCdrAnswers:
+    """A TCP relay to a panel that closes the connection instead of relaying the answer to a POST of CDRs:
+    the panel committed the batch, and Kamailio sees a broken connection (a host dying at the worst time)."""
+
+    def __init__(self, upstream_port: int):
+        self.upstream_port = upstream_port
+        self.dropped = 0
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def close(self) -> None:
+        """Stop accepting."""
+        self.listener.close()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
+
+    def _serve(self, client: socket.socket) -> None:
+        upstream = socket.create_connection(("127.0.0.1", self.upstream_port))
+        cdrs_sent = threading.Event()
+
+        def answers() -> None:
+            while data := upstream.recv(65536):
+                if cdrs_sent.is_set():
+                    self.dropped += 1
+                    break
+                client.sendall(data)
+            for sock in (client, upstream):
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+
+        threading.Thread(target=answers, daemon=True).start()
+        try:
+            while data := client.recv(65536):
+                if b"POST /api/v1/cdrs" in data:
+                    cdrs_sent.set()
+                upstream.sendall(data)
+        except OSError:
+            pass
+        finally:
+            client.close()
+
+
+def test_a_cdr_batch_committed_by_a_host_that_never_answered_is_not_stored_or_charged_twice(
+    _schema, tmp_path
+):
+    if not _schema.startswith("postgresql"):
+        pytest.skip("several panel hosts share one PostgreSQL database (PANEL_TEST_DB=postgresql://...)")
+    missing = switchlab.tools_missing()
+    if missing:
+        pytest.skip(missing)
+    lab = switchlab.Lab(tmp_path / "lab")
+    app = make_test_app(_schema)
+    context = app.app_context()
+    context.push()
+    relay = None
+    try:
+        vendor_port = switchlab.free_sip_port(VENDOR_IPS[0])
+        other_port = switchlab.free_sip_port(VENDOR_IPS[1])
+        carrier = switchlab.seed_carrier(
+            CALLER_IP, [(VENDOR_IPS[0], vendor_port), (VENDOR_IPS[1], other_port)]
+        )
+        before = db.session.scalar(select(Client.balance).where(Client.id == carrier.customer_client_id))
+        db.session.rollback()
+        ports = (switchlab.free_port(), switchlab.free_port())
+        for port in ports:
+            switchlab.start_panel(
+                lab,
+                _schema,
+                port,
+                workers=1,
+                threads=4,
+                PANEL_MANAGER_ENABLED=0,
+                SECRET_KEY="e2e-secret",
+                ACCOUNT_PASSWORD_KEY="e2e-account-key",
+            )
+            switchlab.warm_up_panel(port, carrier.token, {"number": "441234567", "src_ip": CALLER_IP}, 4)
+        relay = _DropCdrAnswers(ports[0])
+        sip_port = switchlab.free_sip_port()
+        cfg = switchlab.render_kamailio_cfg(
+            lab.workdir / "kamailio.cfg",
+            PANEL_HOSTPORT=f"127.0.0.1:{relay.port}",
+            PANEL2_HOSTPORT=f"127.0.0.1:{ports[1]}",
+            PANEL_COUNT=2,
+            PANEL_TOKEN=carrier.token,
+            SIP_LISTEN=f"udp:127.0.0.1:{sip_port}",
+            SIP_CHILDREN=2,
+            PANEL_TIMEOUT=2,
+        )
+        kamailio = switchlab.start_kamailio(lab, cfg, "127.0.0.1", sip_port, shm_mb=64)
+        switchlab.start_vendor(lab, "vendor-one", "vendor_answers", VENDOR_IPS[0], vendor_port)
+        calls = 6
+        run = switchlab.run_caller(
+            lab,
+            "caller",
+            ("127.0.0.1", sip_port),
+            DIALLED,
+            "3312345678",
+            CALLER_IP,
+            calls=calls,
+            rate=10,
+            hold_ms=300,
+            timeout=15,
+        )
+        assert run.finals == Counter({"200": calls}), run.output[-3000:] + kamailio.output()[-3000:]
+
+        def stored():
+            return db.session.scalar(select(func.count()).select_from(CallStat))
+
+        _wait(lambda: stored() >= calls, 15, lambda: f"{stored()} CDRs\n" + kamailio.output()[-4000:])
+        time.sleep(0.5)
+        db.session.rollback()
+        # The first host stored a batch and its answer was lost; the second host got the same batch again.
+        assert relay.dropped >= 1
+        assert re.search(r"answered \d+ to /cdrs, trying the next", kamailio.output())
+        assert stored() == calls
+        balance = db.session.scalar(select(Client.balance).where(Client.id == carrier.customer_client_id))
+        assert balance == before - calls * CHARGE
+    finally:
+        if relay is not None:
+            relay.close()
+        lab.stop_all()
+        db.session.remove()
+        _empty_tables()
+        db.engine.dispose()
+        context.pop()
