@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-12-06 22:52:33.443767
+Create Date: 2026-12-06 23:59:37.647938
 
 """
 from alembic import op
@@ -547,6 +547,7 @@ def upgrade():
     )
     with op.batch_alter_table('call_stats', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_call_stats_call_id'), ['call_id'], unique=False)
+        batch_op.create_index('ix_call_stats_number', ['number'], unique=False)
         batch_op.create_index('ix_call_stats_orig_account_id_start_at', ['orig_account_id', 'start_at'], unique=False)
         batch_op.create_index('ix_call_stats_orig_client_id_start_at', ['orig_client_id', 'start_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_call_stats_rule_id'), ['rule_id'], unique=False)
@@ -594,6 +595,7 @@ def downgrade():
         batch_op.drop_index(batch_op.f('ix_call_stats_rule_id'))
         batch_op.drop_index('ix_call_stats_orig_client_id_start_at')
         batch_op.drop_index('ix_call_stats_orig_account_id_start_at')
+        batch_op.drop_index('ix_call_stats_number')
         batch_op.drop_index(batch_op.f('ix_call_stats_call_id'))
 
     op.drop_table('call_stats')

@@ -22,6 +22,8 @@ class CallStat(db.Model):
         Index("ix_call_stats_orig_client_id_start_at", "orig_client_id", "start_at"),
         Index("ix_call_stats_term_client_id_start_at", "term_client_id", "start_at"),
         Index("ix_call_stats_start_at", "start_at", "id"),  # the calls list's order (keyset pages)
+        # The calls filter's number prefix (an index range, panel.search.prefix): no scan of the window.
+        Index("ix_call_stats_number", "number"),
         # A call id is unique per company (the company whose token reported it): one tenant cannot shadow
         # another's records by posting its call ids first.
         UniqueConstraint("company_id", "call_id"),
