@@ -375,11 +375,8 @@ def current_snapshot():
     The snapshot records the audit entries it holds (read in the same transaction as its data): when no
     panel change (audit entry) was written since, its rate tables equal the database's.
     """
-    snapshots = _snapshots()
-    if snapshots is None or not hasattr(snapshots, "current"):
-        return None
     snapshot = snapshots.current()
-    if snapshot is None or not hasattr(snapshot, "audit_seen"):
+    if snapshot is None:
         return None
     held = f"a{snapshot.audit_top}-{len(snapshot.audit_seen)}"
     return snapshot if held == audit_marker() else None
@@ -401,15 +398,6 @@ def published_version(before_id: int | None = None) -> str:
     return db.session.scalar(stmt.order_by(ManagerRun.id.desc()).limit(1)) or ""
 
 
-def _snapshots():
-    """panel.snapshots, or None while the routing engine is not installed."""
-    try:
-        from panel import snapshots
-    except ImportError:
-        return None
-    return snapshots if hasattr(snapshots, "rebuild") else None
-
-
 def sync_snapshot(app: Flask, *, force: bool = False) -> bool:
     """Update this process's routing snapshot when the published version moved; True when it did.
 
@@ -417,9 +405,6 @@ def sync_snapshot(app: Flask, *, force: bool = False) -> bool:
     ("Run now", for changes made outside the panel), `force` or a process without a snapshot builds it whole,
     and a new quality digest reads the quality figures again.
     """
-    snapshots = _snapshots()
-    if snapshots is None:
-        return False
     current = state(app)
     with current.sync_lock, app.app_context():
         version = published_version()
@@ -430,12 +415,12 @@ def sync_snapshot(app: Flask, *, force: bool = False) -> bool:
             return False  # this version failed to build a moment ago: wait a period before trying again
         started = time.perf_counter()
         previous = current.snapshot_version
-        has_snapshot = hasattr(snapshots, "current") and snapshots.current() is not None
+        has_snapshot = snapshots.current() is not None
         forced_run = _version_part(version, "f")
         full = force or not has_snapshot or (forced_run != "" and forced_run != _version_part(previous, "f"))
         quality = previous is None or _version_part(version, "q") != _version_part(previous, "q")
         try:
-            if full or not hasattr(snapshots, "update"):
+            if full:
                 snapshots.rebuild()
             else:
                 snapshots.update(quality=quality)

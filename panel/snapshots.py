@@ -20,7 +20,6 @@ would read), takes its result instead of starting another.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import gc
 import threading
@@ -29,6 +28,7 @@ from datetime import UTC, datetime
 
 from flask import current_app
 
+from panel import txn
 from panel.extensions import db
 from panel.routing import update as incremental
 from panel.routing.build import build_snapshot, read_connection
@@ -144,11 +144,7 @@ def last_changes() -> str:
 
 def _reading():
     """A block whose transactions only read: on SQLite a build must never hold the writer lock."""
-    try:
-        from panel.txn import read_only
-    except ImportError:  # the transaction helpers are not installed
-        return contextlib.nullcontext()
-    return read_only()
+    return txn.read_only()
 
 
 def _min_calls() -> int:

@@ -10,13 +10,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from panel.access import user_company_ids
+from panel.imports import flow
 from panel.routing.snapshot import decimal_text
 from panel.whatif import preview_views, service
-
-try:
-    from panel.imports import flow
-except ImportError:  # the import flow without its preview hook: the what-if pages still work on their own
-    flow = None
 
 
 def _context(preview) -> dict:
@@ -51,6 +47,5 @@ def rates_effect(table, _diff, upload) -> dict:
     return _context(preview)
 
 
-if flow is not None and hasattr(flow, "extend"):
-    flow.extend("routing_rules")(rules_effect)
-    flow.extend("rates")(rates_effect)
+flow.extend("routing_rules")(rules_effect)
+flow.extend("rates")(rates_effect)

@@ -21,6 +21,7 @@ from flask_login import current_user
 from panel import htmx, writes
 from panel.access import get_or_404, user_company_ids, writer_required
 from panel.extensions import db
+from panel.imports import reader
 from panel.models import RateTable, RoutingPlan, RoutingRule
 from panel.plans.forms import RuleForm
 from panel.routing.snapshot import decimal_text
@@ -256,27 +257,16 @@ def _forget(token: str) -> None:
         (_upload_dir() / f"{token}{suffix}").unlink(missing_ok=True)
 
 
-def _reader():
-    """The one CSV import reader (panel.imports.reader; panel.csvio before it moved there)."""
+def _read_upload() -> tuple[bytes | None, str]:
+    """The uploaded file (bounded like every import) and "", or None and why it cannot be read."""
     try:
-        from panel.imports import reader
-    except ImportError:
-        from panel import csvio as reader
-    return reader
-
-
-def _read_upload() -> bytes | None:
-    """The uploaded file (bounded like every import), or None."""
-    reader = _reader()
-    storage = request.files.get("file")
-    if storage is None or not storage.filename:
-        return None
-    return reader.read_upload(storage, limit=current_app.config.get("MAX_CONTENT_LENGTH"))
+        return reader.read_upload(request.files.get("file")), ""
+    except reader.CsvError as exc:
+        return None, str(exc)
 
 
 def _parse(data: bytes, columns, parser, required):
     """Rows and errors of a CSV file through the one import reader."""
-    reader = _reader()
     try:
         return reader.parse(data, columns, parser, required=required)
     except reader.CsvError as exc:
@@ -384,9 +374,9 @@ def _import_preview(kind: str, target_id: int):
     if request.method == "POST":
         mode = request.form.get("mode", modes[0])
         context["mode"] = mode if mode in modes else modes[0]
-        data = _read_upload()
+        data, problem = _read_upload()
         if data is None:
-            context["errors"] = ["Choose a CSV file."]
+            context["errors"] = [problem]
             return render_template("whatif/import_preview.html", **context), 422
         now = _now()
         if kind == "rules":

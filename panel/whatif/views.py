@@ -40,16 +40,8 @@ CSV_HEADER = [
 
 def csv_response(filename: str, header: list[str], rows):
     """A CSV download through the one export writer (formula cells neutralised)."""
-    try:
-        from panel.imports import export
-    except ImportError:  # before the one export writer is in place: the old writer, cells neutralised here
-        from panel import csvio
+    from panel.imports import export
 
-        def safe(value):
-            text = "" if value is None else str(value)
-            return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
-
-        return csvio.response(filename, header, ([safe(v) for v in row] for row in rows))
     return export.response(filename, header, rows)
 
 
