@@ -55,6 +55,9 @@ def test_import_shows_progress_and_the_outcome(browser_login, tree, table, tmp_p
     page.set_input_files("input[name=file]", str(deck))
     page.get_by_label("Replace table").check()
     page.get_by_role("button", name="Import").click()
+    # A replace first shows what it would do; nothing is written until the operator confirms.
+    expect(page.get_by_text("3,000 added")).to_be_visible(timeout=20_000)
+    page.get_by_role("button", name="Confirm: apply this import").click()
     status = page.locator(".import-status")
     expect(status).to_contain_text("Replaced the table's 2 rates with 3,000 rates", timeout=20_000)
     expect(status.locator("progress")).to_have_attribute("value", "100")
