@@ -20,17 +20,15 @@ import statistics
 import sys
 import tempfile
 import time
-import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sqlalchemy import create_engine, insert, text  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
+from sqlalchemy import insert, text  # noqa: E402
 
 from panel import create_app  # noqa: E402
-from panel.config import normalise_database_url  # noqa: E402
+from panel.databases import private_postgres  # noqa: E402
 from panel.extensions import db  # noqa: E402
 from panel.models import AuditEntry, Client, Company, User  # noqa: E402
 
@@ -173,17 +171,11 @@ def main() -> None:
         print(json.dumps(run(f"sqlite:///{tmp}/audit.sqlite3", "sqlite")), flush=True)
     base = os.environ.get("TEST_DATABASE_URL")
     if base:
-        url = make_url(normalise_database_url(base))
-        name = f"bench_audit_{uuid.uuid4().hex[:8]}"
-        admin = create_engine(url, isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        url, drop = private_postgres(base, "panel_bench")
         try:
-            print(json.dumps(run(url.set(database=name).render_as_string(hide_password=False), "postgresql")))
+            print(json.dumps(run(url, "postgresql")))
         finally:
-            with admin.connect() as conn:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            admin.dispose()
+            drop()
 
 
 if __name__ == "__main__":

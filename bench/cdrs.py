@@ -18,40 +18,22 @@ import random
 import sys
 import tempfile
 import time
-import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sqlalchemy import create_engine, func, insert, select, text  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
+from sqlalchemy import func, insert, select  # noqa: E402
 
 from panel import cdrs, create_app, manager  # noqa: E402
 from panel.api.auth import new_token  # noqa: E402
-from panel.config import normalise_database_url  # noqa: E402
+from panel.databases import private_postgres  # noqa: E402
 from panel.extensions import db  # noqa: E402
 from panel.models import Account, ApiToken, AuditEntry, CallStat, Client, Company, Rate, RateTable  # noqa: E402
 
 COUNTRY_CODES = ["1", "44", "49", "33", "39", "34", "7", "86", "91", "55", "52", "61", "81", "234", "254"]
 EPOCH = datetime(2024, 1, 1, tzinfo=UTC)
-
-
-def private_postgres(base_url: str):
-    """Create a database of our own next to base_url; return its URL and a function that drops it."""
-    url = make_url(normalise_database_url(base_url))
-    name = f"panel_bench_{os.getpid()}_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-
-    def drop() -> None:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-    return url.set(database=name).render_as_string(hide_password=False), drop
 
 
 def make_codes(count: int, rng: random.Random) -> list[str]:
@@ -231,7 +213,7 @@ def main() -> None:
 
     base = os.environ.get("TEST_DATABASE_URL")
     if base:
-        url, drop = private_postgres(base)
+        url, drop = private_postgres(base, "panel_bench")
         try:
             figures = run("postgresql", url, args.records, args.batch, args.codes, args.vendors)
             print(json.dumps(figures), flush=True)

@@ -16,16 +16,14 @@ import random
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sqlalchemy import create_engine, func, select, text  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
+from sqlalchemy import func, select  # noqa: E402
 
 from panel import create_app  # noqa: E402
-from panel.config import normalise_database_url  # noqa: E402
+from panel.databases import private_postgres  # noqa: E402
 from panel.extensions import db  # noqa: E402
 from panel.models import Company, Rate, RateTable  # noqa: E402
 from panel.rates.importer import import_rates  # noqa: E402
@@ -71,22 +69,6 @@ def generate_deck(rows: int, seed: int = 7) -> bytes:
             f"{min_time},{interval}"
         )
     return ("\n".join(lines) + "\n").encode()
-
-
-def private_postgres(base_url: str):
-    """Create a database of our own next to base_url; return its URL and a function that drops it."""
-    url = make_url(normalise_database_url(base_url))
-    name = f"panel_bench_{os.getpid()}_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-
-    def drop() -> None:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-    return url.set(database=name).render_as_string(hide_password=False), drop
 
 
 def run(database: str, url: str, deck: bytes, rows: int, mode: str) -> dict:
@@ -156,7 +138,7 @@ def main() -> None:
 
     base = os.environ.get("TEST_DATABASE_URL")
     if base:
-        url, drop = private_postgres(base)
+        url, drop = private_postgres(base, "panel_bench")
         try:
             figures["postgresql"] = strip(run("postgresql", url, deck, args.rows, args.mode))
         finally:

@@ -27,16 +27,14 @@ import statistics
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sqlalchemy import create_engine, func, insert, select, text  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
+from sqlalchemy import func, insert, select, text  # noqa: E402
 
 from panel import create_app  # noqa: E402
-from panel.config import normalise_database_url  # noqa: E402
+from panel.databases import private_postgres  # noqa: E402
 from panel.extensions import db  # noqa: E402
 from panel.models import (  # noqa: E402
     Account,
@@ -359,22 +357,6 @@ def run(database: str, url: str) -> dict:
     }
 
 
-def postgres_database(base_url: str) -> tuple[str, callable]:
-    """A private database next to `base_url` and a function that drops it."""
-    url = make_url(normalise_database_url(base_url))
-    name = f"panel_bench_{os.getpid()}_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-
-    def drop() -> None:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-    return url.set(database=name).render_as_string(hide_password=False), drop
-
-
 def main() -> None:
     """SQLite (unless BENCH_SKIP_SQLITE=1); PostgreSQL when TEST_DATABASE_URL is set."""
     if os.environ.get("BENCH_SKIP_SQLITE") != "1":
@@ -382,7 +364,7 @@ def main() -> None:
             print(json.dumps(run("sqlite", f"sqlite:///{Path(tmp) / 'bench.sqlite3'}")), flush=True)
     base = os.environ.get("TEST_DATABASE_URL")
     if base:
-        url, drop = postgres_database(base)
+        url, drop = private_postgres(base, "panel_bench")
         try:
             print(json.dumps(run("postgresql", url)), flush=True)
         finally:

@@ -21,17 +21,15 @@ import statistics
 import sys
 import tempfile
 import time
-import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sqlalchemy import create_engine, func, insert, select, text  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
+from sqlalchemy import func, insert, select, text  # noqa: E402
 
 from panel import create_app  # noqa: E402
-from panel.config import normalise_database_url  # noqa: E402
+from panel.databases import private_postgres  # noqa: E402
 from panel.extensions import db  # noqa: E402
 from panel.models import (  # noqa: E402
     Account,
@@ -142,22 +140,6 @@ def bulk_rules(plan_id: int, count: int, ids: dict, seed: int = 11) -> None:
     else:
         db.session.execute(text("ANALYZE"))
         db.session.commit()
-
-
-def private_postgres(base_url: str):
-    """Create a database of our own next to base_url; return its URL and a function that drops it."""
-    url = make_url(normalise_database_url(base_url))
-    name = f"panel_bench_{os.getpid()}_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-
-    def drop() -> None:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-    return url.set(database=name).render_as_string(hide_password=False), drop
 
 
 def seed(app) -> tuple[int, int, dict]:
@@ -324,7 +306,7 @@ def main() -> None:
         print(json.dumps(run("sqlite", f"sqlite:///{tmp}/bench.sqlite3", data, args.rules, args.requests)))
     base = os.environ.get("TEST_DATABASE_URL")
     if base:
-        url, drop = private_postgres(base)
+        url, drop = private_postgres(base, "panel_bench")
         try:
             print(json.dumps(run("postgresql", url, data, args.rules, args.requests)))
         finally:

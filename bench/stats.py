@@ -43,7 +43,8 @@ from sqlalchemy import (
     true,
 )  # noqa: E402
 
-from bench.pages import Samples, make_app, p95, postgres_database  # noqa: E402
+from bench.pages import Samples, make_app, p95  # noqa: E402
+from panel.databases import private_postgres  # noqa: E402
 from panel.extensions import db  # noqa: E402
 from panel.models import Account, CallStat, Client, Company, User  # noqa: E402
 from panel.paging import encode_cursor  # noqa: E402
@@ -274,7 +275,7 @@ def main() -> None:
             print(json.dumps(run("sqlite", f"sqlite:///{Path(tmp) / 'bench.sqlite3'}")), flush=True)
     base = os.environ.get("TEST_DATABASE_URL")
     if base:
-        url, drop = postgres_database(base)
+        url, drop = private_postgres(base, "panel_bench")
         try:
             print(json.dumps(run("postgresql", url)), flush=True)
         finally:

@@ -6,16 +6,14 @@ once per run; every test starts with empty tables.
 """
 
 import os
-import uuid
 from pathlib import Path
 
 import pytest
 from hypothesis import settings as hypothesis_settings
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import text
 
 from panel import create_app
-from panel.config import normalise_database_url
+from panel.databases import private_postgres as _create_postgres_database
 from panel.extensions import db
 from tests import factories
 
@@ -38,22 +36,6 @@ def pytest_collection_modifyitems(config, items):
         for item in items:
             if "sqlite_only" in item.keywords:
                 item.add_marker(skip)
-
-
-def _create_postgres_database(base_url: str) -> tuple[str, callable]:
-    """Create a fresh database next to `base_url`; return its URL and a function that drops it."""
-    url = make_url(normalise_database_url(base_url))
-    name = f"panel_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-
-    def drop() -> None:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-    return url.set(database=name).render_as_string(hide_password=False), drop
 
 
 @pytest.fixture(scope="session")
