@@ -135,11 +135,15 @@ def start(
     db.session.flush()
     pid = os.getpid()
     db.session.add(ImportWorker(job_id=job.id, host=HOST, pid=pid, started=_process_started(pid)))
-    db.session.commit()
     job_id = job.id
+    _running.add(job_id)  # before the commit: a look at the job from another request never finds it dead
+    try:
+        db.session.commit()
+    except BaseException:
+        _running.discard(job_id)
+        raise
     if before_run is not None:
         before_run(job_id)
-    _running.add(job_id)
     app = current_app._get_current_object()
     if synchronous is None:
         synchronous = app.config.get("IMPORTS_SYNCHRONOUS", False)
@@ -252,9 +256,13 @@ def reap(jobs: Iterable[ImportJob]) -> None:
             .values(**values)
         )
         _write(stmt, final=True)
-        # Written on a connection of its own (the page's read transaction may not see it): show it as written.
-        for name, value in values.items():
-            set_committed_value(running[job_id], name, value)
+        # Read back on a connection of its own (the page's read transaction may not see it): a job that ended
+        # between the page's read and this check keeps its own outcome, only a dead one says it died.
+        columns = (ImportJob.status, ImportJob.message, ImportJob.errors, ImportJob.finished_at)
+        with db.engine.connect() as conn:
+            row = conn.execute(select(*columns).where(ImportJob.id == job_id)).one()
+        for column, value in zip(columns, row, strict=True):
+            set_committed_value(running[job_id], column.key, value)
 
 
 def recent_jobs(kind: str, target_id: int, limit: int = 10) -> list[ImportJob]:

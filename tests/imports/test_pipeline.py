@@ -10,7 +10,7 @@ import textwrap
 import time
 
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import event, select, update
 
 from panel.extensions import db
 from panel.imports import export, jobs, reader
@@ -259,6 +259,25 @@ def test_a_job_of_this_process_without_its_thread_is_failed(app, login, tree):
     db.session.commit()
     page = login(tree.alpha_admin).get(f"/imports/{job.id}").get_data(as_text=True)
     assert "the process running it ended" in page
+
+
+def test_a_job_that_ended_during_a_look_keeps_its_outcome(app, tree):
+    """A page read the job while it ran; it ended before the dead-process check: its outcome is shown."""
+    job = ImportJob(company_id=tree.alpha.id, kind="codes", target_id=None, status="parsing", mode="x")
+    db.session.add(job)
+    db.session.flush()
+    db.session.add(jobs.ImportWorker(job_id=job.id, host=jobs.HOST, pid=os.getpid(), started=""))
+    db.session.commit()
+    assert job.status == "parsing"  # what the page read
+    with db.engine.connect() as conn:  # the import's thread ends it meanwhile
+        conn.execute(
+            update(ImportJob)
+            .where(ImportJob.id == job.id)
+            .values(status="failed", message="Nothing was imported: 1 line(s) are wrong.")
+        )
+        conn.commit()
+    jobs.reap([job])
+    assert (job.status, job.message) == ("failed", "Nothing was imported: 1 line(s) are wrong.")
 
 
 def test_a_job_on_another_host_is_failed_when_its_heartbeat_is_old(app, login, tree):
