@@ -357,8 +357,9 @@ def run(database: str, url: str) -> dict:
     }
 
 
-def main() -> None:
-    """SQLite (unless BENCH_SKIP_SQLITE=1); PostgreSQL when TEST_DATABASE_URL is set."""
+def on_each_database(run) -> None:
+    """Print `run(database, url)` as one JSON line on SQLite (unless BENCH_SKIP_SQLITE=1) and on PostgreSQL
+    when TEST_DATABASE_URL is set, each in a database of its own that is dropped afterwards."""
     if os.environ.get("BENCH_SKIP_SQLITE") != "1":
         with tempfile.TemporaryDirectory() as tmp:
             print(json.dumps(run("sqlite", f"sqlite:///{Path(tmp) / 'bench.sqlite3'}")), flush=True)
@@ -369,6 +370,11 @@ def main() -> None:
             print(json.dumps(run("postgresql", url)), flush=True)
         finally:
             drop()
+
+
+def main() -> None:
+    """SQLite (unless BENCH_SKIP_SQLITE=1); PostgreSQL when TEST_DATABASE_URL is set."""
+    on_each_database(run)
 
 
 if __name__ == "__main__":

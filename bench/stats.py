@@ -17,11 +17,9 @@ app process's CPU per request and the machine's load average.
     TEST_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/test .venv/bin/python bench/stats.py
 """
 
-import json
 import os
 import random
 import sys
-import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -43,8 +41,7 @@ from sqlalchemy import (
     true,
 )  # noqa: E402
 
-from bench.pages import Samples, make_app, p95  # noqa: E402
-from panel.databases import private_postgres  # noqa: E402
+from bench.pages import Samples, make_app, on_each_database, p95  # noqa: E402
 from panel.extensions import db  # noqa: E402
 from panel.models import Account, CallStat, Client, Company, User  # noqa: E402
 from panel.paging import encode_cursor  # noqa: E402
@@ -269,17 +266,8 @@ def run(database: str, url: str) -> dict:
 
 
 def main() -> None:
-    """SQLite always; PostgreSQL when TEST_DATABASE_URL is set."""
-    if os.environ.get("BENCH_SKIP_SQLITE") != "1":
-        with tempfile.TemporaryDirectory() as tmp:
-            print(json.dumps(run("sqlite", f"sqlite:///{Path(tmp) / 'bench.sqlite3'}")), flush=True)
-    base = os.environ.get("TEST_DATABASE_URL")
-    if base:
-        url, drop = private_postgres(base, "panel_bench")
-        try:
-            print(json.dumps(run("postgresql", url)), flush=True)
-        finally:
-            drop()
+    """SQLite (unless BENCH_SKIP_SQLITE=1); PostgreSQL when TEST_DATABASE_URL is set."""
+    on_each_database(run)
 
 
 if __name__ == "__main__":

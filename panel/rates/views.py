@@ -236,17 +236,12 @@ rates = InlineGrid(
     model=Rate,
     form_class=RateForm,
     parent_arg="rate_table_id",
-    row_arg="rate_id",
-    parent_key="rate_table_id",
     prefix="rate",
     parent_var="table",
-    row_var="rate",
-    noun="rate",
-    changed_event="rates-changed",
     validate=_validate_rate,
     apply=_apply,
     form_data=_form_data,
-    show=lambda table, form, status: _grid(table, form, status),
+    show=_grid,
     label=lambda rate: f"Rate for {rate.code}",
 )
 

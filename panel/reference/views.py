@@ -218,14 +218,9 @@ class InlineGrid:
     parent_model: type
     model: type
     form_class: type
-    parent_arg: str  # "rate_table_id"
-    row_arg: str  # "rate_id"
-    parent_key: str  # the row's foreign key to the parent: "rate_table_id"
-    prefix: str  # endpoint and URL prefix of the rows: "rate" -> rate_create, /rates/<id>
-    parent_var: str  # "table"
-    row_var: str  # "rate"
-    noun: str  # "rate"
-    changed_event: str  # the htmx event that reloads the grid: "rates-changed"
+    parent_arg: str  # the URL variable of the parent, also the rows' foreign key to it: "rate_table_id"
+    prefix: str  # what a row is called in endpoints, URLs and templates: "rate" -> rate_create, /rates/<id>
+    parent_var: str  # how the templates name the parent: "table"
     validate: Callable
     apply: Callable
     form_data: Callable
@@ -236,6 +231,9 @@ class InlineGrid:
 
     def __post_init__(self) -> None:
         self.template_dir = self.template_dir or self.bp.name
+        self.row_arg = f"{self.prefix}_id"
+        self.row_var = self.prefix
+        self.changed_event = f"{self.prefix}s-changed"  # the htmx event that reloads the grid
         rows = f"/<int:{self.parent_arg}>/{self.prefix}s"
         one = f"{rows}/<int:{self.row_arg}>"
         p = self.prefix
@@ -253,7 +251,7 @@ class InlineGrid:
         """The parent and one of its rows, or 404 (a row of another parent is not found either)."""
         parent = get_or_404(self.parent_model, parent_id)
         row = get_or_404(self.model, row_id)
-        if getattr(row, self.parent_key) != parent.id:
+        if getattr(row, self.parent_arg) != parent.id:
             abort(404)
         return parent, row
 
@@ -274,7 +272,7 @@ class InlineGrid:
         form = self.form_class()
         add = f"{self.template_dir}/_add.html"
         if self.validate(form, parent, None):
-            row = self.model(**{self.parent_key: parent.id})
+            row = self.model(**{self.parent_arg: parent.id})
             self.apply(form, row)
             writes.create(row, note=self.note(row, parent))
             if is_htmx():
