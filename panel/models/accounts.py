@@ -27,7 +27,6 @@ class Gateway(Versioned, db.Model):
     """A switch node that asks for routes and reports calls."""
 
     __tablename__ = "gateways"
-    # How a row belongs to a company (panel.scope derives the scope and the audit owner).
     __owner__ = "company_id"
     __table_args__ = (UniqueConstraint("company_id", "name"),)
 
@@ -62,7 +61,6 @@ class Client(Drainable, Versioned, db.Model):
     """A company we trade with: a customer, a vendor or both. Holds the balance and the defaults."""
 
     __tablename__ = "clients"
-    # How a row belongs to a company (panel.scope derives the scope and the audit owner).
     __owner__ = "company_id"
     __table_args__ = (
         UniqueConstraint("company_id", "name"),
@@ -94,7 +92,6 @@ class Account(Drainable, Versioned, db.Model):
     """One way a client is identified: by IP/networks, login name or ANI, with a tech prefix and gateways."""
 
     __tablename__ = "accounts"
-    # How a row belongs to a company (panel.scope derives the scope and the audit owner).
     __owner__ = "client.company_id"
     __table_args__ = (
         UniqueConstraint("client_id", "name"),
@@ -163,7 +160,6 @@ class AccountNetwork(db.Model):
     """One address or CIDR network of an account identified by IP, canonical form (`10.0.0.0/24`)."""
 
     __tablename__ = "account_networks"
-    # How a row belongs to a company (panel.scope derives the scope and the audit owner).
     __owner__ = "account.client.company_id"
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -13,7 +13,6 @@ class AuditEntry(db.Model):
     """One create, update or delete of one object; written in the same transaction as the change."""
 
     __tablename__ = "audit_entries"
-    # How a row belongs to a company (panel.scope derives the scope and the audit owner).
     __owner__ = "company_id"
     __table_args__ = (
         Index("ix_audit_entries_object_type_object_id", "object_type", "object_id"),

@@ -24,7 +24,6 @@ class Company(Versioned, db.Model):
     """A node of the company tree: the root operator, resellers, sub-resellers and managers."""
 
     __tablename__ = "companies"
-    # How a row belongs to a company (panel.scope derives the scope and the audit owner).
     __owner__ = "id"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -51,7 +50,6 @@ class User(UserMixin, db.Model):
     """A login; sees its company and the companies below it."""
 
     __tablename__ = "users"
-    # How a row belongs to a company (panel.scope derives the scope and the audit owner).
     __owner__ = "company_id"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -96,7 +94,6 @@ class ApiToken(db.Model):
     """A switch's credential for /api/v1: stored as a SHA-256 hash, scoped to a company."""
 
     __tablename__ = "api_tokens"
-    # How a row belongs to a company (panel.scope derives the scope and the audit owner).
     __owner__ = "company_id"
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -33,7 +33,6 @@ class ImportUpload(db.Model):
     """An uploaded CSV file kept for a preview's confirmation or a retry; found by its token."""
 
     __tablename__ = "import_uploads"
-    # How a row belongs to a company (panel.scope derives the scope and the audit owner).
     __owner__ = "company_id"
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -17,7 +17,6 @@ class RateTable(Versioned, db.Model):
     """Prices destinations by dialled-number prefix."""
 
     __tablename__ = "rate_tables"
-    # How a row belongs to a company (panel.scope derives the scope and the audit owner).
     __owner__ = "company_id"
     __table_args__ = (UniqueConstraint("company_id", "name"),)
 
@@ -38,7 +37,6 @@ class Rate(db.Model):
     """The price of a code from a moment (UTC) until an optional end, with billing increments."""
 
     __tablename__ = "rates"
-    # How a row belongs to a company (panel.scope derives the scope and the audit owner).
     __owner__ = "rate_table.company_id"
     __table_args__ = (
         UniqueConstraint("rate_table_id", "code", "effective_from"),
@@ -63,7 +61,6 @@ class CodeDeck(Versioned, db.Model):
     """Names destination codes; a routing plan's deck names its rule codes."""
 
     __tablename__ = "code_decks"
-    # How a row belongs to a company (panel.scope derives the scope and the audit owner).
     __owner__ = "company_id"
     __table_args__ = (UniqueConstraint("company_id", "name"),)
 
@@ -83,7 +80,6 @@ class Code(db.Model):
     """One code of a deck: digits, a name and a country."""
 
     __tablename__ = "codes"
-    # How a row belongs to a company (panel.scope derives the scope and the audit owner).
     __owner__ = "code_deck.company_id"
     __table_args__ = (
         UniqueConstraint("code_deck_id", "code"),
@@ -103,7 +99,6 @@ class TimeProfile(Versioned, db.Model):
     """Weekdays and HH:MM-HH:MM ranges in an IANA time zone (see panel.timeprofiles for the check)."""
 
     __tablename__ = "time_profiles"
-    # How a row belongs to a company (panel.scope derives the scope and the audit owner).
     __owner__ = "company_id"
     __table_args__ = (UniqueConstraint("company_id", "name"),)
 
@@ -127,7 +122,6 @@ class Policy(Versioned, db.Model):
     """A dynamic routing policy: weights of the appeal factors (0 = not used)."""
 
     __tablename__ = "policies"
-    # How a row belongs to a company (panel.scope derives the scope and the audit owner).
     __owner__ = "company_id"
     __table_args__ = (UniqueConstraint("company_id", "name"),)
 
@@ -157,7 +151,6 @@ class Did(Versioned, db.Model):
     """A number assigned to a terminator account; DID rules route these numbers."""
 
     __tablename__ = "dids"
-    # How a row belongs to a company (panel.scope derives the scope and the audit owner).
     __owner__ = "account.client.company_id"
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -50,7 +50,6 @@ class RoutingPlan(ProfitMarginMixin, Versioned, db.Model):
     """Holds the rules that decide which terminators a call may go to, and in which order."""
 
     __tablename__ = "routing_plans"
-    # How a row belongs to a company (panel.scope derives the scope and the audit owner).
     __owner__ = "company_id"
     __table_args__ = (UniqueConstraint("company_id", "name"),)
 
@@ -82,7 +81,6 @@ class RoutingRule(ProfitMarginMixin, Versioned, db.Model):
     """One rule of a plan: a code (or DID), a terminator or policy, and the conditions it applies under."""
 
     __tablename__ = "routing_rules"
-    # How a row belongs to a company (panel.scope derives the scope and the audit owner).
     __owner__ = "plan.company_id"
     __table_args__ = (
         # The rules tab's orders, whole (keyset pages of a million-rule plan read them from the cursor on).

@@ -14,7 +14,6 @@ class CallStat(db.Model):
     """One call, rated with the customer's and the vendor's rate tables."""
 
     __tablename__ = "call_stats"
-    # How a row belongs to a company (panel.scope derives the scope and the audit owner).
     __owner__ = ("orig_client.company_id", "term_client.company_id")
     __table_args__ = (
         Index("ix_call_stats_orig_account_id_start_at", "orig_account_id", "start_at"),
@@ -66,7 +65,6 @@ class LiveCall(db.Model):
     """A call in progress, from the switch's start event to its end event (or expiry)."""
 
     __tablename__ = "live_calls"
-    # How a row belongs to a company (panel.scope derives the scope and the audit owner).
     __owner__ = ("orig_account_id.client.company_id", "term_account_id.client.company_id")
     # Call ids are the switch's, unique per company (the company whose token sent the start event).
     __table_args__ = (UniqueConstraint("company_id", "call_id"),)

@@ -44,7 +44,6 @@ class ImportJob(db.Model):
     """A CSV import running in the background, with its progress and its per-line errors."""
 
     __tablename__ = "import_jobs"
-    # How a row belongs to a company (panel.scope derives the scope and the audit owner).
     __owner__ = "company_id"
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -93,7 +93,7 @@ def create():
     )
     writes.create(api_token, note=f"API token for {company.name}")
     # Not a redirect: the clear token exists only in this answer.
-    response = htmx.render("tokens/created.html", "tokens/_created.html", api_token=api_token, token=token)
+    response = htmx.render("tokens/form.html", "tokens/_created.html", api_token=api_token, token=token)
     response.headers["Cache-Control"] = "no-store"
     return response
 

@@ -104,16 +104,24 @@ def rule_preview(rule_id: int):
         return _rule_errors(form)
     rows = service.rule_rows(rule.plan_id)
     new_rows = [_rule_values(form, row) if row["id"] == rule.id else row for row in rows]
-    preview, _ = service.rules_preview(
-        service.current_snapshot(), rule.plan_id, new_rows, user_company_ids(), _now()
+    return _rules_preview_page(
+        rule.plan_id,
+        new_rows,
+        f"Preview: rule {rule.code or 'DID'} of plan {rule.plan.name}",
+        url_for("whatif.rule_apply", rule_id=rule.id),
     )
+
+
+def _rules_preview_page(plan_id: int, new_rows: list[dict], title: str, apply_url: str):
+    """The preview page of a plan's rules becoming `new_rows` (the form's fields ride along to "apply")."""
+    preview, _ = service.rules_preview(service.current_snapshot(), plan_id, new_rows, user_company_ids(), _now())
     return _render_preview(
         preview,
-        title=f"Preview: rule {rule.code or 'DID'} of plan {rule.plan.name}",
-        apply_url=url_for("whatif.rule_apply", rule_id=rule.id),
+        title=title,
+        apply_url=apply_url,
         hidden=_fields(),
-        version=service.version_of_rules(rule.plan_id),
-        back=url_for("plans.show", plan_id=rule.plan_id),
+        version=service.version_of_rules(plan_id),
+        back=url_for("plans.show", plan_id=plan_id),
     )
 
 
@@ -128,16 +136,8 @@ def new_rule_preview(plan_id: int):
     base = {c: None for c in service.RULE_COLUMNS}
     base.update(id=service.next_rule_id(), plan_id=plan.id)
     new_rows = [*service.rule_rows(plan.id), _rule_values(form, base)]
-    preview, _ = service.rules_preview(
-        service.current_snapshot(), plan.id, new_rows, user_company_ids(), _now()
-    )
-    return _render_preview(
-        preview,
-        title=f"Preview: new rule of plan {plan.name}",
-        apply_url=url_for("whatif.new_rule_apply", plan_id=plan.id),
-        hidden=_fields(),
-        version=service.version_of_rules(plan.id),
-        back=url_for("plans.show", plan_id=plan.id),
+    return _rules_preview_page(
+        plan.id, new_rows, f"Preview: new rule of plan {plan.name}", url_for("whatif.new_rule_apply", plan_id=plan.id)
     )
 
 
