@@ -2,11 +2,12 @@
 
 import unicodedata
 
+from flask_wtf import FlaskForm
 from sqlalchemy import select
-from wtforms import HiddenField
+from wtforms import HiddenField, SelectField, StringField
 from wtforms import IntegerField as _IntegerField
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import ValidationError
+from wtforms.validators import DataRequired, InputRequired, Length, ValidationError
 
 from panel.extensions import db
 from panel.scope import MAX_ID
@@ -100,3 +101,16 @@ class VersionField(HiddenField):
 
     def populate_obj(self, obj, name) -> None:
         """Leave the object's version to SQLAlchemy."""
+
+
+class CompanyObjectForm(FlaskForm):
+    """The start of a form of an object a company owns: its version, its company and its name.
+
+    The view fills `company_id.choices` with the companies the user may choose (clients and gateways).
+    """
+
+    # The object's version when the form was drawn: a save on a stale form is a conflict.
+    version = VersionField()
+
+    company_id = SelectField("Company", coerce=optional_id, validators=[InputRequired("Choose the company.")])
+    name = StringField("Name", filters=[strip], validators=[DataRequired("Enter a name."), Length(max=120)])

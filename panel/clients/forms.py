@@ -6,7 +6,7 @@ from flask_wtf import FlaskForm
 from wtforms import DecimalField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, InputRequired, Length, Regexp
 
-from panel.forms import VersionField, strip
+from panel.forms import CompanyObjectForm, strip
 from panel.forms import optional_id as optional_int
 
 
@@ -15,16 +15,9 @@ def upper(value):
     return value.strip().upper() if isinstance(value, str) else value
 
 
-class ClientForm(FlaskForm):
+class ClientForm(CompanyObjectForm):
     """Name, owning company, currency and the defaults its accounts inherit."""
 
-    # The object's version when the form was drawn: a save on a stale form is a conflict.
-    version = VersionField()
-
-    company_id = SelectField(
-        "Company", coerce=optional_int, validators=[InputRequired("Choose the company.")]
-    )
-    name = StringField("Name", filters=[strip], validators=[DataRequired("Enter a name."), Length(max=120)])
     currency = StringField(
         "Currency",
         default="USD",

@@ -18,6 +18,7 @@ from panel.forms import choices
 from panel.htmx import redirect, render
 from panel.listing import id_arg, paginate
 from panel.models import Account, CallStat, Client, RateTable, RoutingPlan, RoutingRule
+from panel.pages import confirm_delete
 from panel.scope import get_or_404, scoped, user_company_ids, visible_companies
 
 SORTABLE = {"name": Client.name, "balance": Client.balance, "id": Client.id}
@@ -280,12 +281,15 @@ def delete(client_id: int):
     """Delete a client without accounts (refused, with the reason, while it has any)."""
     client = get_or_404(Client, client_id)
     blockers = _blockers(client)
-    if request.method == "POST" and not blockers:
-        name = client.name
-        writes.delete(client)
-        flash(f"Client “{name}” deleted.", "success")
-        return redirect(url_for("clients.index"))
-    status = 409 if request.method == "POST" else 200
-    return render(
-        "clients/delete.html", None, status, client=client, blockers=blockers, title=f"Delete {client.name}"
+    return confirm_delete(
+        client,
+        "clients/delete.html",
+        bool(blockers),
+        url_for("clients.index"),
+        f"Client “{client.name}” deleted.",
+        client=client,
+        blockers=blockers,
+        noun="client",
+        back=url_for("clients.show", client_id=client.id),
+        title=f"Delete {client.name}",
     )

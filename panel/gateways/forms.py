@@ -1,24 +1,15 @@
 """The gateway form."""
 
-from flask_wtf import FlaskForm
-from wtforms import SelectField, StringField, TextAreaField
-from wtforms.validators import DataRequired, InputRequired, Length
+from wtforms import StringField, TextAreaField
+from wtforms.validators import Length
 
 from panel.accounts import idents
-from panel.forms import VersionField, strip
-from panel.forms import optional_id as optional_int
+from panel.forms import CompanyObjectForm, strip
 
 
-class GatewayForm(FlaskForm):
+class GatewayForm(CompanyObjectForm):
     """A switch node: its company, a name and the address it calls from."""
 
-    # The object's version when the form was drawn: a save on a stale form is a conflict.
-    version = VersionField()
-
-    company_id = SelectField(
-        "Company", coerce=optional_int, validators=[InputRequired("Choose the company.")]
-    )
-    name = StringField("Name", filters=[strip], validators=[DataRequired("Enter a name."), Length(max=120)])
     address = StringField(
         "Address",
         filters=[strip],

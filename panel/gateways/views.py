@@ -14,6 +14,7 @@ from panel.gateways.forms import GatewayForm
 from panel.htmx import redirect, render
 from panel.listing import paginate
 from panel.models import Account, Gateway, account_gateways
+from panel.pages import confirm_delete
 from panel.scope import ancestor_ids, get_or_404, scope_condition, user_company_ids, visible_companies
 
 SORTABLE = {"name": Gateway.name, "address": Gateway.address, "id": Gateway.id}
@@ -90,14 +91,19 @@ def create():
     if request.method == "GET" and form.company_id.data is None:
         form.company_id.data = current_user.company_id
     if form.validate_on_submit() and not name_taken(form, Gateway, None, "gateway"):
-        gateway = Gateway(
-            company_id=form.company_id.data, name=form.name.data, address=form.address.data or ""
-        )
-        gateway.notes = form.notes.data or ""
+        gateway = Gateway(company_id=form.company_id.data)
+        _fill(form, gateway)
         writes.create(gateway)
         flash(f"Gateway “{gateway.name}” created.", "success")
         return redirect(url_for("gateways.index"))
     return _form_page(form, None, 422 if request.method == "POST" else 200)
+
+
+def _fill(form: GatewayForm, gateway: Gateway) -> None:
+    """The form's name, address and notes onto the gateway (its company is set once, on creation)."""
+    gateway.name = form.name.data
+    gateway.address = form.address.data or ""
+    gateway.notes = form.notes.data or ""
 
 
 @bp.route("/<int:gateway_id>/edit", methods=["GET", "POST"])
@@ -109,9 +115,7 @@ def update(gateway_id: int):
     _prepare_form(form, gateway)
     if form.validate_on_submit() and not name_taken(form, Gateway, gateway, "gateway", gateway.company_id):
         with writes.change(gateway, version=form.version.data):
-            gateway.name = form.name.data
-            gateway.address = form.address.data or ""
-            gateway.notes = form.notes.data or ""
+            _fill(form, gateway)
         flash(f"Gateway “{gateway.name}” saved.", "success")
         return redirect(url_for("gateways.index"))
     return _form_page(form, gateway, 422 if request.method == "POST" else 200)
@@ -123,12 +127,15 @@ def delete(gateway_id: int):
     """Delete a gateway no account names (refused, with the count, while any does)."""
     gateway = get_or_404(Gateway, gateway_id)
     used = accounts_using([gateway.id]).get(gateway.id, 0)
-    if request.method == "POST" and not used:
-        name = gateway.name
-        writes.delete(gateway)
-        flash(f"Gateway “{name}” deleted.", "success")
-        return redirect(url_for("gateways.index"))
-    status = 409 if request.method == "POST" else 200
-    return render(
-        "gateways/delete.html", None, status, gateway=gateway, used=used, title=f"Delete {gateway.name}"
+    return confirm_delete(
+        gateway,
+        "gateways/delete.html",
+        bool(used),
+        url_for("gateways.index"),
+        f"Gateway “{gateway.name}” deleted.",
+        gateway=gateway,
+        used=used,
+        noun="gateway",
+        back=url_for("gateways.index"),
+        title=f"Delete {gateway.name}",
     )
