@@ -36,7 +36,8 @@ def carrier(tree):
     Vox (account default): 44 at 0.06/min 1/1; 447 at 0.11/min 60/60. Tel: 44 at 0.07/min 60/1.
     """
     alpha = tree.alpha
-    customer_rates = factories.rate_table(
+    c = SimpleNamespace(tree=tree)
+    c.customer_rates = factories.rate_table(
         alpha,
         "Acme retail",
         [
@@ -60,7 +61,7 @@ def carrier(tree):
             },
         ],
     )
-    vox_rates = factories.rate_table(
+    c.vox_rates = factories.rate_table(
         alpha,
         "Vox buy",
         [
@@ -68,34 +69,21 @@ def carrier(tree):
             {"code": "447", "name": "UK mobile", "rate": "0.11", "min_time": 60, "interval": 60},
         ],
     )
-    tel_rates = factories.rate_table(
+    c.tel_rates = factories.rate_table(
         alpha, "Tel buy", [{"code": "44", "name": "UK", "rate": "0.07", "min_time": 60, "interval": 1}]
     )
-    acme = factories.client(alpha, "Acme", orig_rate_table_id=customer_rates.id)
-    acme_main = factories.account(acme, "acme-main", ident_value="198.51.100.10", orig_enabled=True)
-    vox = factories.client(alpha, "Vox")
-    vox_gw = factories.account(
-        vox, "vox-gw", ident_value="203.0.113.5", term_enabled=True, term_rate_table_id=vox_rates.id
+    c.acme = factories.client(alpha, "Acme", orig_rate_table_id=c.customer_rates.id)
+    c.acme_main = factories.account(c.acme, "acme-main", ident_value="198.51.100.10", orig_enabled=True)
+    c.vox = factories.client(alpha, "Vox")
+    c.vox_gw = factories.account(
+        c.vox, "vox-gw", ident_value="203.0.113.5", term_enabled=True, term_rate_table_id=c.vox_rates.id
     )
-    tel = factories.client(alpha, "Tel", term_rate_table_id=tel_rates.id)
-    tel_gw = factories.account(tel, "tel-gw", ident_value="203.0.113.6", term_enabled=True)
-    beta_client = factories.client(tree.beta, "Beta customer", orig_rate_table_id=customer_rates.id)
-    beta_acc = factories.account(beta_client, "beta-acc", ident_value="192.0.2.50", orig_enabled=True)
+    c.tel = factories.client(alpha, "Tel", term_rate_table_id=c.tel_rates.id)
+    c.tel_gw = factories.account(c.tel, "tel-gw", ident_value="203.0.113.6", term_enabled=True)
+    c.beta_client = factories.client(tree.beta, "Beta customer", orig_rate_table_id=c.customer_rates.id)
+    c.beta_acc = factories.account(c.beta_client, "beta-acc", ident_value="192.0.2.50", orig_enabled=True)
     db.session.commit()
-    return SimpleNamespace(
-        tree=tree,
-        customer_rates=customer_rates,
-        vox_rates=vox_rates,
-        tel_rates=tel_rates,
-        acme=acme,
-        acme_main=acme_main,
-        vox=vox,
-        vox_gw=vox_gw,
-        tel=tel,
-        tel_gw=tel_gw,
-        beta_client=beta_client,
-        beta_acc=beta_acc,
-    )
+    return c
 
 
 @pytest.fixture

@@ -29,6 +29,12 @@ def _start(carrier, call_id, term=None, rule=None, **extra):
     return event
 
 
+def _live(*places) -> tuple[int, ...]:
+    """The live calls now of each (kind, object) of `places`: kind "orig", "term" or "rule"."""
+    counts = livecalls.counts()
+    return tuple(getattr(counts, kind)(obj.id) for kind, obj in places)
+
+
 def test_start_and_end_events_keep_the_counts(client, routed, alpha_token):
     """Counts per originator, terminator and rule follow the events; an end for no live call is reported."""
     response = _events(
@@ -42,24 +48,14 @@ def test_start_and_end_events_keep_the_counts(client, routed, alpha_token):
     )
     assert response.status_code == 200
     assert response.json == {"started": 3, "ended": 0, "not_live": []}
-    counts = livecalls.counts()
-    assert (
-        counts.orig(routed.acme_main.id),
-        counts.term(routed.vox_gw.id),
-        counts.term(routed.tel_gw.id),
-    ) == (3, 2, 1)
-    assert counts.rule(routed.vox_rule.id) == 2 and counts.rule(routed.tel_rule.id) == 0
+    assert _live(("orig", routed.acme_main), ("term", routed.vox_gw), ("term", routed.tel_gw)) == (3, 2, 1)
+    assert _live(("rule", routed.vox_rule), ("rule", routed.tel_rule)) == (2, 0)
 
     response = _events(
         client, alpha_token, [{"event": "end", "call_id": "c1"}, {"event": "end", "call_id": "nope"}]
     )
     assert response.json == {"started": 0, "ended": 1, "not_live": ["nope"]}
-    counts = livecalls.counts()
-    assert (
-        counts.orig(routed.acme_main.id),
-        counts.term(routed.vox_gw.id),
-        counts.rule(routed.vox_rule.id),
-    ) == (2, 1, 1)
+    assert _live(("orig", routed.acme_main), ("term", routed.vox_gw), ("rule", routed.vox_rule)) == (2, 1, 1)
 
 
 def test_a_repeated_start_moves_the_call_to_the_new_terminator(client, routed, alpha_token):
@@ -67,13 +63,8 @@ def test_a_repeated_start_moves_the_call_to_the_new_terminator(client, routed, a
     _events(client, alpha_token, _start(routed, "f1", rule=routed.vox_rule))
     _events(client, alpha_token, _start(routed, "f1", routed.tel_gw, rule=routed.tel_rule))
     _events(client, alpha_token, _start(routed, "f1", routed.tel_gw, rule=routed.tel_rule))
-    counts = livecalls.counts()
-    assert (
-        counts.orig(routed.acme_main.id),
-        counts.term(routed.vox_gw.id),
-        counts.term(routed.tel_gw.id),
-    ) == (1, 0, 1)
-    assert (counts.rule(routed.vox_rule.id), counts.rule(routed.tel_rule.id)) == (0, 1)
+    assert _live(("orig", routed.acme_main), ("term", routed.vox_gw), ("term", routed.tel_gw)) == (1, 0, 1)
+    assert _live(("rule", routed.vox_rule), ("rule", routed.tel_rule)) == (0, 1)
 
 
 def test_bad_events_are_refused_whole(client, routed, alpha_token):
@@ -131,12 +122,7 @@ def test_a_call_that_never_ended_expires(client, routed, alpha_token):
     lost = _start(routed, "lost", at=(utcnow() - timedelta(minutes=11)).isoformat())
     recent = _start(routed, "recent", routed.tel_gw, at=(utcnow() - timedelta(minutes=9)).isoformat())
     assert _events(client, alpha_token, [lost, recent]).status_code == 200
-    counts = livecalls.counts()
-    assert (
-        counts.term(routed.vox_gw.id),
-        counts.term(routed.tel_gw.id),
-        counts.orig(routed.acme_main.id),
-    ) == (0, 1, 1)
+    assert _live(("term", routed.vox_gw), ("term", routed.tel_gw), ("orig", routed.acme_main)) == (0, 1, 1)
 
     run = manager.run_once(client.application)
     assert run.calls_expired == 1
