@@ -54,6 +54,7 @@ __all__ = [
     "get_or_404",
     "in_scope",
     "is_admin",
+    "is_operator_user",
     "is_root_admin",
     "may",
     "owner_of",
@@ -80,11 +81,17 @@ def is_admin(user=None) -> bool:
     return bool(getattr(user, "is_authenticated", False) and getattr(user, "is_admin", False))
 
 
-def is_root_admin(user=None) -> bool:
-    """True for an admin of the operator's root company (the one company without a parent)."""
+def is_operator_user(user=None) -> bool:
+    """True for any user of the operator's root company (the one company without a parent): the users who
+    see figures of the whole system (the Traffic Rules manager's errors, its snapshot)."""
     user = user or current_user
-    company = getattr(user, "company", None)
-    return is_admin(user) and company is not None and company.parent_id is None
+    company = getattr(user, "company", None) if getattr(user, "is_authenticated", False) else None
+    return company is not None and company.parent_id is None
+
+
+def is_root_admin(user=None) -> bool:
+    """True for an admin of the operator's root company."""
+    return is_admin(user) and is_operator_user(user)
 
 
 def may(role: str, user=None) -> bool:

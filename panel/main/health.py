@@ -15,6 +15,7 @@ from flask import current_app
 from sqlalchemy import and_, case, exists, func, or_, select
 
 from panel import expiry, livecalls
+from panel.access import is_operator_user
 from panel.extensions import db
 from panel.models import Account, CallStat, Client, LiveCall, ManagerRun, RoutingPlan
 from panel.scope import scope_condition, scoped, user_company_ids
@@ -50,6 +51,7 @@ class Health:
     capacity: int
     last_run: ManagerRun | None
     errors_24h: int
+    system: bool  # the user belongs to the operator: it sees the manager's error texts
     expiring: list = field(default_factory=list)
     low_balance: list[Client] = field(default_factory=list)
     low_balance_limit: Decimal = Decimal(0)
@@ -154,6 +156,7 @@ def collect(now: datetime) -> Health:
         capacity=capacity,
         last_run=last_run,
         errors_24h=int(errors or 0),
+        system=is_operator_user(),
         expiring=expiry.plans_with_expiring(scoped(RoutingPlan), now),
         low_balance=low_balance(limit),
         low_balance_limit=limit,

@@ -9,11 +9,10 @@ import time
 from datetime import timedelta
 
 from flask import current_app, flash, request, url_for
-from flask_login import current_user
 from sqlalchemy import func, select
 
 from panel import manager
-from panel.access import reader_required, root_required, user_company_ids
+from panel.access import is_operator_user, reader_required, root_required, user_company_ids
 from panel.extensions import db
 from panel.htmx import is_htmx, redirect, render
 from panel.listing import id_arg, paginate
@@ -47,11 +46,6 @@ def _requested(since: int | None, asked: float | None) -> dict:
     }
 
 
-def _sees_system() -> bool:
-    """True for users of the operator's root company: the manager's figures are about the whole system."""
-    return current_user.company is not None and current_user.company.parent_id is None
-
-
 def _own_rules_expired_24h() -> int:
     """Rules of the user's companies that the manager deleted as expired in the last 24 hours (audit log)."""
     stmt = select(func.count()).where(
@@ -69,7 +63,7 @@ def _context(since: int | None = None, asked: float | None = None) -> dict:
     """What the status card shows; figures of the whole system only for the operator's users."""
     state = manager.status()
     requested = _requested(since, asked)
-    system = _sees_system()
+    system = is_operator_user()
     return {
         "system": system,
         "own_rules_expired_24h": None if system else _own_rules_expired_24h(),

@@ -132,6 +132,26 @@ def test_manager_error_expiring_rules_and_low_balances_link_to_their_pages(traff
     assert 'href="/clients/?sort=balance"' in balances
 
 
+def test_a_reseller_sees_that_the_manager_failed_but_not_the_operators_error_text(traffic, login):
+    """The manager works for the whole system: its error may name anything, so only the operator reads it."""
+    now = datetime.now(UTC)
+    db.session.add(
+        ManagerRun(
+            started_at=now - timedelta(minutes=1), outcome="error", error="plan Beta Wholesale: disk full"
+        )
+    )
+    db.session.commit()
+    for user in (traffic.tree.alpha_admin, traffic.tree.sub_operator):
+        manager = login(user).get("/").data.decode().split('id="home-manager"', 1)[1]
+        assert "disk full" not in manager and "Beta Wholesale" not in manager
+        assert "the run is retried within seconds and the operator sees the cause" in manager
+        assert "1 failed run in the last 24 hours" in manager
+    # Any user of the operator's company reads it, not only its admins.
+    root_viewer = factories.user(traffic.tree.root, "viewer", "root_viewer")
+    db.session.commit()
+    assert "plan Beta Wholesale: disk full" in login(root_viewer).get("/").data.decode()
+
+
 @pytest.mark.parametrize("app_config", [{"EXPIRY_HORIZON_DAYS": 1, "LOW_BALANCE": 0}])
 def test_horizon_and_low_balance_are_settings(traffic, login):
     """A 1-day horizon leaves out a rule expiring in 2 days; a 0 threshold lists only negative balances."""
