@@ -6,6 +6,7 @@ two sipp vendors: Vendor One answers 503, Vendor Two answers. Everything listens
 sends from 127.0.0.2 (Acme's address) or from any other address.
 """
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import pytest
@@ -45,48 +46,47 @@ class Switch:
         return f"--- kamailio\n{self.kamailio.output()[-4000:]}\n--- panel\n{self.panel.output()[-4000:]}"
 
 
-@pytest.fixture(scope="module")
-def switch(_schema, tmp_path_factory):
-    """Panel (gunicorn), Kamailio and two vendors, started once for the module and stopped at its end."""
-    missing = switchlab.tools_missing()
-    if missing:
-        pytest.skip(missing)
-    lab = switchlab.Lab(tmp_path_factory.mktemp("switch"))
-    app = make_test_app(_schema)
+@contextmanager
+def lab_and_app(schema: str, workdir):
+    """A lab in `workdir` and the test app on `schema` (its context pushed); at the end every process of the
+    lab is stopped and the tables are emptied."""
+    lab = switchlab.Lab(workdir)
+    app = make_test_app(schema)
     context = app.app_context()
     context.push()
     try:
-        vendor_ports = [switchlab.free_sip_port(ip) for ip in VENDOR_IPS]
-        carrier = switchlab.seed_carrier(CALLER_IP, list(zip(VENDOR_IPS, vendor_ports, strict=True)))
-        panel_port = switchlab.free_port()
-        panel = switchlab.start_panel(
-            lab,
-            _schema,
-            panel_port,
-            workers=2,
-            threads=4,
-            PANEL_MANAGER_ENABLED=0,
-            SECRET_KEY="e2e-secret",
-            ACCOUNT_PASSWORD_KEY="e2e-account-key",
-        )
-        switchlab.warm_up_panel(panel_port, carrier.token, {"number": "441234567", "src_ip": CALLER_IP})
-        sip_port = switchlab.free_sip_port()
-        cfg = switchlab.render_kamailio_cfg(
-            lab.workdir / "kamailio.cfg",
-            PANEL_HOSTPORT=f"127.0.0.1:{panel_port}",
-            PANEL_TOKEN=carrier.token,
-            SIP_LISTEN=f"udp:127.0.0.1:{sip_port}",
-            SIP_CHILDREN=4,
-            PANEL_TIMEOUT=PANEL_TIMEOUT_S,
-            NO_ANSWER_MS=2000,
-        )
-        kamailio = switchlab.start_kamailio(lab, cfg, "127.0.0.1", sip_port, shm_mb=64)
-        one = switchlab.start_vendor(lab, "vendor-one", "vendor_fails", VENDOR_IPS[0], vendor_ports[0])
-        two = switchlab.start_vendor(lab, "vendor-two", "vendor_answers", VENDOR_IPS[1], vendor_ports[1])
-        yield Switch(lab, app, carrier, panel, panel_port, kamailio, ("127.0.0.1", sip_port), one, two)
+        yield lab, app
     finally:
         lab.stop_all()
         db.session.remove()
         _empty_tables()
         db.engine.dispose()
         context.pop()
+
+
+def start_panel(lab: switchlab.Lab, schema: str, port: int, workers: int = 2, **env) -> switchlab.Proc:
+    """The panel under gunicorn (4 threads a worker) with the tests' secrets, its manager off unless `env`
+    turns it on."""
+    settings = {"PANEL_MANAGER_ENABLED": 0, "SECRET_KEY": "e2e-secret"}
+    settings["ACCOUNT_PASSWORD_KEY"] = "e2e-account-key"
+    return switchlab.start_panel(lab, schema, port, workers=workers, threads=4, **(settings | env))
+
+
+@pytest.fixture(scope="module")
+def switch(_schema, tmp_path_factory):
+    """Panel (gunicorn), Kamailio and two vendors, started once for the module and stopped at its end."""
+    missing = switchlab.tools_missing()
+    if missing:
+        pytest.skip(missing)
+    with lab_and_app(_schema, tmp_path_factory.mktemp("switch")) as (lab, app):
+        vendor_ports = [switchlab.free_sip_port(ip) for ip in VENDOR_IPS]
+        carrier = switchlab.seed_carrier(CALLER_IP, list(zip(VENDOR_IPS, vendor_ports, strict=True)))
+        panel_port = switchlab.free_port()
+        panel = start_panel(lab, _schema, panel_port)
+        switchlab.warm_up_panel(panel_port, carrier.token, {"number": "441234567", "src_ip": CALLER_IP})
+        kamailio, proxy = switchlab.start_switch(
+            lab, (panel_port,), carrier.token, PANEL_TIMEOUT=PANEL_TIMEOUT_S, NO_ANSWER_MS=2000
+        )
+        one = switchlab.start_vendor(lab, "vendor-one", "vendor_fails", VENDOR_IPS[0], vendor_ports[0])
+        two = switchlab.start_vendor(lab, "vendor-two", "vendor_answers", VENDOR_IPS[1], vendor_ports[1])
+        yield Switch(lab, app, carrier, panel, panel_port, kamailio, proxy, one, two)

@@ -271,6 +271,28 @@ def start_kamailio(lab: Lab, cfg: Path, ip: str, port: int, shm_mb: int = 256) -
     raise RuntimeError(f"kamailio did not answer OPTIONS:\n{proc.output()[-3000:]}")
 
 
+def start_switch(
+    lab: Lab, panel_ports: tuple[int, ...], token: str, children: int = 4, shm_mb: int = 64, **settings
+) -> tuple[Proc, tuple[str, int]]:
+    """Kamailio on a free SIP port of 127.0.0.1 asking the panel on 127.0.0.1:`panel_ports` (up to three
+    hosts, each tried when the one before fails) with `token`; `settings` are more of render_kamailio_cfg's.
+
+    Returns the Kamailio process and its SIP address (the proxy callers send to).
+    """
+    sip_port = free_sip_port()
+    panels = {"PANEL_HOSTPORT": f"127.0.0.1:{panel_ports[0]}", "PANEL_COUNT": len(panel_ports)}
+    panels |= {f"PANEL{n}_HOSTPORT": f"127.0.0.1:{port}" for n, port in enumerate(panel_ports[1:], start=2)}
+    cfg = render_kamailio_cfg(
+        lab.workdir / "kamailio.cfg",
+        **panels,
+        PANEL_TOKEN=token,
+        SIP_LISTEN=f"udp:127.0.0.1:{sip_port}",
+        SIP_CHILDREN=children,
+        **settings,
+    )
+    return start_kamailio(lab, cfg, "127.0.0.1", sip_port, shm_mb=shm_mb), ("127.0.0.1", sip_port)
+
+
 def sip_options(ip: str, port: int, timeout: float = 0.3) -> str | None:
     """Send one OPTIONS over UDP; the status line of the answer, or None."""
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:

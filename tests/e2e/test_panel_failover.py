@@ -25,9 +25,8 @@ from sqlalchemy import func, select
 from panel.extensions import db
 from panel.models import CallStat, Client, LiveCall
 from panel.models.system import ManagerRun
-from tests.conftest import _empty_tables, make_test_app
 from tests.e2e import switchlab
-from tests.e2e.conftest import CALLER_IP, VENDOR_IPS
+from tests.e2e.conftest import CALLER_IP, VENDOR_IPS, lab_and_app, start_panel
 
 pytestmark = pytest.mark.e2e
 
@@ -40,17 +39,22 @@ CHARGE = Decimal("0.12")
 
 def _panel(lab, database_url: str, port: int) -> switchlab.Proc:
     """One panel host: gunicorn with 2 workers, the manager every second."""
-    return switchlab.start_panel(
-        lab,
-        database_url,
-        port,
-        workers=2,
-        threads=4,
-        PANEL_MANAGER_ENABLED=1,
-        PANEL_MANAGER_PERIOD_SECONDS=1,
-        SECRET_KEY="e2e-secret",
-        ACCOUNT_PASSWORD_KEY="e2e-account-key",
-    )
+    return start_panel(lab, database_url, port, PANEL_MANAGER_ENABLED=1, PANEL_MANAGER_PERIOD_SECONDS=1)
+
+
+def _skip_unless_shared_postgresql(schema: str) -> None:
+    """Several panel hosts need one PostgreSQL database, and the switch needs its tools."""
+    if not schema.startswith("postgresql"):
+        pytest.skip("several panel hosts share one PostgreSQL database (PANEL_TEST_DB=postgresql://...)")
+    missing = switchlab.tools_missing()
+    if missing:
+        pytest.skip(missing)
+
+
+def _place_calls(lab, proxy, calls: int, rate: int, timeout: float) -> switchlab.CallerRun:
+    """`calls` calls of 300 ms from the carrier's caller to DIALLED, `rate` a second."""
+    options = {"calls": calls, "rate": rate, "hold_ms": 300, "timeout": timeout}
+    return switchlab.run_caller(lab, "caller", proxy, DIALLED, "3312345678", CALLER_IP, **options)
 
 
 def _pids(proc: switchlab.Proc) -> set[str]:
@@ -71,23 +75,9 @@ def _wait(predicate, timeout: float, message):
 
 
 def test_calls_cdrs_and_the_manager_survive_a_panel_host_killed_mid_run(_schema, tmp_path):
-    if not _schema.startswith("postgresql"):
-        pytest.skip("several panel hosts share one PostgreSQL database (PANEL_TEST_DB=postgresql://...)")
-    missing = switchlab.tools_missing()
-    if missing:
-        pytest.skip(missing)
-    lab = switchlab.Lab(tmp_path / "lab")
-    app = make_test_app(_schema)
-    context = app.app_context()
-    context.push()
-    try:
+    _skip_unless_shared_postgresql(_schema)
+    with lab_and_app(_schema, tmp_path / "lab") as (lab, _app):
         _run(lab, _schema)
-    finally:
-        lab.stop_all()
-        db.session.remove()
-        _empty_tables()
-        db.engine.dispose()
-        context.pop()
 
 
 def _run(lab: switchlab.Lab, database_url: str) -> None:
@@ -104,19 +94,7 @@ def _run(lab: switchlab.Lab, database_url: str) -> None:
         switchlab.warm_up_panel(port, carrier.token, query, requests=8)
     first_pids, second_pids = _pids(first), _pids(second)
 
-    sip_port = switchlab.free_sip_port()
-    cfg = switchlab.render_kamailio_cfg(
-        lab.workdir / "kamailio.cfg",
-        PANEL_HOSTPORT=f"127.0.0.1:{ports[0]}",
-        PANEL2_HOSTPORT=f"127.0.0.1:{ports[1]}",
-        PANEL_COUNT=2,
-        PANEL_TOKEN=carrier.token,
-        SIP_LISTEN=f"udp:127.0.0.1:{sip_port}",
-        SIP_CHILDREN=4,
-        PANEL_TIMEOUT=2,
-        NO_ANSWER_MS=2000,
-    )
-    kamailio = switchlab.start_kamailio(lab, cfg, "127.0.0.1", sip_port, shm_mb=64)
+    kamailio, proxy = switchlab.start_switch(lab, ports, carrier.token, PANEL_TIMEOUT=2, NO_ANSWER_MS=2000)
     # Vendor One answers every call: one CDR per call, under the SIP Call-ID.
     vendor = switchlab.start_vendor(lab, "vendor-one", "vendor_answers", VENDOR_IPS[0], vendor_port)
 
@@ -125,21 +103,7 @@ def _run(lab: switchlab.Lab, database_url: str) -> None:
 
     result = {}
     caller = threading.Thread(
-        target=lambda: result.setdefault(
-            "run",
-            switchlab.run_caller(
-                lab,
-                "caller",
-                ("127.0.0.1", sip_port),
-                DIALLED,
-                "3312345678",
-                CALLER_IP,
-                calls=CALLS,
-                rate=RATE,
-                hold_ms=300,
-                timeout=25,
-            ),
-        )
+        target=lambda: result.setdefault("run", _place_calls(lab, proxy, CALLS, RATE, timeout=25))
     )
     caller.start()
     # A third of the calls in, the first host dies: no graceful shutdown, requests in flight are lost.
@@ -261,17 +225,8 @@ class _DropCdrAnswers:
 def test_a_cdr_batch_committed_by_a_host_that_never_answered_is_not_stored_or_charged_twice(
     _schema, tmp_path
 ):
-    if not _schema.startswith("postgresql"):
-        pytest.skip("several panel hosts share one PostgreSQL database (PANEL_TEST_DB=postgresql://...)")
-    missing = switchlab.tools_missing()
-    if missing:
-        pytest.skip(missing)
-    lab = switchlab.Lab(tmp_path / "lab")
-    app = make_test_app(_schema)
-    context = app.app_context()
-    context.push()
-    relay = None
-    try:
+    _skip_unless_shared_postgresql(_schema)
+    with lab_and_app(_schema, tmp_path / "lab") as (lab, _app), contextlib.ExitStack() as stack:
         vendor_port = switchlab.free_sip_port(VENDOR_IPS[0])
         other_port = switchlab.free_sip_port(VENDOR_IPS[1])
         carrier = switchlab.seed_carrier(
@@ -281,44 +236,16 @@ def test_a_cdr_batch_committed_by_a_host_that_never_answered_is_not_stored_or_ch
         db.session.rollback()
         ports = (switchlab.free_port(), switchlab.free_port())
         for port in ports:
-            switchlab.start_panel(
-                lab,
-                _schema,
-                port,
-                workers=1,
-                threads=4,
-                PANEL_MANAGER_ENABLED=0,
-                SECRET_KEY="e2e-secret",
-                ACCOUNT_PASSWORD_KEY="e2e-account-key",
-            )
+            start_panel(lab, _schema, port, workers=1)
             switchlab.warm_up_panel(port, carrier.token, {"number": "441234567", "src_ip": CALLER_IP}, 4)
         relay = _DropCdrAnswers(ports[0])
-        sip_port = switchlab.free_sip_port()
-        cfg = switchlab.render_kamailio_cfg(
-            lab.workdir / "kamailio.cfg",
-            PANEL_HOSTPORT=f"127.0.0.1:{relay.port}",
-            PANEL2_HOSTPORT=f"127.0.0.1:{ports[1]}",
-            PANEL_COUNT=2,
-            PANEL_TOKEN=carrier.token,
-            SIP_LISTEN=f"udp:127.0.0.1:{sip_port}",
-            SIP_CHILDREN=2,
-            PANEL_TIMEOUT=2,
+        stack.callback(relay.close)
+        kamailio, proxy = switchlab.start_switch(
+            lab, (relay.port, ports[1]), carrier.token, children=2, PANEL_TIMEOUT=2
         )
-        kamailio = switchlab.start_kamailio(lab, cfg, "127.0.0.1", sip_port, shm_mb=64)
         switchlab.start_vendor(lab, "vendor-one", "vendor_answers", VENDOR_IPS[0], vendor_port)
         calls = 6
-        run = switchlab.run_caller(
-            lab,
-            "caller",
-            ("127.0.0.1", sip_port),
-            DIALLED,
-            "3312345678",
-            CALLER_IP,
-            calls=calls,
-            rate=10,
-            hold_ms=300,
-            timeout=15,
-        )
+        run = _place_calls(lab, proxy, calls, rate=10, timeout=15)
         assert run.finals == Counter({"200": calls}), run.output[-3000:] + kamailio.output()[-3000:]
 
         def stored():
@@ -333,11 +260,3 @@ def test_a_cdr_batch_committed_by_a_host_that_never_answered_is_not_stored_or_ch
         assert stored() == calls
         balance = db.session.scalar(select(Client.balance).where(Client.id == carrier.customer_client_id))
         assert balance == before - calls * CHARGE
-    finally:
-        if relay is not None:
-            relay.close()
-        lab.stop_all()
-        db.session.remove()
-        _empty_tables()
-        db.engine.dispose()
-        context.pop()

@@ -35,17 +35,9 @@ def stub_switch(tmp_path_factory):
         argv += ["--routes", json.dumps(routes), "--record", str(record)]
         stub = lab.start("stub-router", argv, cwd=switchlab.ROOT)
         switchlab.wait_tcp(port, stub)
-        sip_port = switchlab.free_sip_port()
-        cfg = switchlab.render_kamailio_cfg(
-            lab.workdir / "kamailio.cfg",
-            PANEL_HOSTPORT=f"127.0.0.1:{port}",
-            PANEL_TOKEN=TOKEN,
-            SIP_LISTEN=f"udp:127.0.0.1:{sip_port}",
-            SIP_CHILDREN=4,
-        )
-        switchlab.start_kamailio(lab, cfg, "127.0.0.1", sip_port, shm_mb=64)
+        _kamailio, proxy = switchlab.start_switch(lab, (port,), TOKEN)
         switchlab.start_vendor(lab, "vendor", "vendor_answers", VENDOR_IP, vendor_port)
-        yield lab, ("127.0.0.1", sip_port), record
+        yield lab, proxy, record
     finally:
         lab.stop_all()
 
