@@ -307,7 +307,7 @@ def show(plan_id: int):
 def expiry_marks(plan_id: int):
     """The expiry marks of some rules of the plan as they are now (out-of-band swaps; the rules tab polls)."""
     plan = get_or_404(RoutingPlan, plan_id)
-    ids = [i for i in (parse_id(part) for part in request.args.get("ids", "").split(",")[:MAX_MARKS]) if i]
+    ids = [i for i in (parse_id(part) for part in request.args.getlist("watch")[:MAX_MARKS]) if i]
     rules = []
     if ids:
         rules = db.session.execute(

@@ -136,6 +136,33 @@ def test_expiring_rules_are_amber_and_turn_red_without_a_reload(fast_marks, worl
     assert "expiring=7" in page.url
 
 
+def test_a_rule_added_inline_is_watched_by_the_expiry_refresh(fast_marks, world, browser_login):
+    """A rule added in the editor with an expiry joins the tab's refresh: it turns red without a reload."""
+    plan_id, carrier_a = world.plan.id, world.carrier_a.id
+    page = browser_login(world.tree.alpha_operator)
+    page.goto(f"/plans/{plan_id}/")
+    page.evaluate("window.notReloaded = true")
+    page.get_by_role("button", name="Add rule").click()
+    settled(page, "tbody.editing")
+    new = page.locator("tbody.editing").first
+    new.locator("input[name=code]").fill("446")
+    new.locator("select[name=terminator]").select_option(str(carrier_a))
+    soon = datetime.now(UTC) + timedelta(days=2, hours=3)
+    new.get_by_text("Additional parameters").click()
+    new.locator("input[name=expires_at]").fill(soon.strftime("%Y-%m-%dT%H:%M"))
+    new.get_by_role("button", name="Save").click()
+    fresh = page.locator("tbody.rule", has_text="446")
+    expect(fresh.locator(".expiry")).to_have_text("expires in 2 d")
+    rule = db.session.scalar(
+        db.select(RoutingRule).where(RoutingRule.plan_id == plan_id, RoutingRule.code == "446")
+    )
+    rule.expires_at = past()  # the clock passes (as far as the rule is concerned)
+    db.session.commit()
+    expect(fresh.locator(".expiry")).to_have_class("expiry expired", timeout=20_000)
+    expect(fresh.locator("td").first).to_have_css("color", RED)
+    assert page.evaluate("window.notReloaded") is True
+
+
 def test_a_new_rule_counts_and_lands_where_it_sorts(world, browser_login):
     """Add rule: the priority offered is the plan's usual one, "N found" follows, the rule moves to its place
     marked new; deleting counts down; columns keep their widths and Edit · Delete stays on one line."""

@@ -564,10 +564,14 @@ def test_marks_refresh_out_of_band_as_the_clock_passes(world, login):
     db.session.commit()
     client = login(world.tree.alpha_operator)
     page = client.get(f"/plans/{world.plan.id}/").data.decode()
+    # The poll sends the `watch` input of every mark on the tab (an inline-added rule's too).
+    assert f'hx-get="/plans/{world.plan.id}/expiry-marks"' in page and 'hx-trigger="every 60s"' in page
+    assert 'hx-include="#rules-table input[name=watch]"' in page
     ids = sorted([world.rule_uk.id, world.rule_mobile.id])
-    poll = f"/plans/{world.plan.id}/expiry-marks?ids={','.join(map(str, ids))}"
-    assert f'hx-get="{poll}"' in page and 'hx-trigger="every 60s"' in page
-    marks = client.get(poll + f",{world.beta_rule.id}", headers=HX).data.decode()
+    for rule_id in ids:
+        assert f'<input type="hidden" name="watch" value="{rule_id}"' in page
+    poll = f"/plans/{world.plan.id}/expiry-marks?" + "&".join(f"watch={i}" for i in ids)
+    marks = client.get(poll + f"&watch={world.beta_rule.id}", headers=HX).data.decode()
     assert f'id="expiry-{world.rule_uk.id}" class="expiry soon" hx-swap-oob="true"' in marks
     assert f'id="expiry-{world.rule_mobile.id}" class="expiry expired" hx-swap-oob="true"' in marks
     assert f"expiry-{world.beta_rule.id}" not in marks  # another plan's rule is not answered
@@ -577,7 +581,7 @@ def test_marks_refresh_out_of_band_as_the_clock_passes(world, login):
     marks = client.get(poll, headers=HX).data.decode()
     assert f'id="expiry-{world.rule_uk.id}" class="expiry expired"' in marks
     # Another company's plan answers 404.
-    assert client.get(f"/plans/{world.beta_plan.id}/expiry-marks?ids=1").status_code == 404
+    assert client.get(f"/plans/{world.beta_plan.id}/expiry-marks?watch=1").status_code == 404
 
 
 def test_the_editor_shows_the_expiry_mark(world, login):
