@@ -5,8 +5,7 @@ from playwright.sync_api import expect
 
 from panel.extensions import db
 from panel.models import Account, RoutingRule
-from tests import factories as f
-from tests.routing.conftest import vendor
+from tests.whatif.conftest import alpha_plan
 
 pytestmark = pytest.mark.browser
 
@@ -14,17 +13,7 @@ pytestmark = pytest.mark.browser
 @pytest.fixture
 def alpha(tree):
     """Alpha's plan (deck 44) with a customer; vendors V1 (0.05) and V2 (0.06); rule 44 -> V1."""
-    deck = f.code_deck(tree.alpha, "Deck", [("44", "UK")])
-    plan = f.plan(tree.alpha, "Alpha plan", code_deck_id=deck.id)
-    rates = f.rate_table(tree.alpha, "Customer", [("44", "0.10")])
-    customer = f.client(tree.alpha, "Cust", orig_rate_table_id=rates.id, routing_plan_id=plan.id)
-    f.account(customer, "cust", ident_value="198.51.100.10", orig_enabled=True)
-    tree.v1 = vendor(tree.alpha, "V1", [("44", "0.05")], ip="203.0.113.1")
-    tree.v2 = vendor(tree.alpha, "V2", [("44", "0.06")], ip="203.0.113.2")
-    tree.rule = f.rule(plan, "44", "static_client", terminator_client_id=tree.v1.client.id)
-    tree.plan = plan
-    db.session.commit()
-    return tree
+    return alpha_plan(tree, [("44", "UK")])
 
 
 def test_preview_then_apply_a_rule_edit(alpha, browser_login):

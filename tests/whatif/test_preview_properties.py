@@ -7,6 +7,7 @@ destination it does not list routes as before (the preview misses nothing).
 """
 
 import random
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -83,6 +84,16 @@ def _routes(snap, account_id: int, code: str):
     return [(r.account.id, r.customer_rate - r.vendor_row[0]) for r in result.routes]
 
 
+@contextmanager
+def _rolled_back():
+    """A savepoint rolled back at the end; yields the snapshot before any change."""
+    nested = db.session.begin_nested()
+    try:
+        yield build_snapshot(db.session)
+    finally:
+        nested.rollback()
+
+
 def _check(before, preview, after, changed, world) -> None:
     """Listed changes match the rebuilt snapshot; unlisted destinations did not change; overlay == rebuild."""
     listed = {(c.group.entry.id, c.old.code) for c in preview.changes}
@@ -109,9 +120,7 @@ SETTINGS = settings(
 @SETTINGS
 @given(data=st.data())
 def test_rule_edit_preview_agrees_with_routing_after_apply(carrier, data):
-    nested = db.session.begin_nested()
-    try:
-        before = build_snapshot(db.session)
+    with _rolled_back() as before:
         rows = service.rule_rows(carrier.plan.id)
         values = rule_values(carrier, data.draw)
         target = data.draw(st.sampled_from([None, *[row["id"] for row in rows]]))
@@ -134,16 +143,12 @@ def test_rule_edit_preview_agrees_with_routing_after_apply(carrier, data):
                 setattr(rule, key, value)
         db.session.flush()
         _check(before, preview, build_snapshot(db.session), changed, carrier)
-    finally:
-        nested.rollback()
 
 
 @SETTINGS
 @given(data=st.data())
 def test_rate_import_preview_agrees_with_routing_after_apply(carrier, data):
-    nested = db.session.begin_nested()
-    try:
-        before = build_snapshot(db.session)
+    with _rolled_back() as before:
         vendor = data.draw(st.sampled_from([carrier.v1, carrier.v2, carrier.v3]))
         mode = data.draw(st.sampled_from(["replace", "add_update"]))
         codes = data.draw(st.lists(st.sampled_from(["44", "447", "4479", "1", "49", "4410"]), unique=True))
@@ -175,8 +180,6 @@ def test_rate_import_preview_agrees_with_routing_after_apply(carrier, data):
             db.session.add(Rate(**row))
         db.session.flush()
         _check(before, preview, build_snapshot(db.session), changed, carrier)
-    finally:
-        nested.rollback()
 
 
 def test_preview_names_old_and_new_first_route_and_lost_destinations(carrier):

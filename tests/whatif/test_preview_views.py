@@ -7,7 +7,7 @@ import pytest
 from panel.extensions import db
 from panel.models import AuditEntry, Rate, RoutingRule
 from tests import factories as f
-from tests.routing.conftest import vendor
+from tests.whatif.conftest import alpha_plan
 
 HTMX = {"HX-Request": "true"}
 
@@ -21,17 +21,7 @@ def _kept_files_in_tmp(app, tmp_path, monkeypatch):
 @pytest.fixture
 def alpha(tree):
     """Alpha's plan (deck 44, 447) with a customer; vendors V1 (0.05) and V2 (0.06); rule 44 -> V1."""
-    deck = f.code_deck(tree.alpha, "Deck", [("44", "UK"), ("447", "UK mobile")])
-    plan = f.plan(tree.alpha, "Alpha plan", code_deck_id=deck.id)
-    rates = f.rate_table(tree.alpha, "Customer", [("44", "0.10")])
-    customer = f.client(tree.alpha, "Cust", orig_rate_table_id=rates.id, routing_plan_id=plan.id)
-    f.account(customer, "cust", ident_value="198.51.100.10", orig_enabled=True)
-    tree.v1 = vendor(tree.alpha, "V1", [("44", "0.05")], ip="203.0.113.1")
-    tree.v2 = vendor(tree.alpha, "V2", [("44", "0.06")], ip="203.0.113.2")
-    tree.rule = f.rule(plan, "44", "static_client", terminator_client_id=tree.v1.client.id)
-    tree.plan = plan
-    db.session.commit()
-    return tree
+    return alpha_plan(tree, [("44", "UK"), ("447", "UK mobile")])
 
 
 def _edit(alpha, client_id):
@@ -115,37 +105,25 @@ def test_bad_rule_values_answer_422(alpha, login):
     assert response.status_code == 422 and "Fix the rule first" in response.get_data(as_text=True)
 
 
-def test_viewer_cannot_preview_or_apply(alpha, login):
-    web = login(alpha.alpha_viewer)
-    assert (
-        web.post(f"/whatif/rules/{alpha.rule.id}/preview", data=_edit(alpha, alpha.v2.client.id)).status_code
-        == 403
-    )
-    assert (
-        web.post(f"/whatif/rules/{alpha.rule.id}/apply", data=_edit(alpha, alpha.v2.client.id)).status_code
-        == 403
-    )
-    assert web.get(f"/whatif/rate-tables/{alpha.v1.table.id}/import-preview").status_code == 403
-
-
-def test_reseller_previews_only_its_own_objects(alpha, login):
-    web = login(alpha.beta_admin)
-    assert (
-        web.post(f"/whatif/rules/{alpha.rule.id}/preview", data=_edit(alpha, alpha.v2.client.id)).status_code
-        == 404
-    )
-    assert (
-        web.post(
-            f"/whatif/plans/{alpha.plan.id}/rules/preview", data=_edit(alpha, alpha.v2.client.id)
-        ).status_code
-        == 404
-    )
-    assert web.get(f"/whatif/rate-tables/{alpha.v1.table.id}/import-preview").status_code == 404
-    assert web.get(f"/whatif/plans/{alpha.plan.id}/import-preview").status_code == 404
-    # The sub-reseller sees Alpha's plan neither.
-    assert (
-        login(alpha.sub_operator).post(f"/whatif/rules/{alpha.rule.id}/preview", data={}).status_code == 404
-    )
+@pytest.mark.parametrize(
+    "user, status",
+    [
+        ("alpha_viewer", 403),  # a viewer of the plan's company: no previews, no apply
+        ("beta_admin", 404),  # a reseller previews only its own objects
+        ("sub_operator", 404),  # the sub-reseller sees Alpha's plan neither
+    ],
+)
+def test_who_may_not_preview_or_apply(alpha, login, user, status):
+    web = login(getattr(alpha, user))
+    edit = _edit(alpha, alpha.v2.client.id)
+    assert [
+        web.post(f"/whatif/rules/{alpha.rule.id}/preview", data=edit).status_code,
+        web.post(f"/whatif/rules/{alpha.rule.id}/preview", data={}).status_code,
+        web.post(f"/whatif/rules/{alpha.rule.id}/apply", data=edit).status_code,
+        web.post(f"/whatif/plans/{alpha.plan.id}/rules/preview", data=edit).status_code,
+        web.get(f"/whatif/rate-tables/{alpha.v1.table.id}/import-preview").status_code,
+        web.get(f"/whatif/plans/{alpha.plan.id}/import-preview").status_code,
+    ] == [status] * 6
 
 
 def _upload(text: str):
