@@ -91,10 +91,12 @@ def account(
 
 
 def rate_table(company_: Company, name: str = "Rates", rates=(), currency: str = "USD") -> RateTable:
-    """A rate table with rates given as (code, rate) or dicts of Rate fields."""
+    """A rate table with rates given as (code, rate[, name]) or dicts of Rate fields."""
     table = _add(RateTable(company_id=company_.id, name=name, currency=currency))
     for item in rates:
-        fields = dict(item) if isinstance(item, dict) else {"code": item[0], "rate": item[1]}
+        fields = (
+            dict(item) if isinstance(item, dict) else dict(zip(("code", "rate", "name"), item, strict=False))
+        )
         fields.setdefault("effective_from", EPOCH)
         fields["rate"] = Decimal(str(fields["rate"]))
         db.session.add(Rate(rate_table_id=table.id, **fields))

@@ -15,20 +15,6 @@ pytestmark = pytest.mark.browser
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 
 
-@pytest.fixture
-def plan(tree):
-    """Alpha's plan with two rules to Carrier A; Carrier B exists too."""
-    carrier_a = factories.client(tree.alpha, "Carrier A")
-    factories.account(carrier_a, "a1", ident_value="198.51.100.1", term_enabled=True)
-    carrier_b = factories.client(tree.alpha, "Carrier B")
-    factories.account(carrier_b, "b1", ident_value="198.51.100.2", term_enabled=True)
-    plan = factories.plan(tree.alpha, "Main")
-    factories.rule(plan, "44", "static_client", priority=10, terminator_client_id=carrier_a.id)
-    factories.rule(plan, "49", "static_client", priority=10, terminator_client_id=carrier_a.id)
-    db.session.commit()
-    return plan
-
-
 def _upload(page, plan_id: int, text: str, mode: str) -> None:
     page.goto(f"/plans/{plan_id}/import")
     wait_for_htmx(page, "#import-tab form")

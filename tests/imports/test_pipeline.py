@@ -84,12 +84,7 @@ def _last_job() -> ImportJob:
 def test_rates_round_trip_with_formula_names(login, tree):
     """Rate names starting with `=`, `-`, `@` export with a `'` and import back as they were."""
     source = factories.rate_table(
-        tree.alpha,
-        "Source",
-        [
-            {"code": "44", "name": "=cmd|' /C calc'!A0", "rate": "0.01"},
-            {"code": "49", "name": "@home", "rate": "0.02"},
-        ],
+        tree.alpha, "Source", [("44", "0.01", "=cmd|' /C calc'!A0"), ("49", "0.02", "@home")]
     )
     db.session.commit()
     client = login(tree.alpha_admin)
@@ -304,18 +299,9 @@ def _rules_file(*rows: str, header: bool = True) -> str:
     return "\n".join(([",".join(COLUMNS)] if header else []) + list(rows)) + "\n"
 
 
-@pytest.fixture
-def plan_world(tree):
-    """Alpha's plan with two rules to Carrier A; Carrier B exists too."""
-    carrier_a = factories.client(tree.alpha, "Carrier A")
-    factories.account(carrier_a, "a1", ident_value="198.51.100.1", term_enabled=True)
-    carrier_b = factories.client(tree.alpha, "Carrier B")
-    factories.account(carrier_b, "b1", ident_value="198.51.100.2", term_enabled=True)
-    plan = factories.plan(tree.alpha, "Main")
-    factories.rule(plan, "44", "static_client", priority=10, terminator_client_id=carrier_a.id)
-    factories.rule(plan, "49", "static_client", priority=10, terminator_client_id=carrier_a.id)
-    db.session.commit()
-    return plan, carrier_a, carrier_b
+def _import_rules(client, plan, *rows: str, mode: str):
+    """Upload `rows` (no header line) as a rules file into `plan`."""
+    return _upload(client, f"/plans/{plan.id}/import", _rules_file(*rows, header=False), mode=mode)
 
 
 def _plan_rules(plan_id: int) -> list[tuple]:
@@ -330,12 +316,12 @@ def _token(page: str) -> str:
     return re.search(r'name="token" value="([^"]+)"', page).group(1)
 
 
-def test_replace_shows_the_preview_and_writes_only_on_confirmation(login, tree, plan_world):
+def test_replace_shows_the_preview_and_writes_only_on_confirmation(login, tree, plan):
     """Replace: counts and first rows of added, removed and changed rules; nothing written until confirmed."""
-    plan, _, _ = plan_world
     client = login(tree.alpha_admin)
-    text = _rules_file("5,44,static_client,Carrier A", "10,33,static_client,Carrier B", header=False)
-    response = _upload(client, f"/plans/{plan.id}/import", text, mode="replace")
+    response = _import_rules(
+        client, plan, "5,44,static_client,Carrier A", "10,33,static_client,Carrier B", mode="replace"
+    )
     page = response.get_data(as_text=True)
     assert response.status_code == 200
     assert "1 added" in page and "1 removed" in page and "1 changed" in page and "0 unchanged" in page
@@ -349,16 +335,10 @@ def test_replace_shows_the_preview_and_writes_only_on_confirmation(login, tree, 
     assert entry.after == {"mode": "replace", "rules added": 2, "rules removed": 2, "rules now": 2}
 
 
-def test_confirmation_fails_cleanly_when_the_plan_changed_meanwhile(login, tree, plan_world):
+def test_confirmation_fails_cleanly_when_the_plan_changed_meanwhile(login, tree, plan):
     """A rule edited between preview and confirm: nothing is applied; the new preview shows instead."""
-    plan, _, _ = plan_world
     client = login(tree.alpha_admin)
-    page = _upload(
-        client,
-        f"/plans/{plan.id}/import",
-        _rules_file("5,33,static_client,Carrier B", header=False),
-        mode="replace",
-    )
+    page = _import_rules(client, plan, "5,33,static_client,Carrier B", mode="replace")
     token = _token(page.get_data(as_text=True))
     db.session.execute(RoutingRule.__table__.update().where(RoutingRule.code == "49").values(priority=7))
     db.session.commit()
@@ -370,16 +350,10 @@ def test_confirmation_fails_cleanly_when_the_plan_changed_meanwhile(login, tree,
     assert _plan_rules(plan.id) == [("33", 5)]
 
 
-def test_a_failed_import_keeps_the_file_for_a_retry(login, tree, plan_world):
+def test_a_failed_import_keeps_the_file_for_a_retry(login, tree, plan):
     """Errors name a missing client; once it exists, the same kept file imports without choosing it again."""
-    plan, _, _ = plan_world
     client = login(tree.alpha_admin)
-    response = _upload(
-        client,
-        f"/plans/{plan.id}/import",
-        _rules_file("1,1,static_client,Carrier C", header=False),
-        mode="append",
-    )
+    response = _import_rules(client, plan, "1,1,static_client,Carrier C", mode="append")
     page = response.get_data(as_text=True)
     assert response.status_code == 422 and "no client named &#39;Carrier C&#39;" in page
     assert "Retry with the same file" in page
@@ -395,15 +369,9 @@ def test_a_failed_import_keeps_the_file_for_a_retry(login, tree, plan_world):
     assert db.session.scalars(select(ImportUpload)).all() == []
 
 
-def test_a_kept_file_is_only_for_its_company(login, tree, plan_world):
+def test_a_kept_file_is_only_for_its_company(login, tree, plan):
     """Beta's user cannot confirm Alpha's preview (its plan answers 404; the token alone is useless)."""
-    plan, _, _ = plan_world
-    page = _upload(
-        login(tree.alpha_admin),
-        f"/plans/{plan.id}/import",
-        _rules_file("5,33,static_client,Carrier B", header=False),
-        mode="replace",
-    )
+    page = _import_rules(login(tree.alpha_admin), plan, "5,33,static_client,Carrier B", mode="replace")
     token = _token(page.get_data(as_text=True))
     beta_plan = factories.plan(tree.beta, "Beta")
     db.session.commit()
@@ -439,19 +407,19 @@ def test_rates_replace_and_codes_purge_are_previewed(login, tree):
     ]
 
 
-def test_rules_file_without_header_and_operator_words(login, tree, plan_world):
+def test_rules_file_without_header_and_operator_words(login, tree, plan):
     """No header: read by position in the export's order; `Static client`, `Dynamic`, `yes`/`no` accepted."""
-    plan, _, _ = plan_world
     lcr = factories.policy(tree.alpha, "Cheapest", rate_weight=1)
     db.session.commit()
     client = login(tree.alpha_admin)
-    text = _rules_file(
+    response = _import_rules(
+        client,
+        plan,
         "3,33,Static client,Carrier B,,,,,,,,,,,,,yes",
         "4,34,Dynamic,Cheapest,5%,,All,,,,,,,,,,no",
         "6,35,static-account,Carrier A/a1",
-        header=False,
+        mode="append",
     )
-    response = _upload(client, f"/plans/{plan.id}/import", text, mode="append")
     assert response.status_code == 200, response.get_data(as_text=True)
     rules = {r.code: r for r in db.session.scalars(select(RoutingRule).where(RoutingRule.plan_id == plan.id))}
     assert rules["33"].type == "static_client" and rules["33"].stop_hunt is True
@@ -459,12 +427,7 @@ def test_rules_file_without_header_and_operator_words(login, tree, plan_world):
         rules["34"].type == "dynamic" and rules["34"].policy_id == lcr.id and rules["34"].stop_hunt is False
     )
     assert rules["35"].type == "static_account"
-    response = _upload(
-        client,
-        f"/plans/{plan.id}/import",
-        _rules_file("1,36,Static cleint,Carrier B", header=False),
-        mode="append",
-    )
+    response = _import_rules(client, plan, "1,36,Static cleint,Carrier B", mode="append")
     assert "line 1, type: &#39;Static cleint&#39; is not a rule type" in response.get_data(as_text=True)
 
 
