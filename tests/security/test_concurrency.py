@@ -219,9 +219,8 @@ def test_batches_over_the_same_call_ids_in_different_orders(_schema, carrier):  
     assert _balance(carrier.vox) == Decimal("-0.10") * 75
 
 
-def test_login_limit_holds_under_concurrency_and_across_workers(_schema, tree, monkeypatch):
-    """Issue 13.9: 40 wrong passwords at once, spread over two workers, against a limit of 5: at most 5 are
-    checked (answered 401), every other one is refused unchecked (429) (11 were checked before)."""
+def _slow_password_checks(monkeypatch) -> None:
+    """Each password check takes 50 ms, as a real hash does: it widens the window a race needs."""
     import time
 
     from panel.auth import views
@@ -229,32 +228,49 @@ def test_login_limit_holds_under_concurrency_and_across_workers(_schema, tree, m
     real_check = views.check_password
 
     def slow_check(password_hash, password):
-        time.sleep(0.05)  # a real hash takes this long; it widens the window a race needs
+        time.sleep(0.05)
         return real_check(password_hash, password)
 
     monkeypatch.setattr(views, "check_password", slow_check)
+
+
+def _form_posts(count: int, path: str, port_of, body_of, headers: dict | None = None) -> Counter:
+    """`count` form POSTs to `path` at once, the n-th to port `port_of(n)` with body `body_of(n)`; how many
+    answered each status (no request may fail or hang)."""
     statuses: Counter = Counter()
     lock = threading.Lock()
+    headers = {"Content-Type": "application/x-www-form-urlencoded", **(headers or {})}
+
+    def post(n: int):
+        def work():
+            conn = http.client.HTTPConnection("127.0.0.1", port_of(n), timeout=60)
+            conn.request("POST", path, body_of(n), headers)
+            status = conn.getresponse().status
+            conn.close()
+            with lock:
+                statuses[status] += 1
+
+        return work
+
+    errors = run_threads([post(n) for n in range(count)])
+    assert not errors
+    return statuses
+
+
+def test_login_limit_holds_under_concurrency_and_across_workers(_schema, tree, monkeypatch):
+    """Issue 13.9: 40 wrong passwords at once, spread over two workers, against a limit of 5: at most 5 are
+    checked (answered 401), every other one is refused unchecked (429) (11 were checked before)."""
+    _slow_password_checks(monkeypatch)
     with (
         serve(_schema, LOGIN_MAX_FAILURES_PER_USER=5) as (_a, port_a),
         serve(_schema, LOGIN_MAX_FAILURES_PER_USER=5) as (_b, port_b),
     ):
-
-        def guess(n: int):
-            def work():
-                conn = http.client.HTTPConnection("127.0.0.1", port_a if n % 2 else port_b, timeout=60)
-                body = f"username=alpha_operator&password=wrong-guess-{n}"
-                headers = {"Content-Type": "application/x-www-form-urlencoded"}
-                conn.request("POST", "/auth/login", body, headers)
-                status = conn.getresponse().status
-                conn.close()
-                with lock:
-                    statuses[status] += 1
-
-            return work
-
-        errors = run_threads([guess(n) for n in range(40)])
-    assert not errors
+        statuses = _form_posts(
+            40,
+            "/auth/login",
+            lambda n: port_a if n % 2 else port_b,
+            lambda n: f"username=alpha_operator&password=wrong-guess-{n}",
+        )
     assert statuses[401] <= 5 and statuses[401] + statuses[429] == 40, statuses
 
 
@@ -276,19 +292,7 @@ def test_current_password_guesses_are_limited(login, tree):
 
 def test_current_password_guesses_hold_under_concurrency(_schema, tree, monkeypatch):
     """Issue 13.9: 20 parallel wrong current passwords in one session: at most 5 are checked."""
-    import time
-
-    from panel.auth import views
-
-    real_check = views.check_password
-
-    def slow_check(password_hash, password):
-        time.sleep(0.05)
-        return real_check(password_hash, password)
-
-    monkeypatch.setattr(views, "check_password", slow_check)
-    statuses: Counter = Counter()
-    lock = threading.Lock()
+    _slow_password_checks(monkeypatch)
     with serve(_schema) as (served, port):
         client = served.test_client()
         login_form = {"username": "alpha_operator", "password": factories.PASSWORD}
@@ -296,22 +300,13 @@ def test_current_password_guesses_hold_under_concurrency(_schema, tree, monkeypa
         assert response.status_code == 302
         cookie = f"session={client.get_cookie('session').value}"
         # The login cleared the user's attempts: the 20 guesses start from an empty count.
-
-        def guess(n: int):
-            def work():
-                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-                body = f"current=wrong-{n}-password&new=brand-new-pass-9&confirm=brand-new-pass-9"
-                headers = {"Content-Type": "application/x-www-form-urlencoded", "Cookie": cookie}
-                conn.request("POST", "/auth/password", body, headers)
-                status = conn.getresponse().status
-                conn.close()
-                with lock:
-                    statuses[status] += 1
-
-            return work
-
-        errors = run_threads([guess(n) for n in range(20)])
-    assert not errors
+        statuses = _form_posts(
+            20,
+            "/auth/password",
+            lambda n: port,
+            lambda n: f"current=wrong-{n}-password&new=brand-new-pass-9&confirm=brand-new-pass-9",
+            {"Cookie": cookie},
+        )
     assert statuses[422] <= 5 and statuses[422] + statuses[429] == 20, statuses
 
 

@@ -21,6 +21,7 @@ from panel.routing.engine import max_vendor_rate
 from tests import factories
 from tests.conftest import IS_POSTGRES
 from tests.manager.conftest import bearer, carrier, make_token, routed  # noqa: F401 - fixtures
+from tests.oracles import brute_billed
 
 MICRO = 1_000_000
 
@@ -94,25 +95,16 @@ def test_live_total_counts_only_the_companys_calls(login, routed):  # noqa: F811
 # --- billing.py: the search bound and the rounding -------------------------------------------------------
 
 
-def _brute_billed(duration: int, min_time: int, interval: int) -> int:
-    if duration == 0:
-        return 0
-    billed = min_time
-    while billed < duration:
-        billed += interval
-    return billed
-
-
 def test_vendor_bills_more_on_every_small_increment_pair():
     """Mutation: shrink the search bound of `vendor_bills_more` (customer 0/3 against vendor 1/2 passed
     although a 6 s call bills the vendor 7 s). Every pair of increments up to 8/8 against brute force: the
     random property test meets a failing pair about once in 10,000 draws; this checks them all."""
     assert billing.vendor_bills_more(0, 3, 1, 2)
-    assert (_brute_billed(6, 1, 2), _brute_billed(6, 0, 3)) == (7, 6)
+    assert (brute_billed(6, 1, 2), brute_billed(6, 0, 3)) == (7, 6)
     small = range(0, 9)
     for cm, ci, vm, vi in product(small, range(1, 9), small, range(1, 9)):
         horizon = max(cm, vm) + 2 * ci * vi + max(ci, vi)
-        brute = any(_brute_billed(d, vm, vi) > _brute_billed(d, cm, ci) for d in range(1, horizon + 1))
+        brute = any(brute_billed(d, vm, vi) > brute_billed(d, cm, ci) for d in range(1, horizon + 1))
         assert billing.vendor_bills_more(cm, ci, vm, vi) is brute, (cm, ci, vm, vi)
 
 
