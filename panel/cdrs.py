@@ -43,6 +43,7 @@ from sqlalchemy.exc import IntegrityError
 from panel import billing, txn
 from panel.extensions import db
 from panel.models import CallStat, Client, Rate
+from panel.models.types import utcnow
 from panel.records import (  # noqa: F401 - MAX_BATCH and the errors are part of this module's interface
     MAX_BATCH,
     AccountInfo,
@@ -54,8 +55,7 @@ from panel.records import (  # noqa: F401 - MAX_BATCH and the errors are part of
     moment,
     object_id,
     optional_int,
-    records_of,
-    require_object,
+    parse_records,
     seconds,
     text_id,
 )
@@ -131,6 +131,13 @@ class IngestResult:
         }
 
 
+def _answered(value) -> bool | None:
+    """`answered`: true or false; None when absent (then it is `duration > 0`)."""
+    if value is not None and not isinstance(value, bool):
+        raise FieldError("must be true or false")
+    return value
+
+
 # (field, CdrRecord attribute, required, check): the checks of one record, in the order they are reported.
 _CDR_CHECKS = (
     ("call_id", "call_id", True, text_id),
@@ -142,40 +149,19 @@ _CDR_CHECKS = (
     ("duration", "duration", True, seconds),
     ("sip_code", "sip_code", False, lambda v: optional_int(v, 100, 699, "a SIP status code")),
     ("pdd", "pdd_ms", False, lambda v: optional_int(v, 0, 3_600_000, "milliseconds")),
+    ("answered", "answered", False, _answered),
 )
+
+
+def _record(values: dict) -> CdrRecord:
+    if values["answered"] is None:
+        values["answered"] = values["duration"] > 0
+    return CdrRecord(**values)
 
 
 def parse(payload) -> list[CdrRecord]:
     """Validate a request body (one record or a list) into records; raises CdrError listing every problem."""
-    items = records_of(payload)
-    errors: list[RecordError] = []
-    records: list[CdrRecord] = []
-    for index, item in enumerate(items):
-        if not require_object(index, item, CDR_FIELDS, errors):
-            continue
-        values: dict = {}
-        ok = True
-        for name, key, required, check in _CDR_CHECKS:
-            if required and name not in item:
-                errors.append(RecordError(index, name, "is required"))
-                ok = False
-                continue
-            try:
-                values[key] = check(item.get(name))
-            except FieldError as exc:
-                errors.append(RecordError(index, name, str(exc)))
-                ok = False
-        answered = item.get("answered")
-        if answered is None:
-            answered = values.get("duration", 0) > 0
-        elif not isinstance(answered, bool):
-            errors.append(RecordError(index, "answered", "must be true or false"))
-            ok = False
-        if ok:
-            records.append(CdrRecord(answered=answered, **values))
-    if errors:
-        raise CdrError(errors)
-    return records
+    return parse_records(payload, "call record", CDR_FIELDS, _CDR_CHECKS, _record)
 
 
 # --- rate lookup ------------------------------------------------------------------------------------------
@@ -316,8 +302,35 @@ def find_rate(rate_table_id: int, number: str, at: datetime) -> RateRow | None:
 # --- ingest -----------------------------------------------------------------------------------------------
 
 
-# PostgreSQL: the whole batch as one JSON document expanded by the server, so the statement stays small, is
-# prepared once, and the driver does not adapt twenty thousand values one by one.
+# The columns of a stored record, in the order of the JSON batch below (created_at is the statement's).
+_COLUMNS = (
+    "company_id",
+    "call_id",
+    "orig_account_id",
+    "orig_client_id",
+    "term_account_id",
+    "term_client_id",
+    "rule_id",
+    "number",
+    "orig_code",
+    "term_code",
+    "start_at",
+    "duration",
+    "orig_billed",
+    "term_billed",
+    "customer_rate",
+    "vendor_rate",
+    "customer_charge",
+    "vendor_cost",
+    "answered",
+    "sip_code",
+    "pdd_ms",
+)
+# The whole batch goes as one JSON document that the database expands itself: the statement is the same text
+# for every batch, so it is compiled and prepared once. (SQLAlchemy's dialect INSERT ... ON CONFLICT
+# constructs have no cache key: they were compiled again for every batch, and the insert of each row's
+# twenty values cost more than storing it.) PostgreSQL: a list of objects, typed by json_to_recordset,
+# in (company, call id) order so that concurrent batches lock rows in one order.
 _PG_INSERT = text(
     """
     INSERT INTO call_stats (
@@ -337,6 +350,18 @@ _PG_INSERT = text(
     RETURNING company_id, call_id
     """
 )
+# SQLite (one writer at a time: no lock order to keep): a list of arrays, each value already in the form
+# SQLAlchemy would bind (see _sqlite_values); `WHERE true` tells SQLite's parser the ON CONFLICT is the
+# upsert's.
+_SQLITE_INSERT = text(
+    f"""
+    INSERT INTO call_stats ({", ".join(_COLUMNS)}, created_at)
+    SELECT {", ".join(f"json_extract(value, '$[{i}]')" for i in range(len(_COLUMNS)))}, :created_at
+    FROM json_each(:rows) WHERE true
+    ON CONFLICT (company_id, call_id) DO NOTHING
+    RETURNING company_id, call_id
+    """  # noqa: S608 - the column names are the constants above, the values are parameters
+).bindparams(bindparam("created_at", type_=CallStat.__table__.c.created_at.type))
 
 
 _CHARGE_BALANCE = (
@@ -351,29 +376,40 @@ def _json_value(value):
     return value.isoformat() if isinstance(value, datetime) else str(value)
 
 
+@cache
+def _sqlite_converters() -> tuple:
+    """(position, converter) of the columns whose values SQLAlchemy converts when it binds them on SQLite
+    (times to text, money to millionths, rates to floating point): the columns' own bind processors."""
+    from sqlalchemy.dialects import sqlite
+
+    dialect = sqlite.dialect()
+    table = CallStat.__table__
+    found = ((i, table.c[name].type._cached_bind_processor(dialect)) for i, name in enumerate(_COLUMNS))
+    return tuple((i, convert) for i, convert in found if convert is not None)
+
+
+def _sqlite_values(rows: list[dict]) -> str:
+    """The rows as the JSON list of arrays _SQLITE_INSERT reads, values as SQLite stores them."""
+    converters = _sqlite_converters()
+    arrays = []
+    for row in rows:
+        values = [row[name] for name in _COLUMNS]
+        for i, convert in converters:
+            values[i] = convert(values[i])
+        arrays.append(values)
+    return json.dumps(arrays, separators=(",", ":"))
+
+
 def _insert(rows: list[dict]) -> set[tuple[int, str]]:
     """INSERT ... ON CONFLICT DO NOTHING RETURNING: the (company id, call id) pairs this statement stored."""
     if not rows:
         return set()
+    connection = db.session.connection()
     if db.engine.dialect.name == "postgresql":
         document = json.dumps(rows, default=_json_value, separators=(",", ":"))
-        return {tuple(row) for row in db.session.execute(_PG_INSERT, {"rows": document})}
-    # Core on the session's connection: the ORM's bulk insert matched every returned row to its parameters
-    # in Python, which cost more than the insert.
-    return {tuple(row) for row in db.session.connection().execute(_sqlite_insert(), rows)}
-
-
-@cache
-def _sqlite_insert():
-    """SQLite's INSERT ... ON CONFLICT DO NOTHING RETURNING, built once."""
-    from sqlalchemy.dialects.sqlite import insert
-
-    table = CallStat.__table__
-    return (
-        insert(table)
-        .on_conflict_do_nothing(index_elements=["company_id", "call_id"])
-        .returning(table.c.company_id, table.c.call_id)
-    )
+        return {tuple(row) for row in connection.execute(_PG_INSERT, {"rows": document})}
+    parameters = {"rows": _sqlite_values(rows), "created_at": utcnow()}
+    return {tuple(row) for row in connection.execute(_SQLITE_INSERT, parameters)}
 
 
 def rate(

@@ -28,21 +28,18 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from flask import Flask, current_app
-from sqlalchemy import delete, func, select
+from sqlalchemy import bindparam, delete, func, select
 
 from panel import txn
 from panel.extensions import db
 from panel.models import LiveCall
 from panel.models.types import utcnow
 from panel.records import (
-    CdrError,
     FieldError,
-    RecordError,
     check_references,
     moment,
     object_id,
-    records_of,
-    require_object,
+    parse_records,
     text_id,
 )
 
@@ -172,108 +169,137 @@ class CallEvent:
     at: datetime | None
 
 
+def _kind(value) -> str:
+    if value not in ("start", "end"):
+        raise FieldError('must be "start" or "end"')
+    return value
+
+
+_EVENT_CHECKS = (
+    ("event", "event", False, _kind),
+    ("call_id", "call_id", True, text_id),
+    ("orig_account_id", "orig_account_id", False, lambda v: object_id(v, required=False)),
+    ("term_account_id", "term_account_id", False, lambda v: object_id(v, required=False)),
+    ("rule_id", "rule_id", False, lambda v: object_id(v, required=False)),
+    ("at", "at", False, lambda v: None if v is None else moment(v)),
+)
+
+
+def _event(values: dict) -> CallEvent:
+    if values["event"] == "start" and values["orig_account_id"] is None and values["term_account_id"] is None:
+        raise FieldError("a start event names the originator or terminator", "orig_account_id")
+    return CallEvent(**values)
+
+
 def parse_events(payload) -> list[CallEvent]:
     """Validate one event or a list of up to 1,000; raises CdrError naming each problem's index and field."""
-    items = records_of(payload, "call event")
-    errors: list[RecordError] = []
-    events: list[CallEvent] = []
-    for index, item in enumerate(items):
-        if not require_object(index, item, EVENT_FIELDS, errors):
-            continue
-        ok = True
-        kind = item.get("event")
-        if kind not in ("start", "end"):
-            errors.append(RecordError(index, "event", 'must be "start" or "end"'))
-            ok = False
-        values: dict = {}
-        for name, check in (
-            ("call_id", text_id),
-            ("orig_account_id", lambda v: object_id(v, required=False)),
-            ("term_account_id", lambda v: object_id(v, required=False)),
-            ("rule_id", lambda v: object_id(v, required=False)),
-            ("at", lambda v: None if v is None else moment(v)),
-        ):
-            try:
-                if name == "call_id" and name not in item:
-                    raise FieldError("is required")
-                values[name] = check(item.get(name))
-            except FieldError as exc:
-                errors.append(RecordError(index, name, str(exc)))
-                ok = False
-        if ok and kind == "start" and values["orig_account_id"] is None and values["term_account_id"] is None:
-            errors.append(
-                RecordError(index, "orig_account_id", "a start event names the originator or terminator")
-            )
-            ok = False
-        if ok:
-            events.append(CallEvent(event=kind, **values))
-    if errors:
-        raise CdrError(errors)
-    return events
+    return parse_records(payload, "call event", EVENT_FIELDS, _EVENT_CHECKS, _event)
 
 
-def _upsert(rows: list[dict]) -> None:
-    """Insert live calls; a start for a call id already live (for that company) moves it to the new terminator
-    and rule."""
-    # One statement may not touch a row twice: the last start of a call id in the batch wins.
-    rows = sorted({(row["company_id"], row["call_id"]): row for row in rows}.values(), key=_row_key)
-    # Core on the session's connection: the ORM's bulk insert bookkeeping cost more than the insert.
-    db.session.connection().execute(_upsert_statement(db.engine.dialect.name), rows)
+_LIVE = LiveCall.__table__
+# The end of every call of a batch that has an end event, with the rows it removed: one statement, built once.
+_DELETE_ANY = (
+    delete(_LIVE)
+    .where(_LIVE.c.call_id.in_(bindparam("call_ids", expanding=True)))
+    .returning(_LIVE.c.company_id, _LIVE.c.call_id)
+)
+_DELETE = _DELETE_ANY.where(_LIVE.c.company_id == bindparam("company_id"))
 
 
-_UPSERTS: dict = {}
+def _upsert(dialect: str):
+    """The upsert of live calls: a start for a call already live (for that company) moves it to the new
+    terminator and rule."""
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    stmt = insert(_LIVE)
+    return stmt.on_conflict_do_update(
+        index_elements=["company_id", "call_id"],
+        set_={"term_account_id": stmt.excluded.term_account_id, "rule_id": stmt.excluded.rule_id},
+    )
 
 
-def _upsert_statement(dialect: str):
-    """The upsert of live calls for a dialect, built once (building `excluded` cost more than the insert)."""
-    stmt = _UPSERTS.get(dialect)
-    if stmt is None:
-        if dialect == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert
+_UPSERT = txn.compiled_once(
+    _upsert, ("company_id", "call_id", "orig_account_id", "term_account_id", "rule_id", "started_at")
+)
+
+
+@dataclass
+class _Batch:
+    """A batch of events reduced to two statements: delete every call of the batch that has an end event,
+    then upsert the calls a start leaves live (per company: the originator and start time of the first start
+    after the call's last end, the terminator and rule of its last start). The events still apply in order:
+    `outcome` replays them on the rows the delete removed, which is what ending them one by one would have
+    found (the delete holds those rows' locks until the commit)."""
+
+    events: list[tuple[CallEvent, int]]  # each event and the company of its call
+    ending: list[str]  # call ids with an end event, sorted (one lock order)
+    rows: list[dict]  # the upsert's rows, by (company, call id)
+
+    def outcome(self, removed: set[tuple[int, str]]) -> dict:
+        """`{"started", "ended", "not_live"}` of the events in order, given the rows the delete removed."""
+        live: dict[str, set[int]] = {}
+        for company, call_id in removed:
+            live.setdefault(call_id, set()).add(company)
+        started = ended = 0
+        not_live: list[str] = []
+        for event, company in self.events:
+            companies = live.setdefault(event.call_id, set())
+            if event.event == "start":
+                companies.add(company)
+                started += 1
+            elif companies:
+                # without a company (the CLI), an end ends that call id of every company
+                ended += len(companies)
+                companies.clear()
+            else:
+                not_live.append(event.call_id)
+        return {"started": started, "ended": ended, "not_live": not_live}
+
+
+def _reduce(events: list[CallEvent], accounts: dict, company_id: int | None, now: datetime) -> _Batch:
+    """The statements of a batch of events (see _Batch)."""
+    tagged = []
+    rows: dict[str, dict[int, dict]] = {}  # call id -> company -> the row its starts leave
+    for event in events:
+        company = None
+        if event.event == "end":
+            # what the end leaves: no call of that id (of any company); a start after it begins afresh
+            rows.pop(event.call_id, None)
         else:
-            from sqlalchemy.dialects.sqlite import insert
-        stmt = insert(LiveCall.__table__)
-        stmt = _UPSERTS[dialect] = stmt.on_conflict_do_update(
-            index_elements=["company_id", "call_id"],
-            set_={"term_account_id": stmt.excluded.term_account_id, "rule_id": stmt.excluded.rule_id},
-        )
-    return stmt
+            company = company_id or accounts[event.orig_account_id or event.term_account_id].company_id
+            of_call = rows.setdefault(event.call_id, {})
+            row = of_call.get(company)
+            if row is None:
+                of_call[company] = {
+                    "company_id": company,
+                    "call_id": event.call_id,
+                    "orig_account_id": event.orig_account_id,
+                    "term_account_id": event.term_account_id,
+                    "rule_id": event.rule_id,
+                    "started_at": min(event.at or now, now),
+                }
+            else:
+                row["term_account_id"], row["rule_id"] = event.term_account_id, event.rule_id
+        tagged.append((event, company))
+    ending = sorted({event.call_id for event in events if event.event == "end"})
+    upserts = sorted((row for of_call in rows.values() for row in of_call.values()), key=_row_key)
+    return _Batch(tagged, ending, upserts)
 
 
 def _row_key(row: dict) -> tuple[int, str]:
     return row["company_id"], row["call_id"]
 
 
-_LIVE = LiveCall.__table__
-
-
-def _end(call_ids: list[str], company_id: int | None, not_live: list[str]) -> int:
-    """End a run of consecutive end events with one DELETE ... RETURNING (Core: no ORM bookkeeping, which
-    cost more than the delete); returns the calls ended and appends the ids that were not live, in order.
-
-    The same as one DELETE per event in order: a repeated id ends its call once and is then not live.
-    """
-    stmt = delete(_LIVE).where(_LIVE.c.call_id.in_(sorted(set(call_ids)))).returning(_LIVE.c.call_id)
-    if company_id is not None:
-        stmt = stmt.where(_LIVE.c.company_id == company_id)
-    deleted = Counter(db.session.connection().execute(stmt).scalars())
-    ended = 0
-    for call_id in call_ids:
-        count = deleted.pop(call_id, 0)
-        if count:
-            ended += count
-        else:
-            not_live.append(call_id)
-    return ended
-
-
 def apply_events(payload, *, company_id: int | None) -> dict:
     """Validate and apply start/end events in one transaction; returns `{"started", "ended", "not_live"}`.
 
     Accounts and rules outside the company's scope answer "unknown account" / "unknown rule" (CdrError).
-    Events apply in order, so `end` then `start` of the same call id (a failover) leaves the new attempt live.
-    Calls belong to `company_id`; without one (the CLI, tests) a start belongs to its account's company and
-    an end may end any company's call of that id.
+    Events apply in order, so `end` then `start` of the same call id (a failover) leaves the new attempt live,
+    whatever the number of events, in two statements (see _Batch). Calls belong to `company_id`; without
+    one (the CLI, tests) a start belongs to its account's company and an end may end any company's call of
+    that id.
     """
     events = parse_events(payload)
     accounts = check_references(
@@ -284,41 +310,21 @@ def apply_events(payload, *, company_id: int | None) -> dict:
         ],
         company_id,
     )
-    now = utcnow()
+    batch = _reduce(events, accounts, company_id, utcnow())
 
     def apply() -> dict:
-        started = ended = 0
-        not_live: list[str] = []
-        pending: list[dict] = []
-        ending: list[str] = []
-        for event in events:
-            if event.event == "start":
-                if ending:
-                    ended += _end(ending, company_id, not_live)
-                    ending = []
-                account = accounts[event.orig_account_id or event.term_account_id]
-                pending.append(
-                    {
-                        "company_id": company_id or account.company_id,
-                        "call_id": event.call_id,
-                        "orig_account_id": event.orig_account_id,
-                        "term_account_id": event.term_account_id,
-                        "rule_id": event.rule_id,
-                        "started_at": min(event.at or now, now),
-                    }
-                )
-                started += 1
-                continue
-            if pending:
-                _upsert(pending)
-                pending = []
-            ending.append(event.call_id)
-        if pending:
-            _upsert(pending)
-        if ending:
-            ended += _end(ending, company_id, not_live)
+        connection = db.session.connection()
+        removed: set[tuple[int, str]] = set()
+        if batch.ending:
+            if company_id is None:
+                found = connection.execute(_DELETE_ANY, {"call_ids": batch.ending})
+            else:
+                found = connection.execute(_DELETE, {"call_ids": batch.ending, "company_id": company_id})
+            removed = {tuple(row) for row in found}
+        if batch.rows:
+            connection.execute(_UPSERT(), batch.rows)
         db.session.commit()
-        return {"started": started, "ended": ended, "not_live": not_live}
+        return batch.outcome(removed)
 
     try:
         result = txn.retrying(apply)

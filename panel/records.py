@@ -6,7 +6,7 @@ scope. No Flask request in here; both modules (and the API views) import it, and
 """
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -62,7 +62,12 @@ class CdrError(Exception):
 
 
 class FieldError(ValueError):
-    """A field's value is not acceptable; the message says what is expected."""
+    """A field's value is not acceptable; the message says what is expected (`field`: which one, when the
+    error is not raised by that field's own check)."""
+
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(message)
+        self.field = field
 
 
 def records_of(payload, noun: str = "call record") -> list:
@@ -80,14 +85,55 @@ def records_of(payload, noun: str = "call record") -> list:
     raise CdrError([RecordError(None, None, f"expected a {noun} object or a list of them")])
 
 
-def require_object(index: int, item, allowed: Iterable[str], errors: list[RecordError]) -> bool:
+def require_object(index: int, item, allowed: frozenset[str], errors: list[RecordError]) -> bool:
     """True when `item` is an object (its unknown fields are recorded as errors); otherwise record why."""
     if not isinstance(item, dict):
         errors.append(RecordError(index, None, "expected an object"))
         return False
-    for name in sorted(set(item) - set(allowed)):
-        errors.append(RecordError(index, name, "unknown field"))
+    if not allowed.issuperset(item):
+        for name in sorted(set(item) - allowed):
+            errors.append(RecordError(index, name, "unknown field"))
     return True
+
+
+# (field, attribute of the record, required, check): one field's check; the checks of a kind of record run in
+# the order their problems are reported.
+Check = tuple[str, str, bool, Callable]
+
+
+def parse_records(
+    payload, noun: str, fields: Iterable[str], checks: tuple[Check, ...], make: Callable
+) -> list:
+    """Validate one record or a list of up to MAX_BATCH: each item an object of the given `fields`, each
+    field through its check (`checks`); `make(values)` builds the record from the checked values (it may
+    raise FieldError naming a field, for a rule between fields). Raises CdrError listing every problem of
+    every record."""
+    allowed = frozenset(fields)
+    errors: list[RecordError] = []
+    records = []
+    for index, item in enumerate(records_of(payload, noun)):
+        if not require_object(index, item, allowed, errors):
+            continue
+        values: dict = {}
+        ok = True
+        for name, key, required, check in checks:
+            if required and name not in item:
+                errors.append(RecordError(index, name, "is required"))
+                ok = False
+                continue
+            try:
+                values[key] = check(item.get(name))
+            except FieldError as exc:
+                errors.append(RecordError(index, name, str(exc)))
+                ok = False
+        if ok:
+            try:
+                records.append(make(values))
+            except FieldError as exc:
+                errors.append(RecordError(index, exc.field, str(exc)))
+    if errors:
+        raise CdrError(errors)
+    return records
 
 
 def text_id(value) -> str:

@@ -37,9 +37,11 @@ from contextlib import contextmanager
 from typing import TypeVar
 
 from flask import Flask, jsonify, request
-from sqlalchemy import event
+from sqlalchemy import bindparam, event, text
+from sqlalchemy.dialects import registry
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.sql.expression import Executable, TextClause
 
 from panel.extensions import db
 
@@ -165,6 +167,30 @@ def retrying(work: Callable[[], T], attempts: int = RETRIES) -> T:
             # Jittered back-off, so the transactions that collided do not collide again in step.
             time.sleep(random.uniform(0.005, 0.05) * (attempt + 1))  # noqa: S311 - not a secret
     raise AssertionError("unreachable")
+
+
+def compiled_once(build: Callable[[str], Executable], columns: tuple[str, ...]) -> Callable[[], TextClause]:
+    """The statement `build(dialect name)` makes, for rows of these `columns` (executemany), compiled once
+    per dialect into a text statement with its parameters' types.
+
+    SQLAlchemy caches the compiled form of a statement by its cache key, and the dialects' INSERT ... ON
+    CONFLICT constructs have none: each execution compiled them again, which cost more than the upsert it ran.
+    A text statement is compiled once. Call the returned function inside an app context.
+    """
+    texts: dict[str, TextClause] = {}
+
+    def statement() -> TextClause:
+        name = db.engine.dialect.name
+        found = texts.get(name)
+        if found is None:
+            # The dialect's default driver with named parameters: SQL that text() reads back (no casts)
+            dialect = registry.load(name)(paramstyle="named")
+            compiled = build(name).compile(dialect=dialect, column_keys=list(columns), for_executemany=True)
+            types = [bindparam(key, type_=param.type) for key, param in compiled.binds.items()]
+            found = texts[name] = text(compiled.string).bindparams(*types)
+        return found
+
+    return statement
 
 
 def install(app: Flask) -> None:
