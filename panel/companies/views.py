@@ -40,6 +40,9 @@ DATA_LABELS = {
     "plan_origination_limits": "origination limit",
     "plan_termination_limits": "termination limit",
     "import_jobs": "import",
+    "import_uploads": "kept upload",
+    "call_stats": "call record",
+    "live_calls": "live call",
 }
 
 
@@ -88,7 +91,8 @@ def data_counts(company_id: int) -> dict[str, int]:
                 continue
             n = db.session.scalar(select(func.count()).select_from(table).where(fk.parent == company_id))
             if n:
-                label = DATA_LABELS.get(table.name, table.name.replace("_", " "))
+                # A table without a label reads as its singular: "call_rollups" -> "call rollup".
+                label = DATA_LABELS.get(table.name) or table.name.replace("_", " ").removesuffix("s")
                 counts[label] = counts.get(label, 0) + n
     return counts
 

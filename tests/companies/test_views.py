@@ -219,6 +219,22 @@ def test_company_with_data_is_never_deleted(login, tree):
     assert "Empty" in _text(client.get("/audit/?action=delete"))
 
 
+def test_what_a_company_holds_reads_as_the_operator_names_it(login, tree):
+    """Call records it reported count as "call records" (a table name never shows, nor a doubled plural)."""
+    from datetime import UTC, datetime
+
+    from panel.models import CallStat
+
+    for n in range(2):
+        db.session.add(
+            CallStat(company_id=tree.sub.id, call_id=f"c{n}", number="4420", start_at=datetime.now(UTC))
+        )
+    db.session.commit()
+    page = _text(login(tree.alpha_admin).get(f"/companies/{tree.sub.id}"))
+    assert "1 user, 2 call records" in page
+    assert "call stat" not in page
+
+
 def test_own_company_not_deactivated_or_deleted(login, tree):
     """An admin cannot deactivate or delete its own company: each answer says so (the delete is refused for
     being its own company, before what it holds is even counted), and Alpha stays, active."""
