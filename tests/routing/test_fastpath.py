@@ -2,7 +2,8 @@
 
 Every answer is compared with the one the Flask view gives for the same request (status, headers, body), for
 valid and hostile input; writes are acknowledged only once committed; many threads posting events and CDRs
-get every acknowledged record stored exactly once.
+get every acknowledged record stored exactly once; a batch of call events, applied in two statements, does
+what its events one by one do.
 """
 
 import base64
@@ -12,9 +13,12 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from sqlalchemy import func, select
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import delete, func, select
 from sqlalchemy.exc import OperationalError
 
+from panel import livecalls
 from panel.api import fastpath
 from panel.extensions import db
 from panel.models import CallStat, LiveCall
@@ -235,3 +239,51 @@ def test_events_of_another_token_stay_in_their_company(app, client, routed, alph
     assert db.session.scalar(select(func.count()).select_from(LiveCall)) == 1
     own = client.post("/api/v1/calls", json=end, headers=bearer(beta_token))
     assert own.json == {"started": 0, "ended": 1, "not_live": []}
+
+
+_EVENT = st.tuples(
+    st.sampled_from(["start", "end"]),
+    st.sampled_from(["c1", "c2", "c3"]),
+    st.integers(0, 1),  # which terminator (and rule)
+    st.integers(0, 59),  # minute of the start
+)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(before=st.lists(_EVENT, max_size=4), events=st.lists(_EVENT, min_size=1, max_size=12))
+def test_a_batch_of_events_does_what_its_events_one_by_one_do(app, routed, before, events):  # noqa: F811
+    """A batch is applied in two statements (panel.livecalls._Batch); whatever the order of its starts and
+    ends, the live calls it leaves and its answer are those of posting its events one at a time."""
+    terms = [(routed.vox_gw.id, routed.vox_rule.id), (routed.tel_gw.id, routed.tel_rule.id)]
+    company = routed.tree.alpha.id
+
+    def payload(spec) -> list[dict]:
+        out = []
+        for kind, call_id, which, minute in spec:
+            event = {"event": kind, "call_id": call_id}
+            if kind == "start":
+                term, rule = terms[which]
+                event |= {"orig_account_id": routed.acme_main.id, "term_account_id": term, "rule_id": rule}
+                event["at"] = f"2026-01-01T12:{minute:02d}:00Z"
+            out.append(event)
+        return out
+
+    def live() -> list[tuple]:
+        db.session.expire_all()
+        columns = (LiveCall.call_id, LiveCall.orig_account_id, LiveCall.term_account_id, LiveCall.rule_id)
+        return sorted(db.session.execute(select(*columns, LiveCall.started_at)).all())
+
+    def run(one_by_one: bool) -> tuple[dict, list]:
+        db.session.execute(delete(LiveCall))
+        db.session.commit()
+        if before:
+            livecalls.apply_events(payload(before), company_id=company)
+        if not one_by_one:
+            return livecalls.apply_events(payload(events), company_id=company), live()
+        answer = {"started": 0, "ended": 0, "not_live": []}
+        for event in payload(events):
+            each = livecalls.apply_events(event, company_id=company)
+            answer = {key: answer[key] + each[key] for key in answer}
+        return answer, live()
+
+    assert run(one_by_one=False) == run(one_by_one=True)
