@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 from flask import abort, request, url_for
 from flask_login import current_user
-from sqlalchemy import select
+from sqlalchemy import func
 
 from panel import htmx
 from panel.access import get_or_404, reader_required, scoped, usable_rate_tables
@@ -67,8 +67,15 @@ class SheetArgs:
             self.errors["at"] = str(exc)
             self.at = datetime.now(UTC)
         self.page = max(1, _int(args.get("page")) or 1)
+        # With a plan alone, the sheet prices with the rate table most of the plan's customers have.
+        self.defaulted = False
         if self.plan is not None and self.account is None and self.rate_table is None:
-            self.errors["account_id"] = "Choose an originator account or a rate table."
+            self.rate_table = _customers_table(self.plan)
+            self.defaulted = self.rate_table is not None
+            if self.rate_table is None:
+                self.errors["account_id"] = (
+                    "No customer of this plan has a rate table: choose an originator account or a rate table."
+                )
 
     @property
     def ready(self) -> bool:
@@ -87,6 +94,20 @@ class SheetArgs:
         }
         values.update(changes)
         return {k: v for k, v in values.items() if v not in ("", None)}
+
+
+def _customers_table(plan: RoutingPlan) -> RateTable | None:
+    """The originator rate table most of the plan's customers (the user's clients routed by it) have."""
+    usable = usable_rate_tables(current_user.company_id).with_only_columns(RateTable.id)
+    found = db.session.execute(
+        scoped(Client)
+        .where(Client.routing_plan_id == plan.id, Client.orig_rate_table_id.in_(usable.order_by(None)))
+        .with_only_columns(Client.orig_rate_table_id, func.count())
+        .group_by(Client.orig_rate_table_id)
+        .order_by(func.count().desc(), Client.orig_rate_table_id)
+        .limit(1)
+    ).first()
+    return db.session.get(RateTable, found[0]) if found else None
 
 
 def _int(text) -> int | None:
@@ -202,5 +223,3 @@ def sheet_link(**query) -> str:
     """URL of the LCR sheet with these arguments."""
     return url_for("whatif.lcr", **query)
 
-
-_ = select  # noqa: F841 - kept for the preview views' imports

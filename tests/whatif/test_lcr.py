@@ -83,6 +83,23 @@ def test_rate_table_only(sheet_world, login):
     assert "V3 / v3" in html and "0.08" in html and "(rate table only)" not in html
 
 
+def test_a_plan_alone_prices_with_its_customers_usual_rate_table(sheet_world, login):
+    """Choosing only the plan shows the sheet with the rate table the plan's customers have, and says so."""
+    web = login(sheet_world.viewer)
+    html = web.get(f"/whatif/lcr?plan_id={sheet_world.plan.id}&{AT}&prefix=49").get_data(as_text=True)
+    assert "rate table Customer rates (the one most of the plan's" in html
+    germany = html.split('data-code="49"')[1].split("</tr>")[0]
+    assert "0.08" in germany and "negative margin" in germany  # priced with Customer rates' 0.08
+    # A plan no customer uses: the form asks for an originator.
+    other = f.plan(sheet_world.root, "Unused", code_deck_id=sheet_world.plan.code_deck_id)
+    db.session.commit()
+    html = web.get(f"/whatif/lcr?plan_id={other.id}&{AT}").get_data(as_text=True)
+    assert "No customer of this plan has a rate table: choose an originator account or a rate table." in html
+    assert 'id="lcr-sheet"' not in html
+    # Nothing chosen yet: the page says what to do.
+    assert "Choose a routing plan and press Show" in web.get("/whatif/lcr").get_data(as_text=True)
+
+
 def test_csv_export_has_one_line_per_route_and_neutralises_formulas(sheet_world, login):
     from panel.models import Code
 
