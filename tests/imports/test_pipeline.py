@@ -18,6 +18,7 @@ from panel.models import AuditEntry, Code, Did, Rate, RoutingRule
 from panel.models.system import ImportJob
 from tests import factories
 from tests.conftest import IS_POSTGRES
+from tests.import_jobs import last_job
 
 COLUMNS = ["code", "name"]
 
@@ -76,11 +77,6 @@ def _upload(client, url: str, text: str, **fields):
     return client.post(url, data=data, content_type="multipart/form-data")
 
 
-def _last_job() -> ImportJob:
-    db.session.expire_all()
-    return db.session.scalars(select(ImportJob).order_by(ImportJob.id.desc())).first()
-
-
 def test_rates_round_trip_with_formula_names(login, tree):
     """Rate names starting with `=`, `-`, `@` export with a `'` and import back as they were."""
     source = factories.rate_table(
@@ -94,7 +90,7 @@ def test_rates_round_trip_with_formula_names(login, tree):
     db.session.commit()
     text = "\n".join(",".join(f'"{c}"' for c in row) for row in rows)
     _upload(client, f"/rate-tables/{target.id}/import", text, mode="add_update")
-    assert _last_job().status == "done", _last_job().errors
+    assert last_job().status == "done", last_job().errors
     names = db.session.scalars(select(Rate.name).where(Rate.rate_table_id == target.id).order_by(Rate.code))
     assert list(names) == ["=cmd|' /C calc'!A0", "@home"]
 
@@ -112,7 +108,7 @@ def test_codes_round_trip_with_formula_names(login, tree):
     buffer = io.StringIO()
     csv.writer(buffer).writerows(rows)
     _upload(client, f"/code-decks/{other.id}/import", buffer.getvalue(), mode="add_update")
-    assert _last_job().status == "done", _last_job().errors
+    assert last_job().status == "done", last_job().errors
     code = db.session.scalars(select(Code).where(Code.code_deck_id == other.id)).one()
     assert (code.name, code.country) == ("+44 Mobile", "=GB")
 
@@ -132,7 +128,7 @@ def test_dids_round_trip_with_formula_notes(login, tree):
     buffer = io.StringIO()
     csv.writer(buffer).writerows(rows)
     _upload(client, "/dids/import", buffer.getvalue(), mode="add_update")
-    assert _last_job().status == "done", _last_job().message
+    assert last_job().status == "done", last_job().message
     assert db.session.scalars(select(Did.notes)).one() == '=HYPERLINK("http://x")'
 
 
@@ -242,7 +238,7 @@ def test_a_job_whose_process_was_killed_is_failed_at_the_next_look(app, login, t
             child.kill()
             child.wait()
     assert "failed" in page and "the process running it ended" in page
-    assert _last_job().status == "failed" and _last_job().finished_at is not None
+    assert last_job().status == "failed" and last_job().finished_at is not None
 
 
 def test_a_job_of_this_process_without_its_thread_is_failed(app, login, tree):

@@ -9,8 +9,8 @@ from sqlalchemy import select
 
 from panel.extensions import db
 from panel.models import Code, CodeDeck
-from panel.models.system import ImportJob
 from tests import factories
+from tests.import_jobs import failed_job_errors, last_job
 from tests.reference.conftest import audit_entries, upload
 
 
@@ -42,11 +42,6 @@ def _import(client, deck_id, text, mode):
         data={"file": upload(text), "mode": mode},
         content_type="multipart/form-data",
     )
-
-
-def _last_job() -> ImportJob:
-    db.session.expire_all()
-    return db.session.scalars(select(ImportJob).order_by(ImportJob.id.desc())).first()
 
 
 def test_list_is_scoped_with_counts_and_plans(login, tree, decks, text_of):
@@ -175,7 +170,7 @@ def test_import_only_new_codes_keeps_existing_ones(login, tree, decks):
         ).status_code
         == 303
     )
-    job = _last_job()
+    job = last_job()
     assert job.status == "done" and "1 added, 1 already in the deck" in job.message
     codes = _codes(decks.alpha.id)
     assert ("44", "UK", "GB") in codes and ("49", "Germany", "DE") in codes
@@ -185,7 +180,7 @@ def test_import_add_and_update(login, tree, decks):
     """Add and update: 44 is renamed, 49 is added; one audit entry with the counts."""
     client = login(tree.alpha_operator)
     _import(client, decks.alpha.id, "name,code\nChanged,44\nGermany,49\n", "add_update")
-    assert "1 added, 1 changed, 0 unchanged" in _last_job().message
+    assert "1 added, 1 changed, 0 unchanged" in last_job().message
     codes = _codes(decks.alpha.id)
     assert ("44", "Changed", "") in codes and ("49", "Germany", "") in codes and len(codes) == 4
     assert len(audit_entries("codedeck", "import")) == 1
@@ -195,10 +190,10 @@ def test_import_purge_and_import(login, tree, decks):
     """Purge and import: the deck holds exactly the file's codes."""
     client = login(tree.alpha_operator)
     page = _import(client, decks.alpha.id, "code,name,country\n7,Russia,RU\n", "purge").get_data(as_text=True)
-    assert "1 added" in page and "3 removed" in page and _last_job() is None  # nothing written yet
+    assert "1 added" in page and "3 removed" in page and last_job() is None  # nothing written yet
     token = re.search(r'name="token" value="([^"]+)"', page).group(1)
     client.post(f"/code-decks/{decks.alpha.id}/import", data={"token": token, "action": "confirm"})
-    assert _last_job().status == "done"
+    assert last_job().status == "done"
     assert _codes(decks.alpha.id) == [("7", "Russia", "RU")]
     assert "Purged the deck's 3 codes" in audit_entries("codedeck", "import")[-1].note
 
@@ -208,9 +203,7 @@ def test_import_errors_write_nothing(login, tree, decks):
     client = login(tree.alpha_operator)
     before = _codes(decks.alpha.id)
     _import(client, decks.alpha.id, "code,name\n49,Germany\n+49,Bad\n49,Again\n,Empty\n", "add_update")
-    job = _last_job()
-    assert job.status == "failed"
-    assert job.errors == [
+    assert failed_job_errors() == [
         "line 3, code: '+49' is not a code: use digits only",
         "line 4, code: 49 is already on line 2",
         "line 5, code: the code is required",

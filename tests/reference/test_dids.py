@@ -8,8 +8,8 @@ from sqlalchemy import select
 
 from panel.extensions import db
 from panel.models import Did
-from panel.models.system import ImportJob
 from tests import factories
+from tests.import_jobs import failed_job_errors, last_job
 from tests.reference.conftest import audit_entries, upload
 
 
@@ -42,11 +42,6 @@ def _import(client, text, mode="add_update"):
     return client.post(
         "/dids/import", data={"file": upload(text), "mode": mode}, content_type="multipart/form-data"
     )
-
-
-def _last_job() -> ImportJob:
-    db.session.expire_all()
-    return db.session.scalars(select(ImportJob).order_by(ImportJob.id.desc())).first()
 
 
 def test_list_is_scoped_and_searchable(login, tree, setup, text_of):
@@ -123,7 +118,7 @@ def test_import_add_and_update(login, tree, setup):
         _import(client, "number,account,notes\n442000001,SubCo/t1,moved\n+44 200 0003,acme/gw,\n").status_code
         == 303
     )
-    job = _last_job()
+    job = last_job()
     assert job.status == "done", job.errors
     assert "1 added, 1 changed, 0 unchanged" in job.message
     numbers = _numbers()
@@ -136,7 +131,7 @@ def test_import_only_new_leaves_existing_numbers(login, tree, setup):
     """Only new numbers: the existing DID keeps its account."""
     client = login(tree.alpha_operator)
     _import(client, "account,number\nSubCo/t1,442000001\nSubCo/t1,442000004\n", "only_new")
-    assert "1 added, 1 already assigned" in _last_job().message
+    assert "1 added, 1 already assigned" in last_job().message
     numbers = _numbers()
     assert numbers["442000001"] == setup.gw.id and numbers["442000004"] == setup.t1.id
 
@@ -155,9 +150,7 @@ def test_import_errors_are_listed_and_nothing_is_written(login, tree, setup):
         "442000008,BetaTel/bt,out of scope\n"
     )
     _import(client, text)
-    job = _last_job()
-    assert job.status == "failed"
-    assert job.errors == [
+    assert failed_job_errors() == [
         "line 3, number: 15550000 is assigned to an account of another company",
         "line 4, account: Acme/orig is not a terminator: enable Terminator on the account first",
         "line 5, account: no account 'Nobody/x' (write it as client/account)",
@@ -181,7 +174,7 @@ def test_export_round_trip(login, tree, setup, text_of):
     ]
     before = _numbers()
     _import(client, exported)
-    assert _last_job().status == "done" and _numbers() == before
+    assert last_job().status == "done" and _numbers() == before
 
 
 def test_hostile_filters_never_fail(login, tree, setup, text_of):

@@ -11,8 +11,8 @@ from sqlalchemy import func, select
 
 from panel.extensions import db
 from panel.models import Rate, RateTable
-from panel.models.system import ImportJob
 from tests import factories
+from tests.import_jobs import last_job
 from tests.reference.conftest import audit_entries, upload
 
 HEADER = "code,name,rate,effective_from,end,setup_fee,min_time,interval\n"
@@ -340,11 +340,6 @@ def _import(client, table_id, text, mode="add_update", **extra):
     return client.post(f"/rate-tables/{table_id}/import", data=data, content_type="multipart/form-data")
 
 
-def _last_job() -> ImportJob:
-    db.session.expire_all()
-    return db.session.scalars(select(ImportJob).order_by(ImportJob.id.desc())).first()
-
-
 def test_import_add_and_update(login, tree, tables):
     """New codes are added, an existing code and moment is updated, one audit entry states the counts."""
     client = login(tree.alpha_operator)
@@ -355,7 +350,7 @@ def test_import_add_and_update(login, tree, tables):
     )
     response = _import(client, tables.alpha.id, text)
     assert response.status_code == 303
-    job = _last_job()
+    job = last_job()
     assert job.status == "done", job.message
     assert "2 added, 1 changed, 0 unchanged" in job.message
     rows = {r.code: r for r in db.session.scalars(select(Rate).where(Rate.rate_table_id == tables.alpha.id))}
@@ -371,7 +366,7 @@ def test_import_add_and_update(login, tree, tables):
     )
     # The same file again changes nothing, and says so.
     _import(client, tables.alpha.id, text)
-    assert "0 added, 0 changed, 3 unchanged" in _last_job().message
+    assert "0 added, 0 changed, 3 unchanged" in last_job().message
     assert len(_rates(tables.alpha.id)) == 5
 
 
@@ -380,13 +375,13 @@ def test_import_replace_table(login, tree, tables):
     client = login(tree.alpha_operator)
     preview = _import(client, tables.alpha.id, "rate,code\n0.5,7\n0.6,8\n", mode="replace")
     page = preview.get_data(as_text=True)
-    assert "2 added" in page and "3 removed" in page and _last_job() is None  # nothing written yet
+    assert "2 added" in page and "3 removed" in page and last_job() is None  # nothing written yet
     token = re.search(r'name="token" value="([^"]+)"', page).group(1)
     response = client.post(
         f"/rate-tables/{tables.alpha.id}/import", data={"token": token, "action": "confirm"}
     )
     assert response.status_code == 303
-    assert _last_job().status == "done"
+    assert last_job().status == "done"
     assert [(c, r) for c, r, _ in _rates(tables.alpha.id)] == [("7", Decimal("0.5")), ("8", Decimal("0.6"))]
     assert "Replaced the table's 3 rates with 2 rates" in audit_entries("ratetable", "import")[-1].note
 
@@ -407,7 +402,7 @@ def test_import_with_bad_lines_writes_nothing_and_lists_every_line(login, tree, 
     )
     response = _import(client, tables.alpha.id, text, mode="add_update")
     assert response.status_code == 303
-    job = _last_job()
+    job = last_job()
     assert job.status == "failed"
     assert job.errors[:4] == [
         "line 3, code: '4x' is not a code: use digits only",
@@ -440,7 +435,7 @@ def test_import_refuses_bad_headers(login, tree, tables, text, message):
     """A file without a required column, with an unknown one, or without rows is refused with the reason."""
     client = login(tree.alpha_operator)
     _import(client, tables.alpha.id, text)
-    job = _last_job()
+    job = last_job()
     assert job.status == "failed" and message in job.message
 
 
@@ -483,7 +478,7 @@ def test_export_round_trips_through_import(login, tree, tables, text_of):
     assert ["49", "Germany", "0.02", "2024-01-01 08:30:00", "2030-01-01 00:00:00", "0.5", "60", "60"] in lines
     before = _rates(tables.alpha.id)
     _import(client, tables.alpha.id, exported, mode="replace")
-    assert _last_job().status == "done"
+    assert last_job().status == "done"
     assert _rates(tables.alpha.id) == before
     filtered = text_of(client.get(f"/rate-tables/{tables.alpha.id}/export?q=44"))
     assert len(list(csv.reader(io.StringIO(filtered)))) == 3  # header, 44, 4420
@@ -499,7 +494,7 @@ def test_import_racing_another_writer_fails_cleanly(login, tree, tables, monkeyp
     client = login(tree.alpha_operator)
     before = _rates(tables.alpha.id)
     _import(client, tables.alpha.id, HEADER + "49,Germany,0.02,2024-01-01,,,,\n44,UK,0.5,2020-01-01,,,,\n")
-    job = _last_job()
+    job = last_job()
     assert job.status == "failed" and "changed by someone else while this import ran" in job.message
     assert _rates(tables.alpha.id) == before
     assert audit_entries("ratetable", "import") == []
@@ -511,9 +506,9 @@ def test_undated_deck_imported_again_adds_only_the_new_prices(login, tree):
     db.session.commit()
     client = login(tree.alpha_operator)
     _import(client, table.id, "code,name,rate\n44,UK,0.01\n49,Germany,0.02\n", effective_from="2026-01-01")
-    assert "2 added" in _last_job().message
+    assert "2 added" in last_job().message
     _import(client, table.id, "code,name,rate\n44,UK,0.01\n49,Germany,0.025\n", effective_from="2026-02-01")
-    assert "1 added, 0 changed, 1 unchanged" in _last_job().message
+    assert "1 added, 0 changed, 1 unchanged" in last_job().message
     assert [(c, r, f.month) for c, r, f in _rates(table.id)] == [
         ("44", Decimal("0.01"), 1),
         ("49", Decimal("0.02"), 1),
