@@ -1,7 +1,7 @@
 """Routing rules at scale: import a 50,000-rule file into a plan, then time the plan's rules tab.
 
 Usage: .venv/bin/python bench/rules.py [--rules 50000] [--requests 200]
-       .venv/bin/python bench/rules.py --rules 1000000      # a million rules, inserted in bulk
+       .venv/bin/python bench/rules.py --rules 1000000      # a million rules (or BENCH_RULES=1000000)
 
 Runs on a temporary SQLite database and, when TEST_DATABASE_URL is set, on a private PostgreSQL database
 created for the run (and dropped after). The import goes through the panel's own upload (POST to the
@@ -9,7 +9,9 @@ Import/Export tab, the background job run synchronously); the rules tab is reque
 (first page, other pages, the last page, Next / Previous cursors from rules all over the plan, sorting,
 filters, htmx fragments). Above 200,000 rules the rules are inserted in bulk instead of imported (import_s is
 then the bulk insert; no export). Prints one JSON line per database: database, rules, import_s,
-rules_tab_ms_p95 (and the median, the slowest, the app's CPU per request, the export time, the load average).
+rules_tab_ms_p95 (and the median, the slowest, the app's CPU per request, the export time, the load average),
+and the p95 of each kind of request: list_ms_p95 (first and numbered pages, sorts), search_ms_p95 (code, type,
+terminator and state filters) and deep_ms_p95 (last pages and cursors).
 """
 
 import argparse
@@ -51,6 +53,7 @@ VENDORS = 40
 POLICIES = ["Simple LCR", "Simple Quality", "Proportional", "Random"]
 TAGS = ["gold", "silver", "bronze", "cli", "nocli", "premium"]
 BULK_RULES = 200_000
+HX = {"HX-Request": "true"}
 
 
 def generate_rules(count: int, seed: int = 11) -> bytes:
@@ -231,20 +234,23 @@ def run(database: str, url: str, data: bytes, rules: int, requests: int) -> dict
     assert stored == rules, f"{stored} rules stored, {rules} expected"
 
     base = f"/plans/{plan_id}/"
+    # (kind, path, headers): "list" the first and numbered pages and sorts, "search" the filters, "deep" the
+    # last pages and Next / Previous cursors from rules anywhere in the plan.
     variants = [
-        (base, {}),
-        (base + "?page=2", {}),
-        (base + "?last=1", {}),
-        (base + "?sort=-priority&last=1", {"HX-Request": "true"}),
-        (base + "?sort=priority", {}),
-        (base + "?sort=-code&page=3", {}),
-        (base + "?code=44", {}),
-        (base + "?code=4420", {"HX-Request": "true"}),
-        (base + "?type=dynamic", {}),
-        (base + f"?terminator=c{ids['client']}", {}),
-        (base + f"?terminator=p{ids['policy']}&page=2", {"HX-Request": "true"}),
-        (base + "?state=expired", {}),
-        (base + "?code=7&sort=priority", {"HX-Request": "true"}),
+        ("list", base, {}),
+        ("list", base + "?page=2", {}),
+        ("deep", base + "?last=1", {}),
+        ("deep", base + "?sort=-priority&last=1", HX),
+        ("list", base + "?sort=priority", {}),
+        ("list", base + "?sort=-code&page=3", {}),
+        ("search", base + "?code=44", {}),
+        ("search", base + "?code=4420", HX),
+        ("search", base + "?type=dynamic", {}),
+        ("search", base + f"?terminator=c{ids['client']}", {}),
+        ("search", base + f"?terminator=p{ids['policy']}&page=2", HX),
+        ("search", base + "?state=expired", {}),
+        ("search", base + "?code=7&sort=priority", HX),
+        ("search", base + "?code=86123", HX),
     ]
     with app.app_context():  # Next / Previous from rules anywhere in the plan (keyset cursors)
         rng = random.Random(5)
@@ -259,16 +265,18 @@ def run(database: str, url: str, data: bytes, rules: int, requests: int) -> dict
                 ("-code", [code, priority, rule_id], "before"),
                 ("priority", [priority, code, rule_id], "after"),
             ):
-                variants.append((f"{base}?sort={sort}&{direction}={encode_cursor(sort, values)}", {}))
-    for path, headers in variants:  # warm the caches once, as a running panel would be
+                variants.append(("deep", f"{base}?sort={sort}&{direction}={encode_cursor(sort, values)}", {}))
+    for _kind, path, headers in variants:  # warm the caches once, as a running panel would be
         assert client.get(path, headers=headers).status_code == 200
     timings, cpu = [], []
+    by_kind: dict[str, list[float]] = {"list": [], "search": [], "deep": []}
     for i in range(requests):
-        path, headers = variants[i % len(variants)]
+        kind, path, headers = variants[i % len(variants)]
         started, cpu_started = time.perf_counter(), time.process_time()
         response = client.get(path, headers=headers)
         timings.append((time.perf_counter() - started) * 1000)
         cpu.append((time.process_time() - cpu_started) * 1000)
+        by_kind[kind].append(timings[-1])
         assert response.status_code == 200
 
     export_s = None
@@ -286,6 +294,7 @@ def run(database: str, url: str, data: bytes, rules: int, requests: int) -> dict
         "rules_tab_ms_p50": round(statistics.median(timings), 1),
         "rules_tab_ms_max": round(max(timings), 1),
         "rules_tab_cpu_ms_p95": round(percentile(cpu, 0.95), 1),
+        **{f"{kind}_ms_p95": round(percentile(values, 0.95), 1) for kind, values in by_kind.items()},
         "requests": requests,
         "export_s": export_s,
         "bulk_loaded": data is None,
@@ -297,7 +306,7 @@ def run(database: str, url: str, data: bytes, rules: int, requests: int) -> dict
 def main() -> None:
     """Run on SQLite, and on PostgreSQL when TEST_DATABASE_URL is set; one JSON line each."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rules", type=int, default=50_000)
+    parser.add_argument("--rules", type=int, default=int(os.environ.get("BENCH_RULES", "50000")))
     parser.add_argument("--requests", type=int, default=200)
     args = parser.parse_args()
     # Above BULK_RULES the rules are inserted in bulk (the upload of a million-line file is not what's timed).

@@ -59,6 +59,7 @@ from panel.records import (  # noqa: F401 - MAX_BATCH and the errors are part of
     seconds,
     text_id,
 )
+from panel.stats import rollup
 
 # The query-parameter budget of one rate lookup (SQLite allows 32,766 variables; keep well below).
 PREFIX_CHUNK = 5000
@@ -503,6 +504,7 @@ def ingest(payload, *, company_id: int | None) -> IngestResult:
 
     def store() -> tuple[set[tuple[int, str]], dict[int, Decimal]]:
         stored = _insert(rows)
+        rollup.add_stored(rows, stored)  # the statistics' hourly figures (panel.stats.rollup)
         totals: dict[int, Decimal] = defaultdict(Decimal)
         for row in rows:
             if (row["company_id"], row["call_id"]) in stored:

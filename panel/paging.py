@@ -326,6 +326,21 @@ class Page:
         return {"page": None, "after": self._cursor(self.last_values), "before": None, "last": None}
 
 
+def _collect(ordered: Select, keys: Sequence[Key], offset: int, limit: int) -> tuple[list, int | None]:
+    """Rows `offset` to `offset + limit` of `ordered` (whose last columns are the keys) and the number of its
+    rows up to COUNT_LIMIT + 1, in one statement: `count(*) OVER ()` over the bounded rows. The count is None
+    when a page past the first is past the end (no row to carry it)."""
+    bounded = ordered.limit(COUNT_LIMIT + 1).subquery()
+    columns = list(bounded.c)
+    key_columns = columns[-len(keys) :]
+    order = [Key(column, key.descending).ordered() for column, key in zip(key_columns, keys, strict=True)]
+    page = select(*columns, func.count().over()).order_by(*order).offset(offset or None).limit(limit)
+    rows = db.session.execute(page).all()
+    if rows:
+        return [row[:-1] for row in rows], rows[0][-1]
+    return [], None if offset else 0
+
+
 def paginate(
     stmt: Select,
     keys: Sequence[Key] = (),
@@ -336,6 +351,7 @@ def paginate(
     load: Callable[[list], list] | None = None,
     rows: bool = False,
     collect: bool = False,
+    capped: bool = False,
 ) -> Page:
     """Order `stmt` by `keys` and cut the page the request asks for (by number, cursor or `last`).
 
@@ -360,7 +376,7 @@ def paginate(
             values = decode_cursor(args["before"], sort, keys)
             if values is not None:
                 mode, forward, reverse = "before", False, True
-    counted, capped = total, False
+    counted = COUNT_LIMIT + 1 if capped else total
     if counted is None and count and mode != "offset":
         counted = count_capped(stmt)
         capped = counted > COUNT_LIMIT
@@ -374,12 +390,11 @@ def paginate(
     if keyset:
         ordered = ordered.add_columns(*(k.expr for k in keys))
     offset = (page_no - 1) * per_page if mode == "offset" else 0
-    if collect and mode == "offset" and counted is None and count and offset < COUNT_LIMIT:
-        # One bounded pass gives the count and the page: a search with few matches reads the table once.
-        fetched = list(db.session.execute(ordered.limit(COUNT_LIMIT + 1)).unique())
-        counted = len(fetched)
-        capped = counted > COUNT_LIMIT
-        fetched = fetched[offset : offset + per_page + 1]
+    if collect and keyset and mode == "offset" and counted is None and count and offset < COUNT_LIMIT:
+        # One bounded pass gives the count and the page: a search with few matches reads the table once. The
+        # database counts the (at most COUNT_LIMIT + 1) rows and hands over only the page's.
+        fetched, counted = _collect(ordered, keys, offset, per_page + 1)
+        capped = counted is not None and counted > COUNT_LIMIT
     else:
         # Every row holds a unique key, so unique() changes nothing but lets joined eager loads through.
         fetched = list(db.session.execute(ordered.offset(offset or None).limit(per_page + 1)).unique())

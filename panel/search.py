@@ -3,11 +3,13 @@
 - `contains` (a text anywhere in the column): on PostgreSQL served by a trigram index (pg_trgm, GIN) where the
   model declares one (`trigram_index`), on SQLite LIKE (which ignores ASCII case by itself).
 - `prefix` (codes, numbers, tech prefixes): a range `>= text AND < next(text)` that a plain B-tree index
-  serves on both databases, with the LIKE kept beside it so the match is exact under any collation.
+  serves on both databases, with the LIKE kept beside it so the match is exact under any collation;
+  `starts_with` the same for names, trying the usual cases of the text (SQLite's default quick search, where
+  no trigram index serves a contains-search).
 - `has_word` (space-separated tags): a whole word of the column.
 """
 
-from sqlalchemy import Index, and_, event, literal, text
+from sqlalchemy import Index, and_, event, literal, or_, text
 from sqlalchemy.sql import false
 
 from panel.extensions import db
@@ -47,6 +49,17 @@ def prefix(column, value: str):
         column < _successor(value),
         column.like(f"{escape_like(value)}%", escape=ESCAPE),
     )
+
+
+def case_variants(value: str) -> list[str]:
+    """The text as typed, in lower case, upper case and capitalised (each once): what a prefix search tries
+    where no index ignores case."""
+    return list(dict.fromkeys((value, value.lower(), value.upper(), value[:1].upper() + value[1:].lower())))
+
+
+def starts_with(column, value: str):
+    """`column` starts with `value` as typed, lower, upper or capitalised: index ranges on both databases."""
+    return or_(*(prefix(column, variant) for variant in case_variants(value)))
 
 
 def has_word(column, word: str):

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-12-06 23:59:37.647938
+Create Date: 2026-12-07 01:19:01.048641
 
 """
 from alembic import op
@@ -42,6 +42,23 @@ def upgrade():
         batch_op.create_index('ix_audit_entries_company_id_at', ['company_id', 'at'], unique=False)
         batch_op.create_index('ix_audit_entries_object_type_object_id', ['object_type', 'object_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_audit_entries_user_id'), ['user_id'], unique=False)
+
+    op.create_table('call_hours',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('hour', panel.models.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('orig_client_id', sa.Integer(), nullable=False),
+    sa.Column('term_client_id', sa.Integer(), nullable=False),
+    sa.Column('answered', sa.Boolean(), nullable=False),
+    sa.Column('calls', sa.Integer(), nullable=False),
+    sa.Column('seconds', sa.Integer(), nullable=False),
+    sa.Column('revenue', panel.models.types.MoneyType(precision=18, scale=6), nullable=False),
+    sa.Column('cost', panel.models.types.MoneyType(precision=18, scale=6), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_call_hours'))
+    )
+    with op.batch_alter_table('call_hours', schema=None) as batch_op:
+        batch_op.create_index('ix_call_hours_orig_client_id_hour', ['orig_client_id', 'hour'], unique=False)
+        batch_op.create_index('ix_call_hours_term_client_id_hour', ['term_client_id', 'hour'], unique=False)
+        batch_op.create_index('ux_call_hours_key', ['hour', 'orig_client_id', 'term_client_id', 'answered'], unique=True)
 
     op.create_table('companies',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -722,6 +739,12 @@ def downgrade():
         batch_op.drop_index(batch_op.f('ix_companies_parent_id'))
 
     op.drop_table('companies')
+    with op.batch_alter_table('call_hours', schema=None) as batch_op:
+        batch_op.drop_index('ux_call_hours_key')
+        batch_op.drop_index('ix_call_hours_term_client_id_hour')
+        batch_op.drop_index('ix_call_hours_orig_client_id_hour')
+
+    op.drop_table('call_hours')
     with op.batch_alter_table('audit_entries', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_audit_entries_user_id'))
         batch_op.drop_index('ix_audit_entries_object_type_object_id')

@@ -118,7 +118,15 @@ class AccountSearchForm(FlaskForm):
         csrf = False
 
     q = StringField("Search")
+    # How the text matches (panel.accounts.listing.MATCHES); empty: the database's default.
+    match = SelectField(
+        "Match",
+        choices=[SelectChoice("start", "starts with"), SelectChoice("contains", "contains")],
+        validate_choice=False,
+    )
     client_id = SelectField("Client", coerce=optional_int, validate_choice=False)
+    # Narrows the client filter's options (by a part of the name); not a condition on the accounts.
+    client_q = StringField("Find a client")
     ident_by = SelectField(
         "Ident by",
         choices=[SelectChoice("", "Any")] + [SelectChoice(k, v) for k, v in IDENT_BY_LABELS.items()],

@@ -12,14 +12,18 @@ Three choices keep every request fast on SQLite and PostgreSQL alike:
 - **Keyset pages, bounded counts** (panel.paging): pages are read through the sort column's index from a
   cursor, and the count stops at COUNT_LIMIT + 1 ("more than 10,000"), so no request reads the whole table.
 - **Searches an index serves** (panel.search): contains-searches use trigram indexes on PostgreSQL, the tech
-  prefix an index range, an address the networks' index.
+  prefix an index range, an address the networks' index. SQLite has no trigram index: its quick search
+  matches the start of the name, the ident value or any of the addresses (index ranges, read as one sorted
+  list of ids). A contains-search on SQLite is offered too, bounded to the newest CONTAINS_BUDGET accounts,
+  and the page says so.
 """
 
 import ipaddress
+import re
 from dataclasses import dataclass
 
 from sqlalchemy import and_, case, func, or_, select
-from sqlalchemy.orm import joinedload, selectinload
+from sqlalchemy.orm import aliased, joinedload, selectinload
 
 from panel import paging
 from panel import search as searching
@@ -39,6 +43,12 @@ DEFAULT_SORT = "-id"
 COUNT_LIMIT = paging.COUNT_LIMIT
 # Above this share of the clients in scope, walk the primary key instead of the client_id index.
 SCAN_SHARE = 0.2
+# How the quick search matches: the start of a name, ident value or address, or anywhere in them.
+MATCHES = {"start": "starts with", "contains": "contains"}
+# A contains-search on SQLite (no index serves it) reads at most this many accounts, the newest.
+CONTAINS_BUDGET = 100_000
+# The start of an IPv4 or IPv6 address ("198.51.100", "2001:db8:"): matched against every network.
+ADDRESS_START = re.compile(r"^[0-9a-fA-F]*[.:][0-9a-fA-F.:]*$")
 
 
 @dataclass
@@ -52,6 +62,7 @@ class Search:
     routing_plan_id: int | None = None
     tag: str = ""
     state: str = ""
+    match: str = "contains"
 
     @property
     def filtered(self) -> bool:
@@ -73,16 +84,32 @@ def networks_containing(text: str) -> list[str] | None:
     ]
 
 
-def quick_search_condition(text: str):
-    """Account name or ident value containing the text, tech prefix starting with it, the account ID, and for
-    an IP address every account whose networks contain it (an indexed lookup of the 33 or 129 networks)."""
-    conditions = [
-        searching.contains(Account.name, text),
-        searching.contains(Account.ident_value, text),
-        searching.prefix(Account.tech_prefix, text),
-    ]
+def default_match() -> str:
+    """Contains-search where an index serves it (PostgreSQL), starts-with on SQLite."""
+    return "contains" if db.session.get_bind().dialect.name == "postgresql" else "start"
+
+
+def quick_search_condition(text: str, match: str = "contains", model=Account):
+    """Account name or ident value containing the text (or starting with it, `match="start"`, where also any
+    of the account's addresses may start with it), tech prefix starting with it, the account ID, and for an
+    IP address every account whose networks contain it (an indexed lookup of the 33 or 129 networks).
+
+    `model`: the accounts table or an alias of it (for a subquery over the same table).
+    """
+    conditions = []
+    if match == "start":
+        conditions += [
+            searching.starts_with(model.name, text),
+            searching.starts_with(model.ident_value, text),
+        ]
+        if ADDRESS_START.match(text):
+            starting = searching.prefix(AccountNetwork.network, text.lower())
+            conditions.append(model.id.in_(select(AccountNetwork.account_id).where(starting)))
+    else:
+        conditions += [searching.contains(model.name, text), searching.contains(model.ident_value, text)]
+    conditions.append(searching.prefix(model.tech_prefix, text))
     if text.isdigit() and len(text) < 12:
-        conditions.append(Account.id == int(text))
+        conditions.append(model.id == int(text))
     networks = networks_containing(text)
     if networks:
         # The ids first (a few index probes): a list of ids keeps the OR one the indexes can serve.
@@ -92,15 +119,46 @@ def quick_search_condition(text: str):
             .limit(COUNT_LIMIT + 1)
         ).all()
         if ids:
-            conditions.append(Account.id.in_(ids))
+            conditions.append(model.id.in_(ids))
     return or_(*conditions)
 
 
-def filter_conditions(search: Search) -> list:
+@dataclass
+class QuickSearch:
+    """The quick search as the page query uses it: its condition, and what the page should say."""
+
+    condition: object
+    capped: bool = False  # more than COUNT_LIMIT accounts match the text (known without counting the list)
+    bounded: int = 0  # a contains-search that read the newest this many accounts only (SQLite)
+
+
+def quick_search(text: str, match: str) -> QuickSearch:
+    """The quick search shaped for the database (see the module's notes)."""
+    if db.session.get_bind().dialect.name != "sqlite":
+        return QuickSearch(quick_search_condition(text, match))
+    if match == "contains":
+        # No index serves it: read the newest accounts only, and say so when the table holds more.
+        floor = db.session.scalar(
+            select(Account.id).order_by(Account.id.desc()).offset(CONTAINS_BUDGET).limit(1)
+        )
+        condition = quick_search_condition(text, match)
+        if floor is None:
+            return QuickSearch(condition)
+        return QuickSearch(and_(Account.id > floor, condition), bounded=CONTAINS_BUDGET)
+    # The matching ids from the index ranges, as a subquery: SQLite reads them (the OR of the ranges) into a
+    # sorted list and walks it in the list's order, whatever the LIMIT (the OR itself in the page query let
+    # the planner walk the whole table instead for a large LIMIT).
+    inner = aliased(Account)
+    matching = select(inner.id).where(quick_search_condition(text, match, inner))
+    capped = paging.count_capped(matching) > COUNT_LIMIT
+    return QuickSearch(Account.id.in_(matching), capped=capped)
+
+
+def filter_conditions(search: Search, quick: QuickSearch | None = None) -> list:
     """The conditions of the quick and advanced search (the scope comes separately)."""
     conditions = []
     if search.text:
-        conditions.append(quick_search_condition(search.text))
+        conditions.append((quick or quick_search(search.text, search.match)).condition)
     if search.client_id:
         conditions.append(Account.client_id == search.client_id)
     if search.ident_by in IDENT_BY_LABELS:
@@ -126,16 +184,25 @@ def filter_conditions(search: Search) -> list:
     return conditions
 
 
-def scope_for_list(company_ids):
-    """The company-scope condition for the list, shaped for the best plan (see the module's notes)."""
+def scope_for_list(company_ids) -> tuple[object, bool]:
+    """The company-scope condition for the list, shaped for the best plan (see the module's notes), and
+    whether it keeps every account (the user sees every client)."""
     clients_in_scope = select(Client.id).where(scope_condition(Client, company_ids))
     in_scope, every = db.session.execute(
         select(func.count(case((scope_condition(Client, company_ids), 1))), func.count()).select_from(Client)
     ).one()
     if every and in_scope >= SCAN_SHARE * every:
         # `client_id + 0` is the same condition, but no index on client_id can serve it.
-        return (Account.client_id + 0).in_(clients_in_scope)
-    return scope_condition(Account, company_ids)
+        if db.session.get_bind().dialect.name == "sqlite":
+            # A probe of the client's row per account: SQLite would build the list of every client in scope
+            # for each statement (10 ms for 10,000 clients), where a page reads a few dozen accounts.
+            owner = aliased(Client)  # not the Client a sort by client joins
+            probe = select(owner.id).where(
+                owner.id == Account.client_id + 0, scope_condition(owner, company_ids)
+            )
+            return probe.correlate(Account).exists(), in_scope == every
+        return (Account.client_id + 0).in_(clients_in_scope), in_scope == every
+    return scope_condition(Account, company_ids), False
 
 
 def row_options() -> tuple:
@@ -162,12 +229,18 @@ def load_rows(ids: list[int]) -> list[Account]:
 
 
 def account_page(company_ids, search: Search, sort: str) -> paging.Page:
-    """One page of the list (by number, cursor or the last), its count capped at COUNT_LIMIT."""
-    scope = scope_for_list(company_ids)
+    """One page of the list (by number, cursor or the last), its count capped at COUNT_LIMIT; `bounded` is
+    set on the page when a contains-search on SQLite read the newest accounts only."""
+    scope, everything = scope_for_list(company_ids)
+    quick = quick_search(search.text, search.match) if search.text else QuickSearch(None)
+    # More than COUNT_LIMIT accounts match the text: as many match the list when nothing else narrows it.
+    capped = quick.capped and everything and search == Search(text=search.text, match=search.match)
     # Search conditions first: SQLite tests them in this order, and a failed LIKE is cheaper than the scope's
     # subquery probe (PostgreSQL orders them by cost itself).
-    ids_stmt = select(Account.id).where(*filter_conditions(search), scope)
+    ids_stmt = select(Account.id).where(*filter_conditions(search, quick), scope)
     if sort.lstrip("-") == "client":
         ids_stmt = ids_stmt.join(Client, Client.id == Account.client_id)
     keys = [paging.Key(expr, sort.startswith("-")) for expr in SORTABLE[sort.lstrip("-")]]
-    return paging.paginate(ids_stmt, keys, sort=sort, load=load_rows, collect=search.filtered)
+    page = paging.paginate(ids_stmt, keys, sort=sort, load=load_rows, collect=search.filtered, capped=capped)
+    page.bounded = quick.bounded
+    return page

@@ -12,6 +12,7 @@ truth and asks for a change.
 from flask_login import current_user
 from sqlalchemy import select
 
+from panel import search as searching
 from panel.extensions import db
 from panel.forms import choices as as_choices
 from panel.models import Client, Company, Gateway, RateTable, RoutingPlan
@@ -21,18 +22,29 @@ NOT_USABLE = " (not usable by this client's company)"
 PROVIDERS = " (your provider's table: kept as it is)"
 
 
-def client_choices() -> list[tuple[int, str]]:
+# The accounts list's client filter offers this many clients at a time (found by name as the user types).
+CLIENT_FILTER_LIMIT = 50
+
+
+def client_choices(
+    text: str = "", limit: int | None = None, chosen: int | None = None
+) -> list[tuple[int, str]]:
     """The clients in the user's scope as (id, label); the company is named when the user sees several.
 
-    Plain rows, not ORM objects: a carrier may have thousands of clients and the list page offers them all.
+    `text` keeps the clients whose name contains it and `limit` the first of them by name; `chosen` (a client
+    in scope) comes first, whether it is among them or not. Plain rows, not ORM objects: a carrier may have
+    thousands of clients.
     """
     ids = user_company_ids()
-    stmt = (
+    base = (
         scoped(Client)
         .with_only_columns(Client.id, Client.name, Client.company_id)
         .order_by(Client.name, Client.id)
     )
-    rows = db.session.execute(stmt).all()
+    stmt = base.where(searching.contains(Client.name, text)) if text else base
+    rows = db.session.execute(stmt.limit(limit)).all()
+    if chosen is not None:
+        rows = db.session.execute(base.where(Client.id == chosen)).all() + [r for r in rows if r.id != chosen]
     if len(ids) <= 1:
         return [(cid, name) for cid, name, _ in rows]
     companies = dict(db.session.execute(select(Company.id, Company.name).where(Company.id.in_(ids))).all())

@@ -12,6 +12,7 @@ from sqlalchemy import delete, func, or_, select
 from panel import audit, crypto, writes
 from panel.extensions import db
 from panel.models import Account, AccountNetwork, CallStat, Client, Did, Gateway, RoutingRule
+from panel.stats import rollup
 from panel.templating import money
 
 CENT = Decimal("0.000001")
@@ -137,11 +138,13 @@ def delete_account(account: Account) -> tuple[int, Decimal]:
         removed = db.session.execute(
             delete(CallStat)
             .where(or_(CallStat.orig_account_id == account.id, CallStat.term_account_id == account.id))
-            .returning(CallStat.orig_account_id, CallStat.customer_charge)
+            .returning(CallStat.orig_account_id, CallStat.customer_charge, *rollup.RETURNED)
             .execution_options(synchronize_session=False)
         ).all()
+        rollup.add((row._mapping for row in removed), sign=-1)  # out of the statistics' hourly figures
         refund = sum(
-            (_quantize(charge) for orig_id, charge in removed if orig_id == account.id), start=Decimal("0")
+            (_quantize(row.customer_charge) for row in removed if row.orig_account_id == account.id),
+            start=Decimal("0"),
         ).quantize(CENT)
         old_balance = client.balance or Decimal("0")
         currency = client.currency or ""

@@ -45,8 +45,29 @@ def _search_form() -> AccountSearchForm:
         .order_by(RoutingPlan.name, RoutingPlan.id)
     ).all()
     form.routing_plan_id.choices = [("", "Any"), *((p.id, p.name) for p in plans)]
-    form.client_id.choices = [("", "All clients"), *pickers.client_choices()]
+    form.client_id.choices, form.client_id.more = client_filter_choices(form)
     return form
+
+
+def client_filter_choices(form: AccountSearchForm) -> tuple[list[tuple], bool]:
+    """The client filter's options (every client, the chosen one, and the first clients by name whose name
+    contains the text typed beside the filter), and whether more clients match: never the whole list (a
+    carrier may have 10,000 clients)."""
+    text = (form.client_q.data or "").strip()[:120]
+    limit = pickers.CLIENT_FILTER_LIMIT
+    found = pickers.client_choices(text, limit + 1, form.client_id.data)
+    return [("", "All clients"), *found[:limit]], len(found) > limit
+
+
+@bp.route("/clients")
+@reader_required
+def client_filter():
+    """The client filter's options for the name typed beside it (htmx swaps them into the filter)."""
+    form = AccountSearchForm(request.args)
+    choices, more = client_filter_choices(form)
+    return render_template(
+        "accounts/_client_options.html", choices=choices, more=more, selected=form.client_id.data
+    )
 
 
 @bp.route("/")
@@ -55,8 +76,11 @@ def index():
     """The accounts in the user's scope, searched, sorted and paged on the server."""
     form = _search_form()
     client = get_or_404(Client, form.client_id.data) if form.client_id.data else None
+    if form.match.data not in listing.MATCHES:
+        form.match.data = listing.default_match()
     search = listing.Search(
         text=(form.q.data or "").strip()[:100],
+        match=form.match.data,
         client_id=client.id if client else None,
         ident_by=form.ident_by.data or "",
         rate_table_id=form.rate_table_id.data,

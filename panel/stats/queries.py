@@ -4,18 +4,28 @@ Used by the Statistics pages and the home page; the quality formula itself (ASR,
 """
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 
-from sqlalchemy import and_, case, func, select
+from sqlalchemy import and_, case, func, literal, or_, select
 
 from panel import quality
 from panel.extensions import db
-from panel.models import CallStat, RoutingRule
+from panel.models import CallHour, CallStat, Client, RoutingRule
 from panel.quality import ANSWERED, ANSWERED_SECONDS
+from panel.scope import scope_condition
+from panel.stats.rollup import hour_of
 
 # The per-call pieces of the quality formula live with the formula (panel.quality).
-__all__ = ["ANSWERED", "ANSWERED_SECONDS", "Totals", "balancing_groups", "totals"]
+__all__ = [
+    "ANSWERED",
+    "ANSWERED_SECONDS",
+    "CallFilter",
+    "Totals",
+    "balancing_groups",
+    "filter_totals",
+    "totals",
+]
 
 
 @dataclass
@@ -65,31 +75,62 @@ class Totals:
         """False when every charged call's cost is hidden: a margin would be a made-up 100 %."""
         return not self.cost_hidden or self.revenue_with_cost > 0 or self.cost > 0
 
+    def __add__(self, other: "Totals") -> "Totals":
+        """The figures of two disjoint sets of calls together."""
+        return Totals(**{name: getattr(self, name) + getattr(other, name) for name in _SUMMED})
 
-def totals(conditions: list, orig_visible, term_visible) -> Totals:
-    """Sum the calls matching `conditions`: revenue from visible originators, cost to visible terminators."""
+
+_SUMMED = (
+    "attempts",
+    "answered",
+    "seconds",
+    "revenue",
+    "cost",
+    "foreign",
+    "cost_hidden",
+    "revenue_with_cost",
+)
+
+
+@dataclass
+class CallFilter:
+    """The calls filter in the terms the totals need (panel.stats.views builds it)."""
+
+    conditions: list  # over call_stats, the company scope included
+    orig_visible: object  # call_stats: the originator's client is one of the user's
+    term_visible: object
+    company_ids: frozenset
+    since: datetime | None = None
+    until: datetime | None = None
+    client_id: int | None = None
+    direction: str = ""  # "", "orig", "term"
+    answered: str = ""  # "", "yes", "no"
+    # A filter the hourly figures do not hold (an account, a number): the totals add up the calls.
+    by_call: bool = False
+
+
+def _sums(calls, answered, seconds, revenue, cost, term_none, orig_visible, term_visible):
+    """The totals' SELECT: over calls (`calls` is 1) or over hourly figures (`calls` is their count).
+
+    Revenue from visible originators, cost to visible terminators; a call whose terminator the user does not
+    see has no known cost, so its revenue stays out of the margin.
+    """
     zero = Decimal(0)
-    cost_known = CallStat.term_client_id.is_(None) | term_visible
-    stmt = select(
-        func.count(),
-        func.coalesce(func.sum(ANSWERED), 0),
-        func.coalesce(func.sum(ANSWERED_SECONDS), 0),
-        func.coalesce(func.sum(case((orig_visible, CallStat.customer_charge), else_=zero)), zero),
-        func.coalesce(func.sum(case((term_visible, CallStat.vendor_cost), else_=zero)), zero),
-        func.coalesce(
-            func.sum(
-                case(
-                    (and_(orig_visible, (CallStat.term_client_id.is_(None)) | term_visible), 0),
-                    else_=1,
-                )
-            ),
-            0,
-        ),
-        func.coalesce(func.sum(case((and_(orig_visible, ~cost_known), 1), else_=0)), 0),
-        func.coalesce(
-            func.sum(case((and_(orig_visible, cost_known), CallStat.customer_charge), else_=zero)), zero
-        ),
-    ).where(*conditions)
+    cost_known = term_none | term_visible
+    both_known = and_(orig_visible, cost_known)
+    return select(
+        func.coalesce(func.sum(calls), 0),
+        func.coalesce(func.sum(answered), 0),
+        func.coalesce(func.sum(seconds), 0),
+        func.coalesce(func.sum(case((orig_visible, revenue), else_=zero)), zero),
+        func.coalesce(func.sum(case((term_visible, cost), else_=zero)), zero),
+        func.coalesce(func.sum(case((both_known, 0), else_=calls)), 0),
+        func.coalesce(func.sum(case((and_(orig_visible, ~cost_known), calls), else_=0)), 0),
+        func.coalesce(func.sum(case((both_known, revenue), else_=zero)), zero),
+    )
+
+
+def _totals_of(stmt) -> Totals:
     row = db.session.execute(stmt).one()
     return Totals(
         attempts=int(row[0]),
@@ -101,6 +142,84 @@ def totals(conditions: list, orig_visible, term_visible) -> Totals:
         cost_hidden=int(row[6]),
         revenue_with_cost=Decimal(row[7] or 0),
     )
+
+
+def totals(conditions: list, orig_visible, term_visible) -> Totals:
+    """Add up the calls matching `conditions` one by one."""
+    stmt = _sums(
+        literal(1),
+        ANSWERED,
+        ANSWERED_SECONDS,
+        CallStat.customer_charge,
+        CallStat.vendor_cost,
+        CallStat.term_client_id.is_(None),
+        orig_visible,
+        term_visible,
+    )
+    return _totals_of(stmt.where(*conditions))
+
+
+def _ceil_hour(at: datetime) -> datetime:
+    start = hour_of(at)
+    return start if start == at else start + timedelta(hours=1)
+
+
+def _hourly_totals(query: CallFilter, first_hour: datetime | None, end_hour: datetime | None) -> Totals:
+    """The totals of whole hours (from `first_hour`, before `end_hour`) read from the hourly figures."""
+    visible = select(Client.id).where(Client.company_id.in_(list(query.company_ids)))
+    orig_visible = CallHour.orig_client_id.in_(visible)
+    term_visible = CallHour.term_client_id.in_(visible)
+    conditions = [scope_condition(CallHour, query.company_ids)]
+    if query.client_id is not None:
+        sides = {"orig": [CallHour.orig_client_id], "term": [CallHour.term_client_id]}.get(
+            query.direction, [CallHour.orig_client_id, CallHour.term_client_id]
+        )
+        conditions.append(or_(*(column == query.client_id for column in sides)))
+    elif query.direction == "orig":
+        conditions.append(orig_visible)
+    elif query.direction == "term":
+        conditions.append(term_visible)
+    if query.answered in ("yes", "no"):
+        conditions.append(CallHour.answered.is_(query.answered == "yes"))
+    if first_hour is not None:
+        conditions.append(CallHour.hour >= first_hour)
+    if end_hour is not None:
+        conditions.append(CallHour.hour < end_hour)
+    stmt = _sums(
+        CallHour.calls,
+        case((CallHour.answered, CallHour.calls), else_=0),
+        CallHour.seconds,
+        CallHour.revenue,
+        CallHour.cost,
+        CallHour.term_client_id == 0,
+        orig_visible,
+        term_visible,
+    )
+    return _totals_of(stmt.where(*conditions))
+
+
+def filter_totals(query: CallFilter) -> Totals:
+    """The figures under the calls list: whole hours from the hourly figures (panel.stats.rollup), the
+    minutes of a partial hour at either end of the window from the calls themselves.
+
+    A filter by account or number is added up call by call (through its index).
+    """
+
+    def exact(*extra) -> Totals:
+        return totals([*query.conditions, *extra], query.orig_visible, query.term_visible)
+
+    if query.by_call:
+        return exact()
+    first_hour = _ceil_hour(query.since) if query.since is not None else None
+    end_hour = hour_of(query.until) if query.until is not None else None
+    if first_hour is not None and end_hour is not None and first_hour >= end_hour:
+        return exact()  # less than an hour from one hour's start to the next
+    result = _hourly_totals(query, first_hour, end_hour)
+    if query.since is not None and query.since < first_hour:
+        result += exact(CallStat.start_at < first_hour)
+    if query.until is not None and end_hour < query.until:
+        result += exact(CallStat.start_at >= end_hour)
+    return result
 
 
 # --- balancing --------------------------------------------------------------------------------------------

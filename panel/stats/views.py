@@ -24,7 +24,7 @@ from panel.quality import acd_sql, asr_sql
 from panel.scope import get_or_404, scope_condition, scoped, user_company_ids
 from panel.stats import bp
 from panel.stats.forms import WINDOWS, CallFilterForm, QualityFilterForm
-from panel.stats.queries import ANSWERED, ANSWERED_SECONDS, balancing_groups, totals
+from panel.stats.queries import ANSWERED, ANSWERED_SECONDS, CallFilter, balancing_groups, filter_totals
 
 DEFAULT_DAYS = 7
 
@@ -36,6 +36,21 @@ def _visible_clients():
 
 def _day_start(day) -> datetime:
     return datetime.combine(day, time(), UTC)
+
+
+def _client_and_account(form, every: str) -> tuple[Client | None, Account | None]:
+    """Fill a filter's client choices (the user's clients) and return the client and account it names (404
+    outside the scope); an account of another client than the one chosen is dropped from the filter."""
+    clients = db.session.execute(
+        scoped(Client).with_only_columns(Client.id, Client.name).order_by(Client.name)
+    )
+    form.client_id.choices = as_choices([(c.id, c.name) for c in clients], every)
+    client = get_or_404(Client, form.client_id.data) if form.client_id.data else None
+    account = get_or_404(Account, form.account_id.data) if form.account_id.data else None
+    if client is not None and account is not None and account.client_id != client.id:
+        account = None
+        form.account_id.data = None
+    return client, account
 
 
 # --- calls ------------------------------------------------------------------------------------------------
@@ -50,13 +65,7 @@ def _call_filter() -> tuple[CallFilterForm, list, dict]:
     hours = hours if hours and 1 <= hours <= 24 * 31 else None
     if "date_from" not in request.args and "date_to" not in request.args and hours is None:
         form.date_from.data = utcnow().date() - timedelta(days=DEFAULT_DAYS - 1)
-    clients = db.session.scalars(scoped(Client).order_by(Client.name)).all()
-    form.client_id.choices = as_choices([(c.id, c.name) for c in clients], "every client")
-    client = get_or_404(Client, form.client_id.data) if form.client_id.data else None
-    account = get_or_404(Account, form.account_id.data) if form.account_id.data else None
-    if client is not None and account is not None and account.client_id != client.id:
-        account = None
-        form.account_id.data = None
+    client, account = _client_and_account(form, "every client")
     accounts = client.accounts if client is not None else ([account] if account is not None else [])
     form.account_id.choices = as_choices(
         [(a.id, a.name) for a in accounts], "every account" if client or account else "choose a client first"
@@ -82,25 +91,37 @@ def _call_filter() -> tuple[CallFilterForm, list, dict]:
         conditions.append(orig_visible)
     elif direction == "term":
         conditions.append(term_visible)
+    since = until = None
     if form.date_from.data and not form.date_from.errors:
-        conditions.append(CallStat.start_at >= _day_start(form.date_from.data))
+        since = _day_start(form.date_from.data)
+        conditions.append(CallStat.start_at >= since)
     if form.date_to.data and not form.date_to.errors:
-        conditions.append(CallStat.start_at < _day_start(form.date_to.data + timedelta(days=1)))
+        until = _day_start(form.date_to.data + timedelta(days=1))
+        conditions.append(CallStat.start_at < until)
     if hours is not None:
-        conditions.append(CallStat.start_at >= utcnow() - timedelta(hours=hours))
+        recent = utcnow() - timedelta(hours=hours)
+        since = max(since, recent) if since is not None else recent
+        conditions.append(CallStat.start_at >= recent)
     if form.answered.data == "yes":
         conditions.append(CallStat.answered.is_(True))
     elif form.answered.data == "no":
         conditions.append(CallStat.answered.is_(False))
-    if form.number.data and not form.number.errors:
-        conditions.append(search.prefix(CallStat.number, form.number.data.lstrip("+")))
-    context = {
-        "hours": hours,
-        "client": client,
-        "account": account,
-        "orig_visible": orig_visible,
-        "term_visible": term_visible,
-    }
+    number = form.number.data.lstrip("+") if form.number.data and not form.number.errors else ""
+    if number:
+        conditions.append(search.prefix(CallStat.number, number))
+    query = CallFilter(
+        conditions=conditions,
+        orig_visible=orig_visible,
+        term_visible=term_visible,
+        company_ids=ids,
+        since=since,
+        until=until,
+        client_id=client.id if client is not None else None,
+        direction=direction,
+        answered=form.answered.data or "",
+        by_call=account is not None or bool(number),
+    )
+    context = {"hours": hours, "client": client, "account": account, "query": query}
     return form, conditions, context
 
 
@@ -131,7 +152,7 @@ CALL_SORTS = {
 def index():
     """The calls list with its filters and totals (attempts, ASR, ACD, minutes, revenue, cost, margin)."""
     form, conditions, context = _call_filter()
-    summary = totals(conditions, context["orig_visible"], context["term_visible"])
+    summary = filter_totals(context["query"])
     stmt = (
         select(CallStat)
         .where(*conditions)
@@ -271,12 +292,7 @@ def quality():
         form.hours.data = max(1, min(int(form.hours.data), 24 * 31))
         choices.append((form.hours.data, f"last {form.hours.data} hours"))
     form.hours.choices = as_choices(choices)
-    vendors = db.session.scalars(scoped(Client).order_by(Client.name)).all()
-    form.client_id.choices = as_choices([(c.id, c.name) for c in vendors], "every vendor")
-    client = get_or_404(Client, form.client_id.data) if form.client_id.data else None
-    account = get_or_404(Account, form.account_id.data) if form.account_id.data else None
-    if client is not None and account is not None and account.client_id != client.id:
-        account = None
+    client, account = _client_and_account(form, "every vendor")
     accounts = [a for a in client.accounts if a.term_enabled] if client is not None else []
     if account is not None and account not in accounts:
         accounts.append(account)

@@ -88,9 +88,9 @@ def test_quick_search_by_id_and_tech_prefix(carrier, login):
 
 def test_search_url_gives_the_whole_page(carrier, login):
     """A reload or a shared link of a search shows the same list in the whole page, search box filled."""
-    html = login(carrier.tree.alpha_operator).get("/accounts/?q=term").get_data(as_text=True)
+    html = login(carrier.tree.alpha_operator).get("/accounts/?q=acme-t").get_data(as_text=True)
     assert "<html" in html
-    assert 'value="term"' in html
+    assert 'value="acme-t"' in html
     assert _names(html) == ["acme-term"]
 
 
@@ -384,4 +384,7 @@ def test_both_shapes_of_the_scope_condition_list_the_same_accounts(carrier, logi
     ):
         client = login(getattr(carrier.tree, user))
         assert set(_names(client.get("/accounts/", headers=HX).get_data(as_text=True))) == visible
-        assert set(_names(client.get("/accounts/?q=-", headers=HX).get_data(as_text=True))) == visible
+        contains = client.get("/accounts/?q=-&match=contains", headers=HX).get_data(as_text=True)
+        assert set(_names(contains)) == visible
+        starts = client.get("/accounts/?q=ACME&match=start", headers=HX).get_data(as_text=True)
+        assert set(_names(starts)) == visible & {"acme-ip", "acme-term"}

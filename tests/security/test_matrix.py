@@ -46,6 +46,7 @@ HTMX = {"HX-Request": "true"}
 # and only writers submit). The view declares the same role with its panel.access decorator; the matrix
 # checks that they agree, and derives each role's one expected answer from it (see the docstring).
 ACCESS: dict[str, str] = {
+    "accounts.client_filter": "reader",
     "accounts.create": "writer",
     "accounts.deactivate": "writer",
     "accounts.delete": "writer",
