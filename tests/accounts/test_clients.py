@@ -15,16 +15,8 @@ HX = {"HX-Request": "true"}
 
 
 def _client_data(**overrides) -> dict:
-    data = {
-        "name": "Delta Telecom",
-        "currency": "eur",
-        "orig_rate_table_id": "",
-        "term_rate_table_id": "",
-        "routing_plan_id": "",
-        "notes": "",
-    }
-    data.update(overrides)
-    return data
+    empty = dict.fromkeys(("orig_rate_table_id", "term_rate_table_id", "routing_plan_id", "notes"), "")
+    return {"name": "Delta Telecom", "currency": "eur", **empty, **overrides}
 
 
 def test_list_shows_company_balance_accounts_and_defaults(carrier, login):
@@ -49,20 +41,9 @@ def test_list_search_and_company_filter(carrier, login):
 
 def test_profile_shows_details_balance_accounts_and_recent_calls(carrier, login):
     """The profile: balance, accounts (as list rows), recent calls sent or received, history link."""
-    add_call(
-        "p1",
-        orig=carrier.acme_ip,
-        term=carrier.bravo_ip,
-        charge="1.5",
-        start=datetime(2024, 5, 1, tzinfo=UTC),
-    )
-    add_call(
-        "p2",
-        orig=carrier.bravo_ip,
-        term=carrier.acme_term,
-        charge="2",
-        start=datetime(2024, 5, 2, tzinfo=UTC),
-    )
+    may = [datetime(2024, 5, day, tzinfo=UTC) for day in (1, 2)]
+    add_call("p1", orig=carrier.acme_ip, term=carrier.bravo_ip, charge="1.5", start=may[0])
+    add_call("p2", orig=carrier.bravo_ip, term=carrier.acme_term, charge="2", start=may[1])
     add_call("p3", orig=carrier.bravo_ip, term=None, charge="3")  # not Acme's
     db.session.commit()
     html = login(carrier.tree.alpha_viewer).get(f"/clients/{carrier.acme.id}").get_data(as_text=True)

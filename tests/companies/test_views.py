@@ -15,6 +15,13 @@ def _text(response) -> str:
     return html.unescape(response.get_data(as_text=True))
 
 
+def _page_after(client, url: str, data: dict | None = None) -> str:
+    """POST `url`: it answers a redirect (303); the text of the page it leads to."""
+    response = client.post(url, data=data)
+    assert response.status_code == 303
+    return _text(client.get(response.headers["Location"]))
+
+
 def _company(name: str) -> Company | None:
     return db.session.scalar(select(Company).where(Company.name == name))
 
@@ -137,9 +144,8 @@ def test_rename_with_audit(login, tree):
     assert _company("Alpha South").notes == "renamed"
     entry = db.session.scalars(select(AuditEntry).where(AuditEntry.action == "update")).one()
     assert entry.before["name"] == "Alpha Sub" and entry.after["name"] == "Alpha South"
-    response = client.post(f"/companies/{tree.alpha.id}/edit", data={"name": "Alpha Prime"})
-    assert response.status_code == 303
-    assert "changed by the admins of its parent" in _text(client.get(response.headers["Location"]))
+    page = _page_after(client, f"/companies/{tree.alpha.id}/edit", {"name": "Alpha Prime"})
+    assert "changed by the admins of its parent" in page
     assert _company("Alpha Prime") is None
     # The root has no parent: its own admins may rename it.
     root_client = login(tree.root_admin)
@@ -239,13 +245,9 @@ def test_own_company_not_deactivated_or_deleted(login, tree):
     """An admin cannot deactivate or delete its own company: each answer says so (the delete is refused for
     being its own company, before what it holds is even counted), and Alpha stays, active."""
     client = login(tree.alpha_admin)
-    response = client.post(f"/companies/{tree.alpha.id}/deactivate")
-    assert response.status_code == 303
-    page = _text(client.get(response.headers["Location"]))
+    page = _page_after(client, f"/companies/{tree.alpha.id}/deactivate")
     assert "Your own company is deactivated by the admins of its parent company." in page
-    response = client.post(f"/companies/{tree.alpha.id}/delete")
-    assert response.status_code == 303
-    page = _text(client.get(response.headers["Location"]))
+    page = _page_after(client, f"/companies/{tree.alpha.id}/delete")
     assert "Your own company cannot be deleted here." in page and "it is not deleted" not in page
     db.session.expire_all()
     assert _company("Alpha") is not None and _company("Alpha").active
@@ -253,25 +255,15 @@ def test_own_company_not_deactivated_or_deleted(login, tree):
 
 def test_company_page_lists_users_children_and_tokens(login, tree):
     """The company page shows its users, the companies below and its API tokens with last use (read-only)."""
-    db.session.add_all(
-        [
-            ApiToken(
-                company_id=tree.alpha.id,
-                name="switch-a",
-                token_hash="a" * 64,
-                prefix="rp_abc",
-                last_used_at=utcnow(),
-            ),
-            ApiToken(
-                company_id=tree.alpha.id,
-                name="old",
-                token_hash="b" * 64,
-                prefix="rp_old",
-                revoked_at=utcnow(),
-            ),
-            ApiToken(company_id=tree.beta.id, name="beta-token", token_hash="c" * 64, prefix="rp_bet"),
-        ]
-    )
+    tokens = [
+        (tree.alpha, "switch-a", "rp_abc", {"last_used_at": utcnow()}),
+        (tree.alpha, "old", "rp_old", {"revoked_at": utcnow()}),
+        (tree.beta, "beta-token", "rp_bet", {}),
+    ]
+    for mark, (company, name, prefix, fields) in zip("abc", tokens, strict=True):
+        db.session.add(
+            ApiToken(company_id=company.id, name=name, token_hash=mark * 64, prefix=prefix, **fields)
+        )
     db.session.commit()
     page = _text(login(tree.alpha_viewer).get(f"/companies/{tree.alpha.id}"))
     assert "alpha_operator" in page and "alpha_viewer" in page and "Alpha Sub" in page

@@ -56,35 +56,16 @@ def traffic(tree):
     )
     ns.beta_customer = factories.client(tree.beta, "Beta Customer", balance=Decimal("1000"))
     ns.bc1 = factories.account(ns.beta_customer, "bc1", ident_value="192.0.2.3", orig_enabled=True)
-    n = 0
-    for seconds in (60, 120, 180, 0):
-        n += 1
-        answered = seconds > 0
-        call(
-            n,
-            ns.rc1,
-            ns.rv1,
-            ago=timedelta(hours=n),
-            seconds=seconds,
-            charge="1.00" if answered else "0",
-            cost="0.60" if answered else "0",
-        )
-    for seconds in (30, 30, 0, 0):
-        n += 1
-        answered = seconds > 0
-        call(
-            n,
-            ns.ac1,
-            ns.rv1,
-            ago=timedelta(minutes=10 * n),
-            seconds=seconds,
-            charge="0.50" if answered else "0",
-            cost="0.40" if answered else "0",
-        )
-    n += 1
-    call(n, ns.bc1, ns.rv1, ago=timedelta(hours=2), seconds=90, charge="2", cost="1")
-    for _ in range(5):
-        n += 1
+    # Calls 1-8: (originator, seconds, age, (charge, cost) when answered); 0 seconds is a failed call.
+    recent = [(ns.rc1, s, timedelta(hours=n), ("1.00", "0.60")) for n, s in enumerate((60, 120, 180, 0), 1)]
+    recent += [
+        (ns.ac1, s, timedelta(minutes=10 * n), ("0.50", "0.40")) for n, s in enumerate((30, 30, 0, 0), 5)
+    ]
+    for n, (orig, seconds, ago, money) in enumerate(recent, 1):
+        charge, cost = money if seconds else ("0", "0")
+        call(n, orig, ns.rv1, ago=ago, seconds=seconds, charge=charge, cost=cost)
+    call(9, ns.bc1, ns.rv1, ago=timedelta(hours=2), seconds=90, charge="2", cost="1")
+    for n in range(10, 15):
         call(n, ns.rc1, ns.rv1, ago=timedelta(days=3), seconds=600, charge="9", cost="1")
     db.session.commit()
     return ns
