@@ -96,3 +96,19 @@ def rule_fields(**overrides) -> dict:
     }
     data.update(overrides)
     return data
+
+
+def typed_form(rows) -> dict:
+    """The form data of `rows` (field, text typed, attribute, value stored): each field's text."""
+    return {field: text for field, text, _attribute, _stored in rows}
+
+
+def stored_wrong(obj, rows) -> list[tuple]:
+    """The (attribute, value, expected) of each of `rows` (field, text typed, attribute, value stored) whose
+    attribute of `obj` is not the stored value, or not of its type."""
+    wrong = []
+    for _field, _text, attribute, expected in rows:
+        value = getattr(obj, attribute)
+        if value != expected or type(value) is not type(expected):
+            wrong.append((attribute, value, expected))
+    return wrong

@@ -6,7 +6,7 @@ from sqlalchemy import func, select
 from panel.extensions import db
 from panel.models import AuditEntry, RoutingPlan, RoutingRule
 from tests import factories
-from tests.plans.conftest import audit_entries
+from tests.plans.conftest import audit_entries, stored_wrong, typed_form
 
 PLAN_FORM = {
     "name": "New Plan",
@@ -130,49 +130,38 @@ def test_new_plan_form_has_the_seed_defaults(world, login):
     assert (
         'id="loop_protection"' in page and "checked" in page[page.index('id="loop_protection"') - 80 :][:200]
     )
-    assert '<option selected value="longest_only">' in page
-    assert '<option selected value="code_appeal">' in page
-    assert '<option selected value="disabled">' in page
+    selected = ("longest_only", "code_appeal", "disabled")
+    assert [value for value in selected if f'<option selected value="{value}">' not in page] == []
     assert 'name="origination_limits"' in page and 'name="termination_limits"' in page
 
 
 def test_create_plan_with_every_field(world, login):
     """Creating a plan stores every field, records an audit entry and opens its rules tab."""
     client = login(world.tree.alpha_operator)
-    data = _form(
-        world,
-        name="  Wholesale  ",
-        code_deck_id=str(world.deck.id),
-        additional_plan_id=str(world.plan.id),
-        origination_limits=[str(world.tree.sub.id)],
-        termination_limits=[str(world.tree.alpha.id), str(world.tree.sub.id)],
-        rules_hunting="all_matching",
-        dr_order="appeal_code",
-        match_increments="dynamic_static",
-        profit_margin="16%",
-        vendor_limit="2",
-        tags="gold, premium gold",
-        notes="for resellers",
-    )
+    fields = [
+        ("name", "  Wholesale  ", "name", "Wholesale"),
+        ("code_deck_id", str(world.deck.id), "code_deck_id", world.deck.id),
+        ("additional_plan_id", str(world.plan.id), "additional_plan_id", world.plan.id),
+        ("rules_hunting", "all_matching", "rules_hunting", "all_matching"),
+        ("dr_order", "appeal_code", "dr_order", "appeal_code"),
+        ("match_increments", "dynamic_static", "match_increments", "dynamic_static"),
+        ("profit_margin", "16%", "profit_margin", "16%"),
+        ("vendor_limit", "2", "vendor_limit", 2),
+        ("tags", "gold, premium gold", "tags", "gold premium"),
+        ("notes", "for resellers", "notes", "for resellers"),
+    ]
+    limits = [str(world.tree.alpha.id), str(world.tree.sub.id)]
+    data = _form(world, **typed_form(fields), origination_limits=limits[1:], termination_limits=limits)
     data.pop("loop_protection")
     response = client.post("/plans/new", data=data)
     assert response.status_code == 303
     plan = _plan("Wholesale")
     assert response.headers["Location"].endswith(f"/plans/{plan.id}/")
-    assert (plan.company_id, plan.code_deck_id, plan.additional_plan_id) == (
-        world.tree.alpha.id,
-        world.deck.id,
-        world.plan.id,
-    )
+    assert plan.company_id == world.tree.alpha.id
+    assert stored_wrong(plan, fields) == []
     assert [c.name for c in plan.origination_limits] == ["Alpha Sub"]
     assert [c.name for c in plan.termination_limits] == ["Alpha", "Alpha Sub"]
     assert plan.loop_protection is False
-    assert (plan.rules_hunting, plan.dr_order, plan.match_increments) == (
-        "all_matching",
-        "appeal_code",
-        "dynamic_static",
-    )
-    assert plan.profit_margin == "16%" and plan.vendor_limit == 2 and plan.tags == "gold premium"
     entry = audit_entries("routingplan", "create")[-1]
     assert entry.object_id == plan.id and entry.after["origination_limits"] == ["Alpha Sub"]
     assert entry.username == "alpha_operator"

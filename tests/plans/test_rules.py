@@ -11,7 +11,7 @@ from panel import manager
 from panel.extensions import db
 from panel.models import RoutingRule
 from tests import factories
-from tests.plans.conftest import audit_entries, future, past, rule_fields
+from tests.plans.conftest import audit_entries, future, past, rule_fields, stored_wrong, typed_form
 
 HX = {"HX-Request": "true"}
 
@@ -197,24 +197,25 @@ def test_click_a_row_opens_it_for_editing_and_cancel_restores_it(world, login):
 def test_save_a_rule_inline(world, login):
     """Saving answers the reading row, announces when it takes effect, and writes an audit entry."""
     client = login(world.tree.alpha_operator)
-    data = rule_fields(
-        priority="7",
-        code="4478",
-        type="static_client",
-        terminator=str(world.carrier_b.id),
-        profit_margin="0.5",
-        orig_tags="vip",
-        orig_tags_mode="any",
-        time_profile_id=str(world.office.id),
-        expires_at="2030-01-02T03:04",
-        balancing="33",
-        min_length="11",
-        max_length="13",
-        min_asr="25.5",
-        min_acd="1.5",
-        capacity="40",
-        stop_hunt="y",
-    )
+    fields = [
+        ("priority", "7", "priority", 7),
+        ("code", "4478", "code", "4478"),
+        ("type", "static_client", "type", "static_client"),
+        ("terminator", str(world.carrier_b.id), "terminator_client_id", world.carrier_b.id),
+        ("profit_margin", "0.5", "profit_margin", "0.5"),
+        ("orig_tags", "vip", "orig_tags", "vip"),
+        ("orig_tags_mode", "any", "orig_tags_mode", "any"),
+        ("time_profile_id", str(world.office.id), "time_profile_id", world.office.id),
+        ("expires_at", "2030-01-02T03:04", "expires_at", datetime(2030, 1, 2, 3, 4, tzinfo=UTC)),
+        ("balancing", "33", "balancing", 33),
+        ("min_length", "11", "min_length", 11),
+        ("max_length", "13", "max_length", 13),
+        ("min_asr", "25.5", "min_asr", Decimal("25.5")),
+        ("min_acd", "1.5", "min_acd", Decimal("1.5")),
+        ("capacity", "40", "capacity", 40),
+        ("stop_hunt", "y", "stop_hunt", True),
+    ]
+    data = rule_fields(**typed_form(fields))
     response = client.post(f"/plans/rules/{world.rule_uk.id}", data=data, headers=HX)
     assert response.status_code == 200
     row = response.data.decode()
@@ -223,13 +224,7 @@ def test_save_a_rule_inline(world, login):
     notice = json.loads(response.headers["HX-Trigger"])["ruleChanged"]
     assert "takes effect at the next run of the Traffic Rules manager" in notice
     rule = _rule(world.rule_uk.id)
-    assert (rule.priority, rule.code, rule.terminator_client_id) == (7, "4478", world.carrier_b.id)
-    assert rule.profit_margin == "0.5" and rule.orig_tags == "vip" and rule.orig_tags_mode == "any"
-    assert rule.time_profile_id == world.office.id and rule.expires_at == datetime(
-        2030, 1, 2, 3, 4, tzinfo=UTC
-    )
-    assert (rule.balancing, rule.min_length, rule.max_length, rule.capacity) == (33, 11, 13, 40)
-    assert rule.min_asr == Decimal("25.5") and rule.min_acd == Decimal("1.5") and rule.stop_hunt is True
+    assert stored_wrong(rule, fields) == []
     entry = audit_entries("routingrule", "update")[-1]
     assert entry.object_id == rule.id and entry.before["code"] == "44" and entry.after["code"] == "4478"
     assert entry.company_id == world.tree.alpha.id
