@@ -19,7 +19,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.exc import OperationalError
 
 from panel import livecalls
-from panel.api import fastpath
+from panel.api import fastpath, worker
 from panel.extensions import db
 from panel.models import CallStat, LiveCall
 from tests.manager.conftest import alpha_token, bearer, carrier, make_token, routed  # noqa: F401
@@ -287,3 +287,51 @@ def test_a_batch_of_events_does_what_its_events_one_by_one_do(app, routed, befor
         return answer, live()
 
     assert run(one_by_one=False) == run(one_by_one=True)
+
+
+KAMAILIO_ROUTE = (
+    b"POST /api/v1/route HTTP/1.1\r\nHost: 127.0.0.1:8000\r\nAuthorization: Basic c3dpdGNoOnJwX3g=\r\n"
+    b"User-Agent: routing-panel-kamailio\r\nAccept: */*\r\nContent-Type: application/json\r\n"
+    b'Content-Length: 16\r\n\r\n{"number":"441"}'
+)
+
+
+def test_the_switch_worker_reads_a_plain_switch_request():
+    """panel.api.worker.parse: the request Kamailio's http_client sends, also pipelined with the next."""
+    path, headers, head, size = worker.parse(KAMAILIO_ROUTE + KAMAILIO_ROUTE[:30])
+    assert (path, size, KAMAILIO_ROUTE[head : head + size]) == ("/api/v1/route", 16, b'{"number":"441"}')
+    assert headers["HTTP_AUTHORIZATION"] == "Basic c3dpdGNoOnJwX3g="
+    assert headers["HTTP_CONTENT_TYPE"] == "application/json"
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        (b'{"number":"441"}', b'{"number":"44'),  # the body not all received yet
+        (b"POST /api/v1/route", b"POST /api/v1/route?x=1"),
+        (b"POST /api/v1/route", b"POST /api/v1/routes"),
+        (b"POST /api/v1/route", b"POST http://127.0.0.1/api/v1/route"),
+        (b"POST /api/v1/route", b"post /api/v1/route"),
+        (b"POST /api/v1/route", b"PUT /api/v1/route"),
+        (b"HTTP/1.1\r\n", b"HTTP/1.0\r\n"),
+        (b"Accept: */*\r\n", b"Transfer-Encoding: chunked\r\n"),
+        (b"Accept: */*\r\n", b"Content-Length: 16\r\n"),  # two lengths, even equal ones
+        (b"Accept: */*\r\n", b"Expect: 100-continue\r\n"),
+        (b"Accept: */*\r\n", b"Connection: close\r\n"),
+        (b"Accept: */*\r\n", b"Upgrade: h2c\r\n"),
+        (b"Accept: */*\r\n", b"X-Forwarded-For: 10.0.0.1\r\n"),
+        (b"Accept: */*\r\n", b"Accept_Encoding: gzip\r\n"),  # an underscore: gunicorn drops such headers
+        (b"Accept: */*\r\n", b"Accept: */*\r\n folded\r\n"),  # obsolete line folding
+        (b"Accept: */*\r\n", b"Accept : */*\r\n"),
+        (b"Accept: */*\r\n", b"Accept: caf\xc3\xa9\r\n"),
+        (b"Accept: */*\r\n", b"Accept: */*\n"),
+        (b"Content-Length: 16", b"Content-Length: +16"),
+        (b"Content-Length: 16", b"Content-Length: 16, 16"),
+        (b"Content-Length: 16\r\n", b""),
+        (b"\r\n\r\n", b"\r\n" + b"X-Padding: " + b"x" * 9000 + b"\r\n\r\n"),
+    ],
+)
+def test_the_switch_worker_leaves_anything_else_to_gunicorn(old, new):
+    """A request the strict reader does not take whole is not read at all (gunicorn's parser reads it)."""
+    assert KAMAILIO_ROUTE.count(old) == 1
+    assert worker.parse(KAMAILIO_ROUTE.replace(old, new)) is None

@@ -1,0 +1,244 @@
+"""A gunicorn worker for the port the switches use: `--worker-class panel.api.worker.SwitchWorker`.
+
+It is gunicorn's threaded worker (gthread) with two changes for kept-alive connections whose last request was
+one of the three switch requests (`POST /api/v1/route`, `/calls`, `/cdrs`):
+
+- **The thread stays with the connection** while the switch keeps sending (up to `LINGER_SECONDS` between
+  requests) instead of handing it back to the worker's poller after every answer: gthread passes each request
+  from its poller thread to a pool thread and back (a pipe write, two thread wake-ups), which on a busy
+  machine cost more than the route itself. At most `threads - 1` threads linger, so one is always left for
+  the poller's other connections (the operators' pages); a connection that finds none free goes back to the
+  poller as with gthread.
+- **A strict reader for the switch's plain requests.** The next request is peeked at (MSG_PEEK, nothing
+  consumed) and answered here only when it is exactly `POST /api/v1/(route|calls|cdrs) HTTP/1.1`, its
+  header block complete, every header line a token name and visible ASCII value, exactly one
+  `Content-Length` and no `Transfer-Encoding`, `Expect`, `Upgrade` or `Connection` other than keep-alive,
+  and the whole body already received. Anything else (the first request of a connection too) is left
+  unread on the socket and goes through gunicorn's own parser, as with gthread, so the two readers never
+  see the same bytes differently: a request either meets every rule above, which any HTTP/1.1 parser reads
+  the same way, or is not read here at all.
+
+The request is then handed to the app (its WSGI entry with `panel.api.fastpath` in front) like gunicorn
+would, and the answer written with `Content-Length` and `Date`. gunicorn's `pre_request`/`post_request`
+hooks do not run for these requests, and the worker reads nothing itself when an access log is configured
+(every request then goes through gunicorn, as with gthread). Measured with `bench/switch.py`; README.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import select
+import socket
+import sys
+import threading
+import time
+from email.utils import formatdate
+from io import BytesIO
+
+from gunicorn.workers.gthread import ThreadWorker
+
+LINGER_SECONDS = 2.0
+MAX_HEADER_BYTES = 8190
+MAX_HEADERS = 100
+PEEK_BYTES = 256 * 1024
+REQUEST_LINE = re.compile(rb"POST (/api/v1/(?:route|calls|cdrs)) HTTP/1\.1")
+SWITCH_PATHS = {"/api/v1/route", "/api/v1/calls", "/api/v1/cdrs"}
+# A header line: a token name (no underscore: gunicorn drops those) and a value of visible ASCII characters
+# separated by single spaces or tabs, with optional whitespace around it.
+HEADER_LINE = re.compile(
+    rb"([!#$%&'*+\-.^`|~0-9A-Za-z]+):[ \t]*((?:[\x21-\x7e]+(?:[ \t]+[\x21-\x7e]+)*)?)[ \t]*"
+)
+# Headers that change how the request is read or answered, or what gunicorn puts in the environ: gunicorn's.
+REFUSED = {"TRANSFER_ENCODING", "EXPECT", "UPGRADE", "TE", "TRAILER", "FORWARDED", "PROXY"}
+
+
+def parse(data: bytes) -> tuple[str, dict[str, str], int, int] | None:
+    """(path, headers as WSGI `HTTP_*` keys, header block length, body length) of a request that meets the
+    rules of the module doc and is wholly in `data`; None for anything else."""
+    end = data.find(b"\r\n\r\n", 0, MAX_HEADER_BYTES + 4)
+    if end < 0:
+        return None
+    lines = data[:end].split(b"\r\n")
+    first = REQUEST_LINE.fullmatch(lines[0])
+    if first is None or len(lines) > MAX_HEADERS + 1:
+        return None
+    headers: dict[str, str] = {}
+    for line in lines[1:]:
+        field = HEADER_LINE.fullmatch(line)
+        if field is None:
+            return None
+        key = "HTTP_" + field[1].decode().upper().replace("-", "_")
+        value = field[2].decode()
+        if key in headers:
+            if key in ("HTTP_CONTENT_LENGTH", "HTTP_HOST", "HTTP_AUTHORIZATION", "HTTP_CONTENT_TYPE"):
+                return None
+            value = headers[key] + "," + value
+        headers[key] = value
+    length = headers.get("HTTP_CONTENT_LENGTH", "")
+    connection = headers.get("HTTP_CONNECTION", "keep-alive").lower()
+    if not length.isdigit() or len(length) > 12 or connection != "keep-alive":
+        return None
+    if any(key[5:] in REFUSED or key.startswith("HTTP_X_FORWARDED") for key in headers):
+        return None
+    size = int(length)
+    if len(data) < end + 4 + size:
+        return None
+    return first[1].decode(), headers, end + 4, size
+
+
+class SwitchWorker(ThreadWorker):
+    """gthread, with the switch's kept-alive connections served as the module doc says."""
+
+    def init_process(self) -> None:
+        self.lingering = 0
+        self.linger_lock = threading.Lock()
+        # gunicorn reads every request itself when it logs them, speaks TLS or the proxy protocol, or mounts
+        # the app below a SCRIPT_NAME
+        cfg = self.cfg
+        self.reads_requests = not (
+            cfg.accesslog
+            or cfg.is_ssl
+            or cfg.proxy_protocol not in (None, False, "off")
+            or os.environ.get("SCRIPT_NAME")
+        )
+        self.date = (0, "")
+        super().init_process()
+
+    def handle(self, conn):
+        if not self.reads_requests:
+            return super().handle(conn)
+        keep = self._serve(conn) if self._ours(conn) else None
+        if keep is None:  # not a request for the strict reader: gunicorn reads it
+            keep = super().handle(conn)
+        if keep is not True or not self._ours(conn):
+            return keep
+        with self.linger_lock:
+            if self.lingering >= self.cfg.threads - 1:
+                return keep  # the last free thread stays with the poller
+            self.lingering += 1
+        try:
+            waiting = select.poll()
+            waiting.register(conn.sock, select.POLLIN)
+            while keep is True and self.alive and self._ours(conn):
+                if not waiting.poll(LINGER_SECONDS * 1000):
+                    return True  # idle: back to the poller
+                keep = self._serve(conn)
+                if keep is None:
+                    return super().handle(conn)
+            return keep
+        finally:
+            with self.linger_lock:
+                self.lingering -= 1
+
+    def _ours(self, conn) -> bool:
+        """The connection's last request (gunicorn read it) was a switch request, and gunicorn holds no
+        bytes of the next one."""
+        return self._switch_request(conn) and not conn.parser.unreader.buf.getvalue()
+
+    @staticmethod
+    def _switch_request(conn) -> bool:
+        """The connection's last request that gunicorn read was a switch request."""
+        request = getattr(conn.parser, "mesg", None) if conn.initialized else None
+        return request is not None and request.method == "POST" and request.path in SWITCH_PATHS
+
+    def _serve(self, conn) -> bool | None:
+        """Answer the request waiting on the connection if the strict reader takes it; whether to keep the
+        connection; None (nothing read) when it does not take it."""
+        try:
+            conn.sock.setblocking(True)  # the poller hands connections over non-blocking
+            data = conn.sock.recv(PEEK_BYTES, socket.MSG_PEEK)
+        except OSError:
+            return False
+        if not data:
+            return False
+        found = parse(data)
+        if found is None:
+            return None
+        path, headers, head, size = found
+        self.log.debug("%s read by the switch worker", path)
+        raw = _receive(conn.sock, head + size)
+        if raw is None:
+            return False
+        environ = self._environ(conn, path, headers, raw[head:])
+        self.nr += 1
+        if self.nr >= self.max_requests:
+            self.alive = False
+        answer: list = []
+
+        def start_response(status, response_headers, exc_info=None):
+            answer[:] = [status, response_headers]
+
+        chunks = self.wsgi(environ, start_response)
+        try:
+            body = b"".join(chunks)
+        finally:
+            getattr(chunks, "close", lambda: None)()
+        status, response_headers = answer
+        # gunicorn's own header lines, then the app's in its order, with the body's length
+        connection = "keep-alive" if self.alive else "close"
+        lines = [
+            f"HTTP/1.1 {status}",
+            "Server: gunicorn",
+            f"Date: {self._date()}",
+            f"Connection: {connection}",
+        ]
+        length = f"Content-Length: {len(body)}"
+        lines += [length if n.lower() == "content-length" else f"{n}: {v}" for n, v in response_headers]
+        if length not in lines:
+            lines.append(length)
+        try:
+            conn.sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
+        except OSError:
+            return False
+        return self.alive
+
+    def _environ(self, conn, path: str, headers: dict[str, str], body: bytes) -> dict:
+        """The WSGI environ gunicorn would make for the request."""
+        server = conn.server if isinstance(conn.server, tuple) else (str(conn.server), "")
+        client = conn.client if isinstance(conn.client, tuple) else (str(conn.client), "")
+        environ = {
+            "REQUEST_METHOD": "POST",
+            "SCRIPT_NAME": "",
+            "PATH_INFO": path,
+            "RAW_URI": path,
+            "QUERY_STRING": "",
+            "SERVER_PROTOCOL": "HTTP/1.1",
+            "SERVER_NAME": str(server[0]),
+            "SERVER_PORT": str(server[1]),
+            "REMOTE_ADDR": str(client[0]),
+            "REMOTE_PORT": str(client[1]),
+            "CONTENT_LENGTH": headers.pop("HTTP_CONTENT_LENGTH"),
+            "wsgi.input": BytesIO(body),
+            "wsgi.errors": sys.stderr,
+            "wsgi.version": (1, 0),
+            "wsgi.url_scheme": "http",
+            "wsgi.multithread": True,
+            "wsgi.multiprocess": self.cfg.workers > 1,
+            "wsgi.run_once": False,
+            "SERVER_SOFTWARE": "gunicorn",
+        }
+        content_type = headers.pop("HTTP_CONTENT_TYPE", None)
+        if content_type is not None:
+            environ["CONTENT_TYPE"] = content_type
+        environ.update(headers)
+        return environ
+
+    def _date(self) -> str:
+        """The Date header, formatted once a second."""
+        now = int(time.time())
+        if self.date[0] != now:
+            self.date = (now, formatdate(now, usegmt=True))
+        return self.date[1]
+
+
+def _receive(sock, size: int) -> bytes | None:
+    """Exactly `size` bytes from the socket (already received, so this does not wait); None if it closed."""
+    chunks, left = [], size
+    while left:
+        chunk = sock.recv(left)
+        if not chunk:
+            return None
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
