@@ -33,6 +33,14 @@ class CodeForm(FlaskForm):
     name = StringField("Code name", validators=[Parsed(parse_name)])
     country = StringField("Country", validators=[Parsed(lambda text: parse_name(text, "country"))])
 
+    # The add form's placeholders and the inline edit row's input widths (panel.reference.views.InlineGrid).
+    hints = {
+        "code": {"placeholder": "4420"},
+        "name": {"placeholder": "UK London"},
+        "country": {"placeholder": "United Kingdom"},
+    }
+    widths = {"code": 10, "name": 24, "country": 18}
+
 
 class CodeImportForm(FlaskForm):
     """Upload a code deck."""

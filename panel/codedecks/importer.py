@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 from sqlalchemy import delete, func, select
 
 from panel import writes
-from panel.codedecks.forms import MODES  # the upload form's choices
+from panel.codedecks.forms import MODES, CodeImportForm
 from panel.extensions import db
 from panel.imports import bulk, flow, preview, reader
 from panel.imports.jobs import ImportFailed, mark_writing
@@ -22,25 +22,26 @@ REQUIRED_COLUMNS = ["code"]
 _WRITE_COLUMNS = ["code_deck_id", *CODE_COLUMNS]
 
 
+# Each column's value rules (the code form's).
+_CELLS = {
+    "code": parse_digits,
+    "name": parse_name,
+    "country": lambda text: parse_name(text, "country"),
+}
+
+
 def code_row_parser(code_deck_id: int) -> Callable[[dict[str, str], int], dict]:
     """A row parser for code lines; a code given twice in one file is refused."""
     seen: dict[str, int] = {}
 
     def parse_row(raw: dict[str, str], line: int) -> dict:
-        column = "code"
-        try:
-            code = parse_digits(raw["code"])
-            column = "name"
-            name = parse_name(raw.get("name", ""))
-            column = "country"
-            country = parse_name(raw.get("country", ""), "country")
-        except ValueError as exc:
-            raise reader.RowError(column, str(exc)) from None
+        row = reader.cells(raw, _CELLS)
+        code = row["code"]
         first = seen.get(code)
         if first is not None:
             raise reader.RowError("code", f"{code} is already on line {first}")
         seen[code] = line
-        return {"code_deck_id": code_deck_id, "code": code, "name": name, "country": country}
+        return {"code_deck_id": code_deck_id, **row}
 
     return parse_row
 
@@ -52,17 +53,10 @@ def _count(code_deck_id: int) -> int:
 
 def parse_codes(deck_id: int, data: bytes, progress: Callable[[int, int], None] | None = None) -> list[dict]:
     """Every line of the file as a code row; ImportFailed lists the wrong lines (nothing is written)."""
-    try:
-        rows, errors = reader.parse(
-            data, CODE_COLUMNS, code_row_parser(deck_id), required=REQUIRED_COLUMNS, progress=progress
-        )
-    except reader.CsvError as exc:
-        raise ImportFailed(f"Nothing was imported: {exc}") from None
-    if errors:
-        raise ImportFailed(reader.failure_message(errors), errors)
-    if not rows:
-        raise ImportFailed("Nothing was imported: the file has a header but no codes.")
-    return rows
+    parse_row = code_row_parser(deck_id)
+    return reader.parse_all(
+        data, CODE_COLUMNS, parse_row, what="codes", required=REQUIRED_COLUMNS, progress=progress
+    )
 
 
 def _current(deck_id: int):
@@ -89,24 +83,13 @@ def preview_codes(deck: CodeDeck, data: bytes, mode: str) -> preview.Diff:
     return preview.diff(_current(deck.id), incoming, CODE_COLUMNS, display=_display, replace=mode == "purge")
 
 
-def import_codes(
-    code_deck: CodeDeck | int,
-    data: bytes,
-    mode: str = "add_update",
-    *,
-    filename: str = "",
-    progress: Callable[[int, int], None] | None = None,
-    job_id: int | None = None,
-) -> str:
-    """Import codes into the deck in one transaction; returns the summary, raises ImportFailed."""
-    if mode not in MODES:
-        raise ImportFailed(f"Unknown mode {mode!r}; choose one of {', '.join(MODES)}.")
-    deck = code_deck if isinstance(code_deck, CodeDeck) else db.session.get(CodeDeck, code_deck)
+def import_codes(deck_id: int, data: bytes, mode: str, options, filename: str, job_id, progress) -> str:
+    """The import job (panel.imports.flow): the codes into the deck, in one transaction; or ImportFailed."""
+    deck = db.session.get(CodeDeck, deck_id)
     if deck is None:
         raise ImportFailed("The code deck no longer exists.")
     rows = parse_codes(deck.id, data, progress)
-    if job_id is not None:
-        mark_writing(job_id, len(rows))
+    mark_writing(job_id, len(rows))
 
     with bulk.one_transaction():
         before = _count(deck.id)
@@ -148,24 +131,13 @@ def export_rows(stmt) -> Iterator[list]:
         yield [code, name, country]
 
 
-def _form(**kwargs):
-    """The upload form (imported late: the forms import this module's modes)."""
-    from panel.codedecks.forms import CodeImportForm
-
-    return CodeImportForm(**kwargs)
-
-
 IMPORT = flow.ImportSpec(
-    kind="codes",
-    endpoint="codedecks.import_",
+    "codes",
+    "codedecks.import_",
+    CodeImportForm,
+    MODES,
+    import_codes,
     id_arg="code_deck_id",
-    page="codedecks/import.html",
-    fragment="codedecks/_import_form.html",
-    form=_form,
-    modes=MODES,
-    run=lambda deck_id, data, mode, options, filename, job_id, progress: import_codes(
-        deck_id, data, mode, filename=filename, progress=progress, job_id=job_id
-    ),
     preview=lambda deck, data, mode, options: preview_codes(deck, data, mode),
     fingerprint=fingerprint,
     preview_modes=frozenset({"purge"}),

@@ -12,12 +12,13 @@ from collections.abc import Callable, Iterable, Iterator
 from sqlalchemy import select
 
 from panel import writes
-from panel.dids.forms import MODES, parse_number
+from panel.dids.forms import MODES, DidImportForm, parse_number
 from panel.extensions import db
 from panel.imports import bulk, flow, reader
-from panel.imports.jobs import ImportFailed, mark_writing
+from panel.imports.jobs import mark_writing
 from panel.models import Account, Client, Did
 from panel.models.types import utcnow
+from panel.scope import user_company_ids
 from panel.values import parse_name
 
 DID_COLUMNS = ["number", "account", "notes"]
@@ -52,6 +53,11 @@ def account_labels(company_ids: Iterable[int]) -> dict[str, list[tuple[int, bool
     return labels
 
 
+def _parse_notes(text: str) -> str:
+    """A DID's notes: free text up to NOTES_MAX characters."""
+    return parse_name(text, "notes", NOTES_MAX)
+
+
 def did_row_parser(company_ids: Iterable[int]) -> Callable[[dict[str, str], int], dict]:
     """A row parser for DID lines, resolving `client/account` among the user's accounts."""
     labels = account_labels(company_ids)
@@ -64,10 +70,7 @@ def did_row_parser(company_ids: Iterable[int]) -> Callable[[dict[str, str], int]
     now = utcnow()
 
     def parse_row(raw: dict[str, str], line: int) -> dict:
-        try:
-            number = parse_number(raw["number"])
-        except ValueError as exc:
-            raise reader.RowError("number", str(exc)) from None
+        number = reader.cell(parse_number, "number", raw["number"])
         first = seen.get(number)
         if first is not None:
             raise reader.RowError("number", f"{number} is already on line {first}")
@@ -91,49 +94,22 @@ def did_row_parser(company_ids: Iterable[int]) -> Callable[[dict[str, str], int]
             raise reader.RowError(
                 "account", f"{label} is not a terminator: enable Terminator on the account first"
             )
-        try:
-            notes = parse_name(raw.get("notes", ""), "notes", NOTES_MAX)
-        except ValueError as exc:
-            raise reader.RowError("notes", str(exc)) from None
+        notes = reader.cell(_parse_notes, "notes", raw.get("notes", ""))
         seen[number] = line
-        return {
-            "number": number,
-            "account_id": account_id,
-            "notes": notes,
-            "created_at": now,
-            "_new": holder is None,
-        }
+        return dict(number=number, account_id=account_id, notes=notes, created_at=now, _new=holder is None)
 
     return parse_row
 
 
-def import_dids(
-    company_id: int,
-    company_ids: Iterable[int],
-    data: bytes,
-    mode: str = "add_update",
-    *,
-    filename: str = "",
-    progress: Callable[[int, int], None] | None = None,
-    job_id: int | None = None,
-) -> str:
-    """Import DIDs for the accounts of `company_ids` in one transaction; returns the summary or raises."""
-    if mode not in MODES:
-        raise ImportFailed(f"Unknown mode {mode!r}; choose one of {', '.join(MODES)}.")
-    try:
-        rows, errors = reader.parse(
-            data, DID_COLUMNS, did_row_parser(company_ids), required=REQUIRED_COLUMNS, progress=progress
-        )
-    except reader.CsvError as exc:
-        raise ImportFailed(f"Nothing was imported: {exc}") from None
-    if errors:
-        shown = len([e for e in errors if e.startswith("line")])
-        more = "+" if len(errors) > shown else ""
-        raise ImportFailed(f"Nothing was imported: {shown:,}{more} line(s) are wrong.", errors)
-    if not rows:
-        raise ImportFailed("Nothing was imported: the file has a header but no DIDs.")
-    if job_id is not None:
-        mark_writing(job_id, len(rows))
+def import_dids(company_id: int, data: bytes, mode: str, options, filename: str, job_id, progress) -> str:
+    """The import job (panel.imports.flow): DIDs for the accounts of the importing user's companies (the job
+    runs logged in as that user), in one transaction; returns the summary or raises ImportFailed."""
+    company_ids = list(user_company_ids())
+    parser = did_row_parser(company_ids)
+    rows = reader.parse_all(
+        data, DID_COLUMNS, parser, what="DIDs", required=REQUIRED_COLUMNS, progress=progress
+    )
+    mark_writing(job_id, len(rows))
 
     with bulk.one_transaction():
         new = [row for row in rows if row.pop("_new")]
@@ -181,30 +157,6 @@ class ImportTarget:
         self.name = f"DIDs of {company.name}"
 
 
-def _form(**kwargs):
-    """The upload form (imported late: the forms import this module)."""
-    from panel.dids.forms import DidImportForm
-
-    return DidImportForm(**kwargs)
-
-
-def _run(company_id, data, mode, options, filename, job_id, progress) -> str:
-    """The job: the accounts are those of the importing user's companies (it is logged in in the job)."""
-    from panel.scope import user_company_ids
-
-    return import_dids(
-        company_id, list(user_company_ids()), data, mode, filename=filename, progress=progress, job_id=job_id
-    )
-
-
 IMPORT = flow.ImportSpec(
-    kind="dids",
-    endpoint="dids.import_",
-    id_arg="",
-    page="dids/import.html",
-    fragment="dids/_import_form.html",
-    form=_form,
-    modes=MODES,
-    run=_run,
-    context=lambda target: {"columns": DID_COLUMNS, "required": REQUIRED_COLUMNS},
+    "dids", "dids.import_", DidImportForm, MODES, import_dids, context=lambda target: {"columns": DID_COLUMNS}
 )

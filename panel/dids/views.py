@@ -2,7 +2,7 @@
 
 from flask import request
 from flask_login import current_user
-from sqlalchemy import or_, select
+from sqlalchemy import select
 from sqlalchemy.orm import contains_eager
 
 from panel.access import reader_required, writer_required
@@ -15,6 +15,7 @@ from panel.imports import export as csv_export
 from panel.imports import flow
 from panel.listing import id_arg, paginate
 from panel.models import Account, Client, Did
+from panel.reference.owners import code_or_text
 from panel.reference.views import ObjectSection
 from panel.scope import scope_condition, scoped, user_company_ids
 
@@ -33,17 +34,9 @@ def _listing():
         .where(scope_condition(Did, user_company_ids()))
     )
     if q:
-        digits = q.lstrip("+").replace(" ", "")
-        if digits.isdigit():
-            stmt = stmt.where(Did.number.startswith(digits, autoescape=True))
-        else:
-            stmt = stmt.where(
-                or_(
-                    Client.name.icontains(q, autoescape=True),
-                    Account.name.icontains(q, autoescape=True),
-                    Did.notes.icontains(q, autoescape=True),
-                )
-            )
+        digits = q.lstrip("+").replace(" ", "")  # a number as the switch gets it
+        term = digits if digits.isdigit() else q
+        stmt = stmt.where(code_or_text(term, Did.number, Client.name, Account.name, Did.notes))
     if client_id:
         stmt = stmt.where(Client.id == client_id)
     return stmt, {"q": q, "client_id": client_id}
@@ -92,19 +85,12 @@ def _number_taken(form: DidForm, did: Did | None) -> bool:
     return True
 
 
-def _save(form: DidForm, did: Did) -> None:
-    """Copy the form's clean values onto the DID."""
-    did.number = form.number.parsed
-    did.account_id = form.account_id.data
-    did.notes = form.notes.data or ""
-
-
 class DidSection(ObjectSection):
     """DIDs belong to a terminator account: the account picker, a number assigned once, the client filter."""
 
     def form(self, obj=None):
         """The DID form with the account choices."""
-        form = DidForm(obj=obj)
+        form = self.form_class(obj=obj)
         form.account_id.choices = as_choices(_account_choices(obj.account if obj else None))
         return form
 
@@ -133,13 +119,11 @@ class DidSection(ObjectSection):
 
 
 section = DidSection(
-    bp=bp,
-    model=Did,
-    form_class=DidForm,
+    bp,
+    Did,
+    DidForm,
     noun="DID",
-    plural="DIDs",
     sortable=SORTABLE,
-    var="did",
     after_save="index",
     list_template="dids/list.html",
     created_word="assigned",

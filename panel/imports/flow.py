@@ -30,17 +30,21 @@ _EXTENSIONS: dict[str, list[Callable]] = {}
 
 @dataclass
 class ImportSpec:
-    """What a section's import page is made of."""
+    """What a section's import page is made of.
+
+    The page and the fragment default from the view's blueprint: `<blueprint>/import.html` (which extends
+    `_reference/import.html`) and the shared upload form `_reference/_import_form.html`.
+    """
 
     kind: str  # the job kind: rates, codes, dids, routing_rules
     endpoint: str  # the import view, for the forms' action: rates.import_
-    id_arg: str  # its id argument: rate_table_id ("" when it takes none)
-    page: str  # the whole page template
-    fragment: str  # the fragment htmx swaps (the upload form, the preview, the job's status)
     form: Callable  # the upload form class (fields `file` and `mode`)
     modes: dict[str, str]  # mode -> label
     # run(target_id, data, mode, options, filename, job_id, progress) -> summary, raises ImportFailed
     run: Callable
+    id_arg: str = ""  # the view's id argument: rate_table_id ("": it takes none)
+    page: str = ""  # the whole page template
+    fragment: str = ""  # the fragment htmx swaps (the upload form, the preview, the job's status)
     preview: Callable | None = None  # preview(target, data, mode, options) -> Diff, raises ImportFailed
     fingerprint: Callable | None = None  # fingerprint(target) -> the digest a preview saw
     preview_modes: frozenset = frozenset()
@@ -51,6 +55,11 @@ class ImportSpec:
     synchronous: Callable = lambda data: None  # True to run small files in the request
     redirect_after_start: bool = True  # a plain (not htmx) POST that started a job answers 303 to the page
     extra: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        section = self.endpoint.split(".", 1)[0]
+        self.page = self.page or f"{section}/import.html"
+        self.fragment = self.fragment or "_reference/_import_form.html"
 
 
 def extend(kind: str) -> Callable:
@@ -135,6 +144,7 @@ def handle(spec: ImportSpec, target):
         retry=_retry_for(job),
         jobs=jobs.recent_jobs(spec.kind, target.id),
         extras=extras,
+        import_form=spec.fragment,
         **context,
     )
 

@@ -17,6 +17,8 @@ from collections.abc import Callable, Iterable, Iterator
 
 from flask import current_app
 
+from panel.imports.jobs import ImportFailed
+
 MAX_ERRORS = 1000
 # A cell the export prefixed with `'` starts with one of these (see panel.imports.export.neutralise).
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -202,6 +204,19 @@ def parse(
     return rows, errors
 
 
+def cell(parse: Callable[[str], object], column: str, value: str):
+    """One cell parsed; a bad value becomes RowError(column, message)."""
+    try:
+        return parse(value)
+    except ValueError as exc:
+        raise RowError(column, str(exc)) from None
+
+
+def cells(raw: dict[str, str], parsers: dict[str, Callable[[str], object]]) -> dict:
+    """The row's cells named in `parsers`, each parsed by its column's parser (an absent cell is empty)."""
+    return {column: cell(parse, column, raw.get(column, "")) for column, parse in parsers.items()}
+
+
 def add_error(errors: list[str], message: str) -> None:
     """Keep the first MAX_ERRORS errors and count the rest."""
     if len(errors) < MAX_ERRORS:
@@ -214,3 +229,27 @@ def failure_message(errors: list[str]) -> str:
     """`Nothing was imported: 3 line(s) are wrong.` (with `+` when more errors were left out)."""
     shown = len([e for e in errors if e.startswith("line")])
     return f"Nothing was imported: {shown:,}{'+' if len(errors) > shown else ''} line(s) are wrong."
+
+
+def parse_all(
+    data: bytes | str,
+    columns: Iterable[str],
+    row_parser: Callable[[dict[str, str], int], dict],
+    *,
+    what: str,
+    required: Iterable[str] = (),
+    progress: Callable[[int, int], None] | None = None,
+) -> list[dict]:
+    """Every line of the file as a clean row, or ImportFailed (a bad file, the wrong lines, or no `what`).
+
+    All lines or none: nothing is written by an import whose file fails here.
+    """
+    try:
+        rows, errors = parse(data, columns, row_parser, required=required, progress=progress)
+    except CsvError as exc:
+        raise ImportFailed(f"Nothing was imported: {exc}") from None
+    if errors:
+        raise ImportFailed(failure_message(errors), errors)
+    if not rows:
+        raise ImportFailed(f"Nothing was imported: the file has a header but no {what}.")
+    return rows

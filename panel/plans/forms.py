@@ -22,7 +22,7 @@ from panel.extensions import db
 from panel.forms import VersionField
 from panel.forms import choices as options
 from panel.forms import optional_id as optional_int
-from panel.models import Account, Client, CodeDeck, Company, RoutingPlan, RoutingRule
+from panel.models import Account, Client, Company, RoutingPlan, RoutingRule
 from panel.models.routing import RULE_TYPES
 from panel.plans import fields, lookups, service
 from panel.scope import descendant_ids, scoped, usable_plans, usable_plans_condition, visible_companies
@@ -100,12 +100,7 @@ class PlanForm(FlaskForm):
         company_choices = [(c.id, f"{c.name} ({c.kind_label})") for c in companies]
         self.company_id.choices = options(company_choices)
         self.additional_plan_id.choices = options(self._plan_choices(), "— none —")
-        decks = db.session.execute(
-            select(CodeDeck.id, CodeDeck.name)
-            .where(CodeDeck.company_id.in_(lookups.shared_company_ids()))
-            .order_by(CodeDeck.name)
-        ).all()
-        self.code_deck_id.choices = options([(d.id, d.name) for d in decks], "— none —")
+        self.code_deck_id.choices = options(lookups.code_decks(), "— none —")
         if show_limits:
             self.origination_limits.choices = options(company_choices)
             self.termination_limits.choices = options(company_choices)

@@ -12,7 +12,7 @@ from flask_login import current_user
 from sqlalchemy import exists, select
 
 from panel.extensions import db
-from panel.models import Account, Client, Code, Company, Policy, TimeProfile
+from panel.models import Account, Client, Code, CodeDeck, Company, Policy, TimeProfile
 from panel.scope import ancestor_ids, descendant_ids, scope_condition, user_company_ids
 
 
@@ -44,24 +44,30 @@ def terminator_accounts(user=None) -> list[tuple[int, str]]:
     return [(row.id, f"{row.client} / {row.name}") for row in db.session.execute(stmt)]
 
 
-def policies(user=None) -> list[tuple[int, str]]:
-    """(id, name) of the policies the user may pick."""
+def shared_names(model, user=None) -> list[tuple[int, str]]:
+    """(id, name) of the objects of `model` the user may pick (policies, time profiles, code decks): those of
+    the companies that share theirs with the user's company, by name."""
     stmt = (
-        select(Policy.id, Policy.name)
-        .where(Policy.company_id.in_(shared_company_ids(user)))
-        .order_by(Policy.name, Policy.id)
+        select(model.id, model.name)
+        .where(model.company_id.in_(shared_company_ids(user)))
+        .order_by(model.name, model.id)
     )
     return [(row.id, row.name) for row in db.session.execute(stmt)]
+
+
+def policies(user=None) -> list[tuple[int, str]]:
+    """(id, name) of the policies the user may pick."""
+    return shared_names(Policy, user)
 
 
 def time_profiles(user=None) -> list[tuple[int, str]]:
     """(id, name) of the time profiles the user may pick."""
-    stmt = (
-        select(TimeProfile.id, TimeProfile.name)
-        .where(TimeProfile.company_id.in_(shared_company_ids(user)))
-        .order_by(TimeProfile.name, TimeProfile.id)
-    )
-    return [(row.id, row.name) for row in db.session.execute(stmt)]
+    return shared_names(TimeProfile, user)
+
+
+def code_decks(user=None) -> list[tuple[int, str]]:
+    """(id, name) of the code decks the user may pick."""
+    return shared_names(CodeDeck, user)
 
 
 def code_prefix(code: str) -> str:

@@ -18,12 +18,7 @@ def search_choices(form: PlanSearchForm) -> None:
     companies = [(c.id, c.name) for c in db.session.scalars(visible_companies())]
     form.company_id.choices = options(companies, "any reseller")
     form.allowed_for.choices = options(companies, "any company")
-    decks = db.session.execute(
-        select(CodeDeck.id, CodeDeck.name)
-        .where(CodeDeck.company_id.in_(lookups.shared_company_ids()))
-        .order_by(CodeDeck.name)
-    ).all()
-    form.code_deck_id.choices = options([(d.id, d.name) for d in decks], "any code deck")
+    form.code_deck_id.choices = options(lookups.code_decks(), "any code deck")
     # Additional plans may also be plans of companies above that the user's company may use.
     plans = {}
     for stmt in (scoped(RoutingPlan), usable_plans(current_user.company_id)):

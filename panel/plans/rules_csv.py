@@ -20,7 +20,9 @@ from panel.imports import flow, jobs, preview, reader
 from panel.models import Account, Client, Policy, RoutingPlan, RoutingRule, TimeProfile
 from panel.plans import fields
 from panel.plans.lookups import Ambiguous, NameResolver
+from panel.rule_columns import LIMITS, SETTINGS, TARGET
 
+# The file's columns, in the order a file without a header line gives them.
 COLUMNS = [
     "priority",
     "code",
@@ -32,12 +34,7 @@ COLUMNS = [
     "term_tags",
     "time_profile",
     "expires_at",
-    "balancing",
-    "min_length",
-    "max_length",
-    "min_asr",
-    "min_acd",
-    "capacity",
+    *LIMITS,
     "stop_hunt",
 ]
 REQUIRED = ("code", "type")
@@ -81,12 +78,17 @@ _NUMBERS = {
 }
 
 
-def _cell(parse: Callable, column: str, value: str):
-    """Parse one cell; a bad value becomes RowError(column, message)."""
-    try:
-        return parse(value)
-    except ValueError as exc:
-        raise reader.RowError(column, str(exc)) from None
+# The optional cells, their parsers and the value of an empty one (most cells of a large file are empty: no
+# parser runs for them). The profit margin gives two values (pm_value, pm_percent).
+_OPTIONAL = {
+    "orig_tags": (fields.parse_tags, ""),
+    "orig_tags_mode": (fields.parse_tag_mode, "all"),
+    "term_tags": (fields.parse_tags, ""),
+    "expires_at": (fields.parse_expires, None),
+    "stop_hunt": (parse_flag, False),
+    "profit_margin": (fields.parse_profit_margin, (None, False)),
+    **{name: (parse, None) for name, parse in _NUMBERS.items()},
+}
 
 
 def row_parser(plan_id: int, resolver: NameResolver) -> Callable[[dict[str, str], int], dict]:
@@ -103,37 +105,23 @@ def row_parser(plan_id: int, resolver: NameResolver) -> Callable[[dict[str, str]
 
     def parse(raw: dict[str, str], _line: int) -> dict:
         get = raw.get
-        rule_type = _cell(parse_type, "type", get("type", ""))
-        code = _cell(fields.parse_code, "code", get("code", ""))
+        rule_type = reader.cell(parse_type, "type", get("type", ""))
+        code = reader.cell(fields.parse_code, "code", get("code", ""))
         terminator = get("terminator", "")
-        # Most cells of a large file are empty: skip the parsers for them.
-        orig_tags = get("orig_tags")
-        term_tags = get("term_tags")
-        mode = get("orig_tags_mode")
-        expires = get("expires_at")
-        stop_hunt = get("stop_hunt")
-        margin = get("profit_margin")
         values = {
             "plan_id": plan_id,
-            "priority": _cell(fields.parse_priority, "priority", get("priority", "")),
+            "priority": reader.cell(fields.parse_priority, "priority", get("priority", "")),
             "code": code,
             "type": rule_type,
             "terminator_client_id": None,
             "terminator_account_id": None,
             "policy_id": None,
-            "orig_tags": _cell(fields.parse_tags, "orig_tags", orig_tags) if orig_tags else "",
-            "orig_tags_mode": _cell(fields.parse_tag_mode, "orig_tags_mode", mode) if mode else "all",
-            "term_tags": _cell(fields.parse_tags, "term_tags", term_tags) if term_tags else "",
             "time_profile_id": None,
-            "expires_at": _cell(fields.parse_expires, "expires_at", expires) if expires else None,
-            "stop_hunt": _cell(parse_flag, "stop_hunt", stop_hunt) if stop_hunt else False,
         }
-        values["pm_value"], values["pm_percent"] = (
-            _cell(fields.parse_profit_margin, "profit_margin", margin) if margin else (None, False)
-        )
-        for name, parse_number in _NUMBERS.items():
+        for name, (parse_cell, empty) in _OPTIONAL.items():
             value = get(name)
-            values[name] = _cell(parse_number, name, value) if value else None
+            values[name] = reader.cell(parse_cell, name, value) if value else empty
+        values["pm_value"], values["pm_percent"] = values.pop("profit_margin")
         if terminator and rule_type == "static_client":
             values["terminator_client_id"] = resolve("terminator", resolver.client, terminator, "client")
         elif terminator and rule_type == "static_account":
@@ -224,24 +212,8 @@ def import_work(plan_id: int, data: bytes, mode: str) -> Callable[[int, Callable
 
 
 # What identifies a rule in a preview (rules with the same key are paired in order) and what it says.
-_KEY = ("code", "type", "terminator_client_id", "terminator_account_id", "policy_id")
-_VALUES = (
-    "priority",
-    "pm_value",
-    "pm_percent",
-    "orig_tags",
-    "orig_tags_mode",
-    "term_tags",
-    "time_profile_id",
-    "expires_at",
-    "balancing",
-    "min_length",
-    "max_length",
-    "min_asr",
-    "min_acd",
-    "capacity",
-    "stop_hunt",
-)
+_KEY = TARGET
+_VALUES = SETTINGS
 
 
 def _current(plan_id: int):
@@ -414,14 +386,13 @@ def _context(plan: RoutingPlan) -> dict:
 IMPORT = flow.ImportSpec(
     kind="routing_rules",
     endpoint="plans.import_",
-    id_arg="plan_id",
-    page="plans/import.html",
-    fragment="plans/_import.html",
     form=_form,
     modes={mode: mode for mode in MODES},
     run=lambda plan_id, data, mode, options, filename, job_id, progress: import_work(plan_id, data, mode)(
         job_id, progress
     ),
+    id_arg="plan_id",
+    fragment="plans/_import.html",  # the plan's Import/Export tab
     preview=lambda plan, data, mode, options: preview_rules(plan, data, mode),
     fingerprint=fingerprint,
     preview_modes=frozenset({"replace"}),

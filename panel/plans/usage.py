@@ -1,7 +1,7 @@
 """Who uses a routing plan: the clients (their default plan), the accounts (an origination override) and the
 plans that continue into it (additional plan), each within the user's scope, for the plan's header."""
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from sqlalchemy import func, select
 
@@ -14,15 +14,23 @@ SHOWN = 8
 
 
 @dataclass
-class PlanUsage:
-    """Counts and the first few of each kind of user of a plan."""
+class Users:
+    """How many of one kind of user there are, and the first SHOWN of them."""
 
-    clients: int = 0
-    accounts: int = 0
-    plans: int = 0
-    first_clients: list[Client] = field(default_factory=list)
-    first_accounts: list[Account] = field(default_factory=list)
-    first_plans: list[RoutingPlan] = field(default_factory=list)
+    count: int
+    first: list
+
+    def __bool__(self) -> bool:
+        return self.count > 0
+
+
+@dataclass
+class PlanUsage:
+    """Who uses a plan: clients (default plan), accounts (origination override), plans (additional plan)."""
+
+    clients: Users
+    accounts: Users
+    plans: Users
 
     @property
     def unused(self) -> bool:
@@ -30,23 +38,16 @@ class PlanUsage:
         return not (self.clients or self.accounts or self.plans)
 
 
-def _count_and_first(stmt, order) -> tuple[int, list]:
+def _users(stmt, order) -> Users:
     """How many rows a scoped select gives, and the first SHOWN of them."""
-    total = db.session.scalar(select(func.count()).select_from(stmt.subquery()))
-    first = list(db.session.scalars(stmt.order_by(order).limit(SHOWN))) if total else []
-    return int(total or 0), first
+    total = int(db.session.scalar(select(func.count()).select_from(stmt.subquery())) or 0)
+    return Users(total, list(db.session.scalars(stmt.order_by(order).limit(SHOWN))) if total else [])
 
 
 def plan_usage(plan: RoutingPlan) -> PlanUsage:
     """The clients, accounts and plans in the user's scope that route through `plan`."""
-    usage = PlanUsage()
-    usage.clients, usage.first_clients = _count_and_first(
-        scoped(Client).where(Client.routing_plan_id == plan.id), Client.name
+    return PlanUsage(
+        _users(scoped(Client).where(Client.routing_plan_id == plan.id), Client.name),
+        _users(scoped(Account).where(Account.orig_routing_plan_id == plan.id), Account.name),
+        _users(scoped(RoutingPlan).where(RoutingPlan.additional_plan_id == plan.id), RoutingPlan.name),
     )
-    usage.accounts, usage.first_accounts = _count_and_first(
-        scoped(Account).where(Account.orig_routing_plan_id == plan.id), Account.name
-    )
-    usage.plans, usage.first_plans = _count_and_first(
-        scoped(RoutingPlan).where(RoutingPlan.additional_plan_id == plan.id), RoutingPlan.name
-    )
-    return usage

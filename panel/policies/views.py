@@ -7,14 +7,13 @@ from panel import writes
 from panel.access import get_or_404, writer_required
 from panel.extensions import db
 from panel.htmx import redirect
-from panel.models import Company, Policy, RoutingRule
+from panel.models import Policy, RoutingRule
 from panel.models.rates import POLICY_FACTORS
 from panel.policies import bp
 from panel.policies.forms import PolicyForm
-from panel.reference.owners import count_by, rule_label, rules_using
+from panel.reference.owners import count_by, used_by_rules
 from panel.reference.views import OwnedSection
 
-SORTABLE = {"name": Policy.name, "company": Company.name}
 FACTOR_LABELS = {"rate": "Rate", "asr": "ASR", "acd": "ACD", "pdd": "PDD"}
 
 
@@ -26,22 +25,13 @@ def describe(policy: Policy) -> str:
     return " · ".join(f"{FACTOR_LABELS[f]} {w}" for f, w in factors.items())
 
 
-def _users(policy: Policy) -> tuple[list[str], set[int]]:
-    """The rules that use the policy (as the operator reads them) and their plans' companies."""
-    rules = rules_using(RoutingRule.policy_id, policy.id)
-    return [rule_label(rule, plan) for rule, plan in rules], {plan.company_id for _, plan in rules}
-
-
 section = OwnedSection(
-    bp=bp,
-    model=Policy,
-    form_class=PolicyForm,
-    noun="policy",
+    bp,
+    Policy,
+    PolicyForm,
+    used_by_rules(RoutingRule.policy_id),
     plural="Routing policies",
     container="policies",
-    sortable=SORTABLE,
-    var="policy",
-    users_of=_users,
     after_save="index",
     intro=(
         "A dynamic rule orders its routes by appeal: each factor is scaled to 0..1 across the routes "
@@ -52,7 +42,7 @@ section = OwnedSection(
         "describe": describe,
     },
     form_context=lambda policy: {
-        "rules": _users(policy)[0] if policy else [],
+        "rules": section.users_of(policy)[0] if policy else [],
         "factors": POLICY_FACTORS,
     },
 )

@@ -80,6 +80,27 @@ class RateForm(FlaskForm):
         validators=[Parsed(lambda t: parse_seconds(t, "interval", minimum=1, default=1))],
     )
 
+    # The add form's placeholders and help, the inline edit row's input widths (panel.reference.views).
+    hints = {
+        "code": {"placeholder": "4420"},
+        "name": {"placeholder": "UK London"},
+        "rate": {"placeholder": "0.0125"},
+        "effective_from": {"placeholder": "YYYY-MM-DD HH:MM"},
+        "end": {"placeholder": "YYYY-MM-DD HH:MM"},
+        "min_time": {"help": "Seconds billed at least."},
+        "interval": {"help": "Seconds per increment after the min time."},
+    }
+    widths = {
+        "code": 8,
+        "name": 16,
+        "rate": 8,
+        "effective_from": 17,
+        "end": 17,
+        "setup_fee": 6,
+        "min_time": 4,
+        "interval": 4,
+    }
+
 
 class RateImportForm(FlaskForm):
     """Upload a rate deck."""
@@ -89,5 +110,6 @@ class RateImportForm(FlaskForm):
     effective_from = StringField(
         "Effective from, for rows without a date",
         validators=[Parsed(lambda text: parse_moment(text, "effective_from"))],
+        render_kw={"placeholder": "YYYY-MM-DD HH:MM"},
         description=f"{MOMENT_HELP}. Empty: the moment the import starts.",
     )

@@ -5,17 +5,19 @@ Owner pickers, the rule for moving an object to another company while it is used
 panel/imports/, their value rules in panel/values.py.)
 """
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from datetime import datetime
 
 from flask import request
 from flask_login import current_user
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 
 from panel import search
 from panel.extensions import db
 from panel.listing import id_arg, paginate
 from panel.models import Company, RoutingPlan, RoutingRule
 from panel.scope import ancestor_ids, scoped, user_company_ids, visible_companies
+from panel.values import parse_moment
 
 
 def count_by(column, ids: list[int]) -> dict[int, int]:
@@ -35,6 +37,36 @@ def rules_using(column, object_id: int) -> list:
         .where(column == object_id)
         .order_by(RoutingPlan.name, RoutingRule.priority, RoutingRule.id)
     ).all()
+
+
+def used_by_rules(column) -> Callable:
+    """A section's `users_of` for what routing rules point to through `column` (policy_id, time_profile_id):
+    the rules as the operator reads them and their plans' companies."""
+
+    def users_of(obj) -> tuple[list[str], set[int]]:
+        rules = rules_using(column, obj.id)
+        return [rule_label(rule, plan) for rule, plan in rules], {plan.company_id for _, plan in rules}
+
+    return users_of
+
+
+def code_or_text(q: str, code, *texts):
+    """A grid's search box: digits are a prefix of `code`, anything else a part of one of `texts`."""
+    if q.isdigit():
+        return code.startswith(q, autoescape=True)
+    return or_(*(column.icontains(q, autoescape=True) for column in texts))
+
+
+def moment_arg(name: str, kind: str) -> tuple[str, datetime | None, str]:
+    """A moment from the query string (`YYYY-MM-DD[ HH:MM]`, UTC; `T` as a browser writes it): its text, its
+    value (None when empty or wrong) and what is wrong with it."""
+    text = request.args.get(name, "").strip()
+    if not text:
+        return text, None, ""
+    try:
+        return text, parse_moment(text.replace("T", " "), kind), ""
+    except ValueError as exc:
+        return text, None, str(exc)
 
 
 def owned_list(model, sortable: dict):

@@ -1,19 +1,14 @@
 """Time profiles: list (with "inside now?"), show (check a moment), create, edit, delete (unless used)."""
 
-from flask import request
-
 from panel.access import get_or_404, reader_required
 from panel.htmx import render
-from panel.models import Company, RoutingRule, TimeProfile
+from panel.models import RoutingRule, TimeProfile
 from panel.models.types import utcnow
-from panel.reference.owners import count_by, rule_label, rules_using
+from panel.reference.owners import count_by, moment_arg, used_by_rules
 from panel.reference.views import OwnedSection
 from panel.timeprofile import CompiledProfile, TimeProfileError, weekdays_label, zone_names
 from panel.timeprofiles import bp
 from panel.timeprofiles.forms import TimeProfileForm
-from panel.values import parse_moment
-
-SORTABLE = {"name": TimeProfile.name, "company": Company.name, "timezone": TimeProfile.timezone}
 
 
 def inside(profile: TimeProfile, moment) -> bool | None:
@@ -30,13 +25,7 @@ def show(time_profile_id: int):
     """One profile: inside now?, check any moment (`at`, UTC), and the rules that use it."""
     profile = get_or_404(TimeProfile, time_profile_id)
     now = utcnow()
-    at_text = request.args.get("at", "").strip()
-    at, at_error = None, ""
-    if at_text:
-        try:
-            at = parse_moment(at_text.replace("T", " "), "moment")
-        except ValueError as exc:
-            at_error = str(exc)
+    at_text, at, at_error = moment_arg("at", "moment")
     compiled = None
     try:
         compiled = CompiledProfile(profile.weekdays, profile.ranges, profile.timezone)
@@ -53,15 +42,9 @@ def show(time_profile_id: int):
         at_error=at_error,
         at_inside=compiled.contains(at) if (compiled and at) else None,
         local_at=at.astimezone(compiled.tz) if (compiled and at) else None,
-        rules=_users(profile)[0],
+        rules=section.users_of(profile)[0],
         weekdays_label=weekdays_label,
     )
-
-
-def _users(profile: TimeProfile) -> tuple[list[str], set[int]]:
-    """The rules that use the profile (as the operator reads them) and their plans' companies."""
-    rules = rules_using(RoutingRule.time_profile_id, profile.id)
-    return [rule_label(rule, plan) for rule, plan in rules], {plan.company_id for _, plan in rules}
 
 
 def _list_context(items: list) -> dict:
@@ -81,14 +64,11 @@ def _weekdays_default(form: TimeProfileForm) -> None:
 
 
 section = OwnedSection(
-    bp=bp,
-    model=TimeProfile,
-    form_class=TimeProfileForm,
-    noun="time profile",
-    plural="Time profiles",
-    sortable=SORTABLE,
-    var="profile",
-    users_of=_users,
+    bp,
+    TimeProfile,
+    TimeProfileForm,
+    used_by_rules(RoutingRule.time_profile_id),
+    sortable={"timezone": TimeProfile.timezone},
     refused_to="show",
     list_context=_list_context,
     form_context=lambda profile: {"zones": sorted(zone_names())},
