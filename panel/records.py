@@ -6,14 +6,16 @@ scope. No Flask request in here; both modules (and the API views) import it, and
 """
 
 import math
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import select
+from flask import current_app, has_app_context
+from sqlalchemy import Select, bindparam, event, select
 
 from panel.extensions import db
-from panel.models import Account, Client, RoutingRule
+from panel.models import Account, Client, Company, RoutingRule
 from panel.scope import MAX_ID, descendant_ids, scope_condition
 
 MAX_BATCH = 1000
@@ -216,39 +218,72 @@ class AccountInfo:
     term_rate_table_id: int | None
 
 
+# How long a process uses the statements of a company's scope (its companies read once) before reading the
+# company tree again: the API's token is remembered as long (panel.api.auth.TOKEN_CACHE_SECONDS), and a
+# change of the tree in this process is seen at once (see _forget_scopes).
+SCOPE_SECONDS = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class _Scope:
+    """The statements that read the accounts and the rules a company may name, with their ids a parameter."""
+
+    read_at: float
+    accounts: Select
+    rules: Select
+
+
+def _scope(company_id: int | None) -> _Scope:
+    """The statements of a company's scope (None: every company), built at most every SCOPE_SECONDS."""
+    scopes = current_app.extensions.setdefault("panel_record_scopes", {})
+    now = time.monotonic()
+    scope = scopes.get(company_id)
+    if scope is None or now - scope.read_at >= SCOPE_SECONDS:
+        accounts = (
+            select(
+                Account.id,
+                Account.client_id,
+                Account.orig_rate_table_id,
+                Account.term_rate_table_id,
+                Client.orig_rate_table_id,
+                Client.term_rate_table_id,
+                Client.company_id,
+            )
+            .join(Client, Client.id == Account.client_id)
+            .where(Account.id.in_(bindparam("ids", expanding=True)))
+        )
+        rules = select(RoutingRule.id).where(RoutingRule.id.in_(bindparam("ids", expanding=True)))
+        if company_id is not None:
+            companies = descendant_ids(company_id)
+            accounts = accounts.where(scope_condition(Account, companies))
+            rules = rules.where(scope_condition(RoutingRule, companies))
+        scope = scopes[company_id] = _Scope(now, accounts, rules)
+    return scope
+
+
+def _forget_scopes(_mapper, _connection, _target) -> None:
+    """A company was added, moved or removed in this process: build every scope again on its next use."""
+    if has_app_context():
+        current_app.extensions.pop("panel_record_scopes", None)
+
+
+for _event in ("after_insert", "after_update", "after_delete"):
+    event.listen(Company, _event, _forget_scopes)
+
+
 def _accounts(ids: set[int], company_id: int | None) -> dict[int, AccountInfo]:
     """The accounts among `ids` that the company may see (all of them when company_id is None)."""
     if not ids:
         return {}
-    stmt = (
-        select(
-            Account.id,
-            Account.client_id,
-            Account.orig_rate_table_id,
-            Account.term_rate_table_id,
-            Client.orig_rate_table_id,
-            Client.term_rate_table_id,
-            Client.company_id,
-        )
-        .join(Client, Client.id == Account.client_id)
-        .where(Account.id.in_(sorted(ids)))
-    )
-    if company_id is not None:
-        stmt = stmt.where(scope_condition(Account, descendant_ids(company_id)))
-    return {
-        row[0]: AccountInfo(row[1], row[6], row[2] or row[4], row[3] or row[5])
-        for row in db.session.execute(stmt).all()
-    }
+    rows = db.session.execute(_scope(company_id).accounts, {"ids": sorted(ids)})
+    return {row[0]: AccountInfo(row[1], row[6], row[2] or row[4], row[3] or row[5]) for row in rows}
 
 
 def known_rules(ids: set[int], company_id: int | None) -> set[int]:
     """The rule ids among `ids` that exist (and that the company may see)."""
     if not ids:
         return set()
-    stmt = select(RoutingRule.id).where(RoutingRule.id.in_(sorted(ids)))
-    if company_id is not None:
-        stmt = stmt.where(scope_condition(RoutingRule, descendant_ids(company_id)))
-    return set(db.session.scalars(stmt))
+    return set(db.session.scalars(_scope(company_id).rules, {"ids": sorted(ids)}))
 
 
 def check_references(

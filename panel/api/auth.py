@@ -58,19 +58,30 @@ def token_required(view):
     return wrapper
 
 
+# The token hash of each Authorization header seen lately: a switch sends the same header on every request,
+# so decoding and hashing it once is enough (whether the hash is a valid token is checked every time).
+_HASHES: dict[str, str] = {}
+
+
 def authenticate(header: str) -> "tuple[_KnownToken, None] | tuple[None, str]":
     """The valid token an Authorization header carries (its last use recorded), else None and why.
 
     Needs an app context; the views (token_required) and panel.api.fastpath both authenticate here.
     """
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() == "basic":
-        token = _basic_auth_token(token)
-    elif scheme.lower() != "bearer":
-        token = ""
-    if not token.strip():
+    token_hash = _HASHES.get(header)
+    if token_hash is None:
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() == "basic":
+            token = _basic_auth_token(token)
+        elif scheme.lower() != "bearer":
+            token = ""
+        token_hash = hash_token(token.strip()) if token.strip() else ""
+        if len(_HASHES) >= 1000:
+            _HASHES.clear()
+        _HASHES[header] = token_hash
+    if not token_hash:
         return None, "missing bearer token"
-    known = _known_token(hash_token(token.strip()))
+    known = _known_token(token_hash)
     if known is None:
         return None, "invalid or revoked token"
     _touch(known)

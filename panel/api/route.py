@@ -66,12 +66,7 @@ def parse_request(payload) -> tuple[RouteQuery, bool]:
     src_ip = payload.get("src_ip")
     if src_ip is not None and not isinstance(src_ip, str):
         raise RequestError("src_ip", "src_ip must be a string")
-    src_ip = (src_ip or "").strip() or None
-    if src_ip is not None:
-        try:
-            src_ip = str(ipaddress.ip_address(src_ip))
-        except ValueError:
-            raise RequestError("src_ip", f"{src_ip!r} is not an IPv4 or IPv6 address") from None
+    src_ip = _address(src_ip) if src_ip else None
 
     at = payload.get("at")
     if at is not None:
@@ -93,6 +88,25 @@ def parse_request(payload) -> tuple[RouteQuery, bool]:
         company_id=None,
     )
     return query, explain
+
+
+# The callers' addresses as routing reads them (a switch sends the same few addresses again and again).
+_ADDRESSES: dict[str, str | None] = {}
+
+
+def _address(text: str) -> str | None:
+    """An IPv4 or IPv6 address in its standard form (None for an empty one), or RequestError."""
+    found = _ADDRESSES.get(text)
+    if found is None:
+        stripped = text.strip()
+        try:
+            found = str(ipaddress.ip_address(stripped)) if stripped else ""
+        except ValueError:
+            raise RequestError("src_ip", f"{stripped!r} is not an IPv4 or IPv6 address") from None
+        if len(_ADDRESSES) >= 10_000:
+            _ADDRESSES.clear()
+        _ADDRESSES[text] = found
+    return found or None
 
 
 def parse_moment(value) -> datetime:
