@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sqlalchemy import insert, text  # noqa: E402
 
-from panel import create_app  # noqa: E402
+from bench.pages import make_app  # noqa: E402
 from panel.databases import private_postgres  # noqa: E402
 from panel.extensions import db  # noqa: E402
 from panel.models import AuditEntry, Client, Company, User  # noqa: E402
@@ -37,20 +37,6 @@ REPEAT = int(os.environ.get("BENCH_REPEAT", "20"))
 CLIENTS = 2000
 BATCH = 5000
 START = datetime(2025, 1, 1, tzinfo=UTC)
-
-
-def make_app(url: str):
-    """The panel against the benchmark database (no manager, no CSRF)."""
-    return create_app(
-        {
-            "TESTING": True,
-            "SQLALCHEMY_DATABASE_URI": url,
-            "WTF_CSRF_ENABLED": False,
-            "MANAGER_ENABLED": False,
-            "SECRET_KEY": "bench",
-            "ACCOUNT_PASSWORD_KEY": "bench",
-        }
-    )
 
 
 def load(rng: random.Random) -> None:

@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sqlalchemy import func, select  # noqa: E402
 
-from panel import create_app  # noqa: E402
+from bench.pages import make_app  # noqa: E402
 from panel.databases import private_postgres  # noqa: E402
 from panel.extensions import db  # noqa: E402
 from panel.models import Company, Rate, RateTable  # noqa: E402
@@ -73,15 +73,7 @@ def generate_deck(rows: int, seed: int = 7) -> bytes:
 
 def run(database: str, url: str, deck: bytes, rows: int, mode: str) -> dict:
     """Create the schema, import the deck twice into one table, and return the figures."""
-    app = create_app(
-        {
-            "SQLALCHEMY_DATABASE_URI": url,
-            "TESTING": True,
-            "MANAGER_ENABLED": False,
-            "SECRET_KEY": "bench",
-            "SERVER_NAME": None,
-        }
-    )
+    app = make_app(url)
     with app.app_context():
         db.create_all()
         company = Company(name="Bench", kind="root")

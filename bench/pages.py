@@ -188,14 +188,19 @@ def load(rng: random.Random) -> dict:
             top = select(func.max(table.c.id)).scalar_subquery()
             session.execute(select(func.setval(func.pg_get_serial_sequence(table.name, "id"), top)))
         session.commit()
-        # What autovacuum does after a bulk load: statistics for the planner, the visibility map for
-        # index-only scans.
+    analyze()
+    return {"accounts": ACCOUNTS, "clients": CLIENTS}
+
+
+def analyze() -> None:
+    """What autovacuum does after a bulk load: statistics for the planner (and on PostgreSQL the visibility
+    map for index-only scans)."""
+    if db.engine.dialect.name == "postgresql":
         with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.execute(text("VACUUM ANALYZE"))
     else:
-        session.execute(text("ANALYZE"))
-        session.commit()
-    return {"accounts": ACCOUNTS, "clients": CLIENTS}
+        db.session.execute(text("ANALYZE"))
+        db.session.commit()
 
 
 def p95(samples: list[float]) -> float:

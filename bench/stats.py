@@ -7,8 +7,10 @@ after the load), then times the calls page through the Flask test client as the 
 - `list_ms_p95`: the calls list alone (filter, keyset page, row loads; no totals), first and numbered pages;
 - `deep_ms_p95`: the last page and Next / Previous cursors from calls anywhere in the window;
 - `filter_ms_p95`: a number prefix, a client, one day;
-- `page_ms_p95`: the whole page as a browser gets it, totals of the window included (they add up every call
-  of the filter: that part grows with the window, not with the table).
+- `page_ms_p95`: the whole page as a browser gets it, totals of the default window included (read from the
+  hourly figures, panel.stats.rollup, rebuilt once after the bulk load: `rollup_s`);
+- `page_windows_ms_p95`: the whole page for the last 24 hours (its first, partial hour added up call by
+  call), one client, and every call of the table.
 
 Prints one JSON line per database (SQLite always, PostgreSQL too when TEST_DATABASE_URL is set), with the
 app process's CPU per request and the machine's load average.
@@ -37,14 +39,14 @@ from sqlalchemy import (
     insert,
     literal,
     select,
-    text,
     true,
 )  # noqa: E402
 
-from bench.pages import Samples, make_app, on_each_database, p95  # noqa: E402
+from bench.pages import Samples, analyze, make_app, on_each_database, p95, timed  # noqa: E402
 from panel.extensions import db  # noqa: E402
 from panel.models import Account, CallStat, Client, Company, User  # noqa: E402
 from panel.paging import encode_cursor  # noqa: E402
+from panel.stats import rollup  # noqa: E402
 
 CALLS = int(os.environ.get("BENCH_CALLS", "10000000"))
 DAYS = int(os.environ.get("BENCH_DAYS", "60"))
@@ -142,32 +144,22 @@ def load() -> dict:
     insert_s = time.perf_counter() - started
     for index in indexes:
         index.create(db.engine)
+    # The hourly figures the totals read (the ingest keeps them; a bulk load rebuilds them once).
+    started = time.perf_counter()
+    hour_rows = rollup.rebuild()
+    session.commit()
+    rollup_s = time.perf_counter() - started
     if dialect == "postgresql":
         session.execute(select(func.setval(func.pg_get_serial_sequence("call_stats", "id"), CALLS)))
         session.commit()
-        with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            conn.execute(text("VACUUM ANALYZE"))
-    else:
-        session.execute(text("ANALYZE"))
-        session.commit()
-    return {"calls": CALLS, "days": DAYS, "insert_s": round(insert_s, 1)}
-
-
-def timed(client, urls: list[str]) -> Samples:
-    """The samples of the fastest of ROUNDS rounds (by p95); each request must answer 200."""
-    rounds = []
-    for _ in range(ROUNDS):
-        samples = Samples()
-        samples.cpu = []
-        for url in urls:
-            start, cpu = time.perf_counter(), time.process_time()
-            response = client.get(url, headers={"HX-Request": "true"})
-            samples.append((time.perf_counter() - start) * 1000)
-            samples.cpu.append((time.process_time() - cpu) * 1000)
-            if response.status_code != 200:
-                raise SystemExit(f"GET {url}: {response.status_code}")
-        rounds.append(samples)
-    return min(rounds, key=p95)
+    analyze()
+    return {
+        "calls": CALLS,
+        "days": DAYS,
+        "insert_s": round(insert_s, 1),
+        "rollup_s": round(rollup_s, 1),
+        "hour_rows": hour_rows,
+    }
 
 
 def timed_list(app, urls: list[str]) -> Samples:
@@ -222,12 +214,20 @@ def measure(app, rng: random.Random) -> dict:
         )
         for _ in range(REPEAT)
     ]
-    timed(client, ["/statistics/", "/statistics/?page=2"])  # warm-up
+    timed(client, ["/statistics/", "/statistics/?page=2"], True)  # warm-up
     with app.app_context():
         list_ms = timed_list(app, lists)
         deep_list_ms = timed_list(app, deeps)
         filter_list_ms = timed_list(app, filters)
-    page_ms = timed(client, lists[: REPEAT // 4])
+    page_ms = timed(client, lists[: REPEAT // 4], True)
+    # The whole page over other windows: the last 24 hours (its first hour partly, from the calls), a client,
+    # every call of the table (no date).
+    windows = [
+        "/statistics/?hours=24",
+        f"/statistics/?client_id={rng.randint(1, CLIENTS)}",
+        "/statistics/?date_from=",
+    ]
+    window_ms = timed(client, windows * (REPEAT // 8), True)
     return {
         "list_ms_p95": p95(list_ms),
         "list_cpu_ms_p95": p95(list_ms.cpu),
@@ -237,6 +237,8 @@ def measure(app, rng: random.Random) -> dict:
         "filter_cpu_ms_p95": p95(filter_list_ms.cpu),
         "page_ms_p95": p95(page_ms),
         "page_cpu_ms_p95": p95(page_ms.cpu),
+        "page_windows_ms_p95": p95(window_ms),
+        "page_windows_cpu_ms_p95": p95(window_ms.cpu),
         "calls_in_default_window": window,
     }
 

@@ -17,6 +17,20 @@ from panel.forms import optional_id as optional_int
 from panel.models.accounts import IDENT_BY_LABELS, PROTOCOLS
 
 
+def _tags_field() -> StringField:
+    """An originator's or terminator's tags."""
+    return StringField("Tags", description="Words separated by spaces.")
+
+
+def _capacity_field() -> IntegerField:
+    """An originator's or terminator's concurrent-call limit."""
+    return IntegerField(
+        "Capacity",
+        validators=[Optional(), NumberRange(min=1, max=1_000_000)],
+        description="Concurrent calls; empty for no limit.",
+    )
+
+
 class AccountForm(FlaskForm):
     """General, originator and terminator settings of one account (SPEC §2).
 
@@ -50,21 +64,13 @@ class AccountForm(FlaskForm):
     orig_enabled = BooleanField("Originator enabled", default=True)
     orig_rate_table_id = SelectField("Rate table", coerce=optional_int, validate_choice=False)
     orig_routing_plan_id = SelectField("Routing plan", coerce=optional_int, validate_choice=False)
-    orig_tags = StringField("Tags", description="Words separated by spaces.")
-    orig_capacity = IntegerField(
-        "Capacity",
-        validators=[Optional(), NumberRange(min=1, max=1_000_000)],
-        description="Concurrent calls; empty for no limit.",
-    )
+    orig_tags = _tags_field()
+    orig_capacity = _capacity_field()
 
     term_enabled = BooleanField("Terminator enabled")
     term_rate_table_id = SelectField("Rate table", coerce=optional_int, validate_choice=False)
-    term_tags = StringField("Tags", description="Words separated by spaces.")
-    term_capacity = IntegerField(
-        "Capacity",
-        validators=[Optional(), NumberRange(min=1, max=1_000_000)],
-        description="Concurrent calls; empty for no limit.",
-    )
+    term_tags = _tags_field()
+    term_capacity = _capacity_field()
     protocol = SelectField("Protocol", choices=[SelectChoice(p, p.upper()) for p in PROTOCOLS], default="sip")
     proxy = StringField(
         "Proxy", filters=[strip], description="host[:port]; empty to send to the first ident IP."

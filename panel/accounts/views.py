@@ -142,27 +142,15 @@ def _prepare_form(form: AccountForm, account: Account | None) -> Client | None:
     def default(obj) -> str:
         return f"— client default: {obj.name} —" if obj is not None else "— none (client has no default) —"
 
-    pickers.set_select(
-        form.orig_rate_table_id,
-        tables,
-        default(client.orig_rate_table) if client else "— client default —",
-        account.orig_rate_table_id if account else None,
-        RateTable,
-    )
-    pickers.set_select(
-        form.term_rate_table_id,
-        tables,
-        default(client.term_rate_table) if client else "— client default —",
-        account.term_rate_table_id if account else None,
-        RateTable,
-    )
-    pickers.set_select(
-        form.orig_routing_plan_id,
-        plans,
-        default(client.routing_plan) if client else "— client default —",
-        account.orig_routing_plan_id if account else None,
-        RoutingPlan,
-    )
+    # Each picker: its choices, and the client's default it falls back to.
+    for field, objects, fallback, model in (
+        (form.orig_rate_table_id, tables, "orig_rate_table", RateTable),
+        (form.term_rate_table_id, tables, "term_rate_table", RateTable),
+        (form.orig_routing_plan_id, plans, "routing_plan", RoutingPlan),
+    ):
+        empty = default(getattr(client, fallback)) if client else "— client default —"
+        stored = getattr(account, field.name) if account else None
+        pickers.set_select(field, objects, empty, stored, model)
     gateways = pickers.usable_gateway_list(company_id)
     choices = [(g.id, g.name) for g in gateways]
     if account is not None:
@@ -238,7 +226,11 @@ def _form_response(form: AccountForm, account: Account | None, status: int = 200
 
 def _saved_response(account: Account, created: bool):
     """After a save: htmx gets the new row (swapped in place) and a closed modal; a browser gets the page."""
-    message = f"Account “{account.name}” {'created' if created else 'saved'}."
+    return _row_response(account, f"Account “{account.name}” {'created' if created else 'saved'}.", created)
+
+
+def _row_response(account: Account, message: str, created: bool = False):
+    """The account's page with the message (a browser), or its list row and the message (htmx)."""
     if not is_htmx():
         flash(message, "success")
         return redirect(url_for("accounts.show", account_id=account.id))
@@ -338,12 +330,7 @@ def deactivate(account_id: int):
     """Untick Originator and Terminator: the account stays, with its statistics, but routes no calls."""
     account = get_or_404(Account, account_id)
     service.deactivate(account)
-    message = f"Account “{account.name}” deactivated: its statistics are kept."
-    if not is_htmx():
-        flash(message, "success")
-        return redirect(url_for("accounts.show", account_id=account.id))
-    account = listing.load_rows([account.id])[0]
-    return render_template("accounts/_saved.html", account=account, created=False, message=message)
+    return _row_response(account, f"Account “{account.name}” deactivated: its statistics are kept.")
 
 
 @bp.route("/<int:account_id>/delete", methods=["GET", "POST"])

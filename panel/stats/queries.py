@@ -242,10 +242,17 @@ class BalancedRule:
 class BalancingGroup:
     """Rules of one plan with the same code (trailing `*` ignored) and priority whose balancing is 1..99."""
 
-    code: str
-    priority: int
+    key: tuple[str, int]  # (code, priority)
     rules: list[BalancedRule] = field(default_factory=list)
     fixed: list[RoutingRule] = field(default_factory=list)
+
+    @property
+    def code(self) -> str:
+        return self.key[0]
+
+    @property
+    def priority(self) -> int:
+        return self.key[1]
 
     @property
     def answered(self) -> int:
@@ -299,7 +306,7 @@ def balancing_groups(plan_id: int, since: datetime, until: datetime, rule_id: in
         if rule.type == "did":
             continue
         key = group_key(rule)
-        group = groups.setdefault(key, BalancingGroup(code=key[0], priority=key[1]))
+        group = groups.setdefault(key, BalancingGroup(key))
         if is_balanced(rule):
             group.rules.append(BalancedRule(rule=rule, label=rule_label(rule), target=0.0))
         else:

@@ -109,18 +109,10 @@ def _call_filter() -> tuple[CallFilterForm, list, dict]:
     number = form.number.data.lstrip("+") if form.number.data and not form.number.errors else ""
     if number:
         conditions.append(search.prefix(CallStat.number, number))
-    query = CallFilter(
-        conditions=conditions,
-        orig_visible=orig_visible,
-        term_visible=term_visible,
-        company_ids=ids,
-        since=since,
-        until=until,
-        client_id=client.id if client is not None else None,
-        direction=direction,
-        answered=form.answered.data or "",
-        by_call=account is not None or bool(number),
-    )
+    query = CallFilter(conditions, orig_visible, term_visible, ids, since, until)
+    query.client_id = client.id if client is not None else None
+    query.direction, query.answered = direction, form.answered.data or ""
+    query.by_call = account is not None or bool(number)
     context = {"hours": hours, "client": client, "account": account, "query": query}
     return form, conditions, context
 
