@@ -6,23 +6,10 @@ from types import SimpleNamespace
 
 from panel.auth.passwords import hash_password
 from panel.extensions import db
-from panel.models import (
-    Account,
-    AccountNetwork,
-    Client,
-    Code,
-    CodeDeck,
-    Company,
-    Did,
-    Gateway,
-    Policy,
-    Rate,
-    RateTable,
-    RoutingPlan,
-    RoutingRule,
-    TimeProfile,
-    User,
-)
+from panel.models.accounts import Account, AccountNetwork, Client, Gateway
+from panel.models.companies import Company, User
+from panel.models.rates import Code, CodeDeck, Did, Policy, Rate, RateTable, TimeProfile
+from panel.models.routing import RoutingPlan, RoutingRule
 
 PASSWORD = "correct-horse-9"
 EPOCH = datetime(2020, 1, 1, tzinfo=UTC)

@@ -427,24 +427,13 @@ def load(if_empty: bool = False) -> bool:
         capacity=50,
     )
     # A promotion that ends tomorrow and one that ends in three weeks: the rules tab marks the first in amber.
-    rule(
-        standard,
-        "4420",
-        "static_client",
-        5,
-        terminator_client_id=clients["Kappa Exchange"].id,
-        stop_hunt=False,
-        expires_at=utcnow() + timedelta(hours=30),
-    )
-    rule(
-        standard,
-        "4915",
-        "static_client",
-        5,
-        terminator_client_id=hermes.id,
-        stop_hunt=False,
-        expires_at=utcnow() + timedelta(days=21),
-    )
+    promotions = [
+        ("4420", clients["Kappa Exchange"], timedelta(hours=30)),
+        ("4915", hermes, timedelta(days=21)),
+    ]
+    for code, vendor, ends_in in promotions:
+        promotion = {"terminator_client_id": vendor.id, "stop_hunt": False, "expires_at": utcnow() + ends_in}
+        rule(standard, code, "static_client", 5, **promotion)
     rule(
         standard,
         "90",
