@@ -1,7 +1,8 @@
 """Calls per second through the whole path: sipp caller -> Kamailio -> panel -> sipp vendor, and back.
 
-Everything runs on loopback: the panel under gunicorn (by default as `make run` serves it: 2 workers of 4
-threads; `--worker-class sync --workers 3` for comparison) against a private temporary database (SQLite, or
+Everything runs on loopback: the panel under gunicorn (by default 2 workers of 4 threads, as `make run`, with
+the switch worker `panel.api.worker.SwitchWorker` that docs/kamailio/README.md recommends for the switches'
+port; `--worker-class gthread` for `make run`'s own) against a private temporary database (SQLite, or
 with `--postgres URL` a private database next to that server, dropped at the end), Kamailio with
 docs/kamailio/kamailio.cfg (route queries, call events and CDRs all go to the panel), one sipp vendor
 answering every call and one sipp caller. The caller's rate (`sipp -r`) goes up by doubling, then by
@@ -18,7 +19,8 @@ CPU time, utime + stime from /proc/<pid>/stat, of the gunicorn master and worker
 and the same for the stand-in (`stub`, `router_cpu_ms_per_call`). PANEL_API_FASTPATH=0 in the environment
 measures the panel without its switch fast path (panel.api.fastpath). Example:
 `.venv/bin/python bench/switch.py --seconds 6`. More gunicorn options can be given in BENCH_GUNICORN
-(e.g. `--access-logfile -`, with `--keep` to read the logs).
+(e.g. `--access-logfile -`, with `--keep` to read the logs; an access log makes the switch worker leave
+every request to gunicorn).
 """
 
 from __future__ import annotations
@@ -42,6 +44,9 @@ CALLER_IP = "127.0.0.2"
 VENDOR_IPS = ("127.0.0.11", "127.0.0.12")
 DIALLED = "55#441234567"
 SETTLE_SECONDS = 2.0
+# The worker the switches' panel instance runs (docs/kamailio/README.md): gthread with the switch's
+# kept-alive requests read by a strict reader.
+SWITCH_WORKER = "panel.api.worker.SwitchWorker"
 
 
 def parse_args() -> argparse.Namespace:
@@ -52,7 +57,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--max-rate", type=int, default=8000, help="highest rate tried, calls/s")
     parser.add_argument("--precision", type=float, default=0.08, help="stop bisecting within this fraction")
     parser.add_argument("--attempts", type=int, default=2, help="tries of a rate before it counts as failed")
-    parser.add_argument("--worker-class", default="gthread", help="gunicorn worker class (gthread, sync)")
+    parser.add_argument("--worker-class", default=SWITCH_WORKER, help="gunicorn worker class (gthread, sync)")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
     parser.add_argument("--threads", type=int, default=4, help="threads per gunicorn worker (gthread)")
     parser.add_argument("--children", type=int, default=16, help="Kamailio SIP worker processes")
@@ -104,16 +109,7 @@ class Rig:
         self.lab = lab
         self.router = router
         self.router_name = "panel" if router.name == "panel" else "stub_router"
-        sip_port = switchlab.free_sip_port()
-        cfg = switchlab.render_kamailio_cfg(
-            lab.workdir / "kamailio.cfg",
-            PANEL_HOSTPORT=f"127.0.0.1:{port}",
-            PANEL_TOKEN=token,
-            SIP_LISTEN=f"udp:127.0.0.1:{sip_port}",
-            SIP_CHILDREN=args.children,
-        )
-        self.proxy = ("127.0.0.1", sip_port)
-        self.kamailio = switchlab.start_kamailio(lab, cfg, "127.0.0.1", sip_port, shm_mb=1024)
+        self.kamailio, self.proxy = switchlab.start_switch(lab, (port,), token, args.children, shm_mb=1024)
         self.vendor = switchlab.start_vendor(lab, "vendor", "vendor_answers", *vendor)
 
     def step(self, rate: int, seconds: float) -> Step:

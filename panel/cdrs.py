@@ -32,7 +32,7 @@ import json
 import math
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from decimal import Decimal
 from functools import cache
@@ -109,6 +109,10 @@ class RateRow:
     def effective_at(self, moment: datetime) -> bool:
         """effective_from <= moment < end."""
         return self.effective_from <= moment and (self.end is None or moment < self.end)
+
+
+# The rate columns a RateRow holds, in its order.
+_RATE_ROW_COLUMNS = tuple(getattr(Rate, f.name) for f in fields(RateRow))
 
 
 @dataclass
@@ -206,16 +210,7 @@ class RateLookup:
                     if postgres
                     else Rate.code.in_(part)
                 )
-                stmt = select(
-                    Rate.rate_table_id,
-                    Rate.code,
-                    Rate.rate,
-                    Rate.effective_from,
-                    Rate.end,
-                    Rate.setup_fee,
-                    Rate.min_time,
-                    Rate.interval,
-                ).where(
+                stmt = select(*_RATE_ROW_COLUMNS).where(
                     Rate.rate_table_id == table_id,
                     code_match,
                     Rate.effective_from <= latest,

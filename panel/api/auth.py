@@ -10,6 +10,7 @@ import hashlib
 import json
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import wraps
 
@@ -189,6 +190,30 @@ def parse_body(data: bytes):
     except (ValueError, RecursionError):
         # RecursionError: thousands of nested brackets (Python's parser recurses once per level).
         raise BodyError("the body is not valid JSON") from None
+
+
+def switch_endpoint(path: str, name: str, handle: Callable[[object, "int | None"], tuple[int, str]]):
+    """`POST /api/v1<path>` for the switches: the token checked, the body read as JSON (400 when it is not),
+    then `handle(payload, company id)` answers (status, JSON text).
+
+    Registers the Flask view (endpoint `api.<name>`) and returns `answer(body bytes, company id)`, the
+    same answer for panel.api.fastpath.
+    """
+
+    def answer(data: bytes, company_id: int | None) -> tuple[int, str]:
+        try:
+            payload = parse_body(data)
+        except BodyError as exc:
+            return 400, error_text(str(exc))
+        return handle(payload, company_id)
+
+    @token_required
+    def view():
+        return json_response(*answer(request.get_data(cache=False), g.company_id))
+
+    view.__name__ = view.__qualname__ = name
+    bp.add_url_rule(path, name, view, methods=["POST"])
+    return answer
 
 
 def json_text(obj) -> str:

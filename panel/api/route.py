@@ -12,11 +12,8 @@ import json
 import re
 from datetime import UTC, datetime
 
-from flask import g, request
-
 from panel import livecalls, snapshots
-from panel.api import bp
-from panel.api.auth import BodyError, error_text, json_response, parse_body, token_required
+from panel.api.auth import error_text, switch_endpoint
 from panel.routing.engine import RouteQuery, route
 
 FIELDS = ("number", "src_ip", "login", "ani", "gateway", "at", "explain")
@@ -131,19 +128,8 @@ def parse_moment(value) -> datetime:
     return moment
 
 
-@bp.route("/route", methods=["POST"])
-@token_required
-def route_call():
+def _route(payload, company_id: int | None) -> tuple[int, str]:
     """Route one call for the token's company: 200 with the routes (or the reason there are none)."""
-    return json_response(*answer(request.get_data(cache=False), g.company_id))
-
-
-def answer(data: bytes, company_id: int | None) -> tuple[int, str]:
-    """The status and JSON text answering a route request's body (this view and panel.api.fastpath)."""
-    try:
-        payload = parse_body(data)
-    except BodyError as exc:
-        return 400, error_text(str(exc))
     try:
         query, explain = parse_request(payload)
     except RequestError as error:
@@ -152,3 +138,7 @@ def answer(data: bytes, company_id: int | None) -> tuple[int, str]:
     result = route(snapshots.get_snapshot(), query, live=livecalls.counts())
     # Compact JSON in the answer's own key order (cheaper than jsonify's sorted, spaced output).
     return 200, json.dumps(result.to_json(explain), separators=(",", ":"))
+
+
+# The status and JSON text answering a route request's body (the view and panel.api.fastpath).
+answer = switch_endpoint("/route", "route_call", _route)
