@@ -1,13 +1,15 @@
 """The panel's CPU per switch call, in-process: what `bench/switch.py` measures, without Kamailio and sipp.
 
 A switch call costs the panel one `POST /api/v1/route`, two call events (start, end) and one CDR; Kamailio
-posts the events and CDRs in batches (docs/kamailio/kamailio.cfg: up to 200 a request, every 200 ms), so the
-events and CDRs of `--batch` calls share a request. Each request is one WSGI call into the app (the same
-object gunicorn serves), with a real API token, on a private temporary database (SQLite, or with
-`--postgres URL` a private database next to that server, dropped at the end). The CPU time of this process
-(`time.process_time`) around the WSGI calls only is reported per route, per event batch and per CDR batch,
-and per call (`cpu_ms_per_call`). `--profile N` prints the N most expensive functions (cProfile, cumulative)
-to stderr; `--no-fastpath` measures the Flask views alone (PANEL_API_FASTPATH=0).
+posts the events and CDRs in batches (docs/kamailio/kamailio.cfg: up to 200 a request), so the events and
+CDRs of `--batch` calls are posted together, `--per-request` a request, the events in the order Kamailio
+queues them (each call's start, then its end: the calls of bench/switch.py last no time). Each request is one
+WSGI call into the app (the same object gunicorn serves), with a real API token, on a private temporary
+database (SQLite, or with `--postgres URL` a private database next to that server, dropped at the end). The
+CPU time of this process (`time.process_time`) around the WSGI calls only is reported per route, per event
+batch and per CDR batch, and per call (`cpu_ms_per_call`). `--profile N` prints the N most expensive
+functions (cProfile, cumulative) to stderr; `--no-fastpath` measures the Flask views alone
+(PANEL_API_FASTPATH=0).
 
 Prints one JSON line. Example: `.venv/bin/python bench/switch_profile.py --calls 4000 --profile 40`.
 """
@@ -40,7 +42,7 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=4000, help="switch calls to make")
     parser.add_argument("--batch", type=int, default=200, help="calls reported together (one Kamailio tick)")
-    parser.add_argument("--per-request", type=int, default=200, help="events or CDRs a request (Kamailio: 200)")
+    parser.add_argument("--per-request", type=int, default=200, help="events or CDRs a request (200)")
     parser.add_argument("--postgres", default=None, help="a PostgreSQL server URL (default: SQLite)")
     parser.add_argument("--profile", type=int, default=0, help="print the N costliest functions")
     parser.add_argument("--no-fastpath", action="store_true", help="the Flask views only")
@@ -113,7 +115,7 @@ def run(app, carrier, args) -> dict:
             timed(
                 "route",
                 "/api/v1/route",
-                {"number": "55#441234567", "src_ip": CALLER_IP, "gateway": "kamailio1"},
+                {"number": "55#441234567", "src_ip": CALLER_IP, "ani": "3312345678", "gateway": "kamailio1"},
             )
         # As Kamailio queues them: each call's start, then (its calls hold 0 s in bench/switch.py) its end.
         start = {"event": "start", "orig_account_id": orig, "term_account_id": term, "at": at}
