@@ -1,8 +1,10 @@
 """Validation shared by the switch's call records (`panel.cdrs`) and call events (`panel.livecalls`).
 
-The field checks (call ids, database ids, moments, dialled numbers, durations), the errors that name a
-record's index and field, and the check of the accounts and rules a batch names against the token's company
-scope. No Flask request in here; both modules (and the API views) import it, and it imports neither of them.
+The field checks (call ids, database ids, moments, dialled numbers, durations) and the one loop that runs
+them over a batch (`parse_records`), the errors that name a record's index and field, and the check of the
+accounts and rules a batch names against the token's company scope (its statements built once per company
+and process, see SCOPE_SECONDS). No Flask request in here (an app context: the statements are the app's);
+both modules (and the API views) import it, and it imports neither of them.
 """
 
 import math
