@@ -8,7 +8,9 @@ vendors chosen by terminator tags, Simple LCR and Proportional policies), static
 `*` codes and a catch-all.
 
 Then it measures:
-- the snapshot build (seconds) and its memory (`snapshot_mb`, traced with tracemalloc in a second build);
+- the snapshot build (seconds) and its memory (`snapshot_mb`, traced with tracemalloc in a second build),
+  its rate tables mapped from the host's files as the panel routes (`rate_files_mb`, the files' size;
+  `--in-memory`: held as dicts instead);
 - `route()` in this process on one core over pre-made queries: routes per second, p50 and p99, by the
   thread's CPU time (`inprocess_*`: the work of one core, whatever else the machine runs) and by the wall
   clock (`inprocess_wall_*`: what a caller waits, including time the process was not scheduled);
@@ -63,6 +65,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=4, help="gunicorn threads per worker (as `make run`)")
     parser.add_argument("--no-http", action="store_true", help="skip the HTTP measurement")
     parser.add_argument("--no-memory", action="store_true", help="skip the traced second build")
+    parser.add_argument(
+        "--in-memory",
+        action="store_true",
+        help="rate tables as dicts in this process instead of mapped from the host's files",
+    )
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument(
         "--keep", help="SQLite file to keep the generated data in and reuse (development aid)"
@@ -324,10 +331,12 @@ def make_queries(data: dict, count: int, seed: int) -> list[dict]:
 # --- measurements ------------------------------------------------------------------------------------------
 
 
-def measure_build(app, traced: bool) -> tuple:
-    """Build a snapshot; with `traced`, also the memory it holds (MiB)."""
+def measure_build(app, traced: bool, store_dir: Path | None = None) -> tuple:
+    """Build a snapshot (its rate tables mapped from files in `store_dir`, as the panel routes, or held in
+    memory without it); with `traced`, also the memory it holds (MiB, the files' pages not included)."""
     from panel.extensions import db
     from panel.routing.build import build_snapshot
+    from panel.routing.ratestore import RateStore
 
     with app.app_context():
         gc.collect()
@@ -335,7 +344,8 @@ def measure_build(app, traced: bool) -> tuple:
             tracemalloc.start()
             before = tracemalloc.get_traced_memory()[0]
         started = time.perf_counter()
-        snapshot = build_snapshot(db.engine)
+        store = RateStore.at(store_dir) if store_dir is not None else None
+        snapshot = build_snapshot(db.engine, store=store)
         seconds = time.perf_counter() - started
         megabytes = None
         if traced:
@@ -421,6 +431,7 @@ def measure_http(database_url: str, workdir: Path, queries: list[dict], args: ar
         PANEL_MANAGER_ENABLED="0",
         PYTHONPATH=f"{workdir}:{ROOT}",
         SECRET_KEY="bench",
+        PANEL_ROUTING_DATA_DIR=str(workdir / "routing"),
     )
     server = subprocess.Popen(
         [
@@ -638,7 +649,8 @@ def main() -> None:
         generate_seconds = time.perf_counter() - started
         queries = make_queries(data, 20_000, args.seed)
 
-        snapshot, build_seconds, _ = measure_build(app, traced=False)
+        store_dir = None if args.in_memory else workdir / "routing"
+        snapshot, build_seconds, _ = measure_build(app, traced=False, store_dir=store_dir)
         figures = {
             "vendors": args.vendors,
             "codes": args.codes,
@@ -648,7 +660,12 @@ def main() -> None:
             "database": database_url.split(":", 1)[0].split("+", 1)[0],
             "generate_s": round(generate_seconds, 1),
             "snapshot_build_s": round(build_seconds, 2),
+            "rate_tables": "in memory" if args.in_memory else "mapped files",
         }
+        if store_dir is not None:
+            figures["rate_files_mb"] = round(
+                sum(p.stat().st_size for p in store_dir.iterdir()) / 1024 / 1024, 1
+            )
         gc.collect()
         gc.freeze()  # as a worker does after publishing (panel.snapshots): the collector skips the snapshot
         figures.update(measure_inprocess(snapshot, queries, args.routes))
@@ -656,7 +673,7 @@ def main() -> None:
         gc.unfreeze()
         gc.collect()
         if not args.no_memory:
-            snapshot, _, megabytes = measure_build(app, traced=True)
+            snapshot, _, megabytes = measure_build(app, traced=True, store_dir=store_dir)
             figures["snapshot_mb"] = round(megabytes, 1)
             del snapshot
             gc.collect()

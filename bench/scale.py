@@ -5,7 +5,10 @@ codes, 10,000 originators, one plan of about 400 rules), in a private SQLite dat
 PostgreSQL database next to TEST_DATABASE_URL), it measures:
 
 - `full_build_s`: one full snapshot build in this process, and `snapshot_mb`, the memory that one snapshot
-  costs (the growth of this process's proportional set size, PSS, while it is built and held);
+  costs (the growth of this process's proportional set size, PSS, while it is built and held, with every
+  page of its mapped rate table files read once: one copy of everything); `rate_files_mb`: the size of those
+  files (`panel/routing/ratestore.py`, shared by the host's processes; in a directory of the run, so the
+  first build writes them);
 - `workers` panel processes started as gunicorn would (the app with its Traffic Rules manager thread, which
   syncs the snapshot every second; `--period` seconds between manager runs, 1 here), each answering route
   queries over a pipe; `worker_start_s`: until every worker routes;
@@ -105,12 +108,27 @@ def keep_postgresql(name: str) -> str:
     return url.set(database=name).render_as_string(hide_password=False)
 
 
+def touch(snapshot) -> None:
+    """Read one byte of every page of the snapshot's mapped rate table files."""
+    for table in snapshot.rate_tables.values():
+        if table.file:
+            mapped = table.rates.table
+            for view in (mapped.slots.cast("B"), mapped.rows):
+                sum(view[i] for i in range(0, len(view), 4096))
+
+
+def files_mb(snapshot) -> float:
+    """The size of the snapshot's mapped rate table files, in MiB."""
+    return sum(t.rates.table.path.stat().st_size for t in snapshot.rate_tables.values() if t.file) / 2**20
+
+
 # --- a worker -----------------------------------------------------------------------------------------------
 
 
-def worker_settings(database_url: str, period: float) -> dict:
+def worker_settings(database_url: str, period: float, data_dir: str) -> dict:
     """The settings of the app in a worker (and in the preloading master)."""
     return {
+        "ROUTING_DATA_DIR": data_dir,
         "SQLALCHEMY_DATABASE_URI": database_url,
         "MANAGER_ENABLED": False,
         "TESTING": False,
@@ -143,13 +161,13 @@ def answer(app, message: dict) -> dict:
         }
 
 
-def worker(database_url: str, period: float) -> None:
+def worker(database_url: str, period: float, data_dir: str) -> None:
     """A panel process started on its own: the app, its first snapshot, its manager thread; answers the
     messages read from stdin, one a line."""
     os.environ["DATABASE_URL"] = database_url
     from panel import create_app, manager, snapshots
 
-    app = create_app(worker_settings(database_url, period))
+    app = create_app(worker_settings(database_url, period, data_dir))
     base = pss_kb(os.getpid())
     started = time.perf_counter()
     with app.app_context():
@@ -188,9 +206,9 @@ def forked_worker(app, conn) -> None:
 class Worker:
     """A worker process started on its own, and its pipe."""
 
-    def __init__(self, database_url: str, period: float):
+    def __init__(self, database_url: str, period: float, data_dir: str):
         self.proc = subprocess.Popen(
-            [sys.executable, __file__, "--worker", database_url, str(period)],
+            [sys.executable, __file__, "--worker", database_url, str(period), data_dir],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
@@ -331,7 +349,7 @@ def edit_account(app, account_id: int) -> None:
 def main() -> None:
     """Generate, measure, print one JSON line."""
     if len(sys.argv) > 1 and sys.argv[1] == "--worker":
-        worker(sys.argv[2], float(sys.argv[3]))
+        worker(sys.argv[2], float(sys.argv[3]), sys.argv[4])
         return
     args = parse_args()
     from route import generate, make_database, make_queries  # bench/route.py: the same generated data
@@ -353,8 +371,12 @@ def main() -> None:
         from panel.extensions import db
         from panel.models import Account, Rate
         from panel.routing.build import build_snapshot
+        from panel.routing.ratestore import RateStore
 
-        app = create_app(worker_settings(database_url, args.period))
+        # The host's shared rate table files (panel/routing/ratestore.py): the workers' directory, and for a
+        # run without --preload another one for this process's build (the workers then write their own).
+        data_dir = workdir / "routing"
+        app = create_app(worker_settings(database_url, args.period, str(data_dir)))
         kept = Path(f"{args.keep}.json") if args.keep else None
         if kept and kept.exists():
             data = json.loads(kept.read_text())
@@ -390,9 +412,12 @@ def main() -> None:
             snapshot = snapshots.preload(app)
         else:
             with app.app_context():
-                snapshot = build_snapshot(db.engine)
+                snapshot = build_snapshot(db.engine, store=RateStore.at(workdir / "build-routing"))
                 db.engine.dispose()
         full_build_s = time.perf_counter() - started
+        # One copy: everything the build holds, the mapped files' pages included (read once here: a mapping
+        # costs nothing until its pages are read).
+        touch(snapshot)
         snapshot_mb = (pss_kb(os.getpid()) - before) / 1024
         figures = {
             "vendors": args.vendors,
@@ -401,6 +426,7 @@ def main() -> None:
             "database": database_url.split(":", 1)[0].split("+", 1)[0],
             "full_build_s": round(full_build_s, 2),
             "snapshot_mb": round(snapshot_mb, 1),
+            "rate_files_mb": round(files_mb(snapshot), 1),
             "preload": args.preload,
         }
         del snapshot
@@ -409,7 +435,7 @@ def main() -> None:
         if args.preload:
             workers = [ForkedWorker(app) for _ in range(args.workers)]
         else:
-            workers = [Worker(database_url, args.period) for _ in range(args.workers)]
+            workers = [Worker(database_url, args.period, str(data_dir)) for _ in range(args.workers)]
         for w in workers:
             w.wait_ready()
         figures["workers"] = args.workers

@@ -6,12 +6,11 @@ Routing reads only the snapshot. `get_snapshot()` returns the current one (build
 `publish(snapshot)` swaps one in. A route in flight keeps the object it took, so a swap never disturbs it:
 readers take one reference and never see a half-built snapshot.
 
-**One copy per host** (`preload`): a server that forks its workers from a master process (gunicorn with
-`preload_app`, see `panel/gunicorn_preload.py`) builds the snapshot once in the master; every worker starts
-with it, shared page by page with the master and the other workers (copy-on-write), and brings it up to
-date incrementally. Routing only reads the big structures (the rate tables' dicts are never written by a
-lookup, and the snapshot is moved out of the cyclic collector's reach, whose walks would write to every
-object), so the pages stay shared; a worker's own memory grows only by what its updates replace.
+**One copy per host**: the rate tables, nearly all of the data, are files written once per host and version
+and mapped read-only by every process (`rate_store()`, `panel.routing.ratestore`). A server that forks its
+workers from a master process (gunicorn with `preload_app`, see `panel/gunicorn_preload.py`) also builds
+the rest of the snapshot once in the master (`preload`): every worker starts routing with it at once, and
+brings it up to date incrementally.
 
 At most one build or update runs in a process at a time, however many ask: a caller that arrives while one
 runs waits for it, and when the one it waited for started after it asked (so it read everything the caller
@@ -20,11 +19,16 @@ would read), takes its result instead of starting another.
 
 from __future__ import annotations
 
+import ctypes
 import dataclasses
 import gc
+import hashlib
+import os
+import tempfile
 import threading
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 
 from flask import current_app
 
@@ -32,6 +36,7 @@ from panel import txn
 from panel.extensions import db
 from panel.routing import update as incremental
 from panel.routing.build import build_snapshot, read_connection
+from panel.routing.ratestore import RateStore
 from panel.routing.snapshot import Snapshot
 
 # From this size on a built snapshot is moved out of the cyclic collector's reach (see _build).
@@ -151,6 +156,29 @@ def _min_calls() -> int:
     return int(current_app.config.get("QUALITY_MIN_CALLS", 0) or 0)
 
 
+def rate_store() -> RateStore | None:
+    """This app's directory of shared rate table files (`panel.routing.ratestore`), None when it cannot be
+    used (the rate tables are then held in each process's memory).
+
+    `ROUTING_DATA_DIR` (or PANEL_ROUTING_DATA_DIR) when set, else a directory per database under
+    instance/routing/ (under the system's temporary directory for tests, which make a database per run).
+    """
+    app = current_app
+    directory = app.config.get("ROUTING_DATA_DIR") or os.environ.get("PANEL_ROUTING_DATA_DIR")
+    if not directory:
+        url = str(app.config.get("SQLALCHEMY_DATABASE_URI", ""))
+        key = hashlib.sha256(url.encode()).hexdigest()[:16]
+        if app.config.get("TESTING"):
+            directory = Path(tempfile.gettempdir()) / f"panel-routing-{key}"
+        else:
+            directory = Path(app.instance_path) / "routing" / key
+    try:
+        return RateStore.at(directory)
+    except OSError:
+        current_app.logger.warning("routing data directory %s unusable: rates kept in memory", directory)
+        return None
+
+
 def _update(old: Snapshot, quality: bool) -> Snapshot:
     """`old` with what changed since it was read, read in one consistent read of the database."""
     started = time.perf_counter()
@@ -166,6 +194,12 @@ def _update(old: Snapshot, quality: bool) -> Snapshot:
             snapshot = incremental.apply(conn, old, changes, _min_calls())
     snapshot.build_seconds = time.perf_counter() - started
     _holder().last_changes = changes.summary()
+    if changes.full:
+        _release(snapshot, None)
+    elif changes.rate_tables:
+        _release(snapshot, changes.rate_tables)
+    elif changes.base:
+        _trim()  # the replaced accounts, plans and rules
     if changes.full or changes.rate_tables:
         _freeze(snapshot)
     return snapshot
@@ -174,9 +208,29 @@ def _update(old: Snapshot, quality: bool) -> Snapshot:
 def _build() -> Snapshot:
     """Build from the app's database in one read."""
     with _reading():
-        snapshot = build_snapshot(db.engine, quality_min_calls=_min_calls())
+        snapshot = build_snapshot(db.engine, quality_min_calls=_min_calls(), store=rate_store())
+    _release(snapshot, None)
     _freeze(snapshot)
     return snapshot
+
+
+def _release(snapshot: Snapshot, table_ids) -> None:
+    """After a build (`table_ids` None) or an update of these rate tables: remove the host's table files that
+    the snapshot does not use (of these tables only, after an update), and give the memory the build read
+    the rates into back to the system."""
+    store = snapshot.store
+    if store is not None:
+        keep = {t.file for t in snapshot.rate_tables.values() if t.file}
+        store.prune(keep, table_ids)
+    _trim()
+
+
+def _trim() -> None:
+    """Return the C heap's free pages to the system (glibc keeps what a build freed otherwise)."""
+    try:
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc
+        pass
 
 
 def _freeze(snapshot: Snapshot) -> None:

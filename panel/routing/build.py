@@ -21,6 +21,7 @@ from sqlalchemy import BigInteger, cast, column, func, select, table
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.types import NullType
 
+from panel.routing.ratestore import MappedRates, RateStore
 from panel.routing.snapshot import (
     INFINITY,
     MICRO,
@@ -41,134 +42,50 @@ from panel.timeprofile import CompiledProfile, TimeProfileError
 
 # Lightweight table references (Core only): routing reads raw values and converts them itself.
 _raw = NullType()
-companies = table("companies", column("id"), column("parent_id"), column("name"))
-clients = table(
+
+
+def _table(name: str, columns: str):
+    """A table reference with these columns (names separated by spaces)."""
+    return table(name, *(column(c) for c in columns.split()))
+
+
+companies = _table("companies", "id parent_id name")
+clients = _table(
     "clients",
-    column("id"),
-    column("company_id"),
-    column("name"),
-    column("orig_rate_table_id"),
-    column("term_rate_table_id"),
-    column("routing_plan_id"),
-    column("drained_at"),
-    column("drained_until"),
+    "id company_id name orig_rate_table_id term_rate_table_id routing_plan_id drained_at drained_until",
 )
-accounts = table(
+accounts = _table(
     "accounts",
-    *(
-        column(name)
-        for name in (
-            "id",
-            "client_id",
-            "name",
-            "ident_by",
-            "ident_value",
-            "tech_prefix",
-            "orig_enabled",
-            "orig_rate_table_id",
-            "orig_routing_plan_id",
-            "orig_tags",
-            "orig_capacity",
-            "term_enabled",
-            "term_rate_table_id",
-            "term_tags",
-            "term_capacity",
-            "protocol",
-            "proxy",
-            "port",
-            "drained_at",
-            "drained_until",
-        )
-    ),
+    "id client_id name ident_by ident_value tech_prefix orig_enabled orig_rate_table_id "
+    "orig_routing_plan_id orig_tags orig_capacity term_enabled term_rate_table_id term_tags term_capacity "
+    "protocol proxy port drained_at drained_until",
 )
-account_networks = table("account_networks", column("account_id"), column("network"), column("position"))
-account_gateways = table("account_gateways", column("account_id"), column("gateway_id"))
-gateways = table("gateways", column("id"), column("company_id"), column("name"), column("address"))
-rate_tables = table("rate_tables", column("id"), column("name"), column("currency"))
-rates = table(
-    "rates",
-    column("rate_table_id"),
-    column("code"),
-    column("rate"),
-    column("setup_fee"),
-    column("min_time"),
-    column("interval"),
-    column("effective_from"),
-    column("end"),
-)
-policies = table(
-    "policies", column("id"), column("name"), *(column(f"{f}_weight") for f in ("rate", "asr", "acd", "pdd"))
-)
-time_profiles = table("time_profiles", column("id"), column("weekdays"), column("ranges"), column("timezone"))
-dids = table("dids", column("number"), column("account_id"))
-plans = table(
+account_networks = _table("account_networks", "account_id network position")
+account_gateways = _table("account_gateways", "account_id gateway_id")
+gateways = _table("gateways", "id company_id name address")
+rate_tables = _table("rate_tables", "id name currency")
+rates = _table("rates", "rate_table_id code rate setup_fee min_time interval effective_from end")
+policies = _table("policies", "id name rate_weight asr_weight acd_weight pdd_weight")
+time_profiles = _table("time_profiles", "id weekdays ranges timezone")
+dids = _table("dids", "number account_id")
+plans = _table(
     "routing_plans",
-    *(
-        column(name)
-        for name in (
-            "id",
-            "name",
-            "company_id",
-            "additional_plan_id",
-            "code_deck_id",
-            "loop_protection",
-            "rules_hunting",
-            "dr_order",
-            "match_increments",
-            "vendor_limit",
-            "pm_value",
-            "pm_percent",
-        )
-    ),
+    "id name company_id additional_plan_id code_deck_id loop_protection rules_hunting dr_order "
+    "match_increments vendor_limit pm_value pm_percent",
 )
-origination_limits = table("plan_origination_limits", column("plan_id"), column("company_id"))
-termination_limits = table("plan_termination_limits", column("plan_id"), column("company_id"))
-rules = table(
+origination_limits = _table("plan_origination_limits", "plan_id company_id")
+termination_limits = _table("plan_termination_limits", "plan_id company_id")
+rules = _table(
     "routing_rules",
-    *(
-        column(name)
-        for name in (
-            "id",
-            "plan_id",
-            "priority",
-            "code",
-            "type",
-            "terminator_client_id",
-            "terminator_account_id",
-            "policy_id",
-            "pm_value",
-            "pm_percent",
-            "orig_tags",
-            "orig_tags_mode",
-            "term_tags",
-            "time_profile_id",
-            "expires_at",
-            "balancing",
-            "min_length",
-            "max_length",
-            "min_asr",
-            "min_acd",
-            "capacity",
-            "stop_hunt",
-        )
-    ),
+    "id plan_id priority code type terminator_client_id terminator_account_id policy_id pm_value pm_percent "
+    "orig_tags orig_tags_mode term_tags time_profile_id expires_at balancing min_length max_length min_asr "
+    "min_acd capacity stop_hunt",
 )
-codes = table("codes", column("code_deck_id"), column("code"), column("name"))
-quality = table(
-    "quality",
-    column("term_account_id"),
-    column("code"),
-    column("attempts"),
-    column("asr"),
-    column("acd"),
-    column("pdd_ms"),
-)
-
-
-audit_entries = table(
-    "audit_entries",
-    *(column(name) for name in ("id", "object_type", "object_id", "action", "before", "after")),
-)
+codes = _table("codes", "code_deck_id code name")
+quality = _table("quality", "term_account_id code attempts asr acd pdd_ms")
+audit_entries = _table("audit_entries", "id object_type object_id action before after")
+# A plan's settings when the column is empty.
+PLAN_DEFAULTS = {"rules_hunting": "longest_only", "dr_order": "code_appeal", "match_increments": "disabled"}
 # Audit entries of transactions that commit late (after a higher id) are caught within this tail of ids: the
 # same width as the manager's data version (`panel.manager.AUDIT_TAIL`).
 AUDIT_TAIL = 1000
@@ -217,9 +134,22 @@ def _float(value) -> float | None:
     return None if value is None else float(value)
 
 
+# One object for every equal small set (most accounts have no tags, no gateways): 10,000 accounts hold a few
+# hundred sets rather than tens of thousands.
+_SETS: dict[frozenset, frozenset] = {}
+
+
+def _shared(values) -> frozenset:
+    """`frozenset(values)`, the same object as every equal set made before."""
+    found = frozenset(values)
+    if len(_SETS) > 100_000:
+        _SETS.clear()
+    return _SETS.setdefault(found, found)
+
+
 def _tags(text: str | None) -> frozenset[str]:
     """Space-separated tags as a set."""
-    return frozenset((text or "").split())
+    return _shared((text or "").split())
 
 
 def _micro_column(col):
@@ -246,11 +176,12 @@ def address_key(text: str) -> int | None:
     return int(address) if address.version == 4 else int(address) | (1 << 128)
 
 
-def build_snapshot(source, *, quality_min_calls: int = 0) -> Snapshot:
-    """Read everything routing needs from `source` (Engine, Connection or Session) and return a Snapshot."""
+def build_snapshot(source, *, quality_min_calls: int = 0, store: RateStore | None = None) -> Snapshot:
+    """Read everything routing needs from `source` (Engine, Connection or Session) and return a Snapshot;
+    with `store`, its rate tables are the host's shared files (`panel.routing.ratestore`), else dicts."""
     started = time.perf_counter()
     with read_connection(source) as conn:
-        snapshot = _read(conn, quality_min_calls)
+        snapshot = _read(conn, quality_min_calls, store=store)
     snapshot.build_seconds = time.perf_counter() - started
     return snapshot
 
@@ -275,10 +206,15 @@ def read_connection(source) -> Iterator[Connection]:
         yield source.connection()
 
 
-def _read(conn: Connection, quality_min_calls: int, reuse: Snapshot | None = None) -> Snapshot:
+def _read(
+    conn: Connection, quality_min_calls: int, reuse: Snapshot | None = None, store: RateStore | None = None
+) -> Snapshot:
     """The body of build_snapshot, on one connection; with `reuse`, its rate tables are taken as they are
     (the rest is read again: an incremental update of everything but the rates, see `panel.routing.update`).
     """
+    if reuse is not None:
+        store = reuse.store
+    _SETS.clear()  # the sets of this build only
     built_at = datetime.now(UTC)
 
     # Companies: the tree, its subtrees and chains of ancestors.
@@ -320,10 +256,8 @@ def _read(conn: Connection, quality_min_calls: int, reuse: Snapshot | None = Non
         if row.drained_at is not None:
             client_drained[row.id] = _drained_until(row)
 
-    table_map = _read_rates(conn) if reuse is None else reuse.rate_tables
     universe: set[str] | frozenset[str] = set() if reuse is None else reuse.codes
-    for data in table_map.values() if reuse is None else ():
-        universe.update(data.rates)
+    table_map = _read_rates(conn, store=store, universe=universe) if reuse is None else reuse.rate_tables
 
     # Accounts, their networks and gateways.
     networks: dict[int, list[str]] = defaultdict(list)
@@ -384,7 +318,7 @@ def _read(conn: Connection, quality_min_calls: int, reuse: Snapshot | None = Non
             ident_by=row.ident_by,
             ident_value=row.ident_value or "",
             tech_prefix=row.tech_prefix or "",
-            gateways=frozenset(account_gws.get(row.id, ())),
+            gateways=_shared(account_gws.get(row.id, ())),
             orig_enabled=bool(row.orig_enabled),
             orig_rate_table_id=row.orig_rate_table_id,
             orig_plan_id=row.orig_routing_plan_id,
@@ -399,7 +333,7 @@ def _read(conn: Connection, quality_min_calls: int, reuse: Snapshot | None = Non
             proxy=proxy or None,
             port=row.port or 5060,
             host=host,
-            addresses=frozenset(addresses),
+            addresses=frozenset(addresses) if addresses else _shared(()),
             drained=drained,
         )
         account_map[row.id] = entry
@@ -495,6 +429,7 @@ def _read(conn: Connection, quality_min_calls: int, reuse: Snapshot | None = Non
         descendants=descendants,
         ancestors=ancestors,
         counts=counts,
+        store=store,
     )
 
 
@@ -527,9 +462,12 @@ def read_audit_tail(conn: Connection, after: int | None = None) -> list[int]:
     return [row[0] for row in conn.execute(stmt)]
 
 
-def _read_rates(conn: Connection, table_ids=None) -> dict[int, RateTableData]:
+def _read_rates(
+    conn: Connection, table_ids=None, *, store: RateStore | None = None, universe: set[str] | None = None
+) -> dict[int, RateTableData]:
     """Every rate table (or those of `table_ids`) with its rates: code -> rows, latest effective_from first,
-    identical rows shared."""
+    identical rows shared; with `store`, each table then mapped from its shared file (written when no
+    process of the host wrote that content yet). `universe` receives every code read."""
     table_map: dict[int, RateTableData] = {}
     tables_stmt = select(rate_tables.c.id, rate_tables.c.name, rate_tables.c.currency)
     if table_ids is not None:
@@ -548,6 +486,20 @@ def _read_rates(conn: Connection, table_ids=None) -> dict[int, RateTableData]:
     )
     if table_ids is not None:
         stmt = stmt.where(rates.c.rate_table_id.in_(sorted(table_ids)))
+    _fill(conn, stmt, table_map)
+    for tid, data in table_map.items():
+        if universe is not None:
+            universe.update(data.rates)
+        mapped = store.table(tid, data.rates) if store is not None else None
+        if mapped is not None:
+            # The dict goes as soon as its file is mapped: the file's pages are the host's one copy.
+            table_map[tid] = RateTableData(tid, data.name, data.currency, MappedRates(mapped))
+    return table_map
+
+
+def _fill(conn: Connection, stmt, table_map: dict[int, RateTableData]) -> None:
+    """Put the rows of `stmt` in their tables' dicts: code -> rows, latest effective_from first; equal
+    codes, times and single rows shared."""
     codes_seen: dict[str, str] = {}
     times: dict[object, float] = {None: INFINITY}
     singles: dict[tuple, tuple] = {}
@@ -581,7 +533,31 @@ def _read_rates(conn: Connection, table_ids=None) -> dict[int, RateTableData]:
     for mapping, code in multiples:
         rows = mapping[code]
         mapping[code] = tuple(sorted(set(rows), key=lambda r: -r[4]))
-    return table_map
+
+
+def plan_index(entries: list[RuleEntry]) -> dict:
+    """A plan's fields that derive from its rules: the rules indexed by the literal part of their code (each
+    list in the order they are tried), the literals' lengths, the DID rules, and whether any rule or policy
+    uses quality figures."""
+    index: dict[str, list[RuleEntry]] = defaultdict(list)
+    did_rules = []
+    uses_quality = False
+    for entry in entries:
+        if entry.type == "did":
+            did_rules.append(entry)
+        else:
+            index[entry.literal].append(entry)
+        if entry.min_asr is not None or entry.min_acd is not None:
+            uses_quality = True
+        if entry.policy is not None and any(f != "rate" for f, _ in entry.policy.weights):
+            uses_quality = True
+    return {
+        "rule_index": {k: tuple(sorted(v, key=lambda r: r.sort_key)) for k, v in index.items()},
+        "literal_lengths": tuple(sorted({len(k) for k in index}, reverse=True)),
+        "did_rules": tuple(sorted(did_rules, key=lambda r: (r.priority, r.id))),
+        "rule_count": len(entries),
+        "uses_quality": uses_quality,
+    }
 
 
 def _batches(conn: Connection, stmt, size: int = 50_000):
@@ -628,24 +604,15 @@ def _read_plans(
     for row in conn.execute(only(select(plans), plans.c.id)):
         deck_of[row.id] = row.code_deck_id
         plan_map[row.id] = PlanEntry(
-            id=row.id,
-            name=row.name,
-            company_id=row.company_id,
-            additional_plan_id=row.additional_plan_id,
-            loop_protection=bool(row.loop_protection),
-            rules_hunting=row.rules_hunting or "longest_only",
-            dr_order=row.dr_order or "code_appeal",
-            match_increments=row.match_increments or "disabled",
-            pm_value=_micro(row.pm_value),
-            pm_percent=bool(row.pm_percent),
+            **{key: getattr(row, key) for key in ("id", "name", "company_id", "additional_plan_id")},
+            **{key: getattr(row, key) or default for key, default in PLAN_DEFAULTS.items()},
             vendor_limit=row.vendor_limit,
+            loop_protection=bool(row.loop_protection),
+            pm_percent=bool(row.pm_percent),
+            pm_value=_micro(row.pm_value),
             origination_limits=frozenset(orig_limits.get(row.id, ())),
             termination_limits=frozenset(term_limits.get(row.id, ())),
-            rule_index={},
-            literal_lengths=(),
-            did_rules=(),
-            rule_count=0,
-            uses_quality=False,
+            **plan_index([]),
         )
 
     # Code names from each plan's deck, for the rules' codes only.
@@ -745,19 +712,6 @@ def _read_plans(
 
     for plan_id, entries in per_plan.items():
         plan = plan_map[plan_id]
-        index: dict[str, list[RuleEntry]] = defaultdict(list)
-        did_rules = []
-        for entry in entries:
-            if entry.type == "did":
-                did_rules.append(entry)
-            else:
-                index[entry.literal].append(entry)
-            if entry.min_asr is not None or entry.min_acd is not None:
-                plan.uses_quality = True
-            if entry.policy is not None and any(f != "rate" for f, _ in entry.policy.weights):
-                plan.uses_quality = True
-        plan.rule_index = {k: tuple(sorted(v, key=lambda r: r.sort_key)) for k, v in index.items()}
-        plan.literal_lengths = tuple(sorted({len(k) for k in index}, reverse=True))
-        plan.did_rules = tuple(sorted(did_rules, key=lambda r: (r.priority, r.id)))
-        plan.rule_count = len(entries)
+        for key, value in plan_index(entries).items():
+            setattr(plan, key, value)
     return plan_map, rule_map

@@ -20,6 +20,7 @@ from operator import attrgetter
 from panel.billing import vendor_bills_more
 from panel.routing.snapshot import (
     MICRO,
+    NO_CODE,
     AccountEntry,
     PlanEntry,
     RateRow,
@@ -306,7 +307,19 @@ class Result:
 class _Call:
     """Per-call state shared by the steps: the number and its codes, the moment, the originator."""
 
-    __slots__ = ("snapshot", "number", "codes", "at", "ts", "src_key", "origin", "customer", "rng", "live")
+    __slots__ = (
+        "snapshot",
+        "number",
+        "codes",
+        "cids",
+        "at",
+        "ts",
+        "src_key",
+        "origin",
+        "customer",
+        "rng",
+        "live",
+    )
 
     def __init__(self, snapshot, number, at, src_key, origin, rng, live):
         self.snapshot = snapshot
@@ -314,6 +327,9 @@ class _Call:
         universe = snapshot.codes
         # The number's prefixes that are codes of some rate table, longest first: nothing else can price it.
         self.codes = [p for p in (number[:i] for i in range(len(number), 0, -1)) if p in universe]
+        # Their ids in the code registry of the mapped rate tables, looked up once for every table.
+        ids = snapshot.code_ids
+        self.cids = [ids.get(code, NO_CODE) for code in self.codes] if ids is not None else None
         self.at = at
         self.ts = at.timestamp()
         self.src_key = src_key
@@ -367,7 +383,7 @@ def route(snapshot: Snapshot, query: RouteQuery, *, rng=None, live=None) -> Resu
     call = _Call(snapshot, number, at, src_key, origin, rng, live)
     table_id = origin.orig_rate_table_id or (client.orig_rate_table_id if client else None)
     table = snapshot.rate_tables.get(table_id) if table_id else None
-    found = table.lookup(call.codes, call.ts) if table is not None else None
+    found = table.find(call.codes, call.cids, call.ts) if table is not None else None
     if found is None:
         result.reason = "no_customer_rate"
         return result
@@ -615,25 +631,15 @@ def _candidates(call: _Call, plan: PlanEntry, rule: RuleEntry, result: Result) -
     min_asr, min_acd = rule.min_asr, rule.min_acd
     quality = snapshot.quality if (min_asr is not None or min_acd is not None) else None
     rule_full = rule.capacity is not None and (live.rule(rule.id) if live else 0) >= rule.capacity
-    codes = call.codes
+    codes, cids = call.codes, call.cids
     ts = call.ts
     rejections = result.rejections
     routes: list[Route] = []
     for account in candidates:
         # The terminator's rate: the longest of the number's codes with a row effective now.
-        row = found_code = None
         table = account.term_rates
-        if table is not None:
-            rates = table.rates
-            for code in codes:
-                rows = rates.get(code)
-                if rows is not None:
-                    for candidate_row in rows:
-                        if candidate_row[4] <= ts < candidate_row[5]:
-                            row, found_code = candidate_row, code
-                            break
-                    if row is not None:
-                        break
+        found = table.find(codes, cids, ts) if table is not None else None
+        found_code, row = found if found is not None else (None, None)
         if row is None and dynamic:
             continue  # a dynamic rule's candidates are the terminators with a rate for the number
         if not account.term_enabled:

@@ -3,8 +3,9 @@
 Money is held as integer millionths (rates have at most 6 decimals, SPEC §3), so comparisons are exact and
 cheap; times are POSIX seconds. The structures are shaped for the lookups of `engine.route`:
 
-- a rate table is a dict code -> tuple of rate rows (latest `effective_from` first); a number is priced by
-  trying its prefixes that exist in some table (`Snapshot.codes`), longest first;
+- a rate table is a mapping code -> tuple of rate rows (latest `effective_from` first): a file shared by the
+  host's processes (`panel.routing.ratestore`) or a dict; a number is priced by trying its prefixes that
+  exist in some table (`Snapshot.codes`), longest first;
 - originators are found by dicts (login, ANI) and, for addresses, one dict of networks per prefix length;
 - a plan's code rules are indexed by the literal part of their code before any `*` (the rest, if any, is
   checked with a compiled expression).
@@ -16,10 +17,12 @@ snapshot while a newer one is being built.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
+from panel.routing.ratestore import NO_CODE, ROW, ROW_SIZE, MappedRates
 from panel.timeprofile import CompiledProfile
 
 MICRO = 1_000_000
@@ -29,6 +32,8 @@ INFINITY = float("inf")
 # POSIX seconds (end = INFINITY when open).
 RateRow = tuple[int, int, int, int, float, float]
 RateRows = tuple[RateRow, ...]
+
+_UNPACK = ROW.unpack_from
 
 RULE_TYPE_LABELS = {
     "static_client": "Static client",
@@ -61,25 +66,65 @@ def decimal_text(value: int | None) -> str | None:
 
 
 class RateTableData:
-    """One rate table: code -> rows effective at different times, latest `effective_from` first."""
+    """One rate table: code -> rows effective at different times, latest `effective_from` first.
 
-    __slots__ = ("id", "name", "currency", "rates")
+    `rates` is a dict (a table built in memory: previews, small tests) or, for the tables of a snapshot the
+    panel routes with, the read-only mapping of a file shared by the host's processes
+    (`ratestore.MappedRates`, then `slots` is set): both answer `rates[code]` alike.
+    """
 
-    def __init__(self, table_id: int, name: str, currency: str, rates: dict[str, RateRows]):
+    __slots__ = ("id", "name", "currency", "rates", "slots", "count", "rows", "shift", "mask", "ids")
+
+    def __init__(self, table_id: int, name: str, currency: str, rates: Mapping[str, RateRows]):
         self.id = table_id
         self.name = name
         self.currency = currency
         self.rates = rates
+        mapped = rates.table if isinstance(rates, MappedRates) else None
+        # A mapped table: code id -> slot (first row << shift | count of rows), the packed rows, and the
+        # registry's code -> code id.
+        self.slots = mapped.slots if mapped is not None else None
+        self.count = mapped.count if mapped is not None else 0
+        self.rows = mapped.rows if mapped is not None else None
+        self.shift = mapped.shift if mapped is not None else 0
+        self.mask = mapped.mask if mapped is not None else 0
+        self.ids = mapped.registry.ids if mapped is not None else None
+
+    @property
+    def file(self) -> str | None:
+        """The name of the file the rates are mapped from (None when held in memory)."""
+        rates = self.rates
+        return rates.table.name if isinstance(rates, MappedRates) else None
 
     def lookup(self, codes: list[str], ts: float) -> tuple[str, RateRow] | None:
         """The row of the longest code among `codes` (longest first) effective at `ts`, with its code."""
-        rates = self.rates
-        for code in codes:
-            rows = rates.get(code)
-            if rows is not None:
-                for row in rows:
-                    if row[4] <= ts < row[5]:
-                        return code, row
+        return self.find(codes, None, ts)
+
+    def find(self, codes: list[str], cids: list[int] | None, ts: float) -> tuple[str, RateRow] | None:
+        """`lookup` with the codes' ids in the code registry (`Snapshot.code_ids`; None: looked up here)."""
+        slots = self.slots
+        if slots is None:
+            rates = self.rates
+            for code in codes:
+                rows = rates.get(code)
+                if rows is not None:
+                    for row in rows:
+                        if row[4] <= ts < row[5]:
+                            return code, row
+            return None
+        if cids is None:
+            ids = self.ids
+            cids = [ids.get(code, NO_CODE) for code in codes]
+        count, rows, unpack = self.count, self.rows, _UNPACK
+        for code, cid in zip(codes, cids, strict=False):
+            if cid < count:
+                slot = slots[cid]
+                if slot:
+                    start = (slot >> self.shift) * ROW_SIZE
+                    for i in range(slot & self.mask):
+                        row = unpack(rows, start + i * ROW_SIZE)
+                        if row[4] <= ts < row[5]:
+                            return code, row
         return None
 
 
@@ -293,6 +338,13 @@ class Snapshot:
     # ids of the entries in the tail before it (a transaction that commits late shows up as an unseen id).
     audit_top: int = 0
     audit_seen: frozenset[int] = frozenset()
+    # The host's rate table files its mapped tables come from (`ratestore.RateStore`; None: all in memory).
+    store: object | None = None
+
+    @property
+    def code_ids(self) -> dict[str, int] | None:
+        """Code -> id in the store's code registry (the mapped tables' index), None without a store."""
+        return self.store.ids if self.store is not None else None
 
     def plan_usable(self, plan: PlanEntry, company_id: int) -> bool:
         """SPEC §1: the plan's owner is the company or above it, and its origination limits allow it."""

@@ -180,16 +180,17 @@ def classify(changes: Changes, object_type: str, object_id, action: str, before=
 
 
 def apply(conn: Connection, snapshot: Snapshot, changes: Changes, quality_min_calls: int = 0) -> Snapshot:
-    """A new snapshot: `snapshot` with the parts named by `changes` read again from `conn`."""
-    if changes.full:
-        return build._read(conn, quality_min_calls)
-    if len(changes.rate_tables) > FULL_FROM_TABLES and len(changes.rate_tables) * 3 > len(
-        snapshot.rate_tables
+    """A new snapshot: `snapshot` with the parts named by `changes` read again from `conn` (rate tables into
+    the snapshot's store, when it has one)."""
+    store = snapshot.store
+    if changes.full or (
+        len(changes.rate_tables) > FULL_FROM_TABLES
+        and len(changes.rate_tables) * 3 > len(snapshot.rate_tables)
     ):
-        return build._read(conn, quality_min_calls)
+        return build._read(conn, quality_min_calls, store=store)
     snap = snapshot
     if changes.rate_tables:
-        fresh = build._read_rates(conn, changes.rate_tables)
+        fresh = build._read_rates(conn, changes.rate_tables, store=store)
         tables = {tid: fresh.get(tid) for tid in changes.rate_tables}
         if changes.base:
             merged, codes = _merge_tables(snap, tables)
@@ -197,7 +198,7 @@ def apply(conn: Connection, snapshot: Snapshot, changes: Changes, quality_min_ca
         else:
             snap = with_rate_tables(snap, tables)
     if changes.base:
-        reuse = SimpleNamespace(rate_tables=snap.rate_tables, codes=snap.codes)
+        reuse = SimpleNamespace(rate_tables=snap.rate_tables, codes=snap.codes, store=store)
         snap = build._read(conn, quality_min_calls, reuse=reuse)
     else:
         if changes.plans:
@@ -387,21 +388,7 @@ def with_plan_rules(snap: Snapshot, plan_id: int, rows: Iterable[Mapping]) -> Sn
     rows = [SimpleNamespace(**{c.name: row.get(c.name) for c in build.rules.c}) for row in rows]
     for row in rows:
         row.plan_id = plan_id
-    plan_map, rule_map = build._read_plans(
-        _Rows(snap, plan_id, rows),
-        snap.policies,
-        snap.profiles,
-        snap.accounts,
-        snap.clients,
-        snap.descendants,
-        snap.ancestors,
-        plan_ids={plan_id},
-    )
-    plans = dict(snap.plans)
-    plans.update(plan_map)
-    rules = {rid: rule for rid, rule in snap.rules.items() if rule.plan_id != plan_id}
-    rules.update(rule_map)
-    return dataclasses.replace(snap, plans=plans, rules=rules)
+    return _reread_plans(_Rows(snap, plan_id, rows), snap, {plan_id})
 
 
 class _Rows:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 from collections import defaultdict
 
-from panel.routing.build import _float, _micro, _tags, to_datetime, to_timestamp
+from panel.routing.build import _float, _micro, _tags, plan_index, to_datetime, to_timestamp
 from panel.routing.snapshot import (
     INFINITY,
     RATE_ONLY,
@@ -176,26 +176,7 @@ def rule_entry(snapshot: Snapshot, plan: PlanEntry, row: dict, candidates: _Cand
 
 def _indexed(plan: PlanEntry, entries: list[RuleEntry]) -> PlanEntry:
     """A copy of the plan with its rule index built from `entries` (as `build` indexes a plan's rules)."""
-    index: dict[str, list[RuleEntry]] = defaultdict(list)
-    did_rules = []
-    uses_quality = False
-    for entry in entries:
-        if entry.type == "did":
-            did_rules.append(entry)
-        else:
-            index[entry.literal].append(entry)
-        if entry.min_asr is not None or entry.min_acd is not None:
-            uses_quality = True
-        if entry.policy is not None and any(f != "rate" for f, _ in entry.policy.weights):
-            uses_quality = True
-    return _copy(
-        plan,
-        rule_index={k: tuple(sorted(v, key=lambda r: r.sort_key)) for k, v in index.items()},
-        literal_lengths=tuple(sorted({len(k) for k in index}, reverse=True)),
-        did_rules=tuple(sorted(did_rules, key=lambda r: (r.priority, r.id))),
-        rule_count=len(entries),
-        uses_quality=uses_quality,
-    )
+    return _copy(plan, **plan_index(entries))
 
 
 def with_plan_rules(snapshot: Snapshot, plan_id: int, rows: list[dict]) -> Snapshot:

@@ -6,7 +6,10 @@ its own rate table. A test adds rules to `world.plan` and routes with `routing(n
 """
 
 import random
+import shutil
+import tempfile
 from datetime import UTC, datetime
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -14,6 +17,7 @@ import pytest
 from panel.extensions import db
 from panel.routing.build import build_snapshot
 from panel.routing.engine import RouteQuery, route
+from panel.routing.ratestore import RateStore
 from tests import factories as f
 
 MONDAY_NOON = datetime(2024, 3, 4, 12, 0, tzinfo=UTC)
@@ -35,10 +39,21 @@ class FixedLive:
         return self._rule.get(rule_id, 0)
 
 
+# The routing tests route with rate tables mapped from files, as the panel does (panel.routing.ratestore).
+STORE_DIR = Path(tempfile.mkdtemp(prefix="panel-routing-tests-"))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _store_dir():
+    """Remove the tests' rate table files at the end of the run."""
+    yield STORE_DIR
+    shutil.rmtree(STORE_DIR, ignore_errors=True)
+
+
 def snapshot():
     """A snapshot of what the session holds now (flushed, not necessarily committed)."""
     db.session.flush()
-    return build_snapshot(db.session)
+    return build_snapshot(db.session, store=RateStore.at(STORE_DIR))
 
 
 def run(number: str, *, snap=None, rng=None, live=None, **query):

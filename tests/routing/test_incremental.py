@@ -177,8 +177,16 @@ def test_incremental_updates_equal_a_full_build(carrier, edits, sync_every):
             updated = snapshots.update(quality=quality_changed)
             quality_changed = False
             assert "full" not in snapshots.last_changes()
+            # Against a build held in memory (dicts) and one mapped from the host's files: the updated
+            # snapshot maps the very files a full build maps (one file per table content).
             whole = build_snapshot(db.engine)
             assert incremental.describe(updated) == incremental.describe(whole), (edits, step)
+            mapped = build_snapshot(db.engine, store=snapshots.rate_store())
+            assert _files(updated) == _files(mapped) and None not in _files(updated).values()
+
+
+def _files(snap) -> dict:
+    return {tid: table.file for tid, table in snap.rate_tables.items()}
 
 
 def test_a_rate_import_reads_one_table_and_shares_the_rest(carrier):
