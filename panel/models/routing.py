@@ -86,6 +86,13 @@ class RoutingRule(ProfitMarginMixin, Versioned, db.Model):
         # The rules tab's orders, whole (keyset pages of a million-rule plan read them from the cursor on).
         Index("ix_routing_rules_plan_id_code", "plan_id", "code", "priority", "id"),
         Index("ix_routing_rules_plan_id_priority", "plan_id", "priority", "code", "id"),
+        # The rules tab's filters count and find their rules through these (a rare filter never walks the
+        # plan); each leads with its foreign key, so it also serves deletes and "who uses this" checks.
+        Index("ix_routing_rules_terminator_client_id", "terminator_client_id", "plan_id"),
+        Index("ix_routing_rules_terminator_account_id", "terminator_account_id", "plan_id"),
+        Index("ix_routing_rules_policy_id", "policy_id", "plan_id"),
+        # Expiring and expired rules: the tab's filters and the manager's removal of expired rules.
+        Index("ix_routing_rules_expires_at", "expires_at", "plan_id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -94,9 +101,9 @@ class RoutingRule(ProfitMarginMixin, Versioned, db.Model):
     # Digits with `*` for any run of digits; empty for DID rules.
     code: Mapped[str] = mapped_column(String(64), default="")
     type: Mapped[str] = mapped_column(String(20), default="static_client")
-    terminator_client_id: Mapped[int | None] = mapped_column(ForeignKey("clients.id"), index=True)
-    terminator_account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"), index=True)
-    policy_id: Mapped[int | None] = mapped_column(ForeignKey("policies.id"), index=True)
+    terminator_client_id: Mapped[int | None] = mapped_column(ForeignKey("clients.id"))
+    terminator_account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"))
+    policy_id: Mapped[int | None] = mapped_column(ForeignKey("policies.id"))
     orig_tags: Mapped[str] = mapped_column(String(500), default="")
     orig_tags_mode: Mapped[str] = mapped_column(String(3), default="all")
     term_tags: Mapped[str] = mapped_column(String(500), default="")
