@@ -150,7 +150,7 @@ class ObjectSection:
 
     def page(self, form, obj, status: int):
         """The form page (create or edit)."""
-        context = {self.var: obj, **self.form_context(obj)}
+        context = {self.var: obj, "obj": obj, "ref": self, **self.form_context(obj)}
         return render(f"{self.template_dir}/form.html", status=status, form=form, **context)
 
     # -- views ---------------------------------------------------------------------------------------
