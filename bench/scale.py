@@ -58,6 +58,21 @@ PROBE_CODE = "44" + str(random.Random(time.time_ns()).randrange(10**6, 10**7))
 PROBE_NUMBER = PROBE_CODE + "67890"
 
 
+def pick_probe(universe) -> None:
+    """A probe code under 44 that no generated code is a prefix of but 44: the probe's customer rate is then
+    the one of 44, which every vendor undercuts (a longer customer code could be cheaper than the vendor's 44,
+    and the profit margin would reject it)."""
+    global PROBE_CODE, PROBE_NUMBER
+    codes = set(universe)
+    rnd = random.Random(time.time_ns())
+    while True:
+        code = "44" + str(rnd.randrange(10**6, 10**7))
+        number = code + "67890"
+        if not any(number[:i] in codes for i in range(3, len(number) + 1)):
+            PROBE_CODE, PROBE_NUMBER = code, number
+            return
+
+
 def parse_args() -> argparse.Namespace:
     """Command-line options."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -389,6 +404,7 @@ def main() -> None:
                 data = generate(app, gen_args)
             if kept:
                 kept.write_text(json.dumps(data))
+        pick_probe(data["universe"])
         query = next(dict(q, number=PROBE_NUMBER) for q, tech in data["originators"] if not tech)
 
         warm_file = workdir / "warm.json"
