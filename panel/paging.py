@@ -391,9 +391,16 @@ def paginate(
         ordered = ordered.add_columns(*(k.expr for k in keys))
     offset = (page_no - 1) * per_page if mode == "offset" else 0
     if collect and keyset and mode == "offset" and counted is None and count and offset < COUNT_LIMIT:
-        # One bounded pass gives the count and the page: a search with few matches reads the table once. The
-        # database counts the (at most COUNT_LIMIT + 1) rows and hands over only the page's.
-        fetched, counted = _collect(ordered, keys, offset, per_page + 1)
+        # One bounded pass gives the count and the page: a search with few matches reads the table once. On
+        # SQLite the database counts the (at most COUNT_LIMIT + 1) rows and hands over only the page's.
+        if db.session.get_bind().dialect.name == "sqlite":
+            fetched, counted = _collect(ordered, keys, offset, per_page + 1)
+        else:
+            # PostgreSQL planned the windowed form worse (a scan under the window): the rows come over, as
+            # plain tuples (Core: no ORM row handling for up to 10,001 of them).
+            fetched = db.session.connection().execute(ordered.limit(COUNT_LIMIT + 1)).all()
+            counted = len(fetched)
+            fetched = fetched[offset : offset + per_page + 1]
         capped = counted is not None and counted > COUNT_LIMIT
     else:
         # Every row holds a unique key, so unique() changes nothing but lets joined eager loads through.
