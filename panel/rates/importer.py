@@ -433,23 +433,28 @@ def _start_moment(options: dict) -> datetime | None:
     return parse_moment(options.get("effective_from", ""), "effective_from")
 
 
-IMPORT = flow.ImportSpec(
-    kind="rates",
-    endpoint="rates.import_",
-    id_arg="rate_table_id",
-    page="rates/import.html",
-    fragment="rates/_import_form.html",
-    form=_form,
-    modes=MODES,
-    run=lambda table_id, data, mode, options, filename, job_id, progress: import_rates(
+def _run(table_id, data, mode, options, filename, job_id, progress) -> str:
+    """The import job's work (flow.ImportSpec.run)."""
+    start = _start_moment(options)
+    return import_rates(
         table_id,
         data,
         mode,
         filename=filename,
-        default_effective_from=_start_moment(options),
+        default_effective_from=start,
         progress=progress,
         job_id=job_id,
-    ),
+    )
+
+
+IMPORT = flow.ImportSpec(
+    "rates",
+    "rates.import_",
+    _form,
+    MODES,
+    _run,
+    id_arg="rate_table_id",
+    fragment="rates/_import_form.html",  # the shared upload form and a link to preview the routing effect
     preview=lambda table, data, mode, options: preview_rates(table, data, mode, _start_moment(options)),
     fingerprint=fingerprint,
     preview_modes=frozenset({"replace"}),
