@@ -2,7 +2,7 @@
 
 A switch call costs the panel one `POST /api/v1/route`, two call events (start, end) and one CDR; Kamailio
 posts the events and CDRs in batches (docs/kamailio/kamailio.cfg: up to 200 a request), so the events and
-CDRs of `--batch` calls are posted together, `--per-request` a request, the events in the order Kamailio
+CDRs of `--batch` calls are posted together, 200 a request, the events in the order Kamailio
 queues them (each call's start, then its end: the calls of bench/switch.py last no time). Each request is one
 WSGI call into the app (the same object gunicorn serves), with a real API token, on a private temporary
 database (SQLite, or with `--postgres URL` a private database next to that server, dropped at the end). The
@@ -35,6 +35,8 @@ sys.path.insert(0, str(ROOT))
 from tests.e2e import switchlab  # noqa: E402
 
 CALLER_IP = "127.0.0.2"
+# Events or CDRs a request, as Kamailio posts them.
+PER_REQUEST = 200
 
 
 def parse_args() -> argparse.Namespace:
@@ -42,7 +44,6 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=4000, help="switch calls to make")
     parser.add_argument("--batch", type=int, default=200, help="calls reported together (one Kamailio tick)")
-    parser.add_argument("--per-request", type=int, default=200, help="events or CDRs a request (200)")
     parser.add_argument("--postgres", default=None, help="a PostgreSQL server URL (default: SQLite)")
     parser.add_argument("--profile", type=int, default=0, help="print the N costliest functions")
     parser.add_argument("--no-fastpath", action="store_true", help="the Flask views only")
@@ -120,11 +121,11 @@ def run(app, carrier, args) -> dict:
         # As Kamailio queues them: each call's start, then (its calls hold 0 s in bench/switch.py) its end.
         start = {"event": "start", "orig_account_id": orig, "term_account_id": term, "at": at}
         events = [e for c in ids for e in ({**start, "call_id": c}, {"event": "end", "call_id": c})]
-        for chunk in _chunks(events, args.per_request):
+        for chunk in _chunks(events, PER_REQUEST):
             timed("calls", "/api/v1/calls", chunk)
         cdr = {"orig_account_id": orig, "term_account_id": term, "number": "441234567", "start": at}
         cdr.update(duration=30, answered=True, sip_code=200, pdd=120)
-        for chunk in _chunks([{**cdr, "call_id": c} for c in ids], args.per_request):
+        for chunk in _chunks([{**cdr, "call_id": c} for c in ids], PER_REQUEST):
             timed("cdrs", "/api/v1/cdrs", chunk)
         made += len(ids)
     total = sum(cpu.values())
