@@ -350,6 +350,11 @@ def run(database: str, url: str) -> dict:
         figures = measure(app, rng)
         db.session.remove()
         db.engine.dispose()
+    return result_line(database, counts, figures, load_s)
+
+
+def result_line(database: str, counts: dict, figures: dict, load_s: float) -> dict:
+    """One database's JSON line: what was loaded, the figures, and how busy the machine was at the end."""
     return {
         "database": database,
         **counts,

@@ -19,6 +19,7 @@ import io
 import json
 import os
 import random
+import re
 import statistics
 import sys
 import tempfile
@@ -28,8 +29,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sqlalchemy import func, insert, select, text  # noqa: E402
+from sqlalchemy import func, insert, select  # noqa: E402
 
+from bench.pages import analyze  # noqa: E402
 from panel import create_app  # noqa: E402
 from panel.databases import private_postgres  # noqa: E402
 from panel.extensions import db  # noqa: E402
@@ -137,12 +139,7 @@ def bulk_rules(plan_id: int, count: int, ids: dict, seed: int = 11) -> None:
             db.session.execute(insert(RoutingRule), batch)
             batch = []
     db.session.commit()
-    if db.engine.dialect.name == "postgresql":
-        with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            conn.execute(text("VACUUM ANALYZE routing_rules"))
-    else:
-        db.session.execute(text("ANALYZE"))
-        db.session.commit()
+    analyze()
 
 
 def seed(app) -> tuple[int, int, dict]:
@@ -228,6 +225,13 @@ def run(database: str, url: str, data: bytes, rules: int, requests: int) -> dict
             content_type="multipart/form-data",
         )
         assert response.status_code == 200, response.data.decode()[:2000]
+        # A replace shows its preview first; confirming it (the kept file's token) runs the import.
+        token = re.search(r'name="token" value="([^"]+)"', response.get_data(as_text=True))
+        if token:
+            response = client.post(
+                f"/plans/{plan_id}/import", data={"token": token.group(1), "action": "confirm"}
+            )
+            assert response.status_code == 200, response.data.decode()[:2000]
     import_s = time.perf_counter() - started
     with app.app_context():
         stored = db.session.scalar(select(func.count()).where(RoutingRule.plan_id == plan_id))

@@ -42,7 +42,7 @@ from sqlalchemy import (
     true,
 )  # noqa: E402
 
-from bench.pages import Samples, analyze, make_app, on_each_database, p95, timed  # noqa: E402
+from bench.pages import Samples, analyze, make_app, on_each_database, p95, result_line, timed  # noqa: E402
 from panel.extensions import db  # noqa: E402
 from panel.models import Account, CallStat, Client, Company, User  # noqa: E402
 from panel.paging import encode_cursor  # noqa: E402
@@ -254,17 +254,7 @@ def run(database: str, url: str) -> dict:
         figures = measure(app, random.Random(7))
         db.session.remove()
         db.engine.dispose()
-    return {
-        "benchmark": "stats",
-        "database": database,
-        **counts,
-        **figures,
-        "load_s": load_s,
-        "repeat": REPEAT,
-        "rounds": ROUNDS,
-        "load_avg_1m": round(os.getloadavg()[0], 1),
-        "cpus": os.cpu_count(),
-    }
+    return {"benchmark": "stats", **result_line(database, counts, figures, load_s)}
 
 
 def main() -> None:
