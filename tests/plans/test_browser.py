@@ -98,10 +98,12 @@ RED = "rgb(179, 38, 30)"
 
 @pytest.fixture
 def fast_marks(monkeypatch):
-    """The rules tab refreshes its expiry marks every second (the live server reads Config when it starts)."""
-    from panel.config import Config
+    """The rules tab refreshes its expiry marks every second (the live server reads Config when it starts).
 
-    monkeypatch.setattr(Config, "EXPIRY_REFRESH_SECONDS", 1, raising=False)
+    The class create_app reads (panel.Config), whatever another test did to the panel.config module."""
+    import panel
+
+    monkeypatch.setattr(panel.Config, "EXPIRY_REFRESH_SECONDS", 1, raising=False)
 
 
 def test_expiring_rules_are_amber_and_turn_red_without_a_reload(fast_marks, world, browser_login):

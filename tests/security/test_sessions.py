@@ -29,6 +29,7 @@ def _config_flags(monkeypatch, value: str | None) -> tuple[bool, bool]:
 
 def test_secure_cookies_setting(monkeypatch):
     """PANEL_SECURE_COOKIES=1 (behind HTTPS) marks the session and remember cookies Secure; off by default."""
+    original = config.Config
     try:
         assert _config_flags(monkeypatch, None) == (False, False)
         assert _config_flags(monkeypatch, "1") == (True, True)
@@ -36,6 +37,7 @@ def test_secure_cookies_setting(monkeypatch):
     finally:
         monkeypatch.undo()
         importlib.reload(config)
+        config.Config = original  # the class the app and other tests hold, not a fresh copy
 
 
 def _session_cookie(response) -> str:
