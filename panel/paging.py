@@ -24,6 +24,7 @@ from flask import current_app, request
 from sqlalchemy import Select, and_, false, func, literal, or_, select, tuple_
 from sqlalchemy.sql import operators
 from sqlalchemy.sql.elements import UnaryExpression
+from sqlalchemy.types import TypeEngine
 
 from panel.extensions import db
 
@@ -393,12 +394,17 @@ def paginate(
     if collect and keyset and mode == "offset" and counted is None and count and offset < COUNT_LIMIT:
         # One bounded pass gives the count and the page: a search with few matches reads the table once. On
         # SQLite the database counts the (at most COUNT_LIMIT + 1) rows and hands over only the page's.
-        if db.session.get_bind().dialect.name == "sqlite":
+        columns_only = all(isinstance(d["type"], TypeEngine) for d in ordered.column_descriptions)
+        if columns_only and db.session.get_bind().dialect.name == "sqlite":
             fetched, counted = _collect(ordered, keys, offset, per_page + 1)
         else:
             # PostgreSQL planned the windowed form worse (a scan under the window): the rows come over, as
-            # plain tuples (Core: no ORM row handling for up to 10,001 of them).
-            fetched = db.session.connection().execute(ordered.limit(COUNT_LIMIT + 1)).all()
+            # plain tuples when they are columns (Core: no ORM row handling for up to 10,001 of them).
+            bounded = ordered.limit(COUNT_LIMIT + 1)
+            if columns_only:
+                fetched = db.session.connection().execute(bounded).all()
+            else:
+                fetched = list(db.session.execute(bounded).unique())
             counted = len(fetched)
             fetched = fetched[offset : offset + per_page + 1]
         capped = counted is not None and counted > COUNT_LIMIT
