@@ -58,17 +58,18 @@ PROBE_CODE = "44" + str(random.Random(time.time_ns()).randrange(10**6, 10**7))
 PROBE_NUMBER = PROBE_CODE + "67890"
 
 
-def pick_probe(universe) -> None:
-    """A probe code under 44 that no generated code is a prefix of but 44: the probe's customer rate is then
-    the one of 44, which every vendor undercuts (a longer customer code could be cheaper than the vendor's 44,
-    and the profit margin would reject it)."""
+def pick_probe(universe, vendor_codes) -> None:
+    """A probe code under 44 whose longest generated code the probe's vendor prices too: the vendor then
+    undercuts the customer's rate for it (a longer customer code the vendor lacks could be cheaper than the
+    vendor's shorter one, and the profit margin would reject the vendor)."""
     global PROBE_CODE, PROBE_NUMBER
     codes = set(universe)
     rnd = random.Random(time.time_ns())
     while True:
         code = "44" + str(rnd.randrange(10**6, 10**7))
         number = code + "67890"
-        if not any(number[:i] in codes for i in range(3, len(number) + 1)):
+        longest = next(number[:i] for i in range(len(number), 1, -1) if number[:i] in codes)
+        if longest in vendor_codes:
             PROBE_CODE, PROBE_NUMBER = code, number
             return
 
@@ -404,8 +405,6 @@ def main() -> None:
                 data = generate(app, gen_args)
             if kept:
                 kept.write_text(json.dumps(data))
-        pick_probe(data["universe"])
-        query = next(dict(q, number=PROBE_NUMBER) for q, tech in data["originators"] if not tech)
 
         warm_file = workdir / "warm.json"
         warm_file.write_text(json.dumps(make_queries(data, args.warm, args.seed)))
@@ -419,9 +418,14 @@ def main() -> None:
                 if db.session.scalar(prices_44):
                     break
             vendor_id = vendor.id
+            pick_probe(
+                data["universe"],
+                set(db.session.scalars(select(Rate.code).where(Rate.rate_table_id == vendor_table))),
+            )
             db.session.remove()
             db.engine.dispose()
 
+        query = next(dict(q, number=PROBE_NUMBER) for q, tech in data["originators"] if not tech)
         before = pss_kb(os.getpid())
         started = time.perf_counter()
         if args.preload:  # as gunicorn's master with panel/gunicorn_preload.py: build here, fork the workers
