@@ -1,10 +1,10 @@
 """The home page's figures: is routing healthy right now, for the companies the user sees.
 
-Calls, ASR, ACD, revenue and margin over the last 24 hours come from the same `totals()` the Calls page uses
-(revenue of the user's originators, costs of its terminators); when some calls' cost belongs to a company the
-user does not see (a reseller's calls through the operator's vendors), the margin is not shown rather than a
-misleading 100 %. Live calls are counted against the originators' capacity; the manager's last run, the rules
-expiring soon and the clients whose balance is low complete the picture.
+Calls, ASR, ACD, revenue and margin over the last 24 hours come from the same `filter_totals()` the Calls
+page uses (revenue of the user's originators, costs of its terminators); when some calls' cost belongs to a
+company the user does not see (a reseller's calls through the operator's vendors), the margin is not shown
+rather than a misleading 100 %. Live calls are counted against the originators' capacity; the manager's last
+run, the rules expiring soon and the clients whose balance is low complete the picture.
 """
 
 from dataclasses import dataclass, field
@@ -19,7 +19,7 @@ from panel.access import is_operator_user
 from panel.extensions import db
 from panel.models import Account, CallStat, Client, LiveCall, ManagerRun, RoutingPlan
 from panel.scope import scope_condition, scoped, user_company_ids
-from panel.stats.queries import ANSWERED, Totals, totals
+from panel.stats.queries import ANSWERED, CallFilter, Totals, filter_totals
 
 HOURS = 24
 LOW_BALANCE_SHOWN = 10
@@ -137,7 +137,9 @@ def collect(now: datetime) -> Health:
     ids = user_company_ids()
     since, until = window(now)
     orig_visible, term_visible = visibility(ids)
-    summary = totals(call_conditions(ids, since, until), orig_visible, term_visible)
+    # As the Calls page: whole hours from the hourly figures, the partial hours at both ends call by call.
+    conditions = call_conditions(ids, since, until)
+    summary = filter_totals(CallFilter(conditions, orig_visible, term_visible, frozenset(ids), since, until))
     live, capacity = live_calls(ids, now)
     runs = select(ManagerRun).where(ManagerRun.outcome.in_(("ok", "error")))
     last_run = db.session.scalar(runs.order_by(ManagerRun.id.desc()).limit(1))

@@ -114,7 +114,8 @@ def rule_preview(rule_id: int):
 
 def _rules_preview_page(plan_id: int, new_rows: list[dict], title: str, apply_url: str):
     """The preview page of a plan's rules becoming `new_rows` (the form's fields ride along to "apply")."""
-    preview, _ = service.rules_preview(service.current_snapshot(), plan_id, new_rows, user_company_ids(), _now())
+    snapshot = service.current_snapshot()
+    preview, _ = service.rules_preview(snapshot, plan_id, new_rows, user_company_ids(), _now())
     return _render_preview(
         preview,
         title=title,
@@ -136,9 +137,8 @@ def new_rule_preview(plan_id: int):
     base = {c: None for c in service.RULE_COLUMNS}
     base.update(id=service.next_rule_id(), plan_id=plan.id)
     new_rows = [*service.rule_rows(plan.id), _rule_values(form, base)]
-    return _rules_preview_page(
-        plan.id, new_rows, f"Preview: new rule of plan {plan.name}", url_for("whatif.new_rule_apply", plan_id=plan.id)
-    )
+    apply_url = url_for("whatif.new_rule_apply", plan_id=plan.id)
+    return _rules_preview_page(plan.id, new_rows, f"Preview: new rule of plan {plan.name}", apply_url)
 
 
 def _stale(plan_id: int) -> bool:

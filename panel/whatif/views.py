@@ -222,4 +222,3 @@ def lcr_csv():
 def sheet_link(**query) -> str:
     """URL of the LCR sheet with these arguments."""
     return url_for("whatif.lcr", **query)
-

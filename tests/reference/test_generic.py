@@ -122,4 +122,3 @@ def test_viewer_reads_the_form_but_cannot_save(login, tree, kind):
     assert viewer.post(edit_url.replace("/edit", "/delete")).status_code == 403
     db.session.expire_all()
     assert db.session.get(type(obj), obj.id) is not None
-
