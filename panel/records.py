@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 
 from flask import current_app, has_app_context
 from sqlalchemy import Select, bindparam, event, select
+from sqlalchemy.orm import Session, object_session
 
 from panel.extensions import db
 from panel.models import Account, Client, Company, RoutingRule
@@ -222,7 +223,7 @@ class AccountInfo:
 
 # How long a process uses the statements of a company's scope (its companies read once) before reading the
 # company tree again: the API's token is remembered as long (panel.api.auth.TOKEN_CACHE_SECONDS), and a
-# change of the tree in this process is seen at once (see _forget_scopes).
+# change of the tree in this process is seen as soon as it is committed (see _forget_scopes).
 SCOPE_SECONDS = 2.0
 
 
@@ -263,14 +264,24 @@ def _scope(company_id: int | None) -> _Scope:
     return scope
 
 
-def _forget_scopes(_mapper, _connection, _target) -> None:
-    """A company was added, moved or removed in this process: build every scope again on its next use."""
+def _forget_scopes(_mapper, _connection, target) -> None:
+    """A company was added, moved or removed in this process: build every scope again on its next use, and
+    once more after the commit (a request in between may have read the tree as it was before)."""
     if has_app_context():
+        current_app.extensions.pop("panel_record_scopes", None)
+    session = object_session(target)
+    if session is not None:
+        session.info["panel_forget_scopes"] = True
+
+
+def _forget_after_commit(session) -> None:
+    if session.info.pop("panel_forget_scopes", False) and has_app_context():
         current_app.extensions.pop("panel_record_scopes", None)
 
 
 for _event in ("after_insert", "after_update", "after_delete"):
     event.listen(Company, _event, _forget_scopes)
+event.listen(Session, "after_commit", _forget_after_commit)
 
 
 def _accounts(ids: set[int], company_id: int | None) -> dict[int, AccountInfo]:

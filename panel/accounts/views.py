@@ -55,8 +55,12 @@ def client_filter_choices(form: AccountSearchForm) -> tuple[list[tuple], bool]:
     carrier may have 10,000 clients)."""
     text = (form.client_q.data or "").strip()[:120]
     limit = pickers.CLIENT_FILTER_LIMIT
-    found = pickers.client_choices(text, limit + 1, form.client_id.data)
-    return [("", "All clients"), *found[:limit]], len(found) > limit
+    matches = pickers.client_choices(text, limit + 1)
+    shown, more = matches[:limit], len(matches) > limit
+    chosen = form.client_id.data
+    if chosen is not None and all(cid != chosen for cid, _ in shown):  # the chosen client stays selectable
+        shown = pickers.client_choices(limit=0, chosen=chosen) + shown
+    return [("", "All clients"), *shown], more
 
 
 @bp.route("/clients")

@@ -60,8 +60,9 @@ def token_required(view):
 
 
 # The token hash of each Authorization header seen lately: a switch sends the same header on every request,
-# so decoding and hashing it once is enough (whether the hash is a valid token is checked every time).
-_HASHES: dict[str, str] = {}
+# so decoding and hashing it once is enough (whether the hash is a valid token is checked every time). Keyed
+# by a digest of the header, so the process keeps no credential in clear.
+_HASHES: dict[bytes, str] = {}
 
 
 def authenticate(header: str) -> "tuple[_KnownToken, None] | tuple[None, str]":
@@ -69,7 +70,8 @@ def authenticate(header: str) -> "tuple[_KnownToken, None] | tuple[None, str]":
 
     Needs an app context; the views (token_required) and panel.api.fastpath both authenticate here.
     """
-    token_hash = _HASHES.get(header)
+    key = hashlib.blake2b(header.encode("utf-8", "surrogateescape"), digest_size=16).digest()
+    token_hash = _HASHES.get(key)
     if token_hash is None:
         scheme, _, token = header.partition(" ")
         if scheme.lower() == "basic":
@@ -79,7 +81,7 @@ def authenticate(header: str) -> "tuple[_KnownToken, None] | tuple[None, str]":
         token_hash = hash_token(token.strip()) if token.strip() else ""
         if len(_HASHES) >= 1000:
             _HASHES.clear()
-        _HASHES[header] = token_hash
+        _HASHES[key] = token_hash
     if not token_hash:
         return None, "missing bearer token"
     known = _known_token(token_hash)

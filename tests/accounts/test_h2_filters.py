@@ -54,6 +54,16 @@ def test_client_filter_offers_a_bounded_list_and_finds_clients_by_name(carrier, 
     assert "Bravo" not in other
 
 
+def test_a_chosen_client_does_not_push_a_match_out_of_the_filter(carrier, login, monkeypatch):
+    """With as many matches as the limit and the chosen client not among them, every match is offered, the
+    chosen client too, and no "more clients" line claims others exist."""
+    monkeypatch.setattr(pickers, "CLIENT_FILTER_LIMIT", 2)
+    client = login(carrier.tree.alpha_operator)
+    # "m" matches Acme and Empty (two, the limit), not the chosen SubCo.
+    html = client.get(f"/accounts/?client_id={carrier.subco.id}&client_q=m").get_data(as_text=True)
+    assert _options(html) == ["All clients", "SubCo — Alpha Sub", "Acme — Alpha", "Empty — Alpha"]
+
+
 def test_client_filter_names_the_company_when_the_user_sees_several(carrier, login):
     """The operator sees every company's clients: each option says whose client it is."""
     html = (
