@@ -1,4 +1,4 @@
-"""Command-line commands: `flask --app wsgi create-admin`, `demo-data`."""
+"""Command-line commands: `flask --app wsgi create-admin`, `demo-data`, `rebuild-call-hours`."""
 
 import click
 from flask import Flask
@@ -49,3 +49,14 @@ def register(app: Flask) -> None:
             click.echo("The database has data already; demo data not loaded again.")
         if demo.has_demo_users():
             click.echo(demo.LOGIN_HELP)
+
+    @app.cli.command("rebuild-call-hours")
+    def rebuild_call_hours() -> None:
+        """Compute the hourly call figures (statistics totals) afresh from the call records: after a bulk load
+        that bypassed the API, or for a database whose records predate the figures."""
+        from panel.extensions import db
+        from panel.stats import rollup
+
+        rows = rollup.rebuild()
+        db.session.commit()
+        click.echo(f"Hourly call figures rebuilt: {rows:,} rows.")

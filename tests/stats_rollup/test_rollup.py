@@ -100,6 +100,23 @@ def test_ingest_keeps_the_figures_equal_to_the_calls(app, carrier, foreign):
     assert figures() == expected
 
 
+def test_the_rebuild_command_restores_figures_lost_or_never_kept(app, carrier, foreign):
+    """`flask rebuild-call-hours`: a database whose records have no hourly figures (a bulk load, an older
+    version) gets them from the records."""
+    from sqlalchemy import delete
+
+    cdrs.ingest(calls(carrier, foreign, utcnow()), company_id=None)
+    expected = direct()
+    db.session.execute(delete(CallHour))
+    db.session.commit()
+    assert figures() == {}
+    result = app.test_cli_runner().invoke(args=["rebuild-call-hours"])
+    assert result.exit_code == 0, result.output
+    assert "Hourly call figures rebuilt" in result.output
+    db.session.expire_all()
+    assert figures() == expected
+
+
 def test_deleting_an_account_takes_its_calls_out(app, carrier, foreign):
     """An account deleted with its statistics rows: the figures lose exactly those calls."""
     now = utcnow()
