@@ -58,10 +58,10 @@ PROBE_CODE = "44" + str(random.Random(time.time_ns()).randrange(10**6, 10**7))
 PROBE_NUMBER = PROBE_CODE + "67890"
 
 
-def pick_probe(universe, vendor_codes) -> None:
-    """A probe code under 44 whose longest generated code the probe's vendor prices too: the vendor then
-    undercuts the customer's rate for it (a longer customer code the vendor lacks could be cheaper than the
-    vendor's shorter one, and the profit margin would reject the vendor)."""
+def pick_probe(universe, vendor_rates: dict, customer_rates: dict) -> None:
+    """A probe code under 44 whose longest generated code its vendor prices below the customer's rate (a
+    kept database's vendor table holds an earlier run's deck at other prices, and the profit margin would
+    reject a vendor dearer than the customer)."""
     global PROBE_CODE, PROBE_NUMBER
     codes = set(universe)
     rnd = random.Random(time.time_ns())
@@ -69,7 +69,10 @@ def pick_probe(universe, vendor_codes) -> None:
         code = "44" + str(rnd.randrange(10**6, 10**7))
         number = code + "67890"
         longest = next(number[:i] for i in range(len(number), 1, -1) if number[:i] in codes)
-        if longest in vendor_codes:
+        if (
+            longest in vendor_rates
+            and float(vendor_rates[longest]) < float(customer_rates.get(longest, 0)) * 0.9
+        ):
             PROBE_CODE, PROBE_NUMBER = code, number
             return
 
@@ -385,7 +388,7 @@ def main() -> None:
 
         from panel import create_app, snapshots
         from panel.extensions import db
-        from panel.models import Account, Rate
+        from panel.models import Account, Rate, RateTable
         from panel.routing.build import build_snapshot
         from panel.routing.ratestore import RateStore
 
@@ -418,10 +421,15 @@ def main() -> None:
                 if db.session.scalar(prices_44):
                     break
             vendor_id = vendor.id
-            pick_probe(
-                data["universe"],
-                set(db.session.scalars(select(Rate.code).where(Rate.rate_table_id == vendor_table))),
-            )
+            customer_table = db.session.scalar(select(RateTable.id).where(RateTable.name == "Customer rates"))
+
+            def prices(table_id) -> dict:
+                rows = select(Rate.code, Rate.rate).where(
+                    Rate.rate_table_id == table_id, Rate.code.like("44%")
+                )
+                return dict(db.session.execute(rows).all())
+
+            pick_probe(data["universe"], prices(vendor_table), prices(customer_table))
             db.session.remove()
             db.engine.dispose()
 
