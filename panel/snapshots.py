@@ -19,11 +19,13 @@ would read), takes its result instead of starting another.
 
 from __future__ import annotations
 
+import atexit
 import ctypes
 import dataclasses
 import gc
 import hashlib
 import os
+import shutil
 import tempfile
 import threading
 import time
@@ -156,22 +158,33 @@ def _min_calls() -> int:
     return int(current_app.config.get("QUALITY_MIN_CALLS", 0) or 0)
 
 
+_TEST_DIRECTORY: list[str] = []
+
+
+def _test_directory() -> str:
+    """This test process's directory of rate files (removed at exit)."""
+    if not _TEST_DIRECTORY:
+        _TEST_DIRECTORY.append(tempfile.mkdtemp(prefix="panel-routing-tests-"))
+        atexit.register(shutil.rmtree, _TEST_DIRECTORY[0], True)
+    return _TEST_DIRECTORY[0]
+
+
 def rate_store() -> RateStore | None:
     """This app's directory of shared rate table files (`panel.routing.ratestore`), None when it cannot be
     used (the rate tables are then held in each process's memory).
 
-    `ROUTING_DATA_DIR` (or PANEL_ROUTING_DATA_DIR) when set, else a directory per database under
-    instance/routing/ (under the system's temporary directory for tests, which make a database per run).
+    A directory per database (files of two databases never meet, nor prune each other's) under
+    `ROUTING_DATA_DIR` (or PANEL_ROUTING_DATA_DIR) when set, else under instance/routing/; tests (a database
+    per run) use a temporary directory of their process, removed when it exits.
     """
     app = current_app
-    directory = app.config.get("ROUTING_DATA_DIR") or os.environ.get("PANEL_ROUTING_DATA_DIR")
-    if not directory:
-        url = str(app.config.get("SQLALCHEMY_DATABASE_URI", ""))
-        key = hashlib.sha256(url.encode()).hexdigest()[:16]
-        if app.config.get("TESTING"):
-            directory = Path(tempfile.gettempdir()) / f"panel-routing-{key}"
-        else:
-            directory = Path(app.instance_path) / "routing" / key
+    url = str(app.config.get("SQLALCHEMY_DATABASE_URI", ""))
+    key = hashlib.sha256(url.encode()).hexdigest()[:16]
+    base = app.config.get("ROUTING_DATA_DIR")
+    if not base and app.config.get("TESTING"):
+        base = _test_directory()
+    base = base or os.environ.get("PANEL_ROUTING_DATA_DIR") or Path(app.instance_path) / "routing"
+    directory = Path(base) / key
     try:
         return RateStore.at(directory)
     except OSError:

@@ -41,6 +41,7 @@ import os
 import struct
 import tempfile
 import threading
+import time
 import weakref
 from array import array
 from collections import deque
@@ -56,12 +57,18 @@ ROW = struct.Struct("<qqqqdd")
 ROW_SIZE = ROW.size
 # A code id beyond every table's slots (a code no file holds).
 NO_CODE = 1 << 62
+# A table file younger than this is never pruned (see RateStore.prune).
+PRUNE_GRACE_SECONDS = 300
 
 log = logging.getLogger(__name__)
 
 
 class StaleRegistry(Exception):
     """The directory's code registry is not the one this process read (someone removed it)."""
+
+
+class DamagedFile(ValueError):
+    """A table file whose size does not match its header (cut short by a crash): written again."""
 
 
 class CodeRegistry:
@@ -116,8 +123,13 @@ class CodeRegistry:
         ids = self.ids
         new = [code for code in codes if code not in ids]
         if new:
+            # A line cut short by a crash (bytes past the last complete line) is ended first, so it can never
+            # run into the first new code.
+            torn = self.path.stat().st_size > self._offset
             with open(self.path, "ab") as handle:
-                handle.write(("\n".join(new) + "\n").encode())
+                handle.write((("\n" if torn else "") + "\n".join(new) + "\n").encode())
+                handle.flush()
+                os.fsync(handle.fileno())  # before any table file that uses these ids
             self.refresh()
 
 
@@ -132,10 +144,15 @@ class MappedTable:
         self.name = path.name
         self.registry = registry
         with open(path, "rb") as handle:
+            if os.fstat(handle.fileno()).st_size < HEADER.size:
+                raise DamagedFile(f"{path.name}: shorter than its header")
             self._map = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
         magic, generation, count, width, shift, rows, codes = HEADER.unpack_from(self._map, 0)
-        if magic != MAGIC:
-            raise ValueError(f"{path.name}: not a rate table file")
+        expected = (HEADER.size + count * width + 7) // 8 * 8 + rows * ROW_SIZE
+        if magic != MAGIC or width not in (4, 8) or len(self._map) != expected:
+            size = len(self._map)
+            self._map.close()
+            raise DamagedFile(f"{path.name}: {size} bytes, not a whole rate table file")
         if count > len(registry.names) or not registry.generation:
             registry.refresh()
         if generation != registry.generation or count > len(registry.names):
@@ -242,6 +259,7 @@ class RateStore:
         # The files this process maps, while a snapshot holds them.
         self._maps: weakref.WeakValueDictionary[str, MappedTable] = weakref.WeakValueDictionary()
         self._lock = threading.Lock()
+        self.stale = False  # the registry was replaced under this process
 
     @classmethod
     def at(cls, directory) -> RateStore:
@@ -249,7 +267,7 @@ class RateStore:
         key = str(Path(directory).resolve())
         with cls._stores_lock:
             store = cls._stores.get(key)
-            if store is None:
+            if store is None or store.stale:
                 store = cls._stores[key] = cls(Path(key))
             return store
 
@@ -291,16 +309,20 @@ class RateStore:
                 path = self.directory / name
                 try:
                     mapped = MappedTable(path, registry)
-                except FileNotFoundError:
+                except (FileNotFoundError, DamagedFile):
                     with self.locked():
                         try:
                             mapped = MappedTable(path, registry)
-                        except FileNotFoundError:
+                        except (FileNotFoundError, DamagedFile):
                             header = (width, shift, len(rows) // ROW_SIZE, len(rates))
                             mapped = self._write(path, header, body, rows)
                 self._maps[name] = mapped
                 return mapped
-        except (StaleRegistry, ValueError, OSError):
+        except StaleRegistry:
+            self.stale = True  # RateStore.at opens the directory afresh for the next build
+            log.warning("rate table %s kept in memory: the code registry changed", table_id, exc_info=True)
+            return None
+        except (ValueError, OSError):
             log.warning("rate table %s kept in memory: its file could not be used", table_id, exc_info=True)
             return None
 
@@ -309,24 +331,36 @@ class RateStore:
         width = header[0]
         fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".tmp-", suffix=".rates")
         try:
+            os.fchmod(fd, 0o644)  # mapped by every process of the host, whichever user runs it
             with os.fdopen(fd, "wb") as handle:
                 handle.write(HEADER.pack(MAGIC, self.registry.generation, len(body) // width, *header))
                 handle.write(body)
                 handle.write(b"\0" * (-(HEADER.size + len(body)) % 8))
                 handle.write(rows)
+                handle.flush()
+                os.fsync(handle.fileno())  # complete on disk before it has its name
             os.replace(tmp, path)
+            _sync_directory(self.directory)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
         return MappedTable(path, self.registry)
 
     def prune(self, keep: set[str], table_ids=None) -> int:
-        """Remove the table files not named in `keep` (only those of `table_ids` when given); returns how
-        many. A process that still maps one keeps reading it (Linux frees it with the last mapping)."""
+        """Remove the table files not named in `keep` (only those of `table_ids` when given) and older than
+        PRUNE_GRACE_SECONDS; returns how many. A process that still maps one keeps reading it (Linux frees it
+        with the last mapping); a file written lately may be what another process just read from the
+        database, so it waits for a later prune."""
         removed = 0
+        recent = time.time() - PRUNE_GRACE_SECONDS
         with self.locked():
             for path in self.directory.glob("t*.rates"):
                 if path.name in keep:
+                    continue
+                try:
+                    if path.stat().st_mtime > recent:  # maybe another process's newer version: kept a while
+                        continue
+                except FileNotFoundError:
                     continue
                 if table_ids is not None:
                     tid = path.name[1:].split("-", 1)[0]
@@ -338,3 +372,12 @@ class RateStore:
                 for path in self.directory.glob(".tmp-*"):  # a write that died half way
                     path.unlink(missing_ok=True)
         return removed
+
+
+def _sync_directory(directory: Path) -> None:
+    """Make a rename in `directory` durable (its entry on disk)."""
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
