@@ -27,8 +27,9 @@ The directory (`RateStore`, one per database and host, `ROUTING_DATA_DIR`) holds
 
 Looking a code up is two array reads (the code id, computed once per call for all the call's tables; the
 slot) and unpacking the row: a few hundred nanoseconds, close to a dict's. Files no snapshot uses any more
-are removed by `prune` after a full build (and the replaced version of a table after an update); a process
-that still maps a removed file keeps reading it (Linux frees it when the last mapping goes).
+(and older than PRUNE_GRACE_SECONDS) are removed by `prune` after a full build (and the replaced version of
+a table after an update); a process that still maps a removed file keeps reading it (Linux frees it when
+the last mapping goes).
 """
 
 from __future__ import annotations
