@@ -21,6 +21,7 @@ from sqlalchemy import BigInteger, cast, column, func, select, table
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.types import NullType
 
+from panel import rule_columns
 from panel.routing.ratestore import MappedRates, RateStore
 from panel.routing.snapshot import (
     INFINITY,
@@ -75,12 +76,8 @@ plans = _table(
 )
 origination_limits = _table("plan_origination_limits", "plan_id company_id")
 termination_limits = _table("plan_termination_limits", "plan_id company_id")
-rules = _table(
-    "routing_rules",
-    "id plan_id priority code type terminator_client_id terminator_account_id policy_id pm_value pm_percent "
-    "orig_tags orig_tags_mode term_tags time_profile_id expires_at balancing min_length max_length min_asr "
-    "min_acd capacity stop_hunt",
-)
+# A rule's columns as the rules file names them (panel.rule_columns), with its id and plan.
+rules = _table("routing_rules", " ".join(("id", "plan_id", *rule_columns.TARGET, *rule_columns.SETTINGS)))
 codes = _table("codes", "code_deck_id code name")
 quality = _table("quality", "term_account_id code attempts asr acd pdd_ms")
 audit_entries = _table("audit_entries", "id object_type object_id action before after")
