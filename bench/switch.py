@@ -241,17 +241,28 @@ def bench_panel(workdir: Path, database_url: str, args) -> dict:
         # Vendor One (the first route) answers every call: no failover in the benchmark.
         rig = Rig(lab, panel, port, carrier.token, (VENDOR_IPS[0], vendor_ports[0]), args)
         best, steps = climb(rig, args)
-        time.sleep(2)
-    with app.app_context():
-        stored = db.session.scalar(select(func.count()).select_from(CallStat))
-        db.engine.dispose()
+        # Before Kamailio stops: wait until every answered call's CDR is stored (Kamailio posts CDRs once
+        # 200 are queued or a second after its last post), or until they stop coming.
+        answered = sum(s.answered for s in steps)
+        with app.app_context():
+            time.sleep(2)
+            stored, deadline = -1, time.monotonic() + 15
+            while time.monotonic() < deadline:
+                time.sleep(1)
+                now = db.session.scalar(select(func.count()).select_from(CallStat))
+                db.session.rollback()
+                if now >= answered or now == stored:
+                    stored = now
+                    break
+                stored = now
+            db.engine.dispose()
     result = _summary(best, steps)
     # The panel's CPU (gunicorn master and workers, /proc/<pid>/stat utime + stime) per answered call of
     # the best step: one route query, two call events, one CDR.
     result["panel_cpu_ms_per_call"] = result.pop("router_cpu_ms_per_call", None)
     result["fastpath"] = os.environ.get("PANEL_API_FASTPATH", "1") != "0"
     result["cdrs_stored"] = stored
-    result["calls_answered"] = sum(s.answered for s in steps)
+    result["calls_answered"] = answered
     result["panel"] = {"worker_class": args.worker_class, "workers": args.workers, "threads": args.threads}
     return result
 
