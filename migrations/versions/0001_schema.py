@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-12-07 02:02:58.012221
+Create Date: 2026-12-07 04:22:11.774218
 
 """
 from alembic import op
@@ -42,6 +42,23 @@ def upgrade():
         batch_op.create_index('ix_audit_entries_company_id_at', ['company_id', 'at'], unique=False)
         batch_op.create_index('ix_audit_entries_object_type_object_id', ['object_type', 'object_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_audit_entries_user_id'), ['user_id'], unique=False)
+
+    op.create_table('call_days',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('day', panel.models.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('orig_client_id', sa.Integer(), nullable=False),
+    sa.Column('term_client_id', sa.Integer(), nullable=False),
+    sa.Column('answered', sa.Boolean(), nullable=False),
+    sa.Column('calls', sa.Integer(), nullable=False),
+    sa.Column('seconds', sa.Integer(), nullable=False),
+    sa.Column('revenue', panel.models.types.MoneyType(precision=18, scale=6), nullable=False),
+    sa.Column('cost', panel.models.types.MoneyType(precision=18, scale=6), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_call_days'))
+    )
+    with op.batch_alter_table('call_days', schema=None) as batch_op:
+        batch_op.create_index('ix_call_days_orig_client_id_day', ['orig_client_id', 'day'], unique=False)
+        batch_op.create_index('ix_call_days_term_client_id_day', ['term_client_id', 'day'], unique=False)
+        batch_op.create_index('ux_call_days_key', ['day', 'orig_client_id', 'term_client_id', 'answered'], unique=True)
 
     op.create_table('call_hours',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -569,7 +586,7 @@ def upgrade():
         batch_op.create_index('ix_call_stats_orig_account_id_start_at', ['orig_account_id', 'start_at'], unique=False)
         batch_op.create_index('ix_call_stats_orig_client_id_start_at', ['orig_client_id', 'start_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_call_stats_rule_id'), ['rule_id'], unique=False)
-        batch_op.create_index('ix_call_stats_start_at', ['start_at', 'id'], unique=False)
+        batch_op.create_index('ix_call_stats_start_at', ['start_at', 'id', 'orig_client_id', 'term_client_id', 'answered', 'duration', 'customer_charge', 'vendor_cost'], unique=False)
         batch_op.create_index('ix_call_stats_term_account_id_start_at', ['term_account_id', 'start_at'], unique=False)
         batch_op.create_index('ix_call_stats_term_client_id_start_at', ['term_client_id', 'start_at'], unique=False)
 
@@ -747,6 +764,12 @@ def downgrade():
         batch_op.drop_index('ix_call_hours_orig_client_id_hour')
 
     op.drop_table('call_hours')
+    with op.batch_alter_table('call_days', schema=None) as batch_op:
+        batch_op.drop_index('ux_call_days_key')
+        batch_op.drop_index('ix_call_days_term_client_id_day')
+        batch_op.drop_index('ix_call_days_orig_client_id_day')
+
+    op.drop_table('call_days')
     with op.batch_alter_table('audit_entries', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_audit_entries_user_id'))
         batch_op.drop_index('ix_audit_entries_object_type_object_id')

@@ -9,7 +9,7 @@ from panel.models.audit import AuditEntry
 from panel.models.companies import ApiToken, Company, LoginAttempt, User
 from panel.models.imports import ImportUpload, ImportWorker
 from panel.models.rates import Code, CodeDeck, Did, Policy, Rate, RateTable, TimeProfile
-from panel.models.rollups import CallHour
+from panel.models.rollups import CallDay, CallHour
 from panel.models.routing import RoutingPlan, RoutingRule, plan_origination_limits, plan_termination_limits
 from panel.models.stats import CallStat, LiveCall, Quality
 from panel.models.system import ImportJob, ManagerLease, ManagerRun
@@ -19,6 +19,7 @@ __all__ = [
     "AccountNetwork",
     "ApiToken",
     "AuditEntry",
+    "CallDay",
     "CallHour",
     "CallStat",
     "Client",

@@ -25,6 +25,7 @@ class CallFilterForm(FlaskForm):
         csrf = False
 
     client_id = SelectField("Client", coerce=optional_int, validate_choice=False)
+    client_q = StringField("Find a client")  # narrows the client choices (panel.accounts' client filter)
     account_id = SelectField("Account", coerce=optional_int, validate_choice=False)
     direction = SelectField("Direction", choices=choices(DIRECTIONS), validate_choice=False)
     date_from = DateField("From (UTC)", validators=[Optional()])
@@ -43,6 +44,7 @@ class QualityFilterForm(FlaskForm):
         csrf = False
 
     client_id = SelectField("Vendor (client)", coerce=optional_int, validate_choice=False)
+    client_q = StringField("Find a client")  # narrows the client choices (panel.accounts' client filter)
     account_id = SelectField("Terminator account", coerce=optional_int, validate_choice=False)
     code = StringField(
         "Code starts with", validators=[Optional(), Regexp(r"^[0-9]{1,32}$", message="Digits only.")]

@@ -7,14 +7,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from sqlalchemy import and_, case, func, literal, or_, select
+from sqlalchemy import and_, case, func, literal, or_, select, true, union_all
 
 from panel import quality
 from panel.extensions import db
-from panel.models import CallHour, CallStat, Client, RoutingRule
+from panel.models import CallDay, CallHour, CallStat, Client, RoutingRule
 from panel.quality import ANSWERED, ANSWERED_SECONDS
 from panel.scope import scope_condition
-from panel.stats.rollup import hour_of
+from panel.stats.rollup import day_of, hour_of
 
 # The per-call pieces of the quality formula live with the formula (panel.quality).
 __all__ = [
@@ -159,67 +159,137 @@ def totals(conditions: list, orig_visible, term_visible) -> Totals:
     return _totals_of(stmt.where(*conditions))
 
 
-def _ceil_hour(at: datetime) -> datetime:
-    start = hour_of(at)
-    return start if start == at else start + timedelta(hours=1)
+def _ceil(at: datetime, start_of) -> datetime:
+    """The start of the period (hour or day) at or after `at`."""
+    start = start_of(at)
+    return (
+        start if start == at else start + (timedelta(hours=1) if start_of is hour_of else timedelta(days=1))
+    )
 
 
-def _hourly_totals(query: CallFilter, first_hour: datetime | None, end_hour: datetime | None) -> Totals:
-    """The totals of whole hours (from `first_hour`, before `end_hour`) read from the hourly figures."""
+def _grouped_totals(query: CallFilter, parts: list) -> Totals:
+    """The totals of `parts` (selects of sums per originator client, terminator client (0 for none) and
+    answered), in one statement.
+
+    Grouping first and telling visible clients after keeps the per-row work to the scope's check: the
+    figures of a week or of the whole table come down to one row per pair of clients before the eight
+    visibility cases are evaluated.
+    """
+    grouped = (parts[0] if len(parts) == 1 else union_all(*parts)).subquery()
     visible = select(Client.id).where(Client.company_id.in_(list(query.company_ids)))
-    orig_visible = CallHour.orig_client_id.in_(visible)
-    term_visible = CallHour.term_client_id.in_(visible)
-    conditions = [scope_condition(CallHour, query.company_ids)]
+    stmt = _sums(
+        grouped.c.calls,
+        case((grouped.c.answered, grouped.c.calls), else_=0),
+        grouped.c.seconds,
+        grouped.c.revenue,
+        grouped.c.cost,
+        grouped.c.term_client_id == 0,
+        grouped.c.orig_client_id.in_(visible),
+        grouped.c.term_client_id.in_(visible),
+    )
+    return _totals_of(stmt)
+
+
+def _rollup_part(query: CallFilter, model, period: str, ranges: list[tuple]):
+    """The sums of whole periods read from a level of the figures (panel.stats.rollup): the periods
+    starting in any of `ranges` ((first, end) pairs, either None for no bound)."""
+    start = getattr(model, period)
+    visible = select(Client.id).where(Client.company_id.in_(list(query.company_ids)))
+    conditions = [scope_condition(model, query.company_ids)]
     if query.client_id is not None:
-        sides = {"orig": [CallHour.orig_client_id], "term": [CallHour.term_client_id]}.get(
-            query.direction, [CallHour.orig_client_id, CallHour.term_client_id]
+        sides = {"orig": [model.orig_client_id], "term": [model.term_client_id]}.get(
+            query.direction, [model.orig_client_id, model.term_client_id]
         )
         conditions.append(or_(*(column == query.client_id for column in sides)))
     elif query.direction == "orig":
-        conditions.append(orig_visible)
+        conditions.append(model.orig_client_id.in_(visible))
     elif query.direction == "term":
-        conditions.append(term_visible)
+        conditions.append(model.term_client_id.in_(visible))
     if query.answered in ("yes", "no"):
-        conditions.append(CallHour.answered.is_(query.answered == "yes"))
-    if first_hour is not None:
-        conditions.append(CallHour.hour >= first_hour)
-    if end_hour is not None:
-        conditions.append(CallHour.hour < end_hour)
-    stmt = _sums(
-        CallHour.calls,
-        case((CallHour.answered, CallHour.calls), else_=0),
-        CallHour.seconds,
-        CallHour.revenue,
-        CallHour.cost,
-        CallHour.term_client_id == 0,
-        orig_visible,
-        term_visible,
+        conditions.append(model.answered.is_(query.answered == "yes"))
+    bounds = [
+        and_(
+            true(),
+            *([start >= first] if first is not None else []),
+            *([start < end] if end is not None else []),
+        )
+        for first, end in ranges
+    ]
+    conditions.append(bounds[0] if len(bounds) == 1 else or_(*bounds))
+    grouped = (
+        select(
+            model.orig_client_id,
+            model.term_client_id,
+            model.answered,
+            func.sum(model.calls).label("calls"),
+            func.sum(model.seconds).label("seconds"),
+            func.sum(model.revenue).label("revenue"),
+            func.sum(model.cost).label("cost"),
+        )
+        .where(*conditions)
+        .group_by(model.orig_client_id, model.term_client_id, model.answered)
     )
-    return _totals_of(stmt.where(*conditions))
+    return grouped
+
+
+def _call_part(query: CallFilter, *extra):
+    """The sums of the calls matching the filter and `extra`, added up call by call (grouped as the
+    figures are)."""
+    orig = func.coalesce(CallStat.orig_client_id, 0)
+    term = func.coalesce(CallStat.term_client_id, 0)
+    grouped = (
+        select(
+            orig.label("orig_client_id"),
+            term.label("term_client_id"),
+            CallStat.answered,
+            func.count().label("calls"),
+            func.sum(ANSWERED_SECONDS).label("seconds"),
+            func.sum(CallStat.customer_charge).label("revenue"),
+            func.sum(CallStat.vendor_cost).label("cost"),
+        )
+        .where(*query.conditions, *extra)
+        .group_by(orig, term, CallStat.answered)
+    )
+    return grouped
 
 
 def filter_totals(query: CallFilter) -> Totals:
-    """The figures under the calls list: whole hours from the hourly figures (panel.stats.rollup), the
-    minutes of a partial hour at either end of the window from the calls themselves.
+    """The figures under the calls list: whole days from the daily figures, whole hours at either end of the
+    window from the hourly ones (panel.stats.rollup), the minutes of a partial hour at either end from the
+    calls themselves. A window without a bound reads only days (the day of "now" holds every call so far).
 
-    A filter by account or number is added up call by call (through its index).
+    A filter by account or number is added up call by call (through its index). Every part is summed per
+    pair of clients and the parts are added up in one statement.
     """
-
-    def exact(*extra) -> Totals:
-        return totals([*query.conditions, *extra], query.orig_visible, query.term_visible)
-
     if query.by_call:
-        return exact()
-    first_hour = _ceil_hour(query.since) if query.since is not None else None
-    end_hour = hour_of(query.until) if query.until is not None else None
+        return _grouped_totals(query, [_call_part(query)])
+    since, until = query.since, query.until
+    first_hour = _ceil(since, hour_of) if since is not None else None
+    end_hour = hour_of(until) if until is not None else None
     if first_hour is not None and end_hour is not None and first_hour >= end_hour:
-        return exact()  # less than an hour from one hour's start to the next
-    result = _hourly_totals(query, first_hour, end_hour)
-    if query.since is not None and query.since < first_hour:
-        result += exact(CallStat.start_at < first_hour)
-    if query.until is not None and end_hour < query.until:
-        result += exact(CallStat.start_at >= end_hour)
-    return result
+        return _grouped_totals(
+            query, [_call_part(query)]
+        )  # less than an hour from one hour's start to the next
+    first_day = _ceil(first_hour, day_of) if first_hour is not None else None
+    end_day = day_of(end_hour) if end_hour is not None else None
+    if first_day is not None and end_day is not None and first_day >= end_day:
+        parts = [_rollup_part(query, CallHour, "hour", [(first_hour, end_hour)])]  # no whole day
+    else:
+        parts = [_rollup_part(query, CallDay, "day", [(first_day, end_day)])]
+        edges = []
+        if first_hour is not None and first_hour < first_day:
+            edges.append((first_hour, first_day))
+        if end_hour is not None and end_day < end_hour:
+            edges.append((end_day, end_hour))
+        if edges:
+            parts.append(_rollup_part(query, CallHour, "hour", edges))
+    # The minutes of a partial hour at each end: one index range each (the filter's window bounds the other
+    # side).
+    if since is not None and since < first_hour:
+        parts.append(_call_part(query, CallStat.start_at < first_hour))
+    if until is not None and end_hour < until:
+        parts.append(_call_part(query, CallStat.start_at >= end_hour))
+    return _grouped_totals(query, parts)
 
 
 # --- balancing --------------------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from sqlalchemy.orm import aliased, selectinload
 
 from panel import livecalls, paging, search
 from panel.access import reader_required
+from panel.accounts.views import client_filter_choices
 from panel.extensions import db
 from panel.forms import choices as as_choices
 from panel.htmx import render
@@ -39,12 +40,15 @@ def _day_start(day) -> datetime:
 
 
 def _client_and_account(form, every: str) -> tuple[Client | None, Account | None]:
-    """Fill a filter's client choices (the user's clients) and return the client and account it names (404
-    outside the scope); an account of another client than the one chosen is dropped from the filter."""
-    clients = db.session.execute(
-        scoped(Client).with_only_columns(Client.id, Client.name).order_by(Client.name)
-    )
-    form.client_id.choices = as_choices([(c.id, c.name) for c in clients], every)
+    """Fill a filter's client choices and return the client and account it names (404 outside the scope); an
+    account of another client than the one chosen is dropped from the filter.
+
+    The choices are the accounts list's client filter (panel.accounts): the first clients of the user's scope
+    by name, those whose name contains the text typed beside the filter (`client_q`), and the chosen one;
+    never the whole list (a carrier may have 10,000 clients).
+    """
+    choices, form.client_id.more = client_filter_choices(form)
+    form.client_id.choices = [("", every), *choices[1:]]
     client = get_or_404(Client, form.client_id.data) if form.client_id.data else None
     account = get_or_404(Account, form.account_id.data) if form.account_id.data else None
     if client is not None and account is not None and account.client_id != client.id:
@@ -94,14 +98,11 @@ def _call_filter() -> tuple[CallFilterForm, list, dict]:
     since = until = None
     if form.date_from.data and not form.date_from.errors:
         since = _day_start(form.date_from.data)
-        conditions.append(CallStat.start_at >= since)
     if form.date_to.data and not form.date_to.errors:
         until = _day_start(form.date_to.data + timedelta(days=1))
-        conditions.append(CallStat.start_at < until)
     if hours is not None:
         recent = utcnow() - timedelta(hours=hours)
         since = max(since, recent) if since is not None else recent
-        conditions.append(CallStat.start_at >= recent)
     if form.answered.data == "yes":
         conditions.append(CallStat.answered.is_(True))
     elif form.answered.data == "no":
@@ -109,12 +110,22 @@ def _call_filter() -> tuple[CallFilterForm, list, dict]:
     number = form.number.data.lstrip("+") if form.number.data and not form.number.errors else ""
     if number:
         conditions.append(search.prefix(CallStat.number, number))
+    base = list(conditions)  # without the window: the list narrows it to a cursor (call_page)
+    conditions += _between(since, until)
     query = CallFilter(conditions, orig_visible, term_visible, ids, since, until)
     query.client_id = client.id if client is not None else None
     query.direction, query.answered = direction, form.answered.data or ""
     query.by_call = account is not None or bool(number)
-    context = {"hours": hours, "client": client, "account": account, "query": query}
+    context = {"hours": hours, "client": client, "account": account, "query": query, "base": base}
     return form, conditions, context
+
+
+def _between(since: datetime | None, until: datetime | None) -> list:
+    """The calls from `since` up to (not including) `until`, either None for no bound."""
+    return [
+        *([CallStat.start_at >= since] if since is not None else []),
+        *([CallStat.start_at < until] if until is not None else []),
+    ]
 
 
 def _filter_args(form: CallFilterForm) -> dict:
@@ -139,37 +150,65 @@ CALL_SORTS = {
 }
 
 
+def call_page(base: list, query: CallFilter, total: int | None) -> tuple[paging.Page, dict]:
+    """One page of the calls matching `base` (the filter without its window) in the query's window, read
+    through the sort column's index (keyset pages), and the names of the clients and accounts it shows that
+    the user may see: {"client": {id: name}, "account": {id: name}}.
+
+    Under the default sort a cursor's start bounds the window too: the database then reads the index from the
+    cursor on (SQLite otherwise starts its range at the window's start and walks up to a week of calls to
+    reach a page near the newest).
+    """
+    since, until = query.since, query.until
+    window = _between(since, until)
+    sort, keys = paging.keys_from_request(CALL_SORTS, "-start", CallStat.id.desc())
+    after, before = request.args.get("after"), request.args.get("before")
+    if sort.lstrip("-") == "start" and not request.args.get("last") and (after or before):
+        values = paging.decode_cursor(after or before, sort, keys)
+        if values is not None:
+            at = values[0]
+            if bool(after) == (sort == "start"):  # toward later calls: from the cursor's start on
+                window = _between(at if since is None or at > since else since, until)
+            elif until is None or at < until:  # toward earlier calls: up to the cursor's start
+                window = [*_between(since, None), CallStat.start_at <= at]
+    conditions = [*base, *window]
+    stmt = select(CallStat).where(*conditions)
+    pagination = paginate(stmt, CALL_SORTS, "-start", CallStat.id.desc(), total=total)
+    calls = pagination.items
+    client_ids = {c for call in calls for c in (call.orig_client_id, call.term_client_id) if c}
+    account_ids = {a for call in calls for a in (call.orig_account_id, call.term_account_id) if a}
+    clients = dict(
+        db.session.execute(
+            select(Client.id, Client.name).where(
+                Client.id.in_(client_ids), scope_condition(Client, user_company_ids())
+            )
+        ).all()
+    )
+    accounts = dict(
+        db.session.execute(
+            select(Account.id, Account.name).where(
+                Account.id.in_(account_ids), Account.client_id.in_(list(clients))
+            )
+        ).all()
+    )
+    return pagination, {"client": clients, "account": accounts}
+
+
 @bp.route("/")
 @reader_required
 def index():
     """The calls list with its filters and totals (attempts, ASR, ACD, minutes, revenue, cost, margin)."""
     form, conditions, context = _call_filter()
     summary = filter_totals(context["query"])
-    stmt = (
-        select(CallStat)
-        .where(*conditions)
-        .options(
-            selectinload(CallStat.orig_account),
-            selectinload(CallStat.term_account),
-            selectinload(CallStat.orig_client),
-            selectinload(CallStat.term_client),
-        )
-    )
-    # The totals counted the calls already; the pages are read through the sort column's index (keyset).
-    pagination = paginate(stmt, CALL_SORTS, "-start", CallStat.id.desc(), total=summary.attempts)
-    page_clients = {c for call in pagination.items for c in (call.orig_client_id, call.term_client_id) if c}
-    visible = set(
-        db.session.scalars(
-            select(Client.id).where(Client.id.in_(page_clients), scope_condition(Client, user_company_ids()))
-        )
-    )
+    # The totals counted the calls already: no count of the list.
+    pagination, names = call_page(context["base"], context["query"], summary.attempts)
     return render(
         "stats/calls.html",
         "stats/_calls.html",
         form=form,
         summary=summary,
         pagination=pagination,
-        visible=visible,
+        names=names,
         export_args=_filter_args(form),
         **context,
     )

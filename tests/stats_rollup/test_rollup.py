@@ -1,8 +1,10 @@
-"""The statistics' hourly figures (call_hours, panel.stats.rollup) agree with the calls they add up.
+"""The statistics' hourly and daily figures (call_hours, call_days, panel.stats.rollup) agree with the calls
+they add up.
 
-Whatever writes the calls (the CDR ingest, an account deleted with its statistics, the ORM), the figures equal
-a direct aggregation of call_stats, and the totals the Calls page shows from them equal the totals added up
-call by call, for every filter the page offers, on SQLite and PostgreSQL.
+Whatever writes the calls (the CDR ingest, an account deleted with its statistics, the ORM), the figures of
+both levels equal a direct aggregation of call_stats, and the totals the Calls page shows from them equal the
+totals added up call by call, for every filter the page offers and for windows that start and end inside
+hours and days (UTC), on SQLite and PostgreSQL.
 """
 
 from datetime import UTC, datetime, timedelta
@@ -15,29 +17,39 @@ from sqlalchemy import select
 from panel import cdrs
 from panel.accounts import service
 from panel.extensions import db
-from panel.models import CallHour, CallStat
+from panel.main.health import visibility
+from panel.models import CallDay, CallHour, CallStat
 from panel.models.types import utcnow
+from panel.scope import scope_condition, user_company_ids
 from panel.stats import rollup
-from panel.stats.queries import filter_totals, totals
+from panel.stats.queries import CallFilter, filter_totals, totals
 from panel.stats.views import _call_filter
 from tests import factories
 
 
-def figures() -> dict:
-    """The stored hourly figures, rows of no call left out."""
-    rows = db.session.execute(select(CallHour)).scalars()
+def figures(model=CallHour) -> dict:
+    """The stored hourly (or daily) figures, rows of no call left out."""
+    rows = db.session.execute(select(model)).scalars()
+    period = "hour" if model is CallHour else "day"
     return {
-        (r.hour, r.orig_client_id, r.term_client_id, r.answered): (r.calls, r.seconds, r.revenue, r.cost)
+        (getattr(r, period), r.orig_client_id, r.term_client_id, r.answered): (
+            r.calls,
+            r.seconds,
+            r.revenue,
+            r.cost,
+        )
         for r in rows
         if r.calls
     }
 
 
-def direct() -> dict:
+def direct(model=CallHour) -> dict:
     """The same figures added up here from every stored call (not with the code under test)."""
     found: dict = {}
     for call in db.session.scalars(select(CallStat)):
-        hour = call.start_at.replace(minute=0, second=0, microsecond=0)
+        hour = call.start_at.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+        if model is CallDay:
+            hour = hour.replace(hour=0)
         key = (hour, call.orig_client_id or 0, call.term_client_id or 0, call.answered)
         calls, seconds, revenue, cost = found.get(key, (0, 0, Decimal(0), Decimal(0)))
         found[key] = (
@@ -91,13 +103,16 @@ def test_ingest_keeps_the_figures_equal_to_the_calls(app, carrier, foreign):
     again = cdrs.ingest(calls(carrier, foreign, now), company_id=None)
     assert again.stored == 0
     db.session.expire_all()
-    expected = direct()
+    expected, days = direct(), direct(CallDay)
     assert figures() == expected
+    assert figures(CallDay) == days
     assert sum(sums[0] for sums in expected.values()) == 80
     assert any(sums[2] for sums in expected.values())  # charges were added up, not only counts
+    assert len({key[0] for key in days}) >= 2  # the calls span a midnight (UTC): two days at least
     rollup.rebuild()
     db.session.commit()
     assert figures() == expected
+    assert figures(CallDay) == days
 
 
 def test_the_rebuild_command_restores_figures_lost_or_never_kept(app, carrier, foreign):
@@ -106,15 +121,17 @@ def test_the_rebuild_command_restores_figures_lost_or_never_kept(app, carrier, f
     from sqlalchemy import delete
 
     cdrs.ingest(calls(carrier, foreign, utcnow()), company_id=None)
-    expected = direct()
+    expected, days = direct(), direct(CallDay)
     db.session.execute(delete(CallHour))
+    db.session.execute(delete(CallDay))
     db.session.commit()
-    assert figures() == {}
+    assert figures() == {} == figures(CallDay)
     result = app.test_cli_runner().invoke(args=["rebuild-call-hours"])
     assert result.exit_code == 0, result.output
     assert "Hourly call figures rebuilt" in result.output
     db.session.expire_all()
     assert figures() == expected
+    assert figures(CallDay) == days
 
 
 def test_deleting_an_account_takes_its_calls_out(app, carrier, foreign):
@@ -131,7 +148,8 @@ def test_deleting_an_account_takes_its_calls_out(app, carrier, foreign):
     assert rows == 10
     db.session.expire_all()
     assert figures() == direct()
-    assert sum(sums[0] for sums in figures().values()) == 60
+    assert figures(CallDay) == direct(CallDay)
+    assert sum(sums[0] for sums in figures(CallDay).values()) == 60
 
 
 def test_calls_written_through_the_orm_are_followed(app, carrier):
@@ -152,13 +170,25 @@ def test_calls_written_through_the_orm_are_followed(app, carrier):
         == direct()
         == {(start.replace(minute=0), carrier.acme.id, 0, False): (1, 0, Decimal("0.25"), 0)}
     )
+    assert figures(CallDay) == {
+        (datetime(2026, 5, 1, tzinfo=UTC), carrier.acme.id, 0, False): (1, 0, Decimal("0.25"), 0)
+    }
     call.answered, call.duration, call.start_at = True, 90, start + timedelta(hours=2)
     db.session.commit()
     assert figures() == direct()
     assert list(figures()) == [(datetime(2026, 5, 1, 12, tzinfo=UTC), carrier.acme.id, 0, True)]
+    assert figures(CallDay) == direct(CallDay)
+    # Moved across midnight (UTC): out of one day, into the next.
+    call.start_at = datetime(2026, 5, 1, 23, 59, 30, tzinfo=UTC) + timedelta(minutes=1)
+    db.session.commit()
+    assert figures(CallDay) == direct(CallDay)
+    assert figures(CallDay) == {
+        (datetime(2026, 5, 2, tzinfo=UTC), carrier.acme.id, 0, True): (1, 90, Decimal("0.25"), 0)
+    }
     db.session.delete(call)
     db.session.commit()
     assert figures() == direct() == {}
+    assert figures(CallDay) == {}
 
 
 FILTERS = [
@@ -170,6 +200,9 @@ FILTERS = [
     "?direction=term",
     "?date_from={yesterday}&date_to={yesterday}",
     "?date_from={yesterday}",
+    "?date_from={two_days_ago}&date_to={yesterday}",  # whole days that end before today
+    "?hours=30",  # across midnight: the minutes of an hour, hours of yesterday, today as a day
+    "?hours=30&client_id={acme}&direction=orig",
     "?date_from=&date_to=",  # no window at all
     "?client_id={acme}",
     "?client_id={vox}&direction=term&hours=7",
@@ -185,6 +218,7 @@ def test_page_totals_equal_the_totals_call_by_call(app, carrier, foreign, user):
     cdrs.ingest(calls(carrier, foreign, now), company_id=None)
     values = {
         "yesterday": (now - timedelta(days=1)).date().isoformat(),
+        "two_days_ago": (now - timedelta(days=2)).date().isoformat(),
         "acme": carrier.acme.id,
         "vox": carrier.vox.id,
         "acme_main": carrier.acme_main.id,
@@ -201,3 +235,42 @@ def test_page_totals_equal_the_totals_call_by_call(app, carrier, foreign, user):
             assert filter_totals(query) == expected, url
             seen.add(expected.attempts)
     assert len(seen) > 3  # the filters chose different calls
+
+
+@pytest.mark.parametrize("user", ["alpha_admin", "beta_admin"])
+def test_totals_of_any_window_equal_the_calls(app, carrier, foreign, user):
+    """Windows that start and end inside hours, on hour and day boundaries, across midnights (UTC), and
+    without a start or an end (the home page's window ends at "now"): the days, hours and minutes the totals
+    read add up to the calls of the window, never one counted twice or left out."""
+    now = datetime(2026, 6, 10, 1, 17, 30, tzinfo=UTC)  # early in a day: the calls span three days
+    cdrs.ingest(calls(carrier, foreign, now), company_id=None)
+    day = datetime(2026, 6, 9, tzinfo=UTC)
+    points = [
+        None,
+        day - timedelta(days=1),  # the start of a day
+        day - timedelta(hours=3, minutes=10),  # inside an hour, the evening before a midnight
+        day - timedelta(hours=2),  # the start of an hour
+        day,
+        day + timedelta(minutes=1),
+        day + timedelta(hours=13, minutes=59, seconds=59),
+        day + timedelta(days=1),
+        day + timedelta(days=1, hours=1, minutes=5),
+        now,
+    ]
+    checked = set()
+    with app.test_request_context("/statistics/"):
+        login_user(getattr(carrier.tree, user))
+        ids = user_company_ids()
+        orig_visible, term_visible = visibility(ids)
+        for since in points:
+            for until in points:
+                if since is not None and until is not None and since >= until:
+                    continue
+                conditions = [scope_condition(CallStat, ids)]
+                conditions += [CallStat.start_at >= since] if since is not None else []
+                conditions += [CallStat.start_at < until] if until is not None else []
+                query = CallFilter(conditions, orig_visible, term_visible, frozenset(ids), since, until)
+                expected = totals(conditions, orig_visible, term_visible)
+                assert filter_totals(query) == expected, (since, until)
+                checked.add(expected.attempts)
+    assert len(checked) > 10  # the windows held different calls
