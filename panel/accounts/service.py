@@ -12,7 +12,6 @@ from sqlalchemy import delete, func, or_, select
 from panel import audit, crypto, writes
 from panel.extensions import db
 from panel.models import Account, AccountNetwork, CallStat, Client, Did, Gateway, RoutingRule
-from panel.stats import rollup
 from panel.templating import money
 
 CENT = Decimal("0.000001")
@@ -134,6 +133,9 @@ def delete_account(account: Account) -> tuple[int, Decimal]:
             .with_for_update()
             .execution_options(populate_existing=True)
         )
+        # Imported here: panel.stats's views import panel.accounts.views, which imports this module.
+        from panel.stats import rollup
+
         # RETURNING gives exactly the rows deleted, so the refund matches them even while calls keep arriving.
         removed = db.session.execute(
             delete(CallStat)
