@@ -166,7 +166,7 @@ def call_page(base: list, query: CallFilter, total: int | None) -> tuple[paging.
     if sort.lstrip("-") == "start" and not request.args.get("last") and (after or before):
         values = paging.decode_cursor(after or before, sort, keys)
         if values is not None:
-            at = values[0]
+            at = values[0] if values[0].tzinfo is not None else values[0].replace(tzinfo=UTC)
             if bool(after) == (sort == "start"):  # toward later calls: from the cursor's start on
                 window = _between(at if since is None or at > since else since, until)
             elif until is None or at < until:  # toward earlier calls: up to the cursor's start

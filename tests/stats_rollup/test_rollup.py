@@ -274,3 +274,49 @@ def test_totals_of_any_window_equal_the_calls(app, carrier, foreign, user):
                 assert filter_totals(query) == expected, (since, until)
                 checked.add(expected.attempts)
     assert len(checked) > 10  # the windows held different calls
+
+
+@pytest.mark.parametrize(
+    "window",
+    ["", "&date_from={two_days_ago}&date_to={yesterday}", "&hours=20", "&sort=start", "&sort=start&hours=20"],
+)
+def test_calls_pages_by_cursor_show_every_call_once(app, carrier, foreign, window):
+    """Next from the first page to the last, then Previous back from the last page: every call of the window
+    once, in the list's order (the cursor also bounds the window the list reads, panel.stats.views)."""
+    from urllib.parse import urlencode
+
+    from panel.stats.views import call_page
+
+    now = utcnow()
+    cdrs.ingest(calls(carrier, foreign, now), company_id=None)
+    values = {
+        "yesterday": (now - timedelta(days=1)).date().isoformat(),
+        "two_days_ago": (now - timedelta(days=2)).date().isoformat(),
+    }
+    base_url = "/statistics/?per_page=7" + window.format(**values)
+
+    def page(args: dict | None):
+        url = base_url + ("&" + urlencode({k: v for k, v in args.items() if v is not None}) if args else "")
+        with app.test_request_context(url):
+            login_user(carrier.tree.alpha_admin)
+            _form, conditions, context = _call_filter()
+            expected = db.session.scalars(select(CallStat.id).where(*conditions)).all()
+            pagination, _names = call_page(context["base"], context["query"], 10_001)  # "more than 10,000"
+            return pagination, [call.id for call in pagination.items], expected
+
+    pagination, ids, expected = page(None)
+    seen = list(ids)
+    while pagination.next_args is not None:
+        pagination, ids, _ = page(pagination.next_args)
+        seen += ids
+    ascending = "sort=start" in window
+    starts = dict(db.session.execute(select(CallStat.id, CallStat.start_at)).all())
+    order = sorted(expected, key=lambda i: (starts[i], i), reverse=not ascending)
+    assert 7 < len(order) and seen == order
+
+    pagination, ids, _ = page({"last": 1})
+    back = list(ids)
+    while pagination.prev_args is not None:
+        pagination, ids, _ = page(pagination.prev_args)
+        back = ids + back
+    assert back == order
