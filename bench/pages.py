@@ -18,6 +18,13 @@ Environment: BENCH_SKIP_SQLITE=1 (PostgreSQL only), BENCH_ACCOUNTS (default 1000
 (requests per measure, default 60), BENCH_ROUNDS (rounds per measure, the fastest counts, default 3). The
 JSON line also gives the machine's load average and CPU count at the end of the run, since other work on the
 machine slows every figure.
+
+BENCH_KEEP_DB=1 keeps the generated database for the next run instead of dropping it (for iterating on the
+queries: a million accounts take minutes to load). The kept database is `panel_bench_pages_<ACCOUNTS>` next to
+TEST_DATABASE_URL on PostgreSQL and `panel_bench_pages_<ACCOUNTS>.sqlite3` in the system's temporary directory
+on SQLite; a run that finds it loaded skips the load (`load_s` is then 0) and first deletes the accounts an
+earlier run created through the form. It is not migrated: after a change of the models, drop it
+(`DROP DATABASE panel_bench_pages_1000000`, or delete the file) and let the next run load it again.
 """
 
 import json
@@ -31,9 +38,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sqlalchemy import func, insert, select, text  # noqa: E402
+from sqlalchemy import create_engine, func, insert, make_url, select, text  # noqa: E402
 
 from panel import create_app  # noqa: E402
+from panel.config import normalise_database_url  # noqa: E402
 from panel.databases import private_postgres  # noqa: E402
 from panel.extensions import db  # noqa: E402
 from panel.models import (  # noqa: E402
@@ -55,6 +63,7 @@ ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 CLIENTS = max(10, ACCOUNTS // 100)
 RESELLERS = 10
 BATCH = 5000
+KEEP = os.environ.get("BENCH_KEEP_DB") == "1"
 
 
 def make_app(url: str):
@@ -338,14 +347,32 @@ def measure(app, rng: random.Random) -> dict:
     }
 
 
+def loaded() -> bool:
+    """Whether a kept database already holds the generated data (see BENCH_KEEP_DB); the accounts an earlier
+    run created through the form are deleted first, so every run measures the same table."""
+    if db.session.get(User, 1) is None:
+        return False
+    extra = select(Account.id).where(Account.id > ACCOUNTS)
+    db.session.execute(AccountNetwork.__table__.delete().where(AccountNetwork.account_id.in_(extra)))
+    db.session.execute(account_gateways.delete().where(account_gateways.c.account_id.in_(extra)))
+    db.session.execute(Account.__table__.delete().where(Account.id > ACCOUNTS))
+    db.session.commit()
+    return db.session.scalar(select(func.count()).select_from(Account)) == ACCOUNTS
+
+
 def run(database: str, url: str) -> dict:
-    """Load, measure, return the figures of one database."""
+    """Load (unless a kept database holds the data already), measure, return the figures of one database."""
     rng = random.Random(42)
     app = make_app(url)
     with app.app_context():
         db.create_all()
         start = time.perf_counter()
-        counts = load(rng)
+        if KEEP and loaded():
+            for i in range(1, ACCOUNTS + 1):  # the generator's draws, so the measures draw the same urls
+                _account(rng, i, [], [], [], 0)
+            counts = {"accounts": ACCOUNTS, "clients": CLIENTS}
+        else:
+            counts = load(rng)
         load_s = round(time.perf_counter() - start, 1)
         figures = measure(app, rng)
         db.session.remove()
@@ -367,14 +394,35 @@ def result_line(database: str, counts: dict, figures: dict, load_s: float) -> di
     }
 
 
-def on_each_database(run) -> None:
+def kept_postgres(base_url: str, name: str) -> str:
+    """The URL of database `name` next to `base_url`, created when missing (kept after the run)."""
+    url = make_url(normalise_database_url(base_url))
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            if conn.scalar(text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": name}) is None:
+                conn.execute(text(f'CREATE DATABASE "{name}"'))
+    finally:
+        admin.dispose()
+    return url.set(database=name).render_as_string(hide_password=False)
+
+
+def on_each_database(run, keep: str | None = None) -> None:
     """Print `run(database, url)` as one JSON line on SQLite (unless BENCH_SKIP_SQLITE=1) and on PostgreSQL
-    when TEST_DATABASE_URL is set, each in a database of its own that is dropped afterwards."""
+    when TEST_DATABASE_URL is set, each in a database of its own that is dropped afterwards, or, with `keep`
+    (a name), kept under that name for the next run."""
     if os.environ.get("BENCH_SKIP_SQLITE") != "1":
-        with tempfile.TemporaryDirectory() as tmp:
-            print(json.dumps(run("sqlite", f"sqlite:///{Path(tmp) / 'bench.sqlite3'}")), flush=True)
+        if keep:
+            path = Path(tempfile.gettempdir()) / f"{keep}.sqlite3"
+            print(json.dumps(run("sqlite", f"sqlite:///{path}")), flush=True)
+        else:
+            with tempfile.TemporaryDirectory() as tmp:
+                print(json.dumps(run("sqlite", f"sqlite:///{Path(tmp) / 'bench.sqlite3'}")), flush=True)
     base = os.environ.get("TEST_DATABASE_URL")
     if base:
+        if keep:
+            print(json.dumps(run("postgresql", kept_postgres(base, keep))), flush=True)
+            return
         url, drop = private_postgres(base, "panel_bench")
         try:
             print(json.dumps(run("postgresql", url)), flush=True)
@@ -384,7 +432,7 @@ def on_each_database(run) -> None:
 
 def main() -> None:
     """SQLite (unless BENCH_SKIP_SQLITE=1); PostgreSQL when TEST_DATABASE_URL is set."""
-    on_each_database(run)
+    on_each_database(run, f"panel_bench_pages_{ACCOUNTS}" if KEEP else None)
 
 
 if __name__ == "__main__":

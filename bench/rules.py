@@ -12,17 +12,20 @@ then the bulk insert; no export). Prints one JSON line per database: database, r
 rules_tab_ms_p95 (and the median, the slowest, the app's CPU per request, the export time, the load average),
 and the p95 of each kind of request: list_ms_p95 (first and numbered pages, sorts), search_ms_p95 (code, type,
 terminator and state filters) and deep_ms_p95 (last pages and cursors).
+
+Environment: BENCH_SKIP_SQLITE=1 (PostgreSQL only); BENCH_KEEP_DB=1 keeps the loaded database for the next run
+(`panel_bench_rules_<rules>` next to TEST_DATABASE_URL, or that name with `.sqlite3` in the system's temporary
+directory), which then skips the load and the export (import_s is the time to find it); it is not migrated:
+drop it after a change of the models.
 """
 
 import argparse
 import io
-import json
 import os
 import random
 import re
 import statistics
 import sys
-import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,9 +34,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sqlalchemy import func, insert, select  # noqa: E402
 
-from bench.pages import analyze  # noqa: E402
+from bench.pages import KEEP, analyze, on_each_database  # noqa: E402
 from panel import create_app  # noqa: E402
-from panel.databases import private_postgres  # noqa: E402
 from panel.extensions import db  # noqa: E402
 from panel.models import (  # noqa: E402
     Account,
@@ -176,14 +178,32 @@ def seed(app) -> tuple[int, int, dict]:
         plan = RoutingPlan(company_id=root.id, name="Big plan", code_deck_id=deck.id)
         db.session.add(plan)
         db.session.commit()
-        ids = {
-            "client": db.session.scalar(select(Client.id).where(Client.name == "Vendor 7")),
-            "policy": db.session.scalar(select(Policy.id).where(Policy.name == "Simple LCR")),
-            "vendors": list(db.session.scalars(select(Client.id).order_by(Client.id))),
-            "trunks": list(db.session.scalars(select(Account.id).order_by(Account.id))),
-            "policies": list(db.session.scalars(select(Policy.id).order_by(Policy.id))),
-        }
-        return user.id, plan.id, ids
+        return user.id, plan.id, seeded_ids()
+
+
+def seeded_ids() -> dict:
+    """The ids of the seeded vendors, trunks and policies (the rules' terminators and the filters')."""
+    return {
+        "client": db.session.scalar(select(Client.id).where(Client.name == "Vendor 7")),
+        "policy": db.session.scalar(select(Policy.id).where(Policy.name == "Simple LCR")),
+        "vendors": list(db.session.scalars(select(Client.id).order_by(Client.id))),
+        "trunks": list(db.session.scalars(select(Account.id).order_by(Account.id))),
+        "policies": list(db.session.scalars(select(Policy.id).order_by(Policy.id))),
+    }
+
+
+def kept(app, rules: int) -> tuple[int, int, dict] | None:
+    """(user, plan, ids) of a kept database that holds the plan's `rules` rules already (BENCH_KEEP_DB)."""
+    with app.app_context():
+        db.create_all()
+        plan_id = db.session.scalar(select(RoutingPlan.id).where(RoutingPlan.name == "Big plan"))
+        user_id = db.session.scalar(select(User.id).where(User.username == "bench"))
+        if plan_id is None or user_id is None:
+            return None
+        stored = db.session.scalar(select(func.count()).where(RoutingRule.plan_id == plan_id))
+        if stored != rules:
+            raise SystemExit(f"the kept database holds {stored} rules, not {rules}: drop it first")
+        return user_id, plan_id, seeded_ids()
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -206,16 +226,17 @@ def run(database: str, url: str, data: bytes, rules: int, requests: int) -> dict
             "SERVER_NAME": None,
         }
     )
-    user_id, plan_id, ids = seed(app)
+    found = kept(app, rules) if KEEP else None
+    user_id, plan_id, ids = found or seed(app)
     client = app.test_client()
     with client.session_transaction() as session:
         session["_user_id"] = f"{user_id}:1"
         session["_fresh"] = True
 
     started = time.perf_counter()
-    if (
-        data is None
-    ):  # a million rules: inserted in bulk, the import is bench/import.py's and this one's below
+    if found:
+        pass  # a kept database: loaded by an earlier run
+    elif data is None:  # a million rules: inserted in bulk (the import's time is bench/import.py's)
         with app.app_context():
             bulk_rules(plan_id, rules, ids)
     else:
@@ -284,7 +305,7 @@ def run(database: str, url: str, data: bytes, rules: int, requests: int) -> dict
         assert response.status_code == 200
 
     export_s = None
-    if data is not None:
+    if data is not None and not found:
         started = time.perf_counter()
         exported = client.get(f"/plans/{plan_id}/export").data
         export_s = round(time.perf_counter() - started, 2)
@@ -302,6 +323,7 @@ def run(database: str, url: str, data: bytes, rules: int, requests: int) -> dict
         "requests": requests,
         "export_s": export_s,
         "bulk_loaded": data is None,
+        "kept_database": bool(found),
         "load_avg_1m": round(os.getloadavg()[0], 1),
         "cpus": os.cpu_count(),
     }
@@ -315,15 +337,12 @@ def main() -> None:
     args = parser.parse_args()
     # Above BULK_RULES the rules are inserted in bulk (the upload of a million-line file is not what's timed).
     data = generate_rules(args.rules) if args.rules <= BULK_RULES else None
-    with tempfile.TemporaryDirectory() as tmp:
-        print(json.dumps(run("sqlite", f"sqlite:///{tmp}/bench.sqlite3", data, args.rules, args.requests)))
-    base = os.environ.get("TEST_DATABASE_URL")
-    if base:
-        url, drop = private_postgres(base, "panel_bench")
-        try:
-            print(json.dumps(run("postgresql", url, data, args.rules, args.requests)))
-        finally:
-            drop()
+
+    def one(database: str, url: str) -> dict:
+        return run(database, url, data, args.rules, args.requests)
+
+    # The same SQLite / PostgreSQL runs as bench/pages.py (BENCH_SKIP_SQLITE, BENCH_KEEP_DB).
+    on_each_database(one, f"panel_bench_rules_{args.rules}" if KEEP else None)
 
 
 if __name__ == "__main__":
