@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from sqlalchemy import and_, case, func, literal, or_, select, true, union_all
+from sqlalchemy import and_, case, exists, func, literal, or_, select, true, union_all
 from sqlalchemy.orm import aliased
 
 from panel import quality
@@ -264,6 +264,21 @@ def _call_part(query: CallFilter, *extra):
         .group_by(orig, term, CallStat.answered)
     )
     return grouped
+
+
+def client_sides(client_id: int, since: datetime | None, until: datetime | None) -> list[str]:
+    """The sides ("orig", "term") a client's calls from `since` to `until` are on, read from the daily
+    figures of the days the window touches (a superset of the window: a side not found has no call in it).
+    """
+    conditions = [CallDay.calls > 0]
+    if since is not None:
+        conditions.append(CallDay.day >= day_of(since))
+    if until is not None:
+        conditions.append(CallDay.day < until)
+    orig = exists().where(CallDay.orig_client_id == client_id, *conditions)
+    term = exists().where(CallDay.term_client_id == client_id, *conditions)
+    found = db.session.execute(select(orig, term)).one()
+    return [side for side, present in zip(("orig", "term"), found, strict=True) if present]
 
 
 def filter_totals(query: CallFilter) -> Totals:

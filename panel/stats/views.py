@@ -25,7 +25,14 @@ from panel.quality import acd_sql, asr_sql
 from panel.scope import get_or_404, scope_condition, scoped, user_company_ids
 from panel.stats import bp
 from panel.stats.forms import WINDOWS, CallFilterForm, QualityFilterForm
-from panel.stats.queries import ANSWERED, ANSWERED_SECONDS, CallFilter, balancing_groups, filter_totals
+from panel.stats.queries import (
+    ANSWERED,
+    ANSWERED_SECONDS,
+    CallFilter,
+    balancing_groups,
+    client_sides,
+    filter_totals,
+)
 
 DEFAULT_DAYS = 7
 
@@ -81,20 +88,6 @@ def _call_filter() -> tuple[CallFilterForm, list, dict]:
     term_visible = CallStat.term_client_id.in_(visible)
     conditions = [scope_condition(CallStat, ids)]
     direction = form.direction.data or ""
-    if account is not None:
-        sides = {"orig": [CallStat.orig_account_id], "term": [CallStat.term_account_id]}.get(
-            direction, [CallStat.orig_account_id, CallStat.term_account_id]
-        )
-        conditions.append(or_(*(column == account.id for column in sides)))
-    elif client is not None:
-        sides = {"orig": [CallStat.orig_client_id], "term": [CallStat.term_client_id]}.get(
-            direction, [CallStat.orig_client_id, CallStat.term_client_id]
-        )
-        conditions.append(or_(*(column == client.id for column in sides)))
-    elif direction == "orig":
-        conditions.append(orig_visible)
-    elif direction == "term":
-        conditions.append(term_visible)
     since = until = None
     if form.date_from.data and not form.date_from.errors:
         since = _day_start(form.date_from.data)
@@ -103,6 +96,21 @@ def _call_filter() -> tuple[CallFilterForm, list, dict]:
     if hours is not None:
         recent = utcnow() - timedelta(hours=hours)
         since = max(since, recent) if since is not None else recent
+    if account is not None:
+        sides = {"orig": [CallStat.orig_account_id], "term": [CallStat.term_account_id]}.get(
+            direction, [CallStat.orig_account_id, CallStat.term_account_id]
+        )
+        conditions.append(or_(*(column == account.id for column in sides)))
+    elif client is not None:
+        # Either side: only the sides the client's calls of the window are on (a customer's calls are all
+        # originated), so the list reads one index in its order instead of merging two and sorting.
+        sides = {"orig": ["orig"], "term": ["term"]}.get(direction) or client_sides(client.id, since, until)
+        columns = {"orig": CallStat.orig_client_id, "term": CallStat.term_client_id}
+        conditions.append(or_(*(columns[side] == client.id for side in sides or ("orig", "term"))))
+    elif direction == "orig":
+        conditions.append(orig_visible)
+    elif direction == "term":
+        conditions.append(term_visible)
     if form.answered.data == "yes":
         conditions.append(CallStat.answered.is_(True))
     elif form.answered.data == "no":

@@ -320,3 +320,41 @@ def test_calls_pages_by_cursor_show_every_call_once(app, carrier, foreign, windo
         pagination, ids, _ = page(pagination.prev_args)
         back = ids + back
     assert back == order
+
+
+def test_a_clients_calls_on_either_side_are_all_listed(app, carrier, foreign):
+    """The client filter lists the calls the client originated and those it terminated (the sides it is on
+    are read from the daily figures: a vendor that also originates keeps both), and nothing else."""
+    from panel.stats.views import call_page
+
+    now = utcnow()
+    cdrs.ingest(calls(carrier, foreign, now), company_id=None)  # Vox terminates some of these
+    for i in range(5):  # and originates these
+        db.session.add(
+            CallStat(
+                call_id=f"vox-orig-{i}",
+                orig_client_id=carrier.vox.id,
+                number="4420",
+                start_at=now - timedelta(hours=3 * i + 1),
+            )
+        )
+    db.session.commit()
+    for client, sides in ((carrier.vox, 2), (carrier.acme, 1), (carrier.tel, 1)):
+        with app.test_request_context(f"/statistics/?client_id={client.id}&per_page=500"):
+            login_user(carrier.tree.alpha_admin)
+            _form, _conditions, context = _call_filter()
+            pagination, _names = call_page(context["base"], context["query"], None)
+            listed = {call.id for call in pagination.items}
+            since = context["query"].since
+        mine = db.session.scalars(
+            select(CallStat.id).where(
+                (CallStat.orig_client_id == client.id) | (CallStat.term_client_id == client.id),
+                CallStat.start_at >= since,
+            )
+        ).all()
+        assert listed == set(mine) and mine, client.name
+        origs = {
+            c.orig_client_id == client.id
+            for c in db.session.scalars(select(CallStat).where(CallStat.id.in_(mine)))
+        }
+        assert len(origs) == sides  # Vox's list holds calls of both sides
