@@ -13,7 +13,10 @@ re-importing a deck where few prices changed rewrites few rows, and `write` retu
 or changed.
 """
 
-from collections.abc import Callable, Iterator, Sequence
+import gc
+import itertools
+import operator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from operator import itemgetter
@@ -52,17 +55,76 @@ def write(
     (default: every column not in the key) of an existing row, when one of them differs. With `error`, a
     conflict fails the statement: callers use it for a table they emptied or that was empty.
     """
-    if on_conflict not in ON_CONFLICT:
-        raise ValueError(f"on_conflict must be one of {ON_CONFLICT}")
     if not rows:
         return 0
-    columns, key = list(columns), list(key)
+    data = {name: _column(rows, name) for name in columns}
+    return write_columns(target, data, key=key, on_conflict=on_conflict, update=update, progress=progress)
+
+
+def write_columns(
+    target: Table,
+    data: Mapping[str, Sequence],
+    *,
+    key: Sequence[str] = (),
+    on_conflict: str = "error",
+    update: Sequence[str] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    order: Sequence[int] | None = None,
+) -> int:
+    """`write` for rows given column by column: `data` maps each column to its values (lists of one length).
+
+    The rows are written in the order of the first key column that varies (codes, numbers): a unique index
+    then grows at its end instead of everywhere, on both databases. A caller that knows that order already
+    passes it as `order` (the rows' positions in that order).
+    """
+    if on_conflict not in ON_CONFLICT:
+        raise ValueError(f"on_conflict must be one of {ON_CONFLICT}")
+    columns, key = list(data), list(key)
+    if not columns or not len(data[columns[0]]):
+        return 0
     updated = [c for c in (update if update is not None else columns) if c not in key]
-    if db.session.get_bind().dialect.name == "postgresql":
-        if on_conflict == "error":
-            return _copy_postgresql(target, rows, columns, progress)
-        return _write_postgresql(target, rows, columns, key, on_conflict, updated, progress)
-    return _write_executemany(target, rows, columns, key, on_conflict, updated, progress)
+    with gc_paused():
+        order = _key_order(data, key) if order is None else order
+        if db.session.get_bind().dialect.name == "postgresql":
+            if on_conflict == "error":
+                return _copy_postgresql(target, data, columns, order, progress)
+            return _write_postgresql(target, data, columns, key, on_conflict, updated, order, progress)
+        return _write_executemany(target, data, columns, key, on_conflict, updated, order, progress)
+
+
+def _key_order(data: Mapping[str, Sequence], key: list[str]) -> Sequence[int] | None:
+    """The positions of the rows sorted by the first key column that varies (None: keep them as they are).
+
+    A stable sort of plain strings or numbers (a fast C compare): rows are then near key order, which is
+    all an index needs.
+    """
+    for name in key:
+        values = data.get(name)
+        if values is None:
+            continue
+        if values.count(values[0]) != len(values):
+            if all(map(operator.le, values, itertools.islice(values, 1, None))):
+                return None  # already in order
+            return sorted(range(len(values)), key=values.__getitem__)
+    return None
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """The cyclic garbage collector off inside the block (a bulk step that keeps 250,000 lists or tuples).
+
+    Python starts a collection every few hundred new containers and walks the ones still alive, again and
+    again while they pile up: that doubles the time of reading a deck into columns and of building the
+    rows for the driver. Nothing of a bulk step is garbage in a cycle; the collector runs again after it.
+    """
+    if not gc.isenabled():  # paused already (a nested step, another import's thread)
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 @contextmanager
@@ -98,37 +160,29 @@ def _column(rows, name: str) -> list:
 
 def _converted(values: list, processor) -> list:
     """The column through the driver's bind conversion; once per distinct value when values repeat (dates)."""
-    distinct = set(values)
-    if len(distinct) * 4 < len(values):
-        cache = {value: processor(value) for value in distinct}
+    sample = values[:1000]
+    if len(set(sample)) * 4 < len(sample):  # repeats (checked on a sample: hashing every value costs too)
+        cache = {value: processor(value) for value in set(values)}
         return list(map(cache.__getitem__, values))
     return list(map(processor, values))
 
 
-def _write_executemany(target, rows, columns, key, on_conflict, updated, progress) -> int:
-    """SQLite: one compiled statement, the driver's executemany over tuples built column by column, in chunks.
-
-    The tuples are sorted by the key (after conversion: plain strings and numbers compare fast), so the
-    unique index grows at its end instead of everywhere.
-    """
+def _write_executemany(target, data, columns, key, on_conflict, updated, order, progress) -> int:
+    """SQLite: one compiled statement, the driver's executemany over tuples built column by column."""
     connection = db.session.connection()
     stmt = _on_conflict(sqlite_insert(target), target, key, on_conflict, updated)
     compiled = stmt.compile(dialect=connection.dialect, column_keys=columns)
     names = list(compiled.positiontup or [])
     if sorted(names) != sorted(columns):  # not a plain positional statement: let SQLAlchemy bind the rows
-        return _write_core(stmt, rows, columns, progress)
+        return _write_core(stmt, data, columns, order, progress)
     processors = compiled._bind_processors
-    data = []
+    converted = []
     for name in names:
-        values = _column(rows, name)
+        values = data[name]
         processor = processors.get(name)
-        data.append(_converted(values, processor) if processor is not None else values)
-    params = list(zip(*data, strict=True))
-    # Sorted by the first key column that varies (a plain string or number: a fast C compare); rows are then
-    # near key order, which is all the index needs.
-    varying = [k for k in key if len(set(data[names.index(k)])) > 1]
-    if varying:
-        params.sort(key=itemgetter(names.index(varying[0])))
+        converted.append(_converted(values, processor) if processor is not None else values)
+    params = _ordered(list(zip(*converted, strict=True)), order)
+    del converted
     total, written = len(params), 0
     # A page cache that holds the table's indexes while they grow; the connection's own size comes back
     # before it returns to the pool.
@@ -145,55 +199,44 @@ def _write_executemany(target, rows, columns, key, on_conflict, updated, progres
     return written
 
 
-def _write_core(stmt, rows, columns, progress) -> int:
+def _ordered(values: Sequence, order: Sequence[int] | None) -> Sequence:
+    """The column in the write's order."""
+    return values if order is None else list(map(values.__getitem__, order))
+
+
+def _write_core(stmt, data, columns, order, progress) -> int:
     """Any other statement shape: SQLAlchemy's executemany with dicts."""
+    rows = [
+        dict(zip(columns, values, strict=True))
+        for values in zip(*(_ordered(data[c], order) for c in columns), strict=True)
+    ]
     total, written = len(rows), 0
     for start in range(0, total, CHUNK):
-        chunk = [{c: row[c] for c in columns} for row in rows[start : start + CHUNK]]
-        written += max(db.session.execute(stmt, chunk).rowcount, 0)
+        written += max(db.session.execute(stmt, rows[start : start + CHUNK]).rowcount, 0)
         if progress:
             progress(min(start + CHUNK, total), total)
     return written
 
 
-def streams() -> bool:
-    """True when the database takes rows by COPY while the caller still parses (PostgreSQL)."""
-    return db.session.get_bind().dialect.name == "postgresql"
-
-
-@contextmanager
-def copy_stream(target: Table, columns: Sequence[str]) -> Iterator[Callable[[Sequence[dict]], None]]:
-    """PostgreSQL: one COPY into `target`, fed chunk by chunk by `send(rows)` (dicts) inside the block.
-
-    An exception in the block abandons the COPY (the caller's transaction then rolls back).
-    """
-    columns = list(columns)
-    raw = db.session.connection().connection.driver_connection
-    copy_stmt = sql.SQL("COPY {} ({}) FROM STDIN").format(
-        sql.Identifier(target.name), sql.SQL(", ").join(sql.Identifier(c) for c in columns)
-    )
-    with raw.cursor() as cursor, cursor.copy(copy_stmt) as copy:
-
-        def send(rows: Sequence[dict]) -> None:
-            texts = [_copy_column(_column(rows, c)) for c in columns]
-            copy.write("\n".join(map("\t".join, zip(*texts, strict=True))) + "\n")
-
-        yield send
-
-
-def _copy(cursor, name: str, rows, columns, progress) -> None:
-    """COPY the rows into the table `name`: the COPY text built column by column, at C speed."""
+def _copy(cursor, name: str, data, columns, order, progress) -> None:
+    """COPY the rows into the table `name`, chunk by chunk: the database takes one while the next is built
+    (column by column, at C speed)."""
     copy_stmt = sql.SQL("COPY {} ({}) FROM STDIN").format(
         sql.Identifier(name), sql.SQL(", ").join(sql.Identifier(c) for c in columns)
     )
-    texts = [_copy_column(_column(rows, c)) for c in columns]
-    lines = list(map("\t".join, zip(*texts, strict=True)))
-    total = len(lines)
+    values = [data[c] for c in columns]
+    total = len(values[0])
     with cursor.copy(copy_stmt) as copy:
         for start in range(0, total, CHUNK):
-            copy.write("\n".join(lines[start : start + CHUNK]) + "\n")
+            stop = min(start + CHUNK, total)
+            if order is None:
+                parts = [_copy_column(column[start:stop]) for column in values]
+            else:
+                positions = order[start:stop]
+                parts = [_copy_column(list(map(column.__getitem__, positions))) for column in values]
+            copy.write("\n".join(map("\t".join, zip(*parts, strict=True))) + "\n")
             if progress:
-                progress(min(start + CHUNK, total), total)
+                progress(stop, total)
 
 
 _NULL = "\\N"
@@ -201,35 +244,44 @@ _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\
 
 
 def _copy_column(values: list) -> list[str]:
-    """One column in COPY's text format: None is \\N; text escaped; dates once per distinct value."""
+    """One column in COPY's text format: None is \\N; text escaped; a value that repeats (dates, fees,
+    increments) converted once."""
     sample = next((v for v in values if v is not None), None)
-    if isinstance(sample, datetime) or sample is None:
-        cache = {v: (_NULL if v is None else v.isoformat(sep=" ")) for v in set(values)}
-        return list(map(cache.__getitem__, values))
-    if isinstance(sample, bool):
-        return list(map({True: "t", False: "f", None: _NULL}.__getitem__, values))
-    has_null = None in values
     if isinstance(sample, str):
-        if has_null:
+        if any(map(operator.is_, values, itertools.repeat(None))):
             values = [_NULL if v is None else v for v in values]
         joined = "".join(values)
         if "\\" in joined or "\t" in joined or "\n" in joined or "\r" in joined:
             return [v if v is _NULL else v.translate(_COPY_ESCAPES) for v in values]
         return values
-    if has_null:
-        return [_NULL if v is None else str(v) for v in values]
-    return list(map(str, values))
+    if isinstance(sample, bool):
+        convert = {True: "t", False: "f"}.__getitem__
+    elif isinstance(sample, datetime):
+        convert = _moment_text
+    else:
+        convert = str
+    head = values[:1000]
+    if sample is None or convert is _moment_text or len(set(head)) * 4 < len(head):
+        cache = {v: _NULL if v is None else convert(v) for v in set(values)}
+        return list(map(cache.__getitem__, values))
+    if any(map(operator.is_, values, itertools.repeat(None))):  # `is`: comparing a decimal with None is slow
+        return [_NULL if v is None else convert(v) for v in values]
+    return list(map(convert, values))
 
 
-def _copy_postgresql(target, rows, columns, progress) -> int:
+def _moment_text(value: datetime) -> str:
+    return value.isoformat(sep=" ")
+
+
+def _copy_postgresql(target, data, columns, order, progress) -> int:
     """PostgreSQL, no conflict possible (an empty or emptied table): COPY straight into the table."""
     raw = db.session.connection().connection.driver_connection
     with raw.cursor() as cursor:
-        _copy(cursor, target.name, rows, columns, progress)
-    return len(rows)
+        _copy(cursor, target.name, data, columns, order, progress)
+    return len(data[columns[0]])
 
 
-def _write_postgresql(target, rows, columns, key, on_conflict, updated, progress) -> int:
+def _write_postgresql(target, data, columns, key, on_conflict, updated, order, progress) -> int:
     """PostgreSQL: COPY into a temporary table (dropped at commit), then INSERT … SELECT … ON CONFLICT."""
     connection = db.session.connection()
     raw = connection.connection.driver_connection
@@ -243,7 +295,7 @@ def _write_postgresql(target, rows, columns, key, on_conflict, updated, progress
                 sql.Identifier(target.name),
             )
         )
-        _copy(cursor, temp_name, rows, columns, progress)
+        _copy(cursor, temp_name, data, columns, order, progress)
     source = table_clause(temp_name, *(column(c) for c in columns))
     # include_defaults=False: columns the rows do not carry get their server defaults.
     stmt = pg_insert(target).from_select(
@@ -255,5 +307,6 @@ def _write_postgresql(target, rows, columns, key, on_conflict, updated, progress
         # The command tag counts the rows inserted or updated, not those skipped.
         written = max(cursor.rowcount, 0)
     if progress:
-        progress(len(rows), len(rows))
+        total = len(data[columns[0]])
+        progress(total, total)
     return written

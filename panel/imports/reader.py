@@ -12,6 +12,7 @@ to a parser that returns a clean dict or raises RowError; every rejected row is 
 import codecs
 import csv
 import io
+import itertools
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 
@@ -85,7 +86,7 @@ def unquote_formula(value: str) -> str:
 
 def has_quoted_formulas(text: str) -> bool:
     """True when some cell may carry the export's formula guard (checked once per file, not per cell)."""
-    return any(start in text for start in _QUOTED_STARTS)
+    return "'" in text and any(start in text for start in _QUOTED_STARTS)
 
 
 class Table:
@@ -96,8 +97,47 @@ class Table:
         self.header = header
         self.has_header = has_header
         self._first_row = first_row
+        self._reader: Iterator[list[str]] = iter(())
+        self._rest_at = 0  # where the text after the rows read so far starts
         self.unquote = has_quoted_formulas(text)
         self.total = max(0, (text.count("\n") or text.count("\r")) - int(has_header))
+
+    def columns(self) -> list[list[str]] | None:
+        """The data rows' cells column by column (one list per header column), blank rows left out; None
+        when a row has another number of cells than the header or a line cannot be read.
+
+        For a caller that needs no line numbers while every line is good: a file that gets None is read
+        again with `open_table` and `records`, which number the lines and say what is wrong. A file without
+        quotes is cut by its commas and line ends in a few C calls (what the CSV reader would give it);
+        any other through the CSV reader. It takes the rows of the reader `open_table` made: use either
+        this or `records`, not both.
+        """
+        width = len(self.header)
+        first = [] if self._first_row is None else [self._first_row]
+        if any(len(values) != width for values in first):
+            return None
+        rest = self.text[self._rest_at :]
+        if "\r" in rest:
+            rest = rest.replace("\r\n", "\n")
+        if width > 1 and '"' not in rest and "\r" not in rest:
+            lines = rest.split("\n")
+            if "" in lines:
+                lines = [line for line in lines if line]
+            if set(map(str.count, lines, itertools.repeat(","))) <= {width - 1}:
+                cells = ",".join(lines).split(",") if lines else []
+                columns = [cells[i::width] for i in range(width)]
+                for i, column in enumerate(columns) if first else ():
+                    column.insert(0, first[0][i])
+                return columns
+        try:
+            rows = first + list(self._reader)
+        except csv.Error:
+            return None
+        if min(map(len, rows), default=width) < 2:  # an empty row, or one cell that may be blank
+            rows = [v for v in rows if v and not (len(v) == 1 and not v[0].strip())]
+        if any(length != width for length in set(map(len, rows))):
+            return None
+        return [list(column) for column in zip(*rows, strict=True)] if rows else [[] for _ in range(width)]
 
     def records(self, reader) -> Iterator[tuple[int, list[str]]]:
         """(line number, cells) of every data row, blank rows left out; csv.Error ends with CsvError."""
@@ -124,7 +164,8 @@ def open_table(
     """
     text = data if isinstance(data, str) else decode(data)
     # newline="": the csv module sees the line ends itself, so CR-only files read like LF and CRLF ones.
-    reader = csv.reader(io.StringIO(text, newline=""))
+    stream = io.StringIO(text, newline="")
+    reader = csv.reader(stream)
     known = list(columns)
     known_set = set(known)
     try:
@@ -142,6 +183,7 @@ def open_table(
             )
         _check_required(known[: len(first)], required, headerless=True)
         table = Table(text, known, False, first)
+        table._reader, table._rest_at = reader, stream.tell()
         return table, table.records(reader)
     unknown = [h for h in names if h not in known_set]
     if unknown:
@@ -151,6 +193,7 @@ def open_table(
         raise CsvError(f"line 1: column(s) {', '.join(duplicates)} appear twice.")
     _check_required(names, required)
     table = Table(text, names, True, None)
+    table._reader, table._rest_at = reader, stream.tell()
     return table, table.records(reader)
 
 

@@ -6,8 +6,10 @@ rows in one transaction with the bulk writer, and record one audit entry that st
 See docs/csv-formats.md.
 """
 
+import itertools
+import operator
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from decimal import Decimal
 from operator import itemgetter
@@ -106,16 +108,50 @@ def _count(rate_table_id: int) -> int:
     )
 
 
-def _drop_undated_repeats(rate_table_id: int, rows: list[dict], start: datetime) -> list[dict]:
-    """The rows to write: without the undated ones that equal the rate in force at `start` (SPEC §3 rule)."""
-    # Undated rows carry the very `start` object the parser was given.
-    if not any(row["effective_from"] is start for row in rows):
-        return rows
+class Deck:
+    """A parsed deck column by column: equal-length lists in file order, keyed by the rates table's columns.
+
+    What the bulk writer takes as it is (no dict per rate); `rows()` gives `rate_row_parser`'s rate dicts.
+    Undated rates carry the very `start` object the parse was given.
+    """
+
+    def __init__(
+        self, table_id: int, start: datetime, columns: dict[str, list], order: list[int] | None = None
+    ):
+        self.table_id = table_id
+        self.start = start
+        self.columns = columns
+        self.order = order  # the positions of the rates sorted by code, when known (the write's order)
+
+    def __len__(self) -> int:
+        return len(self.columns["code"])
+
+    @classmethod
+    def from_rows(cls, table_id: int, start: datetime, rows: Sequence[dict]) -> "Deck":
+        """The deck of rate dicts (from the line-by-line parse)."""
+        return cls(table_id, start, {name: list(map(itemgetter(name), rows)) for name in _WRITE_COLUMNS})
+
+    def rows(self) -> list[dict]:
+        """The rates as dicts, in file order."""
+        values = zip(*(self.columns[name] for name in _WRITE_COLUMNS), strict=True)
+        return [dict(zip(_WRITE_COLUMNS, row, strict=True)) for row in values]
+
+    def only(self, indexes: Sequence[int]) -> "Deck":
+        """The deck of the rates at `indexes` (in that order)."""
+        columns = {name: [values[i] for i in indexes] for name, values in self.columns.items()}
+        return Deck(self.table_id, self.start, columns)
+
+
+def _drop_undated_repeats(deck: Deck) -> Deck:
+    """The rates to write: without the undated ones that equal the rate in force at `start` (SPEC §3 rule)."""
+    start, effective = deck.start, deck.columns["effective_from"]
+    if not any(moment is start for moment in effective):
+        return deck
     values = (Rate.name, Rate.rate, Rate.end, Rate.setup_fee, Rate.min_time, Rate.interval)
     stmt = (
         select(Rate.code, *values)
         .where(
-            Rate.rate_table_id == rate_table_id,
+            Rate.rate_table_id == deck.table_id,
             Rate.effective_from <= start,
             or_(Rate.end.is_(None), Rate.end > start),
         )
@@ -124,34 +160,123 @@ def _drop_undated_repeats(rate_table_id: int, rows: list[dict], start: datetime)
     in_force = {}
     for code, *current in db.session.execute(stmt.execution_options(yield_per=20_000)):
         in_force[code] = tuple(current)  # the latest effective_from of a code comes last and wins
-    return [
-        row
-        for row in rows
-        if row["effective_from"] is not start
-        or in_force.get(row["code"])
-        != (row["name"], row["rate"], row["end"], row["setup_fee"], row["min_time"], row["interval"])
+    columns = deck.columns
+    compared = zip(
+        columns["code"],
+        effective,
+        zip(*(columns[name] for name in _VALUES), strict=True),
+        strict=True,
+    )
+    kept = [
+        i
+        for i, (code, moment, incoming) in enumerate(compared)
+        if moment is not start or in_force.get(code) != incoming
     ]
+    return deck if len(kept) == len(effective) else deck.only(kept)
 
 
-def parse_deck(
-    table_id: int,
-    data: bytes,
-    start: datetime,
-    progress: Progress | None = None,
-    on_chunk: Callable[[list[dict]], None] | None = None,
-) -> list[dict]:
-    """Every line of the deck as a rate row; ImportFailed lists the wrong lines (nothing is written).
+def parse_deck(table_id: int, data: bytes, start: datetime, progress: Progress | None = None) -> list[dict]:
+    """Every line of the deck as a rate row (`rate_row_parser`'s dicts); ImportFailed says which are wrong."""
+    return read_deck(table_id, data, start, progress).rows()
 
-    Most lines of a vendor deck are plain (digits, a decimal rate, a date the file repeats): a fast path
-    checks them with a few compiled patterns and caches (dates, fees and increments repeat). Any other
-    line goes through `rate_row_parser`, so its value, or its `line N, column: message`, is exactly that
-    parser's. `on_chunk(rows)` receives the good rows in chunks as they come, while no line was wrong yet.
+
+def read_deck(table_id: int, data: bytes, start: datetime, progress: Progress | None = None) -> Deck:
+    """Every line of the deck, column by column; ImportFailed lists the wrong lines (nothing is written).
+
+    A deck whose lines are all good is read column by column (`_plain_deck`: each column checked and
+    converted at C speed, each distinct date, fee or increment parsed once). When some line is wrong (or
+    the file is unusual: a line with another number of cells, a line the CSV reader cannot read), the
+    file is read again line by line (`_parse_records`), which says which lines are wrong and why exactly as
+    `rate_row_parser` does.
     """
     try:
-        table, records = reader.open_table(data, RATE_COLUMNS, required=REQUIRED_COLUMNS)
-        return _parse_records(table_id, table, records, start, progress, on_chunk)
+        table, _records = reader.open_table(data, RATE_COLUMNS, required=REQUIRED_COLUMNS)
+        with bulk.gc_paused():
+            deck = _plain_deck(table_id, table, start)
+        if deck is None:
+            table, records = reader.open_table(data, RATE_COLUMNS, required=REQUIRED_COLUMNS)
+            deck = Deck.from_rows(table_id, start, _parse_records(table_id, table, records, start, progress))
     except reader.CsvError as exc:
         raise ImportFailed(f"Nothing was imported: {exc}") from None
+    if progress:
+        progress(table.total, table.total)
+    return deck
+
+
+def _distinct(cells: Sequence[str] | None, parse: Callable, count: int, default) -> list:
+    """A column converted once per distinct cell (dates, fees and increments repeat); an absent column is
+    `default` everywhere. ValueError when a cell is wrong."""
+    if cells is None:
+        return [default] * count
+    converted = {text: parse(text) for text in set(cells)}
+    return list(map(converted.__getitem__, cells))
+
+
+def _plain_deck(table_id: int, table, start: datetime) -> Deck | None:
+    """The deck column by column, when every line is good; None when some line is not (or may not be).
+
+    Each column is checked as a whole: codes and rates by a compiled pattern over every cell (a cell that
+    does not match goes through the row parser's own function), names by their stripped length, dates, fees
+    and increments by parsing each distinct cell once; then end after effective_from, then no code and
+    effective_from twice. A good deck gives exactly the rows of `rate_row_parser`; any wrong cell gives None.
+    """
+    cut = table.columns()
+    if not cut or not cut[0]:
+        return None
+    if table.unquote:
+        cut = [list(map(reader.unquote_formula, column)) for column in cut]
+    count = len(cut[0])
+    cells = dict(zip(table.header, cut, strict=True))
+    try:
+        codes = cells["code"]
+        codes = codes if all(map(_FAST_CODE, codes)) else list(map(parse_digits, codes))
+        names = list(map(str.strip, cells["name"])) if "name" in cells else [""] * count
+        if max(map(len, names)) > NAME_MAX:
+            return None
+        rates = cells["rate"]
+        rates = list(map(Decimal, rates)) if all(map(_FAST_MONEY, rates)) else list(map(_money, rates))
+        effective = _distinct(
+            cells.get("effective_from"), lambda text: parse_moment(text) or start, count, start
+        )
+        ends = _distinct(cells.get("end"), parse_moment, count, None)
+        fees = _distinct(cells.get("setup_fee"), _fee, count, Decimal(0))
+        min_times = _distinct(cells.get("min_time"), _min_time, count, DEFAULT_MIN_TIME)
+        intervals = _distinct(cells.get("interval"), _interval, count, DEFAULT_INTERVAL)
+    except ValueError:
+        return None
+    if any(end is not None and end <= moment for moment, end in set(zip(effective, ends, strict=True))):
+        return None
+    order = sorted(range(count), key=codes.__getitem__)
+    if _repeats(codes, effective, order):
+        return None
+    columns = {
+        "rate_table_id": [table_id] * count,
+        "code": codes,
+        "name": names,
+        "rate": rates,
+        "effective_from": effective,
+        "end": ends,
+        "setup_fee": fees,
+        "min_time": min_times,
+        "interval": intervals,
+    }
+    return Deck(table_id, start, columns, order)
+
+
+def _repeats(codes: list[str], effective: list[datetime], order: list[int]) -> bool:
+    """Whether a code and effective_from come twice: only codes that repeat (next to each other once the
+    positions are in code order) are compared by their moments."""
+    in_order = list(map(codes.__getitem__, order))
+    twice = itertools.compress(
+        range(len(order) - 1), map(operator.eq, in_order, itertools.islice(in_order, 1, None))
+    )
+    positions = {i for at in twice for i in (order[at], order[at + 1])}
+    return len({(codes[i], effective[i]) for i in positions}) != len(positions)
+
+
+def _money(text: str) -> Decimal:
+    """A rate cell: plain decimals directly, anything else as the row parser reads it."""
+    return Decimal(text) if _FAST_MONEY(text) else parse_money(text)
 
 
 _FAST_CODE = re.compile(r"[0-9]{1,32}").fullmatch
@@ -169,8 +294,13 @@ def _cached(cache: dict, text: str, parse: Callable):
     return value
 
 
-def _parse_records(table_id: int, table, records, start: datetime, progress, on_chunk) -> list[dict]:
-    """The fast path of parse_deck over the file's records (see there)."""
+def _parse_records(table_id: int, table, records, start: datetime, progress) -> list[dict]:
+    """The deck line by line: the rows, or ImportFailed with every wrong line (`line N, column: message`).
+
+    Most lines of a vendor deck are plain (digits, a decimal rate, a date the file repeats): they are checked
+    with a few compiled patterns and caches (dates, fees and increments repeat). Any other line goes through
+    `rate_row_parser`, so its value, or its error, is exactly that parser's.
+    """
     header = table.header
     width = len(header)
     position = {name: i for i, name in enumerate(header)}
@@ -186,7 +316,6 @@ def _parse_records(table_id: int, table, records, start: datetime, progress, on_
     errors: list[str] = []
     total, unquote = table.total, table.unquote
     missing = [""]
-    sent = 0
     try:
         for line_no, values in records:
             if len(values) != width:
@@ -194,12 +323,8 @@ def _parse_records(table_id: int, table, records, start: datetime, progress, on_
                 continue
             if unquote:
                 values = [reader.unquote_formula(v) for v in values]
-            if line_no % 5000 == 0:
-                if progress:
-                    progress(line_no - 1, total)
-                if on_chunk and not errors and len(rows) - sent >= bulk.CHUNK:
-                    on_chunk(rows[sent:])
-                    sent = len(rows)
+            if progress and line_no % 5000 == 0:
+                progress(line_no - 1, total)
             code, name, rate, effective, end, fee, min_time, interval = getter(values + missing)
             if _FAST_CODE(code) and _FAST_MONEY(rate) and len(name) <= NAME_MAX and name == name.strip():
                 effective = (
@@ -250,14 +375,10 @@ def _parse_records(table_id: int, table, records, start: datetime, progress, on_
                 reader.add_error(errors, f"line {line_no}, {exc.column}: {exc.message}")
     except reader.CsvError as exc:
         reader.add_error(errors, str(exc))
-    if progress:
-        progress(total, total)
     if errors:
         raise ImportFailed(reader.failure_message(errors), errors)
     if not rows:
         raise ImportFailed("Nothing was imported: the file has a header but no rates.")
-    if on_chunk and len(rows) > sent:
-        on_chunk(rows[sent:])
     return rows
 
 
@@ -307,8 +428,13 @@ def preview_rates(
 ) -> preview.Diff:
     """What importing the deck would do to the table: rates added, removed (replace), changed."""
     start = default_effective_from or utcnow().replace(microsecond=0)
-    rows = parse_deck(table.id, data, start)
-    incoming = (((r["code"], r["effective_from"]), _normal(r[c] for c in _VALUES)) for r in rows)
+    columns = read_deck(table.id, data, start).columns
+    incoming = (
+        ((code, moment), _normal(values))
+        for code, moment, *values in zip(
+            columns["code"], columns["effective_from"], *(columns[c] for c in _VALUES), strict=True
+        )
+    )
     return preview.diff(
         _current(table.id), incoming, RATE_COLUMNS, display=_display, replace=mode == "replace"
     )
@@ -337,46 +463,35 @@ def import_rates(
     if table is None:
         raise ImportFailed("The rate table no longer exists.")
     start = default_effective_from or utcnow().replace(microsecond=0)
-    if bulk.streams() and (mode == "replace" or not _count(table.id)):
-        # PostgreSQL into an empty (or emptied) table: the rows go by COPY while the file is still being
-        # parsed, so the database works in parallel; a wrong line found later rolls it all back.
-        with bulk.one_transaction():
-            before = _count(table.id)
-            if mode == "replace":
-                db.session.execute(delete(Rate).where(Rate.rate_table_id == table.id))
-            with bulk.copy_stream(Rate.__table__, _WRITE_COLUMNS) as send:
-                rows = parse_deck(table.id, data, start, progress, on_chunk=send)
-            if job_id is not None:
-                mark_writing(job_id, len(rows))
-            note = _note(mode, filename, before, len(rows), added=len(rows), changed=0)
-            counts = {"mode": MODES[mode], "rates in the file": len(rows), "rates before": before}
-            with writes.change(table, action="import", after=counts, note=note):
-                pass  # the rows are written above, in this transaction: the entry and the commit go with them
-        return note
+    with bulk.gc_paused():  # the deck's columns and the rows for the driver are 250,000s of lists and tuples
+        deck = read_deck(table.id, data, start, progress)
+        if job_id is not None:
+            mark_writing(job_id, len(deck))
+        return _write(table, deck, mode, filename)
 
-    rows = parse_deck(table.id, data, start, progress)
-    if job_id is not None:
-        mark_writing(job_id, len(rows))
 
+def _write(table: RateTable, deck: Deck, mode: str, filename: str) -> str:
+    """Write the deck into the table and its audit entry, in one transaction; returns the summary."""
+    key = ("rate_table_id", "code", "effective_from")
     with bulk.one_transaction():
         before = _count(table.id)
         if mode == "replace":
             db.session.execute(delete(Rate).where(Rate.rate_table_id == table.id))
-            bulk.write(Rate.__table__, rows, _WRITE_COLUMNS, key=("rate_table_id", "code", "effective_from"))
-            note = _note(mode, filename, before, len(rows))
+            bulk.write_columns(Rate.__table__, deck.columns, key=key, order=deck.order)
+            note = _note(mode, filename, before, len(deck))
         else:
-            kept = rows if not before else _drop_undated_repeats(table.id, rows, start)
-            written = bulk.write(
+            kept = _drop_undated_repeats(deck) if before else deck
+            written = bulk.write_columns(
                 Rate.__table__,
-                kept,
-                _WRITE_COLUMNS,
-                key=("rate_table_id", "code", "effective_from"),
+                kept.columns,
+                key=key,
+                order=kept.order,
                 # An empty table has nothing to update: the plain (faster) insert is enough.
                 on_conflict="update" if before else "error",
             )
-            added = _count(table.id) - before
-            note = _note(mode, filename, before, len(rows), added=added, changed=written - added)
-        counts = {"mode": MODES[mode], "rates in the file": len(rows), "rates before": before}
+            added = _count(table.id) - before if before else written
+            note = _note(mode, filename, before, len(deck), added=added, changed=written - added)
+        counts = {"mode": MODES[mode], "rates in the file": len(deck), "rates before": before}
         with writes.change(table, action="import", after=counts, note=note):
             pass  # the rows are written above, in this transaction: the entry and the commit go with them
     return note
