@@ -329,13 +329,23 @@ class Page:
 
 def _collect(ordered: Select, keys: Sequence[Key], offset: int, limit: int) -> tuple[list, int | None]:
     """Rows `offset` to `offset + limit` of `ordered` (whose last columns are the keys) and the number of its
-    rows up to COUNT_LIMIT + 1, in one statement: `count(*) OVER ()` over the bounded rows. The count is None
-    when a page past the first is past the end (no row to carry it)."""
-    bounded = ordered.limit(COUNT_LIMIT + 1).subquery()
+    rows up to COUNT_LIMIT + 1, in one statement. The count is None when a page past the first is past the end
+    (no row to carry it).
+
+    SQLite: `count(*) OVER ()` over the bounded rows. PostgreSQL planned that form badly (a scan under the
+    window), so there the bounded rows are a materialized CTE, read once by the plan they have alone (what the
+    rows fetched whole ran as) and then counted and cut: 10,001 rows handed to Python cost 12 ms of CPU."""
+    bounded_rows = ordered.limit(COUNT_LIMIT + 1)
+    if db.session.get_bind().dialect.name == "postgresql":
+        bounded = bounded_rows.cte("collected").prefix_with("MATERIALIZED")
+        count = select(func.count()).select_from(bounded).scalar_subquery()
+    else:
+        bounded = bounded_rows.subquery()
+        count = func.count().over()
     columns = list(bounded.c)
     key_columns = columns[-len(keys) :]
     order = [Key(column, key.descending).ordered() for column, key in zip(key_columns, keys, strict=True)]
-    page = select(*columns, func.count().over()).order_by(*order).offset(offset or None).limit(limit)
+    page = select(*columns, count).order_by(*order).offset(offset or None).limit(limit)
     rows = db.session.execute(page).all()
     if rows:
         return [row[:-1] for row in rows], rows[0][-1]
@@ -395,16 +405,11 @@ def paginate(
         # One bounded pass gives the count and the page: a search with few matches reads the table once. On
         # SQLite the database counts the (at most COUNT_LIMIT + 1) rows and hands over only the page's.
         columns_only = all(isinstance(d["type"], TypeEngine) for d in ordered.column_descriptions)
-        if columns_only and db.session.get_bind().dialect.name == "sqlite":
+        if columns_only:
             fetched, counted = _collect(ordered, keys, offset, per_page + 1)
         else:
-            # PostgreSQL planned the windowed form worse (a scan under the window): the rows come over, as
-            # plain tuples when they are columns (Core: no ORM row handling for up to 10,001 of them).
-            bounded = ordered.limit(COUNT_LIMIT + 1)
-            if columns_only:
-                fetched = db.session.connection().execute(bounded).all()
-            else:
-                fetched = list(db.session.execute(bounded).unique())
+            # Entities (joined eager loads) do not fit in a subquery: the rows come over.
+            fetched = list(db.session.execute(ordered.limit(COUNT_LIMIT + 1)).unique())
             counted = len(fetched)
             fetched = fetched[offset : offset + per_page + 1]
         capped = counted is not None and counted > COUNT_LIMIT
