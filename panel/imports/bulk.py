@@ -219,22 +219,20 @@ def _write_core(stmt, data, columns, order, progress) -> int:
 
 
 def _copy(cursor, name: str, data, columns, order, progress) -> None:
-    """COPY the rows into the table `name`, chunk by chunk: the database takes one while the next is built
-    (column by column, at C speed)."""
+    """COPY the rows into the table `name`: the lines built column by column (at C speed), then sent in
+    chunks, in `order` (the database takes one chunk while the next is joined)."""
     copy_stmt = sql.SQL("COPY {} ({}) FROM STDIN").format(
         sql.Identifier(name), sql.SQL(", ").join(sql.Identifier(c) for c in columns)
     )
-    values = [data[c] for c in columns]
-    total = len(values[0])
+    texts = [_copy_column(data[c]) for c in columns]
+    lines = list(map("\t".join, zip(*texts, strict=True)))
+    del texts
+    total = len(lines)
     with cursor.copy(copy_stmt) as copy:
         for start in range(0, total, CHUNK):
             stop = min(start + CHUNK, total)
-            if order is None:
-                parts = [_copy_column(column[start:stop]) for column in values]
-            else:
-                positions = order[start:stop]
-                parts = [_copy_column(list(map(column.__getitem__, positions))) for column in values]
-            copy.write("\n".join(map("\t".join, zip(*parts, strict=True))) + "\n")
+            chunk = lines[start:stop] if order is None else map(lines.__getitem__, order[start:stop])
+            copy.write("\n".join(chunk) + "\n")
             if progress:
                 progress(stop, total)
 

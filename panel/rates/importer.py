@@ -6,8 +6,6 @@ rows in one transaction with the bulk writer, and record one audit entry that st
 See docs/csv-formats.md.
 """
 
-import itertools
-import operator
 import re
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
@@ -246,9 +244,9 @@ def _plain_deck(table_id: int, table, start: datetime) -> Deck | None:
         return None
     if any(end is not None and end <= moment for moment, end in set(zip(effective, ends, strict=True))):
         return None
-    order = sorted(range(count), key=codes.__getitem__)
-    if _repeats(codes, effective, order):
+    if _repeats(codes, effective):
         return None
+    order = sorted(range(count), key=codes.__getitem__)
     columns = {
         "rate_table_id": [table_id] * count,
         "code": codes,
@@ -263,15 +261,10 @@ def _plain_deck(table_id: int, table, start: datetime) -> Deck | None:
     return Deck(table_id, start, columns, order)
 
 
-def _repeats(codes: list[str], effective: list[datetime], order: list[int]) -> bool:
-    """Whether a code and effective_from come twice: only codes that repeat (next to each other once the
-    positions are in code order) are compared by their moments."""
-    in_order = list(map(codes.__getitem__, order))
-    twice = itertools.compress(
-        range(len(order) - 1), map(operator.eq, in_order, itertools.islice(in_order, 1, None))
-    )
-    positions = {i for at in twice for i in (order[at], order[at + 1])}
-    return len({(codes[i], effective[i]) for i in positions}) != len(positions)
+def _repeats(codes: list[str], effective: list[datetime]) -> bool:
+    """Whether a code and effective_from come twice (most decks have each code once: one set of codes)."""
+    count = len(codes)
+    return len(set(codes)) != count and len(set(zip(codes, effective, strict=True))) != count
 
 
 def _money(text: str) -> Decimal:
