@@ -402,8 +402,9 @@ def sync_snapshot(app: Flask, *, force: bool = False) -> bool:
     """Update this process's routing snapshot when the published version moved; True when it did.
 
     Only what changed since the snapshot was read is read again (`panel.snapshots.update`); a forced run
-    ("Run now", for changes made outside the panel), `force` or a process without a snapshot builds it whole,
-    and a new quality digest reads the quality figures again.
+    ("Run now", for changes made outside the panel) or `force` builds it whole, a process without a snapshot
+    starts from the host's files when it can (`panel.snapshots`), and a new quality digest reads the quality
+    figures again.
     """
     current = state(app)
     with current.sync_lock, app.app_context():
@@ -415,14 +416,14 @@ def sync_snapshot(app: Flask, *, force: bool = False) -> bool:
             return False  # this version failed to build a moment ago: wait a period before trying again
         started = time.perf_counter()
         previous = current.snapshot_version
-        has_snapshot = snapshots.current() is not None
         forced_run = _version_part(version, "f")
-        full = force or not has_snapshot or (forced_run != "" and forced_run != _version_part(previous, "f"))
+        full = force or (forced_run != "" and forced_run != _version_part(previous, "f"))
         quality = previous is None or _version_part(version, "q") != _version_part(previous, "q")
         try:
             if full:
                 snapshots.rebuild()
             else:
+                # A process without a snapshot starts from the host's files when it can (snapshots._start).
                 snapshots.update(quality=quality)
         except Exception:
             current.failed_sync = (

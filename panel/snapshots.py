@@ -43,12 +43,14 @@ from panel.routing.snapshot import Snapshot
 
 # From this size on a built snapshot is moved out of the cyclic collector's reach (see _build).
 FREEZE_FROM_RATES = 200_000
+# The host's manifest is recorded again after this many audit entries at most (see _update).
+MANIFEST_EVERY = 500
 
 
 class _Holder:
     """The snapshot of one app (tests create many apps in one process) and the lock of its builds."""
 
-    __slots__ = ("snapshot", "lock", "started", "full_started", "last_changes", "last_cpu_s")
+    __slots__ = ("snapshot", "lock", "started", "full_started", "last_changes", "last_cpu_s", "manifest_top")
 
     def __init__(self) -> None:
         self.snapshot: Snapshot | None = None
@@ -62,6 +64,8 @@ class _Holder:
         # The CPU time of the thread that made the last build or update (seconds; unlike the wall clock,
         # whatever else the machine runs does not count).
         self.last_cpu_s = 0.0
+        # The audit position of the last manifest this process recorded (see _save_manifest).
+        self.manifest_top = 0
 
 
 def _holder() -> _Holder:
@@ -80,7 +84,9 @@ def get_snapshot() -> Snapshot:
         return snapshot
     with holder.lock:
         if holder.snapshot is None:
-            holder.snapshot = _build()
+            holder.full_started += 1
+            holder.last_changes = "full"
+            holder.snapshot = _start()
         return holder.snapshot
 
 
@@ -108,8 +114,9 @@ def update(*, full: bool = False, quality: bool = False) -> Snapshot:
         old = holder.snapshot
         if full or old is None:
             holder.full_started += 1
-            snapshot = _build()
             holder.last_changes = "full"
+            # A process that starts takes the host's files of the newest state read (see _start).
+            snapshot = _build() if full else _start()
         else:
             snapshot = _update(old, quality)
         holder.snapshot = snapshot
@@ -205,6 +212,11 @@ def _update(old: Snapshot, quality: bool) -> Snapshot:
             )
         else:
             snapshot = incremental.apply(conn, old, changes, _min_calls())
+        # The host's manifest follows the rate tables (and the audit log, so a process that starts later
+        # has few entries to read).
+        behind = changes.audit_top - _holder().manifest_top
+        if changes.full or changes.rate_tables or behind >= MANIFEST_EVERY:
+            _save_manifest(conn, snapshot)
     snapshot.build_seconds = time.perf_counter() - started
     _holder().last_changes = changes.summary()
     if changes.full:
@@ -222,9 +234,43 @@ def _build() -> Snapshot:
     """Build from the app's database in one read."""
     with _reading():
         snapshot = build_snapshot(db.engine, quality_min_calls=_min_calls(), store=rate_store())
+        with read_connection(db.engine) as conn:
+            _save_manifest(conn, snapshot)
     _release(snapshot, None)
     _freeze(snapshot)
     return snapshot
+
+
+def _start() -> Snapshot:
+    """The first snapshot of a process: when the host's manifest records the files of a recent state (see
+    `panel.routing.update.start_from_host`), the rates are mapped from them and only the rate tables changed
+    since are read; otherwise (or when in doubt) a whole build."""
+    store = rate_store()
+    if store is None:
+        return _build()
+    started = time.perf_counter()
+    with _reading(), read_connection(db.engine) as conn:
+        found = incremental.start_from_host(conn, store, _min_calls())
+        if found is None:
+            snapshot = None
+        else:
+            snapshot, changes = found
+            _save_manifest(conn, snapshot)
+    if snapshot is None:
+        return _build()
+    snapshot.build_seconds = time.perf_counter() - started
+    _holder().last_changes = f"full, from the host's files ({changes.summary()} read again)"
+    if changes.rate_tables:
+        _release(snapshot, changes.rate_tables)
+    _freeze(snapshot)
+    return snapshot
+
+
+def _save_manifest(conn, snapshot: Snapshot) -> None:
+    """Record the snapshot's rate table files for the processes that start later (`start_from_host`)."""
+    holder = _holder()
+    if incremental.save_manifest(conn, snapshot):
+        holder.manifest_top = snapshot.audit_top
 
 
 def _release(snapshot: Snapshot, table_ids) -> None:

@@ -80,7 +80,7 @@ termination_limits = _table("plan_termination_limits", "plan_id company_id")
 rules = _table("routing_rules", " ".join(("id", "plan_id", *rule_columns.TARGET, *rule_columns.SETTINGS)))
 codes = _table("codes", "code_deck_id code name")
 quality = _table("quality", "term_account_id code attempts asr acd pdd_ms")
-audit_entries = _table("audit_entries", "id object_type object_id action before after")
+audit_entries = _table("audit_entries", "id at object_type object_id action before after")
 # A plan's settings when the column is empty.
 PLAN_DEFAULTS = {"rules_hunting": "longest_only", "dr_order": "code_appeal", "match_increments": "disabled"}
 # Audit entries of transactions that commit late (after a higher id) are caught within this tail of ids: the

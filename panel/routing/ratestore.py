@@ -20,6 +20,9 @@ The directory (`RateStore`, one per database and host, `ROUTING_DATA_DIR`) holds
   rows; up to the highest code id the table prices) followed by the rows (rate, setup fee, minimum time,
   interval in int64, effective from and end in float64 POSIX seconds), equal rows written once, in a
   canonical order: the same content makes the same bytes in every process of the host;
+- `manifest.json`: the newest state a process of the host read (which files held which tables at which
+  audit position; its codes in `codes-<digest>.ids`), so a process that starts maps those files and reads
+  only what changed since (`panel.routing.update.start_from_host`);
 - `lock`: the file lock (`fcntl.flock`) under which the registry is appended to and files are written and
   removed. A process that finds the file of the version it read maps it without the lock; one that does not
   takes the lock, looks again (another process may have just written it), and writes it (to a temporary
@@ -36,6 +39,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import json
 import logging
 import mmap
 import os
@@ -60,6 +64,10 @@ ROW_SIZE = ROW.size
 NO_CODE = 1 << 62
 # A table file younger than this is never pruned (see RateStore.prune).
 PRUNE_GRACE_SECONDS = 300
+# The newest state some process of the host read: which table files held the rate tables at which audit
+# position (RateStore.save_manifest); a process that starts maps them and reads only what changed since.
+MANIFEST = "manifest.json"
+MANIFEST_VERSION = 1
 
 log = logging.getLogger(__name__)
 
@@ -330,22 +338,95 @@ class RateStore:
     def _write(self, path: Path, header: tuple, body: bytes, rows: bytes) -> MappedTable:
         """Write a table file (the caller holds the lock) and map it."""
         width = header[0]
-        fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".tmp-", suffix=".rates")
+        head = HEADER.pack(MAGIC, self.registry.generation, len(body) // width, *header)
+        self._replace(path, head, body, b"\0" * (-(HEADER.size + len(body)) % 8), rows)
+        return MappedTable(path, self.registry)
+
+    # --- the manifest: the newest state of the routing data some process of the host read ---------------
+
+    def save_manifest(self, state: dict, codes, keep_current=None) -> bool:
+        """Record that at the audit position of `state` (`audit_top`, `anchor`, `audit_seen`) the database's
+        rate tables were those of `state["tables"]` (table id -> [file, name, currency]) and their codes
+        `codes`, unless `keep_current(document)` says the recorded one is newer (called under the lock).
+        False when it is not recorded (a code without an id, an unwritable directory, a newer one kept)."""
         try:
-            os.fchmod(fd, 0o644)  # mapped by every process of the host, whichever user runs it
+            ids = self.registry.ids
+            blob = array("I", sorted(ids[code] for code in codes)).tobytes()
+        except (KeyError, OverflowError):
+            return False
+        codes_name = f"codes-{hashlib.blake2b(blob, digest_size=12).hexdigest()}.ids"
+        document = dict(state, version=MANIFEST_VERSION, generation=self.registry.generation.hex())
+        document["codes"] = codes_name
+        try:
+            with self.locked():
+                current = self._manifest()
+                if current is not None and keep_current is not None and keep_current(current):
+                    return False
+                if not (self.directory / codes_name).exists():
+                    self._replace(self.directory / codes_name, blob)
+                self._replace(self.directory / MANIFEST, json.dumps(document).encode())
+                recent = time.time() - PRUNE_GRACE_SECONDS
+                for path in self.directory.glob("codes-*.ids"):
+                    try:
+                        if path.name != codes_name and path.stat().st_mtime < recent:
+                            path.unlink()
+                    except FileNotFoundError:
+                        pass
+            return True
+        except OSError:
+            log.warning("routing data manifest not written", exc_info=True)
+            return False
+
+    def load_manifest(self) -> tuple[dict, frozenset[str], dict[int, MappedTable]] | None:
+        """The recorded state (see save_manifest), its codes and its tables mapped; None when there is none or
+        any part of it is missing, damaged or of another code registry."""
+        try:
+            document = self._manifest()
+            if document is None or document.get("version") != MANIFEST_VERSION:
+                return None
+            with self._lock:
+                self.registry.refresh()
+                if document.get("generation") != self.registry.generation.hex():
+                    return None
+                blob = (self.directory / document["codes"]).read_bytes()
+                names = self.registry.names
+                code_ids = array("I")
+                code_ids.frombytes(blob)
+                codes = frozenset(map(names.__getitem__, code_ids))
+                tables = {}
+                for tid, (name, *_rest) in document["tables"].items():
+                    mapped = self._maps.get(name)
+                    if mapped is None:
+                        mapped = self._maps[name] = MappedTable(self.directory / name, self.registry)
+                    tables[int(tid)] = mapped
+            return document, codes, tables
+        except (OSError, ValueError, KeyError, IndexError, TypeError, StaleRegistry):
+            log.info("routing data manifest not used", exc_info=True)
+            return None
+
+    def _manifest(self) -> dict | None:
+        try:
+            document = json.loads((self.directory / MANIFEST).read_bytes())
+        except FileNotFoundError:
+            return None
+        return document if isinstance(document, dict) else None
+
+    def _replace(self, path: Path, *chunks: bytes) -> None:
+        """Write `path` whole: a temporary file, complete on disk before it is renamed (the caller holds the
+        lock); readable by every process of the host, whichever user runs it."""
+        fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".tmp-", suffix=path.suffix)
+        try:
+            os.fchmod(fd, 0o644)
             with os.fdopen(fd, "wb") as handle:
-                handle.write(HEADER.pack(MAGIC, self.registry.generation, len(body) // width, *header))
-                handle.write(body)
-                handle.write(b"\0" * (-(HEADER.size + len(body)) % 8))
-                handle.write(rows)
+                for chunk in chunks:
+                    handle.write(chunk)
                 handle.flush()
-                os.fsync(handle.fileno())  # complete on disk before it has its name
+                os.fsync(handle.fileno())
             os.replace(tmp, path)
             _sync_directory(self.directory)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
-        return MappedTable(path, self.registry)
 
     def prune(self, keep: set[str], table_ids=None) -> int:
         """Remove the table files not named in `keep` (only those of `table_ids` when given) and older than

@@ -39,6 +39,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
 from panel.routing import build
+from panel.routing.ratestore import MANIFEST_VERSION, MappedRates
 from panel.routing.snapshot import AccountEntry, IpIndex, PlanEntry, RateTableData, RuleEntry, Snapshot
 
 # More new audit entries than this at once: a full build is simpler and not much slower.
@@ -174,6 +175,76 @@ def classify(changes: Changes, object_type: str, object_id, action: str, before=
         changes.plans.add(int(object_id))
         return
     changes.base = True
+
+
+# --- a process that starts: the host's files of the newest state read, and what changed since ------------
+
+
+def save_manifest(conn: Connection, snapshot: Snapshot) -> bool:
+    """Record in the snapshot's store which files hold its rate tables at its audit position (read on `conn`,
+    the transaction the snapshot was read in), for the processes that start later (`start_from_host`).
+    Nothing is recorded for a snapshot that holds a table in memory or has no audit position to anchor to."""
+    store = snapshot.store
+    tables = snapshot.rate_tables
+    if store is None or not snapshot.audit_top or any(t.file is None for t in tables.values()):
+        return False
+    anchor = _anchor(conn, snapshot.audit_top)
+    if anchor is None:
+        return False
+    state = {
+        "audit_top": snapshot.audit_top,
+        "anchor": anchor,
+        "audit_seen": sorted(snapshot.audit_seen),
+        "tables": {str(tid): [t.file, t.name, t.currency] for tid, t in tables.items()},
+    }
+
+    def keep_current(document: dict) -> bool:
+        """The recorded state is this database's, and newer (another process read later)."""
+        top = document.get("audit_top")
+        if not isinstance(top, int) or top <= snapshot.audit_top:
+            return False
+        return document.get("version") == MANIFEST_VERSION and _anchor(conn, top) == document.get("anchor")
+
+    return store.save_manifest(state, snapshot.codes, keep_current)
+
+
+def start_from_host(conn: Connection, store, quality_min_calls: int = 0) -> tuple[Snapshot, Changes] | None:
+    """A snapshot for a process that starts, without reading the rates again: the rate tables as the host's
+    manifest records them (files some process of the host wrote and mapped), everything else read from
+    `conn`, then the rate tables that changed since the manifest's audit position read again (`pending`).
+    None when there is no usable manifest or when in doubt (its audit entry is not in this database as it
+    was, or `pending` asks for a full build): the caller builds whole."""
+    loaded = store.load_manifest()
+    if loaded is None:
+        return None
+    state, codes, mapped = loaded
+    top = state.get("audit_top")
+    if not isinstance(top, int) or top <= 0 or _anchor(conn, top) != state.get("anchor"):
+        return None  # another database under the same name, or its audit log rewritten: do not trust it
+    tables = {
+        tid: RateTableData(tid, name, currency, MappedRates(mapped[tid]))
+        for tid, (_file, name, currency) in ((int(k), v) for k, v in state["tables"].items())
+    }
+    reuse = SimpleNamespace(rate_tables=tables, codes=codes, store=store)
+    recorded = dataclasses.replace(
+        build._read(conn, quality_min_calls, reuse=reuse),
+        audit_top=top,
+        audit_seen=frozenset(state["audit_seen"]),
+    )
+    changes = pending(conn, recorded)
+    if changes.full:
+        return None
+    # Everything but the rates was just read as it is now: only the rate tables may lag (a table created or
+    # deleted since is among them; the accounts already point at the tables they have now).
+    changes.base, changes.plans, changes.quality = False, set(), False
+    return apply(conn, recorded, changes, quality_min_calls), changes
+
+
+def _anchor(conn: Connection, audit_id: int) -> float | None:
+    """The time of audit entry `audit_id` (what ties a manifest to this database's history), or None."""
+    entries = build.audit_entries
+    found = conn.execute(select(entries.c.at).where(entries.c.id == audit_id)).first()
+    return build.to_timestamp(found[0]) if found is not None and found[0] is not None else None
 
 
 # --- applying it ------------------------------------------------------------------------------------------

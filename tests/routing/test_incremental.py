@@ -2,6 +2,7 @@
 edits touched routes exactly like a snapshot built whole from the database (a property test on random edit
 sequences), untouched parts are shared with the old snapshot, and a full build happens when in doubt."""
 
+import json
 import threading
 import time
 from datetime import UTC, datetime
@@ -17,9 +18,11 @@ from panel import audit, snapshots
 from panel.extensions import db
 from panel.models import Account, Client, Policy, Quality, Rate, RateTable, RoutingPlan, RoutingRule
 from panel.rates.importer import import_rates
+from panel.routing import build
 from panel.routing import update as incremental
-from panel.routing.build import build_snapshot
+from panel.routing.build import build_snapshot, read_connection
 from panel.routing.engine import RouteQuery, route
+from panel.routing.ratestore import RateStore
 from tests import factories as f
 from tests.routing.conftest import MONDAY_NOON, vendor
 
@@ -41,6 +44,7 @@ def carrier(app):
     f.rule(plan, "44", "dynamic", policy_id=lcr.id)
     f.rule(plan, "1", "static_client", terminator_client_id=vendors[0].client.id)
     f.rule(other_plan, "49", "static_account", terminator_account_id=vendors[1].account.id)
+    audit.record("create", plan)  # the audit entry the host's manifest is anchored to
     db.session.commit()
     snapshots.rebuild()
     return dict(root=root, plan=plan, cust=cust, vendors=vendors, lcr=lcr)
@@ -179,14 +183,92 @@ def test_incremental_updates_equal_a_full_build(carrier, edits, sync_every):
             assert "full" not in snapshots.last_changes()
             # Against a build held in memory (dicts) and one mapped from the host's files: the updated
             # snapshot maps the very files a full build maps (one file per table content).
-            whole = build_snapshot(db.engine)
+            whole = build_snapshot(db.engine, quality_min_calls=_min_calls())
             assert incremental.describe(updated) == incremental.describe(whole), (edits, step)
             mapped = build_snapshot(db.engine, store=snapshots.rate_store())
             assert _files(updated) == _files(mapped) and None not in _files(updated).values()
+            # A process that starts now: the host's files of the last recorded state, and the rate tables
+            # changed since read again, make the same snapshot.
+            started, _changes = _start_elsewhere()
+            assert incremental.describe(started) == incremental.describe(whole), (edits, step)
+            assert _files(started) == _files(mapped)
 
 
 def _files(snap) -> dict:
     return {tid: table.file for tid, table in snap.rate_tables.items()}
+
+
+def _start_elsewhere():
+    """What another process of the host makes when it starts (its own view of the host's files)."""
+    store = RateStore(snapshots.rate_store().directory)
+    with read_connection(db.engine) as conn:
+        return incremental.start_from_host(conn, store, _min_calls())
+
+
+def _min_calls() -> int:
+    """The quality figures' minimum of calls the app's snapshots use (QUALITY_MIN_CALLS)."""
+    return current_app.config["QUALITY_MIN_CALLS"]
+
+
+def _restart() -> None:
+    """This app as a process that starts: no snapshot yet."""
+    current_app.extensions.pop("routing_snapshot", None)
+
+
+def test_a_process_that_starts_reads_only_the_rate_tables_changed_since_the_host_recorded_them(
+    carrier, monkeypatch
+):
+    v1, v2 = carrier["vendors"][0], carrier["vendors"][1]
+    recorded = snapshots.current()  # the fixture's build recorded the host's manifest
+    import_rates(
+        v1.table.id,
+        _deck([("44", "0.003")]),
+        "replace",
+        default_effective_from=datetime(2024, 1, 1, tzinfo=UTC),
+    )
+    _edit(carrier["vendors"][2].account, term_tags="late")
+    read = []
+    real = build._read_rates
+
+    def counted(conn, table_ids=None, **kwargs):
+        read.append(set(table_ids) if table_ids is not None else "all")
+        return real(conn, table_ids, **kwargs)
+
+    monkeypatch.setattr(build, "_read_rates", counted)
+    _restart()
+    started = snapshots.get_snapshot()
+    assert read == [{v1.table.id}]
+    assert snapshots.last_changes() == f"full, from the host's files (rate tables [{v1.table.id}] read again)"
+    assert started.rate_tables[v2.table.id].file == recorded.rate_tables[v2.table.id].file
+    assert started.accounts[carrier["vendors"][2].account.id].term_tags == frozenset({"late"})
+    monkeypatch.undo()
+    assert incremental.describe(started) == incremental.describe(
+        build_snapshot(db.engine, quality_min_calls=_min_calls())
+    )
+    result = route(started, RouteQuery(number="44123", account_id=carrier["cust"].id, at=MONDAY_NOON))
+    assert (result.routes[0].terminator_id, result.routes[0].vendor_rate) == (v1.account.id, 3000)
+    # Nothing changed since: the next process reads no rates at all.
+    read.clear()
+    monkeypatch.setattr(build, "_read_rates", counted)
+    _restart()
+    snapshots.get_snapshot()
+    assert read == [] and snapshots.last_changes() == "full, from the host's files (nothing read again)"
+
+
+def test_a_manifest_that_is_not_this_databases_own_means_a_whole_build(carrier):
+    store = snapshots.rate_store()
+    manifest = store.directory / "manifest.json"
+    document = json.loads(manifest.read_text())
+    # Another database under the same name (restored, recreated): its audit entry of that id differs.
+    manifest.write_text(json.dumps(dict(document, anchor=document["anchor"] - 1)))
+    assert _start_elsewhere() is None
+    _restart()
+    snapshots.get_snapshot()
+    assert snapshots.last_changes() == "full"
+    # A table file removed by hand: a whole build too, never a table without its rates.
+    document = json.loads(manifest.read_text())
+    (store.directory / next(iter(document["tables"].values()))[0]).unlink()
+    assert _start_elsewhere() is None
 
 
 def test_a_rate_import_reads_one_table_and_shares_the_rest(carrier):
