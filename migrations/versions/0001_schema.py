@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-12-07 04:22:11.774218
+Create Date: 2026-12-07 05:05:14.943020
 
 """
 from alembic import op
@@ -539,10 +539,11 @@ def upgrade():
     sa.PrimaryKeyConstraint('id', name=op.f('pk_routing_rules'))
     )
     with op.batch_alter_table('routing_rules', schema=None) as batch_op:
-        batch_op.create_index('ix_routing_rules_expires_at', ['expires_at', 'plan_id'], unique=False)
+        batch_op.create_index('ix_routing_rules_expires_at', ['expires_at', 'plan_id'], unique=False, postgresql_include=['code', 'priority', 'id'])
         batch_op.create_index('ix_routing_rules_plan_id_code', ['plan_id', 'code', 'priority', 'id'], unique=False)
         batch_op.create_index('ix_routing_rules_plan_id_priority', ['plan_id', 'priority', 'code', 'id'], unique=False)
         batch_op.create_index('ix_routing_rules_policy_id', ['policy_id', 'plan_id'], unique=False)
+        batch_op.create_index('ix_routing_rules_priority_desc', ['plan_id', 'priority', sa.literal_column('code DESC'), sa.literal_column('id DESC')], unique=False)
         batch_op.create_index('ix_routing_rules_terminator_account_id', ['terminator_account_id', 'plan_id'], unique=False)
         batch_op.create_index('ix_routing_rules_terminator_client_id', ['terminator_client_id', 'plan_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_routing_rules_time_profile_id'), ['time_profile_id'], unique=False)
@@ -638,10 +639,11 @@ def downgrade():
         batch_op.drop_index(batch_op.f('ix_routing_rules_time_profile_id'))
         batch_op.drop_index('ix_routing_rules_terminator_client_id')
         batch_op.drop_index('ix_routing_rules_terminator_account_id')
+        batch_op.drop_index('ix_routing_rules_priority_desc')
         batch_op.drop_index('ix_routing_rules_policy_id')
         batch_op.drop_index('ix_routing_rules_plan_id_priority')
         batch_op.drop_index('ix_routing_rules_plan_id_code')
-        batch_op.drop_index('ix_routing_rules_expires_at')
+        batch_op.drop_index('ix_routing_rules_expires_at', postgresql_include=['code', 'priority', 'id'])
 
     op.drop_table('routing_rules')
     with op.batch_alter_table('quality', schema=None) as batch_op:

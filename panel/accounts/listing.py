@@ -23,7 +23,7 @@ import ipaddress
 import re
 from dataclasses import dataclass
 
-from sqlalchemy import and_, case, func, or_, select, text, true
+from sqlalchemy import and_, case, func, or_, select, true
 from sqlalchemy.orm import aliased, joinedload, selectinload
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -266,23 +266,11 @@ def load_rows(ids: list[int]) -> list[Account]:
     return accounts
 
 
-def plan_for_the_values() -> None:
-    """PostgreSQL: plan the rest of this transaction's statements for their values, never generically.
-
-    psycopg prepares a statement once a connection has run it five times, and PostgreSQL may then keep one
-    generic plan for it, made without the values: for `name ILIKE $1 ... ORDER BY id DESC LIMIT $2` that is a
-    walk of the whole primary key testing every account (0.9 s at a million accounts) instead of the trigram
-    indexes a search text's own plan reads (a few ms). A long-running worker repeats its searches' statements.
-    """
-    if db.session.get_bind().dialect.name == "postgresql":
-        db.session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
-
-
 def account_page(company_ids, search: Search, sort: str) -> paging.Page:
     """One page of the list (by number, cursor or the last), its count capped at COUNT_LIMIT; `bounded` is
     set on the page when a contains-search on SQLite read the newest accounts only."""
     if search.filtered or search.client_id:
-        plan_for_the_values()
+        paging.plan_for_the_values()
     scope, everything = scope_for_list(company_ids)
     quick = quick_search(search.text, search.match) if search.text else QuickSearch(None)
     # More than COUNT_LIMIT accounts match the text: as many match the list when nothing else narrows it.

@@ -86,13 +86,28 @@ class RoutingRule(ProfitMarginMixin, Versioned, db.Model):
         # The rules tab's orders, whole (keyset pages of a million-rule plan read them from the cursor on).
         Index("ix_routing_rules_plan_id_code", "plan_id", "code", "priority", "id"),
         Index("ix_routing_rules_plan_id_priority", "plan_id", "priority", "code", "id"),
+        # Highest priority first with ties in ascending code (`-priority`), and that order reversed (its last
+        # page, Previous): mixed directions no index above can serve (a priority holds 10,000 rules to sort).
+        Index(
+            "ix_routing_rules_priority_desc",
+            Column("plan_id"),
+            Column("priority"),
+            Column("code").desc(),
+            Column("id").desc(),
+        ),
         # The rules tab's filters count and find their rules through these (a rare filter never walks the
         # plan); each leads with its foreign key, so it also serves deletes and "who uses this" checks.
         Index("ix_routing_rules_terminator_client_id", "terminator_client_id", "plan_id"),
         Index("ix_routing_rules_terminator_account_id", "terminator_account_id", "plan_id"),
         Index("ix_routing_rules_policy_id", "policy_id", "plan_id"),
         # Expiring and expired rules: the tab's filters and the manager's removal of expired rules.
-        Index("ix_routing_rules_expires_at", "expires_at", "plan_id"),
+        # On PostgreSQL it carries the tab's sort columns: the expired rules' page is read from it alone.
+        Index(
+            "ix_routing_rules_expires_at",
+            "expires_at",
+            "plan_id",
+            postgresql_include=["code", "priority", "id"],
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
