@@ -16,7 +16,7 @@ or changed.
 import gc
 import itertools
 import operator
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from operator import itemgetter
@@ -235,6 +235,32 @@ def _copy(cursor, name: str, data, columns, order, progress) -> None:
             copy.write("\n".join(chunk) + "\n")
             if progress:
                 progress(stop, total)
+
+
+def copies() -> bool:
+    """True when the database takes rows by COPY (PostgreSQL) while the caller prepares the next ones."""
+    return db.session.get_bind().dialect.name == "postgresql"
+
+
+def copy_chunks(target: Table, columns: Sequence[str], chunks: Iterable[Mapping[str, Sequence]]) -> int:
+    """PostgreSQL: one COPY of rows given chunk by chunk (each a mapping of `columns` to lists of one length)
+    into `target`, an empty or emptied table (a conflict fails it); returns the rows written.
+
+    Each chunk is prepared while the database takes the previous one. An exception from `chunks` abandons
+    the COPY; the caller's transaction then rolls back.
+    """
+    columns = list(columns)
+    raw = db.session.connection().connection.driver_connection
+    copy_stmt = sql.SQL("COPY {} ({}) FROM STDIN").format(
+        sql.Identifier(target.name), sql.SQL(", ").join(sql.Identifier(c) for c in columns)
+    )
+    written = 0
+    with raw.cursor() as cursor, cursor.copy(copy_stmt) as copy:
+        for chunk in chunks:
+            texts = [_copy_column(chunk[c]) for c in columns]
+            copy.write("\n".join(map("\t".join, zip(*texts, strict=True))) + "\n")
+            written += len(texts[0])
+    return written
 
 
 _NULL = "\\N"

@@ -12,6 +12,7 @@ from datetime import datetime
 from decimal import Decimal
 from operator import itemgetter
 
+from psycopg import errors as psycopg_errors
 from sqlalchemy import delete, func, or_, select
 
 from panel import writes
@@ -184,18 +185,31 @@ def read_deck(table_id: int, data: bytes, start: datetime, progress: Progress | 
     A deck whose lines are all good is read column by column (`_plain_deck`: each column checked and
     converted at C speed, each distinct date, fee or increment parsed once). When some line is wrong (or
     the file is unusual: a line with another number of cells, a line the CSV reader cannot read), the
-    file is read again line by line (`_parse_records`), which says which lines are wrong and why exactly as
+    file is read again line by line (`_read_lines`), which says which lines are wrong and why exactly as
     `rate_row_parser` does.
     """
+    table, _records = _open(data)
+    with bulk.gc_paused():
+        deck = _plain_deck(table_id, table, start)
+    if deck is None:
+        return _read_lines(table_id, data, start, progress)
+    if progress:
+        progress(table.total, table.total)
+    return deck
+
+
+def _open(data: bytes):
+    """The file's table and records (reader.open_table); ImportFailed when the file cannot be read."""
     try:
-        table, _records = reader.open_table(data, RATE_COLUMNS, required=REQUIRED_COLUMNS)
-        with bulk.gc_paused():
-            deck = _plain_deck(table_id, table, start)
-        if deck is None:
-            table, records = reader.open_table(data, RATE_COLUMNS, required=REQUIRED_COLUMNS)
-            deck = Deck.from_rows(table_id, start, _parse_records(table_id, table, records, start, progress))
+        return reader.open_table(data, RATE_COLUMNS, required=REQUIRED_COLUMNS)
     except reader.CsvError as exc:
         raise ImportFailed(f"Nothing was imported: {exc}") from None
+
+
+def _read_lines(table_id: int, data: bytes, start: datetime, progress: Progress | None) -> Deck:
+    """The deck read line by line: ImportFailed with every wrong line (or the deck, when none is)."""
+    table, records = _open(data)
+    deck = Deck.from_rows(table_id, start, _parse_records(table_id, table, records, start, progress))
     if progress:
         progress(table.total, table.total)
     return deck
@@ -210,14 +224,45 @@ def _distinct(cells: Sequence[str] | None, parse: Callable, count: int, default)
     return list(map(converted.__getitem__, cells))
 
 
-def _plain_deck(table_id: int, table, start: datetime) -> Deck | None:
-    """The deck column by column, when every line is good; None when some line is not (or may not be).
+class _Head:
+    """A deck's first look: its cells by column, codes and moments checked, the positions in code order.
 
-    Each column is checked as a whole: codes and rates by a compiled pattern over every cell (a cell that
-    does not match goes through the row parser's own function), names by their stripped length, dates, fees
-    and increments by parsing each distinct cell once; then end after effective_from, then no code and
-    effective_from twice. A good deck gives exactly the rows of `rate_row_parser`; any wrong cell gives None.
+    The other columns (`_rest`) are checked and converted either over the whole deck or chunk by chunk in
+    code order while the rows already go to the database (PostgreSQL's COPY, see `_stream`).
     """
+
+    def __init__(
+        self, table_id: int, start: datetime, cells: dict, codes: list, effective: list, order: list
+    ):
+        self.table_id, self.start = table_id, start
+        self.cells, self.codes, self.effective, self.order = cells, codes, effective, order
+
+    def __len__(self) -> int:
+        return len(self.codes)
+
+    def chunks(self, size: int) -> Iterator[dict[str, list]]:
+        """The rates as columns, `size` rows at a time in code order; _Wrong when a cell is wrong."""
+        columns = {"code": self.codes, "effective_from": self.effective, **self.cells}
+        for start in range(0, len(self.order), size):
+            positions = self.order[start : start + size]
+            chunk = {name: list(map(values.__getitem__, positions)) for name, values in columns.items()}
+            rest = _rest(chunk, len(positions), chunk["effective_from"])
+            if rest is None:
+                raise _Wrong
+            yield {
+                "rate_table_id": [self.table_id] * len(positions),
+                "code": chunk["code"],
+                "effective_from": chunk["effective_from"],
+                **rest,
+            }
+
+
+class _Wrong(Exception):
+    """Some line of a deck being written is wrong (the line-by-line read then says which)."""
+
+
+def _head(table_id: int, table, start: datetime) -> _Head | None:
+    """The first look at a deck (see `_Head`); None when some line is not good (or may not be)."""
     cut = table.columns()
     if not cut or not cut[0]:
         return None
@@ -226,16 +271,25 @@ def _plain_deck(table_id: int, table, start: datetime) -> Deck | None:
     count = len(cut[0])
     cells = dict(zip(table.header, cut, strict=True))
     try:
-        codes = cells["code"]
+        codes = cells.pop("code")
         codes = codes if all(map(_FAST_CODE, codes)) else list(map(parse_digits, codes))
+        effective = _distinct(
+            cells.pop("effective_from", None), lambda text: parse_moment(text) or start, count, start
+        )
+    except ValueError:
+        return None
+    return _Head(table_id, start, cells, codes, effective, sorted(range(count), key=codes.__getitem__))
+
+
+def _rest(cells: dict, count: int, effective: list) -> dict[str, list] | None:
+    """The name, rate, end, fee and increments of `count` rates (cells by column), checked and converted
+    column by column; None when a cell is wrong or an end is not after its effective_from."""
+    try:
         names = list(map(str.strip, cells["name"])) if "name" in cells else [""] * count
-        if max(map(len, names)) > NAME_MAX:
+        if max(map(len, names), default=0) > NAME_MAX:
             return None
         rates = cells["rate"]
         rates = list(map(Decimal, rates)) if all(map(_FAST_MONEY, rates)) else list(map(_money, rates))
-        effective = _distinct(
-            cells.get("effective_from"), lambda text: parse_moment(text) or start, count, start
-        )
         ends = _distinct(cells.get("end"), parse_moment, count, None)
         fees = _distinct(cells.get("setup_fee"), _fee, count, Decimal(0))
         min_times = _distinct(cells.get("min_time"), _min_time, count, DEFAULT_MIN_TIME)
@@ -244,21 +298,41 @@ def _plain_deck(table_id: int, table, start: datetime) -> Deck | None:
         return None
     if any(end is not None and end <= moment for moment, end in set(zip(effective, ends, strict=True))):
         return None
-    if _repeats(codes, effective):
-        return None
-    order = sorted(range(count), key=codes.__getitem__)
-    columns = {
-        "rate_table_id": [table_id] * count,
-        "code": codes,
+    return {
         "name": names,
         "rate": rates,
-        "effective_from": effective,
         "end": ends,
         "setup_fee": fees,
         "min_time": min_times,
         "interval": intervals,
     }
-    return Deck(table_id, start, columns, order)
+
+
+def _plain_deck(table_id: int, table, start: datetime) -> Deck | None:
+    """The deck column by column, when every line is good; None when some line is not (or may not be).
+
+    Each column is checked as a whole: codes and rates by a compiled pattern over every cell (a cell that
+    does not match goes through the row parser's own function), names by their stripped length, dates, fees
+    and increments by parsing each distinct cell once; then end after effective_from, then no code and
+    effective_from twice. A good deck gives exactly the rows of `rate_row_parser`; any wrong cell gives None.
+    """
+    head = _head(table_id, table, start)
+    return None if head is None else _whole(head)
+
+
+def _whole(head: _Head) -> Deck | None:
+    """The deck of a first look, every column converted (None when a cell is wrong or a code and
+    effective_from come twice)."""
+    rest = _rest(head.cells, len(head), head.effective)
+    if rest is None or _repeats(head.codes, head.effective):
+        return None
+    columns = {
+        "rate_table_id": [head.table_id] * len(head),
+        "code": head.codes,
+        "effective_from": head.effective,
+        **rest,
+    }
+    return Deck(head.table_id, head.start, {name: columns[name] for name in _WRITE_COLUMNS}, head.order)
 
 
 def _repeats(codes: list[str], effective: list[datetime]) -> bool:
@@ -457,10 +531,53 @@ def import_rates(
         raise ImportFailed("The rate table no longer exists.")
     start = default_effective_from or utcnow().replace(microsecond=0)
     with bulk.gc_paused():  # the deck's columns and the rows for the driver are 250,000s of lists and tuples
-        deck = read_deck(table.id, data, start, progress)
+        opened, _records = _open(data)
+        head = _head(table.id, opened, start)
+        if head is not None and bulk.copies() and (mode == "replace" or not _count(table.id)):
+            # PostgreSQL into an empty (or emptied) table: the rows go by COPY in code order while the rest of
+            # their columns are still being checked, so the database works in parallel; a wrong cell found
+            # on the way rolls it all back, and the line-by-line read says which lines are wrong.
+            try:
+                return _stream(table, head, mode, filename, job_id)
+            except _Wrong:
+                db.session.rollback()
+            deck = _read_lines(table.id, data, start, progress)
+        else:
+            deck = _whole(head) if head is not None else None
+            if deck is None:
+                deck = _read_lines(table.id, data, start, progress)
+            elif progress:
+                progress(opened.total, opened.total)
         if job_id is not None:
             mark_writing(job_id, len(deck))
         return _write(table, deck, mode, filename)
+
+
+def _stream(table: RateTable, head: _Head, mode: str, filename: str, job_id: int | None) -> str:
+    """PostgreSQL, into an empty table or with replace: one COPY fed chunk by chunk in code order, the
+    audit entry, one commit; _Wrong (nothing written) when a cell turns out wrong."""
+    if job_id is not None:
+        mark_writing(job_id, len(head))
+    with bulk.one_transaction():
+        before = _count(table.id)
+        if mode == "replace":
+            db.session.execute(delete(Rate).where(Rate.rate_table_id == table.id))
+        try:
+            bulk.copy_chunks(Rate.__table__, _WRITE_COLUMNS, head.chunks(bulk.CHUNK))
+        except psycopg_errors.UniqueViolation:
+            # The table's unique key (table, code, effective_from) refuses a code and effective_from twice
+            # in the deck (not checked before, to start the COPY sooner), or a rate someone else just added.
+            if _repeats(head.codes, head.effective):
+                raise _Wrong from None
+            raise
+        if mode == "replace":
+            note = _note(mode, filename, before, len(head))
+        else:
+            note = _note(mode, filename, before, len(head), added=len(head), changed=0)
+        counts = {"mode": MODES[mode], "rates in the file": len(head), "rates before": before}
+        with writes.change(table, action="import", after=counts, note=note):
+            pass  # the rows are written above, in this transaction: the entry and the commit go with them
+    return note
 
 
 def _write(table: RateTable, deck: Deck, mode: str, filename: str) -> str:
