@@ -11,7 +11,9 @@ PostgreSQL database next to TEST_DATABASE_URL), it measures:
   first build writes them);
 - `workers` panel processes started as gunicorn would (the app with its Traffic Rules manager thread, which
   syncs the snapshot every second; `--period` seconds between manager runs, 1 here), each answering route
-  queries over a pipe; `worker_start_s`: until every worker routes;
+  queries over a pipe; `worker_start_s`: until every worker routes. The workers start as on a host that
+  already ran: from the rate files and manifest this process's full build left (they read everything but
+  the rates, and the rates changed since); with `--cold-workers` each finds no files and reads every rate;
 - `rule_edit_effect_s`: from the commit of a rule edit (a new longest-match rule sending the probe number to
   one vendor, written as the panel writes it: rule, audit entry, commit) to every worker answering with it;
 - `deck_import_effect_s`: from the commit of a `--deck-rows`-row import (replace mode, through
@@ -37,6 +39,7 @@ Prints one JSON line (with the load average: the machine may be shared). Example
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import random
@@ -65,7 +68,7 @@ def pick_probe(universe, vendor_rates: dict, customer_rates: dict) -> None:
     global PROBE_CODE, PROBE_NUMBER
     codes = set(universe)
     rnd = random.Random(time.time_ns())
-    while True:
+    for _attempt in range(200_000):
         code = "44" + str(rnd.randrange(10**6, 10**7))
         number = code + "67890"
         longest = next(number[:i] for i in range(len(number), 1, -1) if number[:i] in codes)
@@ -75,6 +78,7 @@ def pick_probe(universe, vendor_rates: dict, customer_rates: dict) -> None:
         ):
             PROBE_CODE, PROBE_NUMBER = code, number
             return
+    raise SystemExit("no probe code in the kept data (a smaller deck in its vendor table): generate it again")
 
 
 def parse_args() -> argparse.Namespace:
@@ -91,6 +95,12 @@ def parse_args() -> argparse.Namespace:
         "--preload",
         action="store_true",
         help="build once in this process and fork the workers (gunicorn preload)",
+    )
+    parser.add_argument(
+        "--cold-workers",
+        action="store_true",
+        help="workers that find no files of the host (each reads every rate) instead of starting from the "
+        "files and manifest this process's build leaves",
     )
     parser.add_argument("--timeout", type=float, default=600.0, help="give up waiting for a worker after")
     parser.add_argument("--seed", type=int, default=42)
@@ -193,7 +203,9 @@ def worker(database_url: str, period: float, data_dir: str) -> None:
         manager.sync_snapshot(app)
         snapshots.get_snapshot()
     manager.start(app)
-    ready = {"ready": True, "base_pss_kb": base, "build_s": time.perf_counter() - started}
+    with app.app_context():
+        how = snapshots.last_changes()
+    ready = {"ready": True, "base_pss_kb": base, "build_s": time.perf_counter() - started, "start": how}
     print(json.dumps(ready), flush=True)
     for line in sys.stdin:
         message = json.loads(line)
@@ -438,9 +450,14 @@ def main() -> None:
         started = time.perf_counter()
         if args.preload:  # as gunicorn's master with panel/gunicorn_preload.py: build here, fork the workers
             snapshot = snapshots.preload(app)
-        else:
+        elif args.cold_workers:  # this build's files apart: every worker reads every rate itself
             with app.app_context():
                 snapshot = build_snapshot(db.engine, store=RateStore.at(workdir / "build-routing"))
+                db.engine.dispose()
+        else:  # as a host's first process: the files and the manifest the workers start from
+            with app.app_context():
+                snapshot = snapshots.rebuild()
+                app.extensions.pop("routing_snapshot")  # dropped below: the workers alone map the files
                 db.engine.dispose()
         full_build_s = time.perf_counter() - started
         # One copy: everything the build holds, the mapped files' pages included (read once here: a mapping
@@ -456,8 +473,10 @@ def main() -> None:
             "snapshot_mb": round(snapshot_mb, 1),
             "rate_files_mb": round(files_mb(snapshot), 1),
             "preload": args.preload,
+            "cold_workers": args.cold_workers,
         }
         del snapshot
+        gc.collect()  # this process maps no file any more: the workers' PSS carries the files alone
 
         started = time.perf_counter()
         if args.preload:
@@ -513,6 +532,7 @@ def main() -> None:
         figures["routing_pss_mb"] = round(total, 1)
         figures["routing_pss_ratio"] = round(total / snapshot_mb, 2) if snapshot_mb else None
         figures["worker_build_s"] = round(max(w.info["build_s"] for w in workers), 2)
+        figures["worker_starts"] = sorted({w.info.get("start", "") for w in workers})
         figures["loadavg_1m"] = round(os.getloadavg()[0], 2)
         figures["cpus"] = os.cpu_count()
         print(json.dumps(figures), flush=True)

@@ -52,11 +52,11 @@ def register(app: Flask) -> None:
 
     @app.cli.command("rebuild-call-hours")
     def rebuild_call_hours() -> None:
-        """Compute the hourly call figures (statistics totals) afresh from the call records: after a bulk load
-        that bypassed the API, or for a database whose records predate the figures."""
+        """Compute the hourly and daily call figures (statistics totals) afresh from the call records: after a
+        bulk load that bypassed the API, or for a database whose records predate the figures."""
         from panel.extensions import db
         from panel.stats import rollup
 
         rows = rollup.rebuild()
         db.session.commit()
-        click.echo(f"Hourly call figures rebuilt: {rows:,} rows.")
+        click.echo(f"Hourly and daily call figures rebuilt: {rows:,} hourly rows.")

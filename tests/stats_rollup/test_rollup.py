@@ -128,7 +128,7 @@ def test_the_rebuild_command_restores_figures_lost_or_never_kept(app, carrier, f
     assert figures() == {} == figures(CallDay)
     result = app.test_cli_runner().invoke(args=["rebuild-call-hours"])
     assert result.exit_code == 0, result.output
-    assert "Hourly call figures rebuilt" in result.output
+    assert "Hourly and daily call figures rebuilt" in result.output
     db.session.expire_all()
     assert figures() == expected
     assert figures(CallDay) == days
