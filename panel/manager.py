@@ -409,6 +409,9 @@ def sync_snapshot(app: Flask, *, force: bool = False) -> bool:
     current = state(app)
     with current.sync_lock, app.app_context():
         version = published_version()
+        # End the read before a build that may take minutes: an open transaction would hold PostgreSQL's
+        # cleanup (idle in transaction) and SQLite's checkpoints back all that time.
+        db.session.rollback()
         if not force and current.snapshot_version is not None and version == current.snapshot_version:
             return False
         failed = current.failed_sync
