@@ -313,8 +313,10 @@ class RateStore:
                     body, rows, width, shift = pack(rates, ids)
                 name = f"t{table_id}-{digest(body, rows, shift)}.rates"
                 found = self._maps.get(name)
-                if found is not None:
+                if found is not None and found.path.exists():
                     return found
+                # Not mapped yet, or mapped here but removed from the directory since (another process's
+                # prune): written again, so the directory holds every file a snapshot uses.
                 path = self.directory / name
                 try:
                     mapped = MappedTable(path, registry)

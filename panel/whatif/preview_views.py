@@ -295,11 +295,10 @@ def _rules_from_file(plan: RoutingPlan, data: bytes, mode: str):
 
 def _rates_from_file(table: RateTable, data: bytes, mode: str, start: datetime):
     """The table's rates (snapshot form) after importing `data`, or the file's errors."""
-    from panel.rates import importer
+    from panel.rates import deck
 
-    rows, errors = _parse(
-        data, importer.RATE_COLUMNS, importer.rate_row_parser(table.id, start), importer.REQUIRED_COLUMNS
-    )
+    parse_row = deck.rate_row_parser(table.id, start)
+    rows, errors = _parse(data, deck.RATE_COLUMNS, parse_row, deck.REQUIRED_COLUMNS)
     if errors or not rows:
         return None, errors or ["The file has a header but no rates."]
     new = overlay.rate_rows(rows)

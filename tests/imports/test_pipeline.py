@@ -454,7 +454,7 @@ def test_the_fast_path_gives_the_row_parsers_rows_and_errors(app):
     from datetime import UTC, datetime
 
     from panel.imports.jobs import ImportFailed
-    from panel.rates.importer import RATE_COLUMNS, REQUIRED_COLUMNS, parse_deck, rate_row_parser
+    from panel.rates.deck import RATE_COLUMNS, REQUIRED_COLUMNS, parse_deck, rate_row_parser
 
     start = datetime(2024, 6, 1, tzinfo=UTC)
     expected_rows, expected_errors = reader.parse(

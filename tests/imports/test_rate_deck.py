@@ -12,6 +12,7 @@ from panel.extensions import db
 from panel.imports import reader
 from panel.imports.jobs import ImportFailed
 from panel.models import Rate
+from panel.rates import deck as deck_reading
 from panel.rates import importer
 from tests import factories
 
@@ -23,9 +24,9 @@ def _expected(text: str):
     """The rows and errors of the line-by-line row parser (the reference)."""
     return reader.parse(
         text.encode(),
-        importer.RATE_COLUMNS,
-        importer.rate_row_parser(1, START),
-        required=importer.REQUIRED_COLUMNS,
+        deck_reading.RATE_COLUMNS,
+        deck_reading.rate_row_parser(1, START),
+        required=deck_reading.REQUIRED_COLUMNS,
     )
 
 
@@ -54,11 +55,12 @@ def test_a_good_deck_is_read_column_by_column_with_the_row_parsers_values(app, n
     text = GOOD_DECKS[name]
     rows, errors = _expected(text)
     assert errors == [] and rows
-    table, _ = reader.open_table(text.encode(), importer.RATE_COLUMNS, required=importer.REQUIRED_COLUMNS)
-    deck = importer._plain_deck(1, table, START)
+    columns, required = deck_reading.RATE_COLUMNS, deck_reading.REQUIRED_COLUMNS
+    table, _ = reader.open_table(text.encode(), columns, required=required)
+    deck = deck_reading.plain_deck(1, table, START)
     assert deck is not None, "the deck should not need the line-by-line read"
     assert deck.rows() == rows
-    assert importer.parse_deck(1, text.encode(), START) == rows
+    assert deck_reading.parse_deck(1, text.encode(), START) == rows
     # Undated lines start at the very moment given (the import's "unchanged" rule relies on it).
     undated = [r for r in deck.rows() if r["effective_from"] is START]
     assert len(undated) == sum(1 for r in rows if r["effective_from"] == START)
@@ -96,7 +98,7 @@ def test_a_wrong_line_is_reported_as_the_row_parser_reports_it(app, name):
     text = BAD_DECKS[name]
     _rows, errors = _expected(text)
     with pytest.raises(ImportFailed) as failed:
-        importer.parse_deck(1, text.encode(), START)
+        deck_reading.parse_deck(1, text.encode(), START)
     assert errors and failed.value.errors == errors
 
 
@@ -127,7 +129,7 @@ def test_the_readers_columns_leave_an_uneven_or_unreadable_file_to_the_line_by_l
 
 def _stored(table_id: int) -> list[tuple]:
     db.session.expire_all()
-    columns = [getattr(Rate, c) for c in importer.RATE_COLUMNS]
+    columns = [getattr(Rate, c) for c in deck_reading.RATE_COLUMNS]
     return [tuple(r) for r in db.session.execute(select(*columns).where(Rate.rate_table_id == table_id))]
 
 

@@ -116,6 +116,18 @@ def test_a_directory_emptied_under_a_process_keeps_the_rates_in_memory(tmp_path)
     assert store.table(2, {"2": ((6, 0, 1, 1, 0.0, INFINITY),)}) is None
 
 
+def test_a_file_removed_while_this_process_maps_it_is_written_again_when_used_again(tmp_path):
+    """Another process's prune may remove a file this process still maps; a build that reads the same content
+    again must leave it in the directory (processes that start later map the files a manifest names)."""
+    store = fresh_store(tmp_path)
+    rates = {"1": ((5, 0, 1, 1, 0.0, INFINITY),)}
+    first = store.table(1, rates)
+    first.path.unlink()
+    again = store.table(1, rates)
+    assert again.path.exists() and again.name == first.name
+    assert again.rows_of(again.slots[store.ids["1"]]) == rates["1"]
+
+
 def test_the_panel_routes_from_the_host_files(world):
     from panel.extensions import db
 
