@@ -386,6 +386,9 @@ class RateStore:
             document = self._manifest()
             if document is None or document.get("version") != MANIFEST_VERSION:
                 return None
+            seen = document.get("audit_seen")
+            if not isinstance(seen, list) or not all(isinstance(i, int) for i in seen):
+                return None
             with self._lock:
                 self.registry.refresh()
                 if document.get("generation") != self.registry.generation.hex():
