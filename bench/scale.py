@@ -320,6 +320,18 @@ def wait_all(workers: list[Worker], query: dict, check, timeout: float) -> tuple
 # --- the edits --------------------------------------------------------------------------------------------
 
 
+def mark_loaded() -> None:
+    """An audit entry for generated data that has none (a panel's database always has some): the manifest
+    of the host's files is anchored to the newest entry, and with none a process that starts builds whole."""
+    from panel import audit
+    from panel.extensions import db
+    from panel.models import AuditEntry, Company
+
+    if db.session.query(AuditEntry.id).first() is None:
+        audit.record("update", db.session.query(Company).order_by(Company.id).first())
+        db.session.commit()
+
+
 def add_rule(app, vendor_account_id: int) -> None:
     """A rule for the probe's code sending it to one vendor, written as the panel writes it."""
     from panel import audit
@@ -456,6 +468,7 @@ def main() -> None:
                 db.engine.dispose()
         else:  # as a host's first process: the files and the manifest the workers start from
             with app.app_context():
+                mark_loaded()
                 snapshot = snapshots.rebuild()
                 app.extensions.pop("routing_snapshot")  # dropped below: the workers alone map the files
                 db.engine.dispose()
