@@ -231,11 +231,10 @@ def _update(old: Snapshot, quality: bool) -> Snapshot:
 
 
 def _build() -> Snapshot:
-    """Build from the app's database in one read."""
-    with _reading():
-        snapshot = build_snapshot(db.engine, quality_min_calls=_min_calls(), store=rate_store())
-        with read_connection(db.engine) as conn:
-            _save_manifest(conn, snapshot)
+    """Build from the app's database in one read (which also anchors the host's manifest)."""
+    with _reading(), read_connection(db.engine) as conn:
+        snapshot = build_snapshot(conn, quality_min_calls=_min_calls(), store=rate_store())
+        _save_manifest(conn, snapshot)
     _release(snapshot, None)
     _freeze(snapshot)
     return snapshot

@@ -194,21 +194,14 @@ def test_a_deck_with_a_wrong_line_writes_nothing_on_both_databases(app, tree):
 def test_a_wrong_rate_found_while_the_rows_are_written_writes_nothing(app, tree):
     """On PostgreSQL an empty table's rows go by COPY while their rates are still being checked: a wrong
     rate late in the deck rolls it all back, reported like any wrong line; then the good deck imports."""
-    table = factories.rate_table(tree.alpha, "Late")
-    db.session.commit()
-    lines = [f"{440000 + i},UK,0.01,2024-01-01" for i in range(30_000)]
-    lines[29_990] = "469990,UK,0.01x,2024-01-01"
-    deck = ("code,name,rate,effective_from\n" + "\n".join(lines) + "\n").encode()
-    _rows, expected = _expected(deck.decode())
-    with pytest.raises(ImportFailed) as failed:
-        importer.import_rates(table.id, deck, "add_update")
-    assert (
-        failed.value.errors
-        == expected
-        == ["line 29992, rate: '0.01x' is not a number (write it like 0.0125)"]
+    table, deck = _refused_big_deck(
+        tree,
+        "Late",
+        30_000,
+        29_990,
+        "469990,UK,0.01x,2024-01-01",
+        "line 29992, rate: '0.01x' is not a number (write it like 0.0125)",
     )
-    db.session.rollback()
-    assert _stored(table.id) == []
     good = deck.replace(b"0.01x", b"0.02")
     assert "30,000 added" in importer.import_rates(table.id, good, "add_update")
     assert len(_stored(table.id)) == 30_000
@@ -221,18 +214,28 @@ def test_a_wrong_rate_found_while_the_rows_are_written_writes_nothing(app, tree)
 def test_a_repeated_code_and_moment_early_in_a_big_deck_is_reported_on_both_databases(app, tree):
     """A code and effective_from twice near the start of a deck (on PostgreSQL the unique key refuses it
     while the COPY still runs) is reported as the row parser reports it, and nothing is written."""
-    table = factories.rate_table(tree.alpha, "Early")
+    _refused_big_deck(
+        tree,
+        "Early",
+        60_000,
+        3,
+        "440000,UK,0.02,2024-01-01 00:00",
+        "line 5, code: 440000 from 2024-01-01 00:00:00 is already on line 2",
+    )
+
+
+def _refused_big_deck(tree, name: str, count: int, at: int, wrong_line: str, error: str):
+    """A table and a deck of `count` good lines with `wrong_line` in place of line `at`: the import refuses it
+    with `error` alone (as the row parser words it) and writes nothing. Returns (table, deck)."""
+    table = factories.rate_table(tree.alpha, name)
     db.session.commit()
-    lines = [f"{440000 + i},UK,0.01,2024-01-01" for i in range(60_000)]
-    lines[3] = "440000,UK,0.02,2024-01-01 00:00"
+    lines = [f"{440000 + i},UK,0.01,2024-01-01" for i in range(count)]
+    lines[at] = wrong_line
     deck = ("code,name,rate,effective_from\n" + "\n".join(lines) + "\n").encode()
     _rows, expected = _expected(deck.decode())
     with pytest.raises(ImportFailed) as failed:
         importer.import_rates(table.id, deck, "add_update")
-    assert (
-        failed.value.errors
-        == expected
-        == ["line 5, code: 440000 from 2024-01-01 00:00:00 is already on line 2"]
-    )
+    assert failed.value.errors == expected == [error]
     db.session.rollback()
     assert _stored(table.id) == []
+    return table, deck
