@@ -22,12 +22,17 @@ _MOMENT = re.compile(r"^\d{4}-\d{2}-\d{2}(?:[ T]\d{2}:\d{2}(?::\d{2})?)?$")
 MOMENT_HELP = "YYYY-MM-DD or YYYY-MM-DD HH:MM[:SS], UTC"
 
 
+def is_digits(text: str) -> bool:
+    """ASCII digits only, at least one (`"²".isdigit()` is true, yet `int("²")` refuses it)."""
+    return text.isascii() and text.isdigit()
+
+
 def parse_digits(text: str, what: str = "code", max_length: int = CODE_MAX) -> str:
     """Digits only (a dialled-number prefix or a DID number), 1 to `max_length` of them."""
     text = text.strip()
     if not text:
         raise ValueError(f"the {what} is required")
-    if not text.isdigit() or not text.isascii():
+    if not is_digits(text):
         raise ValueError(f"{text!r} is not a {what}: use digits only")
     if len(text) > max_length:
         raise ValueError(f"the {what} is longer than {max_length} digits")

@@ -21,6 +21,7 @@ from sqlalchemy.orm import joinedload, selectinload
 
 from panel.extensions import db
 from panel.models import Account, AccountNetwork, Client
+from panel.values import is_digits
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -177,7 +178,7 @@ def normalise_proxy(value: str) -> str:
             host, port = value.split(":", 1)
         if not HOST_RE.match(host):
             raise IdentError(f"{host or value} is not a host name or IPv4 address.")
-    if port is not None and (not port.isdigit() or not 1 <= int(port) <= 65535):
+    if port is not None and (not is_digits(port) or not 1 <= int(port) <= 65535):
         raise IdentError("The proxy's port must be a number from 1 to 65535.")
     return value
 

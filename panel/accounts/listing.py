@@ -33,6 +33,7 @@ from panel.extensions import db
 from panel.models import Account, AccountNetwork, Client, Company, RateTable, RoutingPlan
 from panel.models.accounts import IDENT_BY_LABELS
 from panel.scope import scope_condition
+from panel.values import is_digits
 
 SORTABLE = {
     "id": (Account.id,),
@@ -110,7 +111,7 @@ def quick_search_condition(text: str, match: str = "contains", model=Account):
     else:
         conditions += [searching.contains(model.name, text), searching.contains(model.ident_value, text)]
     conditions.append(searching.prefix(model.tech_prefix, text))
-    if text.isdigit() and len(text) < 12:
+    if is_digits(text) and len(text) < 12:
         conditions.append(model.id == int(text))
     networks = networks_containing(text)
     if networks:

@@ -18,6 +18,7 @@ from datetime import datetime
 
 from panel.routing.engine import RouteQuery, route
 from panel.routing.snapshot import AccountEntry, Snapshot
+from panel.values import is_digits
 from panel.whatif import overlay
 
 # Destinations x originator groups evaluated by one preview at most; beyond it the codes are sampled evenly.
@@ -71,7 +72,7 @@ class SheetRow:
 
 def seed(rng: random.Random, code: str) -> random.Random:
     """`rng` seeded by the code: both sides of a preview draw the same balancing and shuffles for it."""
-    rng.seed(int(code) if code.isdigit() and len(code) < 30 else code)
+    rng.seed(int(code) if is_digits(code) and len(code) < 30 else code)
     return rng
 
 

@@ -60,6 +60,7 @@ def test_list_is_scoped_by_company(carrier, login, user, visible):
         ("sub1", {"sub-login"}),  # a login
         ("nothing-like-this", set()),
         ("100%", set()),  # LIKE wildcards are taken literally
+        ("²", set()),  # a digit to Unicode, not to int(): searched as text, not taken for an ID
     ],
 )
 def test_quick_search(carrier, login, query, expected):

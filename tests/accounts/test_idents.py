@@ -87,6 +87,7 @@ def test_tags_are_words_listed_once():
         ("2001:db8::1", False),
         ("host:0", False),
         ("host:99999", False),
+        ("host:²", False),  # a Unicode digit is not a port (int() refuses it)
         ("bad_host!", False),
     ],
 )
