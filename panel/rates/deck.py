@@ -5,6 +5,7 @@ read line by line with `rate_row_parser`, which also says which lines are wrong.
 writes what it reads. See docs/csv-formats.md.
 """
 
+import itertools
 import re
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
@@ -254,6 +255,65 @@ class NotPlain(Exception):
     """Some line of a deck being written is wrong (the line-by-line read then says which)."""
 
 
+class DeckLines:
+    """A deck of plain lines (no quotes, one line per rate) whose first column is the code, its lines sorted.
+
+    Sorted lines are in code order (the comma after a code sorts before any digit: `44,` before `441,`),
+    and sorting the lines of a file is all that must be done before the first rows can go to the database:
+    each chunk is then cut by its commas and checked column by column (`chunks`) while the database writes
+    the previous one (PostgreSQL's COPY, see `panel.rates.importer._stream`).
+    """
+
+    def __init__(self, table_id: int, start: datetime, header: list[str], lines: list[str]):
+        self.table_id, self.start, self.header, self.lines = table_id, start, header, lines
+
+    def __len__(self) -> int:
+        return len(self.lines)
+
+    def chunks(self, size: int) -> Iterator[dict[str, list]]:
+        """The rates as columns, `size` rows at a time in code order; NotPlain when a line is wrong."""
+        width = len(self.header)
+        for at in range(0, len(self.lines), size):
+            part = self.lines[at : at + size]
+            if set(map(str.count, part, itertools.repeat(","))) != {width - 1}:
+                raise NotPlain
+            cells = ",".join(part).split(",")
+            yield _checked(self.table_id, self.start, {n: cells[i::width] for i, n in enumerate(self.header)})
+
+
+def deck_lines(table_id: int, table, start: datetime) -> DeckLines | None:
+    """The deck's lines sorted (`DeckLines`), when the file is plain enough to be cut by its commas and its
+    first column is the code; None otherwise (the caller takes `deck_head`)."""
+    text = table.text
+    if table.header[0] != "code" or len(table.header) < 2 or table.unquote or '"' in text:
+        return None
+    if "\r" in text:
+        text = text.replace("\r\n", "\n")
+        if "\r" in text:
+            return None
+    lines = text.partition("\n")[2].split("\n")  # the header is line 1
+    if "" in lines:
+        lines = [line for line in lines if line]
+    if not lines:
+        return None
+    lines.sort()
+    return DeckLines(table_id, start, table.header, lines)
+
+
+def _checked(table_id: int, start: datetime, cells: dict[str, list]) -> dict[str, list]:
+    """A chunk's rates by column (cells keyed by the header), checked and converted; NotPlain when a cell
+    is wrong."""
+    count = len(cells["code"])
+    try:
+        codes, effective = _codes_and_moments(cells, count, start)
+    except ValueError:
+        raise NotPlain from None
+    rest = _rest(cells, count, effective)
+    if rest is None:
+        raise NotPlain
+    return {"rate_table_id": [table_id] * count, "code": codes, "effective_from": effective, **rest}
+
+
 def deck_head(table_id: int, table, start: datetime) -> DeckHead | None:
     """The first look at a deck (see `DeckHead`); None when some line is not good (or may not be)."""
     cut = table.columns()
@@ -264,14 +324,20 @@ def deck_head(table_id: int, table, start: datetime) -> DeckHead | None:
     count = len(cut[0])
     cells = dict(zip(table.header, cut, strict=True))
     try:
-        codes = cells.pop("code")
-        codes = codes if all(map(_FAST_CODE, codes)) else list(map(parse_digits, codes))
-        effective = _distinct(
-            cells.pop("effective_from", None), lambda text: parse_moment(text) or start, count, start
-        )
+        codes, effective = _codes_and_moments(cells, count, start)
     except ValueError:
         return None
     return DeckHead(table_id, start, cells, codes, effective, sorted(range(count), key=codes.__getitem__))
+
+
+def _codes_and_moments(cells: dict[str, list], count: int, start: datetime) -> tuple[list, list]:
+    """The codes and effective_from of `count` rates, taken out of `cells`; ValueError when one is wrong."""
+    codes = cells.pop("code")
+    codes = codes if all(map(_FAST_CODE, codes)) else list(map(parse_digits, codes))
+    effective = _distinct(
+        cells.pop("effective_from", None), lambda text: parse_moment(text) or start, count, start
+    )
+    return codes, effective
 
 
 def _rest(cells: dict, count: int, effective: list) -> dict[str, list] | None:

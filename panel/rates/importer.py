@@ -26,11 +26,12 @@ from panel.rates.deck import (
     WRITE_COLUMNS,
     Deck,
     DeckHead,
+    DeckLines,
     NotPlain,
     Progress,
     deck_head,
+    deck_lines,
     drop_undated_repeats,
-    has_repeats,
     open_deck,
     read_deck,
     read_lines,
@@ -119,17 +120,21 @@ def import_rates(
     start = default_effective_from or utcnow().replace(microsecond=0)
     with bulk.gc_paused():  # the deck's columns and the rows for the driver are 250,000s of lists and tuples
         opened, _records = open_deck(data)
-        head = deck_head(table.id, opened, start)
-        if head is not None and bulk.copies() and (mode == "replace" or not _count(table.id)):
+        if bulk.copies() and (mode == "replace" or not _count(table.id)):
             # PostgreSQL into an empty (or emptied) table: the rows go by COPY in code order while the rest of
-            # their columns are still being checked, so the database works in parallel; a wrong cell found
+            # the deck is still being cut and checked, so the database works in parallel; a wrong cell found
             # on the way rolls it all back, and the line-by-line read says which lines are wrong.
-            try:
-                return _stream(table, head, mode, filename, job_id)
-            except NotPlain:
-                db.session.rollback()
+            rates = deck_lines(table.id, opened, start)
+            if rates is None:
+                rates = deck_head(table.id, opened, start)
+            if rates is not None:
+                try:
+                    return _stream(table, rates, mode, filename, job_id)
+                except NotPlain:
+                    db.session.rollback()
             deck = read_lines(table.id, data, start, progress)
         else:
+            head = deck_head(table.id, opened, start)
             deck = whole_deck(head) if head is not None else None
             if deck is None:
                 deck = read_lines(table.id, data, start, progress)
@@ -140,7 +145,9 @@ def import_rates(
         return _write(table, deck, mode, filename)
 
 
-def _stream(table: RateTable, head: DeckHead, mode: str, filename: str, job_id: int | None) -> str:
+def _stream(
+    table: RateTable, head: DeckHead | DeckLines, mode: str, filename: str, job_id: int | None
+) -> str:
     """PostgreSQL, into an empty table or with replace: one COPY fed chunk by chunk in code order, the
     audit entry, one commit; NotPlain (nothing written) when a cell turns out wrong."""
     if job_id is not None:
@@ -153,10 +160,9 @@ def _stream(table: RateTable, head: DeckHead, mode: str, filename: str, job_id: 
             bulk.copy_chunks(Rate.__table__, WRITE_COLUMNS, head.chunks(bulk.CHUNK))
         except psycopg_errors.UniqueViolation:
             # The table's unique key (table, code, effective_from) refuses a code and effective_from twice
-            # in the deck (not checked before, to start the COPY sooner), or a rate someone else just added.
-            if has_repeats(head.codes, head.effective):
-                raise NotPlain from None
-            raise
+            # in the deck (not checked before, to start the COPY sooner), or a rate someone else just added:
+            # the line-by-line read then says which lines repeat, or finds none and the deck is merged.
+            raise NotPlain from None
         if mode == "replace":
             note = _note(mode, filename, before, len(head))
         else:
