@@ -65,8 +65,9 @@ def token_required(view):
 _HASHES: dict[bytes, str] = {}
 
 
-def authenticate(header: str) -> "tuple[_KnownToken, None] | tuple[None, str]":
-    """The valid token an Authorization header carries (its last use recorded), else None and why.
+def authenticate(header: str, *, touch: bool = True) -> "tuple[_KnownToken, None] | tuple[None, str]":
+    """The valid token an Authorization header carries (its last use recorded unless `touch` is false: it
+    stays due for the next request), else None and why.
 
     Needs an app context; the views (token_required) and panel.api.fastpath both authenticate here.
     """
@@ -87,7 +88,8 @@ def authenticate(header: str) -> "tuple[_KnownToken, None] | tuple[None, str]":
     known = _known_token(token_hash)
     if known is None:
         return None, "invalid or revoked token"
-    _touch(known)
+    if touch:
+        _touch(known)
     return known, None
 
 

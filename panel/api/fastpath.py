@@ -32,6 +32,7 @@ from werkzeug.http import HTTP_STATUS_CODES
 
 from panel import security_headers, txn
 from panel.api import auth, calls, cdrs, route
+from panel.api.worker import INLINE
 from panel.extensions import db
 
 Answer = Callable[[bytes, "int | None"], tuple[int, str]]
@@ -68,7 +69,9 @@ class FastPath:
         data = environ["wsgi.input"].read(length) if length else b""
         current = _cv_app.get(None)
         try:
-            if current is not None and current.app is self.app:
+            if environ.get(INLINE):
+                status, text, extra = self._answer_inline(answer, environ, data, current)
+            elif current is not None and current.app is self.app:
                 # Like Flask: a request inside an app context (tests) uses it and its session.
                 status, text, extra = self._answer(answer, environ, data)
             else:
@@ -86,10 +89,26 @@ class FastPath:
         start_response(f"{status} {HTTP_STATUS_CODES[status].upper()}", headers)
         return [body]
 
+    def _answer_inline(self, answer: Answer, environ: dict, data: bytes, current) -> tuple[int, str, list]:
+        """A route request in the switch worker's main thread (panel.api.worker), which answers nothing else:
+        in an app context pushed once and kept in that thread (pushing and popping one per request cost a
+        tenth of the route), its database session ended after each request that used one, as the teardown
+        of a request's own context ends it."""
+        if current is None or current.app is not self.app:
+            self.app.app_context().push()
+        try:
+            return self._answer(answer, environ, data)
+        finally:
+            if db.session.registry.has():
+                db.session.remove()
+
     @staticmethod
     def _answer(answer: Answer, environ: dict, data: bytes) -> tuple[int, str, list]:
         """Authenticate, then the view's answer; contention that outlived the retries answers 503."""
-        known, refusal = auth.authenticate(environ.get("HTTP_AUTHORIZATION", ""))
+        # In the switch worker's main thread (panel.api.worker) no write may hold it up: the token's
+        # last_used_at is left to the next request a pool thread answers (the switch's call events).
+        touch = not environ.get(INLINE)
+        known, refusal = auth.authenticate(environ.get("HTTP_AUTHORIZATION", ""), touch=touch)
         if known is None:
             return 401, auth.error_text(refusal, "Authorization"), []
         try:

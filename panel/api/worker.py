@@ -12,6 +12,15 @@ request either meets every rule above, which any HTTP/1.1 parser reads the same 
 all. gunicorn's reading and answering of a request cost more CPU than the route itself (0.22 against 0.10 ms
 per request with this reader, README "A real switch").
 
+A route request the strict reader takes is answered in the worker's main thread, where the poller said the
+connection is readable, and the connection stays in the poller: gthread hands every request to a pool thread
+and back (a future, two thread wake-ups, a pipe write and read, the connection taken out of the poller and put
+back), which cost about as much CPU as the route itself. A route is answered from memory (the routing
+snapshot, the remembered token, the live counts read at most twice a second), so it holds the main thread for
+a fraction of a millisecond; the fast path skips the token's `last_used_at` write there (a pool thread writes
+it, panel.api.fastpath). This starts once a route was answered 200 in a pool thread, so that building the
+routing snapshot never holds up the main thread. Call events and CDRs (database writes) stay in the pool.
+
 The request is then handed to the app (its WSGI entry with `panel.api.fastpath` in front) as gunicorn would,
 and the answer written with gunicorn's own header lines (`Server`, `Date`, `Connection`) and the app's.
 gunicorn's `pre_request`/`post_request` hooks do not run for these requests, and the worker reads nothing
@@ -21,6 +30,7 @@ then goes through gunicorn, as with gthread).
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import socket
@@ -35,7 +45,12 @@ MAX_HEADER_BYTES = 8190
 MAX_HEADERS = 100
 PEEK_BYTES = 256 * 1024
 REQUEST_LINE = re.compile(rb"POST (/api/v1/(?:route|calls|cdrs)) HTTP/1\.1")
-SWITCH_PATHS = {"/api/v1/route", "/api/v1/calls", "/api/v1/cdrs"}
+ROUTE_PATH = "/api/v1/route"
+SWITCH_PATHS = {ROUTE_PATH, "/api/v1/calls", "/api/v1/cdrs"}
+# The environ key that marks a route request answered in the main thread (panel.api.fastpath reads it).
+INLINE = "panel.inline"
+# A send that the socket's buffer cannot take at once waits this long at most for the rest.
+SEND_TIMEOUT = 5.0
 # A header line: a token name (no underscore: gunicorn drops those) and a value of visible ASCII characters
 # separated by single spaces or tabs, with optional whitespace around it.
 HEADER_LINE = re.compile(
@@ -47,36 +62,63 @@ REFUSED = {"TRANSFER_ENCODING", "EXPECT", "UPGRADE", "TE", "TRAILER", "FORWARDED
 
 def parse(data: bytes) -> tuple[str, dict[str, str], int, int] | None:
     """(path, headers as WSGI `HTTP_*` keys, header block length, body length) of a request that meets the
-    rules of the module doc and is wholly in `data`; None for anything else."""
+    rules of the module doc and is wholly in `data`; None for anything else.
+
+    A switch sends the same header block again and again, so what a block's reading found is remembered by
+    a digest of the block: the header names and where their values are in it (no value is kept: the
+    Authorization header carries the token), or that it is refused.
+    """
     end = data.find(b"\r\n\r\n", 0, MAX_HEADER_BYTES + 4)
     if end < 0:
         return None
-    lines = data[:end].split(b"\r\n")
+    head = data[:end]
+    key = hashlib.blake2b(head, digest_size=16).digest()
+    found = _HEADS.get(key, _UNSEEN)
+    if found is _UNSEEN:
+        found = _read_head(head)
+        if len(_HEADS) >= 1000:
+            _HEADS.clear()
+        _HEADS[key] = found
+    if found is None:
+        return None
+    path, places, size = found
+    if len(data) < end + 4 + size:
+        return None
+    return path, {name: head[start:stop].decode() for name, start, stop in places}, end + 4, size
+
+
+# What parse() found in each header block seen lately (by digest): None for a refused one.
+_HEADS: dict[bytes, tuple[str, tuple[tuple[str, int, int], ...], int] | None] = {}
+_UNSEEN = object()
+
+
+def _read_head(head: bytes) -> tuple[str, tuple[tuple[str, int, int], ...], int] | None:
+    """(path, (header key, value start, value end) in `head`, body length) of a header block that meets the
+    rules of the module doc; None for anything else."""
+    lines = head.split(b"\r\n")
     first = REQUEST_LINE.fullmatch(lines[0])
     if first is None or len(lines) > MAX_HEADERS + 1:
         return None
     headers: dict[str, str] = {}
+    places: list[tuple[str, int, int]] = []
+    at = len(lines[0]) + 2
     for line in lines[1:]:
         field = HEADER_LINE.fullmatch(line)
         if field is None:
             return None
         key = "HTTP_" + field[1].decode().upper().replace("-", "_")
-        value = field[2].decode()
         if key in headers:
-            if key in ("HTTP_CONTENT_LENGTH", "HTTP_HOST", "HTTP_AUTHORIZATION", "HTTP_CONTENT_TYPE"):
-                return None
-            value = headers[key] + "," + value
-        headers[key] = value
+            return None  # a header sent twice: a switch does not, gunicorn reads it
+        headers[key] = field[2].decode()
+        places.append((key, at + field.start(2), at + field.end(2)))
+        at += len(line) + 2
     length = headers.get("HTTP_CONTENT_LENGTH", "")
     connection = headers.get("HTTP_CONNECTION", "keep-alive").lower()
     if not length.isdigit() or len(length) > 12 or connection != "keep-alive":
         return None
     if any(key[5:] in REFUSED or key.startswith("HTTP_X_FORWARDED") for key in headers):
         return None
-    size = int(length)
-    if len(data) < end + 4 + size:
-        return None
-    return first[1].decode(), headers, end + 4, size
+    return first[1].decode(), tuple(places), int(length)
 
 
 class SwitchWorker(ThreadWorker):
@@ -93,6 +135,9 @@ class SwitchWorker(ThreadWorker):
             or os.environ.get("SCRIPT_NAME")
         )
         self.date = (0, "")
+        # Route requests are answered in the main thread once one was answered in a pool thread (the first
+        # builds the routing snapshot, which must not hold up the main thread).
+        self.routes_ready = False
         super().init_process()
 
     def handle(self, conn):
@@ -126,12 +171,77 @@ class SwitchWorker(ThreadWorker):
         found = parse(data)
         if found is None:
             return None
-        path, headers, head, size = found
-        self.log.debug("%s read by the switch worker", path)
+        answer = self._run(conn, *found)
+        if answer is None:
+            return False
+        try:
+            conn.sock.sendall(answer)
+        except OSError:
+            return False
+        if found[0] == ROUTE_PATH and answer.startswith(b"HTTP/1.1 200 "):
+            self.routes_ready = True
+        return self.alive
+
+    def on_client_socket_readable(self, conn, client):
+        """A kept-alive connection is readable (main thread): a route request that the strict reader takes is
+        answered here, the connection staying in the poller; anything else goes to a thread as in gthread."""
+        if self.routes_ready and self.reads_requests and self._ours(conn):
+            try:
+                served = self._serve_inline(conn)
+            except Exception:  # noqa: BLE001 - the connection is dropped, the worker goes on
+                self.log.exception("Error answering a route request")
+                served = False
+            if served is not None:
+                if not served:
+                    self._drop(conn, client)
+                return
+        super().on_client_socket_readable(conn, client)
+
+    def _serve_inline(self, conn) -> bool | None:
+        """Answer a route request waiting on the (non-blocking) connection in this thread: whether to keep
+        the connection; None (nothing read) when it is not a route request the strict reader takes."""
+        try:
+            data = conn.sock.recv(PEEK_BYTES, socket.MSG_PEEK)
+        except BlockingIOError:
+            return True  # nothing to read after all: the poller tells us again
+        except OSError:
+            return False
+        found = parse(data) if data else None
+        if found is None or found[0] != ROUTE_PATH:
+            return None
+        answer = self._run(conn, *found, inline=True)
+        if answer is None or not _send(conn.sock, answer):
+            return False
+        if not self.alive:
+            return False
+        conn.set_timeout()  # kept alive from now: to the end of the queue sorted by timeout
+        self.keepalived_conns.remove(conn)
+        self.keepalived_conns.append(conn)
+        return True
+
+    def _drop(self, conn, client) -> None:
+        """Close a kept-alive connection that the poller watches (as gthread closes one)."""
+        try:
+            self.poller.unregister(client)
+        except (OSError, KeyError, ValueError):
+            pass
+        try:
+            self.keepalived_conns.remove(conn)
+        except ValueError:
+            pass
+        self.nr_conns -= 1
+        conn.close()
+
+    def _run(self, conn, path, headers, head, size, inline=False) -> bytes | None:
+        """Read the request the strict reader parsed, run the app on it (in the main thread with `inline`:
+        the environ says so in `panel.inline`); the answer's bytes (None when the connection closed)."""
+        self.log.debug("%s read by the switch worker%s", path, " (main thread)" if inline else "")
         raw = _receive(conn.sock, head + size)
         if raw is None:
-            return False
+            return None
         environ = self._environ(conn, path, headers, raw[head:])
+        if inline:
+            environ[INLINE] = True
         self.nr += 1
         if self.nr >= self.max_requests:
             self.alive = False
@@ -158,11 +268,7 @@ class SwitchWorker(ThreadWorker):
         lines += [length if n.lower() == "content-length" else f"{n}: {v}" for n, v in response_headers]
         if length not in lines:
             lines.append(length)
-        try:
-            conn.sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
-        except OSError:
-            return False
-        return self.alive
+        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
 
     def _environ(self, conn, path: str, headers: dict[str, str], body: bytes) -> dict:
         """The WSGI environ gunicorn would make for the request."""
@@ -213,3 +319,22 @@ def _receive(sock, size: int) -> bytes | None:
         chunks.append(chunk)
         left -= len(chunk)
     return b"".join(chunks)
+
+
+def _send(sock, data: bytes) -> bool:
+    """Send all of `data` on a non-blocking socket (waiting at most SEND_TIMEOUT for what its buffer cannot
+    take at once); False when the connection failed."""
+    try:
+        try:
+            sent = sock.send(data)
+        except BlockingIOError:
+            sent = 0
+        if sent < len(data):
+            sock.settimeout(SEND_TIMEOUT)
+            try:
+                sock.sendall(data[sent:])
+            finally:
+                sock.setblocking(False)
+    except OSError:
+        return False
+    return True

@@ -126,3 +126,36 @@ def test_requests_the_strict_reader_refuses_are_gunicorns(served, extra):
     assert _reads_here(panel) == before
     assert answer.split(b"\r\n", 1)[0] in (b"HTTP/1.1 400 Bad Request", b"HTTP/1.1 400 BAD REQUEST")
     assert more == []
+
+
+def test_route_requests_are_answered_in_the_main_thread(served):
+    """Once a route was answered, the kept-alive connections' route requests are answered in the worker's
+    main thread: gunicorn's answers still, on several connections in turn, a call events request between
+    them going to a pool thread, a connection the switch closes dropped, the worker answering on."""
+    port, token, panel = served
+    route = _request(token, json.dumps({"number": "55#441234567", "src_ip": CALLER_IP}).encode())
+    events = _request(token, b'[{"event": "end", "call_id": "worker-test"}]', path=b"/api/v1/calls")
+    before = panel.output().count("read by the switch worker (main thread)")
+    address = ("127.0.0.1", port)
+    with socket.create_connection(address) as one, socket.create_connection(address) as two:
+        answers = []
+        for sock in (one, two, one, two, one, two):
+            sock.sendall(route)
+            answers += _answers(sock, 1)
+        two.sendall(events)
+        (posted,) = _answers(two, 1)
+        for sock in (one, two):
+            sock.sendall(route)
+            answers += _answers(sock, 1)
+        first = _comparable(answers[0])
+        assert [_comparable(a) for a in answers] == [first] * len(answers)
+        assert posted.startswith(b"HTTP/1.1 200 ") and b'"not_live":["worker-test"]' in posted
+        one.sendall(route)
+        _answers(one, 1)
+    with socket.create_connection(address) as three:
+        for _ in range(3):
+            three.sendall(route)
+            second = _answers(three, 1)[0]
+    assert _comparable(second) == first and b'"status":"ok"' in first
+    assert panel.output().count("read by the switch worker (main thread)") - before >= 6
+    assert "Error answering a route request" not in panel.output()

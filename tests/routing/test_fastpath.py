@@ -13,15 +13,17 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from flask.globals import _cv_app
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import delete, func, select
 from sqlalchemy.exc import OperationalError
+from werkzeug.test import EnvironBuilder
 
 from panel import livecalls
 from panel.api import fastpath, worker
 from panel.extensions import db
-from panel.models import CallStat, LiveCall
+from panel.models import ApiToken, CallStat, LiveCall
 from tests.manager.conftest import alpha_token, bearer, carrier, make_token, routed  # noqa: F401
 
 TAG = "{tag}"
@@ -241,6 +243,45 @@ def test_events_of_another_token_stay_in_their_company(app, client, routed, alph
     assert own.json == {"started": 0, "ended": 1, "not_live": []}
 
 
+def test_route_requests_in_the_switch_workers_main_thread(app, client, routed, alpha_token):  # noqa: F811
+    """A route request that panel.api.worker answers in its main thread (marked in the environ): the view's
+    answer, in one app context that thread keeps, its database session ended after each request that used
+    one, and no write: the token's last_used_at waits for the next request a pool thread answers."""
+    body = json.dumps({"number": "441234567", "src_ip": "198.51.100.10"}).encode()
+    headers = {**bearer(alpha_token), "Content-Type": "application/json"}
+    expected = client.post("/api/v1/route", data=body, headers=headers)
+    assert expected.status_code == 200 and expected.json["routes"]
+    token = db.session.scalar(select(ApiToken).where(ApiToken.company_id == routed.tree.alpha.id))
+    token.last_used_at = None  # the touch is due, and the token is read from the database again
+    db.session.commit()
+    livecalls.invalidate(app)
+    seen = []
+
+    def main_thread() -> None:
+        for _ in range(3):
+            environ = EnvironBuilder(path="/api/v1/route", method="POST", data=body, headers=headers)
+            environ = {**environ.get_environ(), worker.INLINE: True}
+            started: list = []
+            chunks = app(
+                environ, lambda status, headers, exc_info=None, s=started: s.append((status, headers))
+            )
+            seen.append((*started[0], b"".join(chunks), _cv_app.get(None), db.session.registry.has()))
+
+    thread = threading.Thread(target=main_thread)
+    thread.start()
+    thread.join()
+    moment = re.compile(rb'"at":"[^"]*"')
+    for status, answer_headers, data, context, has_session in seen:
+        assert status == "200 OK" and moment.sub(b"", data) == moment.sub(b"", expected.get_data())
+        assert sorted(answer_headers) == sorted(expected.headers.items())
+        assert context is seen[0][3] and context.app is app and not has_session
+    db.session.expire_all()
+    assert token.last_used_at is None
+    assert client.post("/api/v1/route", data=body, headers=headers).status_code == 200
+    db.session.expire_all()
+    assert token.last_used_at is not None
+
+
 _EVENT = st.tuples(
     st.sampled_from(["start", "end"]),
     st.sampled_from(["c1", "c2", "c3"]),
@@ -302,6 +343,21 @@ def test_the_switch_worker_reads_a_plain_switch_request():
     assert (path, size, KAMAILIO_ROUTE[head : head + size]) == ("/api/v1/route", 16, b'{"number":"441"}')
     assert headers["HTTP_AUTHORIZATION"] == "Basic c3dpdGNoOnJwX3g="
     assert headers["HTTP_CONTENT_TYPE"] == "application/json"
+
+
+def test_the_switch_worker_remembers_a_header_block_without_its_values():
+    """parse() remembers what it read in a header block by a digest of the block: the same answer the next
+    time (a body not all there yet still refused), another token's block read apart, no header value kept."""
+    worker._HEADS.clear()
+    first = worker.parse(KAMAILIO_ROUTE)
+    assert worker.parse(KAMAILIO_ROUTE) == first and len(worker._HEADS) == 1
+    assert worker.parse(KAMAILIO_ROUTE[:-3]) is None
+    other = KAMAILIO_ROUTE.replace(b"c3dpdGNoOnJwX3g=", b"c3dpdGNoOnJwX3k=")
+    assert worker.parse(other)[1]["HTTP_AUTHORIZATION"] == "Basic c3dpdGNoOnJwX3k="
+    assert worker.parse(KAMAILIO_ROUTE)[1]["HTTP_AUTHORIZATION"] == "Basic c3dpdGNoOnJwX3g="
+    assert len(worker._HEADS) == 2 and "c3dpdGNo" not in repr(worker._HEADS)
+    refused = KAMAILIO_ROUTE.replace(b"Accept: */*", b"Accept: */*\r\nAccept: text/plain")
+    assert worker.parse(refused) is None and worker.parse(refused) is None  # a repeated header: gunicorn's
 
 
 # What to change in KAMAILIO_ROUTE, and into what: requests the strict reader must leave to gunicorn.
