@@ -15,8 +15,10 @@ standard library only) in place of the panel, so the panel's share of the cost i
 Prints one JSON line: `calls_per_s`, `failed_calls` (of that step), the CPU use of each process during that
 step in percent of one core (panel workers, Kamailio, sipp caller and vendor), `panel_cpu_ms_per_call` (the
 CPU time, utime + stime from /proc/<pid>/stat, of the gunicorn master and workers over that step and the
-2 s after it in which the last call events and CDRs arrive, per answered call), the CDRs the panel stored,
-and the same for the stand-in (`stub`, `router_cpu_ms_per_call`). PANEL_API_FASTPATH=0 in the environment
+2 s after it in which the last call events and CDRs arrive, per answered call), the CDRs of answered calls
+the panel stored before Kamailio stopped (`cdrs_stored`, against `calls_answered` over every step: equal
+when none was lost; the CDRs of failed attempts apart), the load average before and after, and the same
+for the stand-in (`stub`, `router_cpu_ms_per_call`). PANEL_API_FASTPATH=0 in the environment
 measures the panel without its switch fast path (panel.api.fastpath). Example:
 `.venv/bin/python bench/switch.py --seconds 6`. More gunicorn options can be given in BENCH_GUNICORN
 (e.g. `--access-logfile -`, with `--keep` to read the logs; an access log makes the switch worker leave
@@ -244,25 +246,29 @@ def bench_panel(workdir: Path, database_url: str, args) -> dict:
         # Before Kamailio stops: wait until every answered call's CDR is stored (Kamailio posts CDRs once
         # 200 are queued or a second after its last post), or until they stop coming.
         answered = sum(s.answered for s in steps)
+        # The CDRs of answered calls (one each; a call that failed over also has its failed attempts' CDRs).
+        answered_cdrs = select(func.count()).select_from(CallStat).where(CallStat.answered.is_(True))
         with app.app_context():
             time.sleep(2)
             stored, deadline = -1, time.monotonic() + 15
             while time.monotonic() < deadline:
                 time.sleep(1)
-                now = db.session.scalar(select(func.count()).select_from(CallStat))
+                now = db.session.scalar(answered_cdrs)
                 db.session.rollback()
                 if now >= answered or now == stored:
                     stored = now
                     break
                 stored = now
+            all_stored = db.session.scalar(select(func.count()).select_from(CallStat))
             db.engine.dispose()
     result = _summary(best, steps)
     # The panel's CPU (gunicorn master and workers, /proc/<pid>/stat utime + stime) per answered call of
     # the best step: one route query, two call events, one CDR.
     result["panel_cpu_ms_per_call"] = result.pop("router_cpu_ms_per_call", None)
     result["fastpath"] = os.environ.get("PANEL_API_FASTPATH", "1") != "0"
-    result["cdrs_stored"] = stored
+    result["cdrs_stored"] = stored  # of answered calls: equal to calls_answered when none was lost
     result["calls_answered"] = answered
+    result["failed_attempt_cdrs_stored"] = all_stored - stored
     result["panel"] = {"worker_class": args.worker_class, "workers": args.workers, "threads": args.threads}
     return result
 

@@ -16,7 +16,7 @@ from panel import livecalls, snapshots
 from panel.api.auth import error_text, switch_endpoint
 from panel.routing.engine import RouteQuery, route
 
-FIELDS = ("number", "src_ip", "login", "ani", "gateway", "at", "explain")
+FIELDS = ("number", "src_ip", "login", "ani", "gateway", "at", "explain", "brief")
 # Digits, a leading `+` (dropped), and `#` only as the end of a tech prefix before the dialled digits.
 NUMBER = re.compile(r"^\+?(?:[0-9]+#)?[0-9]+$")
 MAX_TEXT = {"login": 255, "ani": 64, "gateway": 255}
@@ -31,8 +31,8 @@ class RequestError(ValueError):
         self.message = message
 
 
-def parse_request(payload) -> tuple[RouteQuery, bool]:
-    """Validate the JSON body; return the query and the explain flag, or raise RequestError."""
+def parse_request(payload) -> tuple[RouteQuery, bool, bool]:
+    """Validate the JSON body; return the query and the explain and brief flags, or raise RequestError."""
     if not isinstance(payload, dict):
         raise RequestError(None, "the body must be a JSON object")
     for key in payload:
@@ -69,11 +69,9 @@ def parse_request(payload) -> tuple[RouteQuery, bool]:
     if at is not None:
         at = parse_moment(at)
 
-    explain = payload.get("explain", False)
-    if explain is None:
-        explain = False
-    if not isinstance(explain, bool):
-        raise RequestError("explain", "explain must be true or false")
+    explain, brief = _flag(payload, "explain"), _flag(payload, "brief")
+    if explain and brief:
+        raise RequestError("brief", "brief and explain cannot be combined")
 
     query = RouteQuery(
         number=number,
@@ -84,7 +82,17 @@ def parse_request(payload) -> tuple[RouteQuery, bool]:
         at=at,
         company_id=None,
     )
-    return query, explain
+    return query, explain, brief
+
+
+def _flag(payload: dict, key: str) -> bool:
+    """A true/false field (absent or null: false), or RequestError."""
+    value = payload.get(key, False)
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise RequestError(key, f"{key} must be true or false")
+    return value
 
 
 # The callers' addresses as routing reads them (a switch sends the same few addresses again and again).
@@ -131,13 +139,38 @@ def parse_moment(value) -> datetime:
 def _route(payload, company_id: int | None) -> tuple[int, str]:
     """Route one call for the token's company: 200 with the routes (or the reason there are none)."""
     try:
-        query, explain = parse_request(payload)
+        query, explain, brief = parse_request(payload)
     except RequestError as error:
         return 400, error_text(error.message, error.field)
     query.company_id = company_id
     result = route(snapshots.get_snapshot(), query, live=livecalls.counts())
     # Compact JSON in the answer's own key order (cheaper than jsonify's sorted, spaced output).
-    return 200, json.dumps(result.to_json(explain), separators=(",", ":"))
+    return 200, json.dumps(brief_json(result) if brief else result.to_json(explain), separators=(",", ":"))
+
+
+def brief_json(result) -> dict:
+    """The brief answer (`"brief": true`): what a switch needs to place the call, the fields of the whole
+    answer (`Result.to_json`) that docs/kamailio/kamailio.cfg reads, in its order. A switch reads the answer
+    of every call, so a quarter of its size saves the switch's JSON parsing as much as the panel's writing."""
+    origin = result.originator
+    return {
+        "status": result.status,
+        "reason": result.reason,
+        "number": result.number,
+        "originator": None if origin is None else {"account_id": origin.id},
+        "routes": [
+            {
+                "account_id": r.account.id,
+                "host": r.account.host,
+                "port": r.account.port,
+                "protocol": r.account.protocol,
+                "proxy": r.account.proxy or "",
+                "tech_prefix": r.account.tech_prefix,
+                "rule_id": r.rule.id,
+            }
+            for r in result.routes
+        ],
+    }
 
 
 # The status and JSON text answering a route request's body (the view and panel.api.fastpath).

@@ -6,9 +6,10 @@ calls per second Kamailio itself sustains (the panel's share of the cost is the 
 
     python -m tests.e2e.stub_router --port 8081 --token t --routes '[{"host": "127.0.0.12", "port": 5090}]'
 
-Numbers starting with `404` get `no_matching_rule`; every other number gets the routes. Calls and CDR bodies
-are counted, and appended as JSON lines to `--record FILE` when given; like the panel, a request holding a
-CDR it refuses (here: a number starting with `400`) is refused whole with 400 and nothing of it is kept.
+Numbers starting with `404` get `no_matching_rule`; every other number gets the routes. Route queries, call
+events and CDRs are counted, and appended as JSON lines to `--record FILE` when given; like the panel, a
+request holding a CDR it refuses (here: a number starting with `400`) is refused whole with 400 and nothing
+of it is kept.
 """
 
 import argparse
@@ -63,6 +64,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._answer(400, {"error": "body is not JSON", "field": None})
             return
         if self.path == "/api/v1/route":
+            self.server.record("route", [payload])
             self._answer(200, self.server.route(payload))
         elif self.path in ("/api/v1/calls", "/api/v1/cdrs"):
             items = payload if isinstance(payload, list) else [payload]
@@ -95,8 +97,6 @@ class StubRouter(ThreadingHTTPServer):
 
     def route(self, query: dict) -> dict:
         """The panel's answer shape, with the fixed routes."""
-        with self._lock:
-            self.counts["route"] += 1
         number = str(query.get("number") or "")
         if number.startswith("404"):
             return {"status": "rejected", "reason": "no_matching_rule", "routes": []}
@@ -109,7 +109,7 @@ class StubRouter(ThreadingHTTPServer):
         }
 
     def record(self, kind: str, items: list) -> None:
-        """Count call events and CDRs, and keep them when a record file was given."""
+        """Count route queries, call events and CDRs, and keep them when a record file was given."""
         with self._lock:
             self.counts[kind] += len(items)
             if self.record_path:
@@ -125,7 +125,9 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--token", required=True)
     parser.add_argument("--routes", default="[]", help="JSON list of routes (host, port, tech_prefix, ...)")
-    parser.add_argument("--record", default=None, help="append call events and CDRs to this file")
+    parser.add_argument(
+        "--record", default=None, help="append route queries, call events and CDRs to this file"
+    )
     args = parser.parse_args()
     server = StubRouter((args.host, args.port), args.token, json.loads(args.routes), args.record)
     try:

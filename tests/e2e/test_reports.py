@@ -78,3 +78,17 @@ def test_answered_calls_are_reported_with_their_cdr_and_a_refused_record_holds_b
     ends = sorted(e["call_id"] for e in events if e["event"] == "end")
     assert len(starts) == 5 and starts == ends
     assert all(e["term_account_id"] == 7 for e in events if e["event"] == "start")
+
+
+def test_route_queries_ask_for_the_brief_answer(stub_switch):
+    """Kamailio's route query carries what the panel routes by and asks for the brief answer (the fields its
+    script reads: docs/api.md)."""
+    lab, proxy, record = stub_switch
+    switchlab.run_caller(lab, "brief", proxy, "4412", "331", "127.0.0.2", calls=1)
+    queries = _reported(record, "route", 1)
+    assert queries and all(query["brief"] is True for query in queries)
+    assert (
+        {"number", "src_ip", "gateway", "brief"}
+        <= set(queries[-1])
+        <= {"number", "src_ip", "ani", "gateway", "brief"}
+    )

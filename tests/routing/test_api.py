@@ -104,6 +104,8 @@ def test_rejected_call_answers_200_with_the_reason(api):
         ({"number": "4477", "src_ip": "10.0.0.0/24"}, "src_ip"),
         ({"number": "4477", "at": "yesterday"}, "at"),
         ({"number": "4477", "explain": "yes"}, "explain"),
+        ({"number": "4477", "brief": 1}, "brief"),
+        ({"number": "4477", "brief": True, "explain": True}, "brief"),
         ({"number": "4477", "login": 5}, "login"),
         ({"number": "4477", "destination": "x"}, "destination"),
     ],
@@ -113,6 +115,36 @@ def test_malformed_input_answers_400_naming_the_field(api, body, field):
     assert response.status_code == 400
     data = response.get_json()
     assert data["field"] == field and data["error"]
+
+
+BRIEF_ROUTE = ("account_id", "host", "port", "protocol", "proxy", "tech_prefix", "rule_id")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"number": "+447700900123", "src_ip": "198.51.100.10", "at": "2024-03-04T12:00:00Z"},  # routed
+        {"number": "337700900123", "src_ip": "198.51.100.10"},  # no customer rate
+        {"number": "447700900123", "src_ip": "192.0.2.99"},  # unknown originator
+    ],
+)
+def test_a_brief_answer_is_the_whole_answer_cut_to_what_a_switch_reads(api, body):
+    """`"brief": true` (what docs/kamailio/kamailio.cfg sends): the fields of the whole answer a switch
+    reads to place the call, in the same order, nothing else."""
+    whole = api.post(body).get_json()
+    brief = api.post({**body, "brief": True})
+    assert brief.status_code == 200
+    origin = whole["originator"]
+    expected = {
+        "status": whole["status"],
+        "reason": whole["reason"],
+        "number": whole["number"],
+        "originator": None if origin is None else {"account_id": origin["account_id"]},
+        "routes": [{key: r[key] for key in BRIEF_ROUTE} for r in whole["routes"]],
+    }
+    assert brief.get_json() == expected
+    assert brief.get_data(as_text=True).startswith('{"status":')
+    assert api.post({**body, "brief": False}).get_json().keys() == whole.keys()
 
 
 @pytest.mark.parametrize("raw", ["{not json", "[1, 2]", '"4477"', ""])

@@ -86,6 +86,7 @@ def _cases(c) -> list[tuple[str, object]]:
     return [
         ("/api/v1/route", {"number": "441234567", "src_ip": "198.51.100.10"}),
         ("/api/v1/route", {"number": "+441234567", "src_ip": "198.51.100.10", "explain": True}),
+        ("/api/v1/route", {"number": "441234567", "src_ip": "198.51.100.10", "brief": True}),
         ("/api/v1/route", {"number": "441234567", "src_ip": "192.0.2.50"}),  # Beta's account: not Alpha's
         ("/api/v1/route", {"number": "44x"}),
         ("/api/v1/route", {"number": "441", "bogus": 1}),

@@ -310,7 +310,7 @@ def test_uploads_over_the_limit_are_refused(app, fuzz_setup):
 API_KEYS = (
     "number src_ip login ani gateway at explain event call_id orig_account_id term_account_id rule_id".split()
 )
-API_KEYS += ["start", "duration", "answered", "sip_code", "pdd"]
+API_KEYS += ["start", "duration", "answered", "sip_code", "pdd", "brief"]
 
 
 def _beta_state(world) -> tuple:
