@@ -15,17 +15,17 @@ from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from decimal import Decimal
 
-from sqlalchemy import BigInteger, cast, column, func, select, table
+from sqlalchemy import column, func, select, table
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.types import NullType
 
 from panel import rule_columns
+from panel.routing.rateread import RateColumns, read_rate_tables, to_timestamp
+from panel.routing.rateread import micro as _micro
 from panel.routing.ratestore import MappedRates, RateStore
 from panel.routing.snapshot import (
     INFINITY,
-    MICRO,
     RATE_ONLY,
     AccountEntry,
     ClientEntry,
@@ -64,8 +64,6 @@ accounts = _table(
 account_networks = _table("account_networks", "account_id network position")
 account_gateways = _table("account_gateways", "account_id gateway_id")
 gateways = _table("gateways", "id company_id name address")
-rate_tables = _table("rate_tables", "id name currency")
-rates = _table("rates", "rate_table_id code rate setup_fee min_time interval effective_from end")
 policies = _table("policies", "id name rate_weight asr_weight acd_weight pdd_weight")
 time_profiles = _table("time_profiles", "id weekdays ranges timezone")
 dids = _table("dids", "number account_id")
@@ -96,17 +94,6 @@ class _NeverInside:
         return False
 
 
-def to_timestamp(value) -> float | None:
-    """A stored time (aware or naive UTC datetime, or SQLite's text) as POSIX seconds."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.timestamp()
-
-
 def to_datetime(value) -> datetime | None:
     """A stored time as an aware UTC datetime."""
     ts = to_timestamp(value)
@@ -117,13 +104,6 @@ def _drained_until(row) -> float:
     """A drained row's end as POSIX seconds (INFINITY when open-ended)."""
     end = to_timestamp(row.drained_until)
     return INFINITY if end is None else end
-
-
-def _micro(value) -> int | None:
-    """A stored Decimal/float/str amount as integer millionths."""
-    if value is None or value == "":
-        return None
-    return int((Decimal(str(value)) * MICRO).to_integral_value())
 
 
 def _float(value) -> float | None:
@@ -147,11 +127,6 @@ def _shared(values) -> frozenset:
 def _tags(text: str | None) -> frozenset[str]:
     """Space-separated tags as a set."""
     return _shared((text or "").split())
-
-
-def _micro_column(col):
-    """SQL: an amount with up to 6 decimals as integer millionths, rounded by the database."""
-    return cast(func.round(func.coalesce(col, 0) * MICRO), BigInteger)
 
 
 def _split_proxy(proxy: str) -> str:
@@ -463,73 +438,21 @@ def _read_rates(
     conn: Connection, table_ids=None, *, store: RateStore | None = None, universe: set[str] | None = None
 ) -> dict[int, RateTableData]:
     """Every rate table (or those of `table_ids`) with its rates: code -> rows, latest effective_from first,
-    identical rows shared; with `store`, each table then mapped from its shared file (written when no
-    process of the host wrote that content yet). `universe` receives every code read."""
+    identical rows shared (read by columns, `panel.routing.rateread`); with `store`, each table then mapped
+    from its shared file (written when no process of the host wrote that content yet). `universe` receives
+    every code read."""
     table_map: dict[int, RateTableData] = {}
-    tables_stmt = select(rate_tables.c.id, rate_tables.c.name, rate_tables.c.currency)
-    if table_ids is not None:
-        tables_stmt = tables_stmt.where(rate_tables.c.id.in_(sorted(table_ids)))
-    for tid, name, currency in conn.execute(tables_stmt):
-        table_map[tid] = RateTableData(tid, name, currency or "", {})
-    stmt = select(
-        rates.c.rate_table_id,
-        rates.c.code,
-        _micro_column(rates.c.rate),
-        _micro_column(rates.c.setup_fee),
-        rates.c.min_time,
-        rates.c.interval,
-        rates.c.effective_from,
-        rates.c.end,
-    )
-    if table_ids is not None:
-        stmt = stmt.where(rates.c.rate_table_id.in_(sorted(table_ids)))
-    _fill(conn, stmt, table_map)
-    for tid, data in table_map.items():
+
+    def consume(tid: int, name: str, currency: str, columns: RateColumns) -> None:
         if universe is not None:
-            universe.update(data.rates)
-        mapped = store.table(tid, data.rates) if store is not None else None
-        if mapped is not None:
-            # The dict goes as soon as its file is mapped: the file's pages are the host's one copy.
-            table_map[tid] = RateTableData(tid, data.name, data.currency, MappedRates(mapped))
+            universe.update(columns.codes)
+        mapped = store.table(tid, columns) if store is not None else None
+        # A mapped table's file is the host's one copy of its rates; else they stay in this process.
+        held = MappedRates(mapped) if mapped is not None else columns.as_dict()
+        table_map[tid] = RateTableData(tid, name, currency, held)
+
+    read_rate_tables(conn, table_ids, consume)
     return table_map
-
-
-def _fill(conn: Connection, stmt, table_map: dict[int, RateTableData]) -> None:
-    """Put the rows of `stmt` in their tables' dicts: code -> rows, latest effective_from first; equal
-    codes, times and single rows shared."""
-    codes_seen: dict[str, str] = {}
-    times: dict[object, float] = {None: INFINITY}
-    singles: dict[tuple, tuple] = {}
-    multiples: list[tuple[dict, str]] = []
-    current_id, current = None, None
-    for batch in _batches(conn, stmt):
-        for tid, code, rate, setup, min_time, interval, effective_from, end in batch:
-            if tid != current_id:
-                data = table_map.get(tid)
-                current_id, current = tid, (data.rates if data is not None else {})
-            code = codes_seen.setdefault(code, code)
-            start_ts = times.get(effective_from)
-            if start_ts is None:
-                start_ts = times[effective_from] = to_timestamp(effective_from)
-            end_ts = times.get(end)
-            if end_ts is None:
-                end_ts = times[end] = to_timestamp(end)
-            key = (rate, setup, min_time, interval, start_ts, end_ts)
-            single = singles.get(key)
-            if single is None:
-                single = singles[key] = (
-                    (int(rate), int(setup), int(min_time or 0), int(interval or 1), start_ts, end_ts),
-                )
-            previous = current.get(code)
-            if previous is None:
-                current[code] = single
-            else:
-                current[code] = previous + single
-                multiples.append((current, code))
-    # Several rows for a code (a new price from a date): latest effective_from first.
-    for mapping, code in multiples:
-        rows = mapping[code]
-        mapping[code] = tuple(sorted(set(rows), key=lambda r: -r[4]))
 
 
 def plan_index(entries: list[RuleEntry]) -> dict:
@@ -555,29 +478,6 @@ def plan_index(entries: list[RuleEntry]) -> dict:
         "rule_count": len(entries),
         "uses_quality": uses_quality,
     }
-
-
-def _batches(conn: Connection, stmt, size: int = 50_000):
-    """The rows of a big select in lists of `size`, with as little per-row work as the driver allows.
-
-    The rows need no conversion (integers, codes and stored times), so on SQLite, whose cursor reads lazily,
-    they come straight from the driver's cursor (a third faster than through Result rows); on PostgreSQL a
-    server-side cursor streams them in batches.
-    """
-    if conn.dialect.name == "sqlite":
-        result = conn.execute(stmt)
-        cursor = result.cursor
-        try:
-            while batch := cursor.fetchmany(size):
-                yield batch
-        finally:
-            result.close()
-        return
-    result = conn.execute(stmt.execution_options(stream_results=True))
-    try:
-        yield from result.partitions(size)
-    finally:
-        result.close()
 
 
 def _read_plans(

@@ -223,11 +223,21 @@ class MappedRates(Mapping):
 def pack(rates: Mapping[str, tuple], ids: dict[str, int]) -> tuple[bytes, bytes, int, int]:
     """A table's content in its file's form: (the slots by code id, without trailing empty ones; the rows;
     the slot width; the slot shift). Equal rows tuples are written once, in a canonical order, so the same
-    content gives the same bytes in every process of the host (`ids`: every code of `rates` registered)."""
+    content gives the same bytes in every process of the host (`ids`: every code of `rates` registered).
+
+    `rates` is a mapping code -> rows, or a table read by columns (`rateread.RateColumns`: its codes, and
+    for each an index into its distinct rows tuples), packed without making its dict."""
     cids = list(map(ids.__getitem__, rates))  # KeyError: a code to register first
-    groups = {id(rows): rows for rows in rates.values()}
+    index = getattr(rates, "index", None)
+    if index is None:  # a mapping: its distinct rows objects, and each code's
+        objects = {id(rows): rows for rows in rates.values()}
+        position = {key: i for i, key in enumerate(objects)}
+        groups = list(objects.values())
+        index = list(map(position.__getitem__, map(id, rates.values())))
+    else:
+        groups = rates.groups
     shift, width, typecode = 8, 4, "I"
-    distinct = sorted(set(groups.values()))
+    distinct = sorted(set(groups))
     if len(distinct) and (max(map(len, distinct)) >= 256 or sum(map(len, distinct)) >= 1 << 24):
         shift, width, typecode = 32, 8, "Q"
     starts = {}
@@ -237,10 +247,10 @@ def pack(rates: Mapping[str, tuple], ids: dict[str, int]) -> tuple[bytes, bytes,
         starts[rows] = (count << shift) | len(rows)
         pieces.extend(ROW.pack(*row) for row in rows)
         count += len(rows)
-    slot_of = {key: starts[rows] for key, rows in groups.items()}
+    slot_of = list(map(starts.__getitem__, groups))
     slots = array(typecode, bytes(width * len(ids)))
     # slots[cid] = the slot of the code's rows, for every code (a loop in C: 60,000 codes in milliseconds).
-    deque(map(slots.__setitem__, cids, map(slot_of.__getitem__, map(id, rates.values()))), maxlen=0)
+    deque(map(slots.__setitem__, cids, map(slot_of.__getitem__, index)), maxlen=0)
     body = slots.tobytes().rstrip(b"\0")
     body += b"\0" * (-len(body) % width)
     return body, b"".join(pieces), width, shift

@@ -38,7 +38,7 @@ from types import SimpleNamespace
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
-from panel.routing import build
+from panel.routing import build, rateread
 from panel.routing.ratestore import MANIFEST_VERSION, MappedRates
 from panel.routing.snapshot import AccountEntry, IpIndex, PlanEntry, RateTableData, RuleEntry, Snapshot
 
@@ -125,7 +125,7 @@ def pending(conn: Connection, snapshot: Snapshot) -> Changes:
                 return changes
     # A rate table created or deleted is read (and the base with it: a vendor comes with its table) whatever
     # the entries said: a cheap check of the table ids.
-    table_ids = set(conn.execute(select(build.rate_tables.c.id)).scalars())
+    table_ids = set(conn.execute(select(rateread.rate_tables.c.id)).scalars())
     if table_ids != snapshot.rate_tables.keys():
         changes.rate_tables |= table_ids ^ snapshot.rate_tables.keys()
         changes.base = True

@@ -17,7 +17,9 @@ from __future__ import annotations
 import dataclasses
 from collections import defaultdict
 
-from panel.routing.build import _float, _micro, _tags, plan_index, to_datetime, to_timestamp
+from panel.routing.build import _float, _tags, plan_index, to_datetime
+from panel.routing.rateread import micro as _micro
+from panel.routing.rateread import to_timestamp
 from panel.routing.snapshot import (
     INFINITY,
     RATE_ONLY,
