@@ -104,6 +104,11 @@ def run_migrations_online():
                 # express an extension, and `make regen-migration` rewrites 0001, so it lives here.
                 connection.exec_driver_sql("CREATE EXTENSION IF NOT EXISTS pg_trgm")
             context.run_migrations()
+            # The rates' foreign key is kept by set-based triggers on PostgreSQL (panel/rates/integrity.py):
+            # not expressible by autogenerate either.
+            from panel.rates.integrity import install
+
+            install(connection)
 
 
 if context.is_offline_mode():

@@ -19,6 +19,7 @@ from panel.imports import bulk, flow, preview
 from panel.imports.jobs import ImportFailed, mark_writing
 from panel.models import Rate, RateTable
 from panel.models.types import utcnow
+from panel.rates import integrity  # noqa: F401 - create_all's triggers for the rates' key on PostgreSQL
 from panel.rates.deck import (
     RATE_COLUMNS,
     REQUIRED_COLUMNS,

@@ -7,6 +7,7 @@ from flask_migrate import upgrade
 from sqlalchemy import create_engine, inspect, text
 
 from panel.extensions import db
+from panel.rates import integrity
 from tests.conftest import IS_POSTGRES, TEST_DB, _create_postgres_database, make_test_app
 
 
@@ -32,8 +33,12 @@ def test_upgrade_to_head_matches_models(empty_database_url):
                 MigrationContext.configure(conn, opts={"compare_type": True}), db.metadata
             )
             version = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+            triggers = integrity.installed(conn)
         tables = set(inspect(engine).get_table_names())
         engine.dispose()
+    if IS_POSTGRES:  # the rates' foreign key is kept by set-based triggers there (panel/rates/integrity.py)
+        assert triggers
+        diff = [d for d in diff if not (d[0] == "add_fk" and d[1].name == integrity.CONSTRAINT)]
     assert diff == [], f"models and migrations differ: {diff}"
     assert version is not None
     assert {t.name for t in db.metadata.sorted_tables} <= tables
