@@ -240,7 +240,7 @@ class DeckHead:
             positions = self.order[start : start + size]
             picked = zip(*map(rows.__getitem__, positions), strict=True)
             chunk = dict(zip(names, map(list, picked), strict=True))
-            rest = _rest(chunk, len(positions), chunk["effective_from"])
+            rest = _rest(chunk, len(positions), chunk["effective_from"], texts=True)
             if rest is None:
                 raise NotPlain
             yield {
@@ -308,7 +308,7 @@ def _checked(table_id: int, start: datetime, cells: dict[str, list]) -> dict[str
         codes, effective = _codes_and_moments(cells, count, start)
     except ValueError:
         raise NotPlain from None
-    rest = _rest(cells, count, effective)
+    rest = _rest(cells, count, effective, texts=True)
     if rest is None:
         raise NotPlain
     return {"rate_table_id": [table_id] * count, "code": codes, "effective_from": effective, **rest}
@@ -340,15 +340,21 @@ def _codes_and_moments(cells: dict[str, list], count: int, start: datetime) -> t
     return codes, effective
 
 
-def _rest(cells: dict, count: int, effective: list) -> dict[str, list] | None:
+def _rest(cells: dict, count: int, effective: list, *, texts: bool = False) -> dict[str, list] | None:
     """The name, rate, end, fee and increments of `count` rates (cells by column), checked and converted
-    column by column; None when a cell is wrong or an end is not after its effective_from."""
+    column by column; None when a cell is wrong or an end is not after its effective_from.
+
+    With `texts` (rows for COPY), a column of plain decimal rates stays as its cells: the database reads them
+    as the decimals they are, and the panel saves making and printing 250,000 Decimals."""
     try:
         names = list(map(str.strip, cells["name"])) if "name" in cells else [""] * count
         if max(map(len, names), default=0) > NAME_MAX:
             return None
         rates = cells["rate"]
-        rates = list(map(Decimal, rates)) if all(map(_FAST_MONEY, rates)) else list(map(_money, rates))
+        if all(map(_FAST_MONEY, rates)):
+            rates = rates if texts else list(map(Decimal, rates))
+        else:
+            rates = list(map(_money, rates))
         ends = _distinct(cells.get("end"), parse_moment, count, None)
         fees = _distinct(cells.get("setup_fee"), _fee, count, Decimal(0))
         min_times = _distinct(cells.get("min_time"), _min_time, count, DEFAULT_MIN_TIME)
