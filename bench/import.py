@@ -7,9 +7,11 @@ created for the run (and dropped after). Prints one JSON line: rows, mode, the l
 at the end, and per database seconds, rows_per_s, cpu_seconds (this process only: on a busy machine it shows
 the work apart from the waiting; on SQLite it includes the database engine, which runs in the process),
 database_cpu_seconds (PostgreSQL: the CPU of the import's server process, read from /proc when the server
-runs on this host, else null) and reimport_seconds (the same deck imported again over the first: every row
-is then found unchanged). With --repeat N the deck is imported N times, each into a new empty table of a
-fresh database, and the fastest run is reported (a busy machine makes single runs noisy).
+runs on this host, else null), rate_table_key (PostgreSQL: how the rates' rate table is checked, by the
+statement triggers of panel/rates/integrity.py or by the foreign key) and reimport_seconds (the same deck
+imported again over the first: every row is then found unchanged). With --repeat N the deck is imported N
+times, each into a new empty table of a fresh database, and the fastest run is reported (a busy machine makes
+single runs noisy).
 """
 
 import argparse
@@ -29,6 +31,7 @@ from bench.pages import make_app  # noqa: E402
 from panel.databases import private_postgres  # noqa: E402
 from panel.extensions import db  # noqa: E402
 from panel.models import Company, Rate, RateTable  # noqa: E402
+from panel.rates import integrity  # noqa: E402
 from panel.rates.importer import import_rates  # noqa: E402
 
 COUNTRIES = [
@@ -98,6 +101,7 @@ def run(database: str, url: str, deck: bytes, rows: int, mode: str) -> dict:
         db.session.commit()
         table_id = table.id
         pid = db.session.scalar(text("SELECT pg_backend_pid()")) if database == "postgresql" else None
+        triggers = integrity.installed(db.session.connection())
         db.session.commit()
 
         server = _backend_cpu(pid)
@@ -125,6 +129,7 @@ def run(database: str, url: str, deck: bytes, rows: int, mode: str) -> dict:
     }
     if database == "postgresql":
         figures["database_cpu_seconds"] = None if server is None else round(server, 3)
+        figures["rate_table_key"] = "statement triggers" if triggers else "foreign key"
     return figures | {"reimport_seconds": round(again, 3)}
 
 
