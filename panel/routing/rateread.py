@@ -235,8 +235,8 @@ def _columns(parts: list[tuple], shared: _Rows) -> RateColumns | None:
         values = part_rates.split(SEP)
         if not len(names) == len(values) == count:
             return None
-        index_of = {}
-        for text in set(values):
+        index_of = dict.fromkeys(values)  # each distinct rate (one pass, in C), then its index
+        for text in index_of:
             index_of[text] = len(groups)
             groups.append(shared.single(rate_micro(text), setup, min_time, interval, start, end))
         if len(parts) == 1:
