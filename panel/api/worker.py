@@ -188,6 +188,8 @@ class SwitchWorker(ThreadWorker):
         if self.routes_ready and self.reads_requests and self._ours(conn):
             try:
                 served = self._serve_inline(conn)
+            except OSError:  # the switch went away mid-request
+                served = False
             except Exception:  # noqa: BLE001 - the connection is dropped, the worker goes on
                 self.log.exception("Error answering a route request")
                 served = False
