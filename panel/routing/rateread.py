@@ -140,12 +140,12 @@ def read_rate_tables(conn: Connection, table_ids, consume: Consumer) -> None:
     shared = _Rows()
     whole: list[tuple] = []  # tables the texts cannot carry: read row by row, after the others
 
-    def finish(table: tuple, parts: list) -> None:
+    def finish(entry: tuple, parts: list) -> None:
         columns = _columns(parts, shared)
         if columns is None:
-            whole.append(table)
+            whole.append(entry)
         else:
-            consume(*table, columns)
+            consume(*entry, columns)
 
     with ThreadPoolExecutor(1, thread_name_prefix="rate-read") as worker:
         pending: deque[Future] = deque()
