@@ -129,6 +129,11 @@ def _tags(text: str | None) -> frozenset[str]:
     return _shared((text or "").split())
 
 
+def _same_account(old: AccountEntry, new: AccountEntry) -> bool:
+    """Whether two account entries hold the same values (the rate table: the very same object)."""
+    return all(getattr(old, key) == getattr(new, key) for key in AccountEntry.__slots__)
+
+
 def _split_proxy(proxy: str) -> str:
     """The host part of `host[:port]` (IPv6 in brackets)."""
     proxy = (proxy or "").strip()
@@ -246,6 +251,7 @@ def _read(
         account_gws[account_id].add(gateway_id)
 
     account_map: dict[int, AccountEntry] = {}
+    previous: dict[int, AccountEntry] = getattr(reuse, "accounts", None) or {}
     by_login: dict[str, list[AccountEntry]] = defaultdict(list)
     by_ani: dict[str, list[AccountEntry]] = defaultdict(list)
     ip_tables: dict[tuple[int, int], dict[int, list[AccountEntry]]] = defaultdict(lambda: defaultdict(list))
@@ -308,6 +314,12 @@ def _read(
             addresses=frozenset(addresses) if addresses else _shared(()),
             drained=drained,
         )
+        same = previous.get(row.id)
+        if same is not None and _same_account(same, entry):
+            # The account as the snapshot being updated holds it: the new entry goes at once, so an update
+            # leaves no new long-lived objects (and no holes in the heap when the old snapshot goes) for
+            # what did not change.
+            entry = same
         account_map[row.id] = entry
         if not entry.orig_enabled:
             continue

@@ -269,7 +269,10 @@ def apply(conn: Connection, snapshot: Snapshot, changes: Changes, quality_min_ca
         else:
             snap = with_rate_tables(snap, tables)
     if changes.base:
-        reuse = SimpleNamespace(rate_tables=snap.rate_tables, codes=snap.codes, store=store)
+        # The unchanged accounts are kept as they are (build._read compares them).
+        reuse = SimpleNamespace(
+            rate_tables=snap.rate_tables, codes=snap.codes, store=store, accounts=snap.accounts
+        )
         snap = build._read(conn, quality_min_calls, reuse=reuse)
     else:
         if changes.plans:

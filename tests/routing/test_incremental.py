@@ -309,6 +309,11 @@ def test_an_account_change_rereads_the_base_but_not_the_rates(carrier):
     assert snapshots.last_changes() == "base"
     assert after.rate_tables is before.rate_tables and after.codes is before.codes
     assert after.accounts[carrier["vendors"][2].account.id].term_enabled is False
+    # The unchanged accounts are the old snapshot's very entries (nothing new to hold); the changed one: new.
+    changed = carrier["vendors"][2].account.id
+    assert all(after.accounts[aid] is entry for aid, entry in before.accounts.items() if aid != changed)
+    assert after.accounts[changed] is not before.accounts[changed]
+    assert before.accounts[changed].term_enabled is True  # the old snapshot is left as it was
 
 
 def test_an_edit_that_does_not_touch_routing_reads_nothing(carrier):
