@@ -46,6 +46,8 @@ from panel.routing.snapshot import Snapshot
 FREEZE_FROM_RATES = 200_000
 # The host's manifest is recorded again after this many audit entries at most (see _update).
 MANIFEST_EVERY = 500
+# How long an update waits for another process of the host reading the same rate tables (see _host_update).
+UPDATE_WAIT_SECONDS = 30.0
 
 
 class _Holder:
@@ -224,12 +226,17 @@ def _update(old: Snapshot, quality: bool) -> Snapshot:
                 old, built_at=datetime.now(UTC), audit_top=changes.audit_top, audit_seen=changes.audit_seen
             )
         else:
-            snapshot = incremental.apply(conn, old, changes, _min_calls())
-        # The host's manifest follows the rate tables (and the audit log, so a process that starts later
-        # has few entries to read).
-        behind = changes.audit_top - _holder().manifest_top
-        if changes.full or changes.rate_tables or behind >= MANIFEST_EVERY:
-            _save_manifest(conn, snapshot)
+            with _host_update(old.store, changes):
+                snapshot = incremental.apply(conn, old, changes, _min_calls())
+                # The host's manifest follows the rate tables (and the audit log, so a process that starts
+                # later has few entries to read); one taken from it is already recorded.
+                behind = changes.audit_top - _holder().manifest_top
+                if (
+                    changes.full
+                    or (changes.rate_tables and not changes.from_host)
+                    or behind >= MANIFEST_EVERY
+                ):
+                    _save_manifest(conn, snapshot)
     snapshot.build_seconds = time.perf_counter() - started
     _holder().last_changes = changes.summary()
     if changes.full:
@@ -241,6 +248,20 @@ def _update(old: Snapshot, quality: bool) -> Snapshot:
     if changes.full or changes.rate_tables:
         _freeze(snapshot)
     return snapshot
+
+
+@contextmanager
+def _host_update(store: RateStore | None, changes: incremental.Changes):
+    """An update that reads rate tables again holds the host's update lock (`RateStore.updating`), until
+    its manifest is recorded: the host's other processes, which see the same change within a second, wait
+    and map the files it wrote (`incremental.tables_from_host`) instead of each reading the same rates.
+    Only the rate tables are read once per host: everything else is small, and each process reads it."""
+    if store is None or changes.full or not changes.rate_tables:
+        yield
+        return
+    wait = float(current_app.config.get("ROUTING_UPDATE_WAIT_SECONDS", UPDATE_WAIT_SECONDS))
+    with store.updating(wait):
+        yield
 
 
 def _build() -> Snapshot:

@@ -36,6 +36,7 @@ from panel.routing.snapshot import (
     RuleEntry,
     Snapshot,
     code_length,
+    code_set,
     compile_code,
     policy_entry,
 )
@@ -398,7 +399,7 @@ def _read(
         plans=plan_map,
         rules=rule_map,
         rate_tables=table_map,
-        codes=frozenset(universe),
+        codes=code_set(universe),
         policies=policy_map,
         profiles=profile_map,
         dids=did_map,

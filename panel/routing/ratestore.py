@@ -305,6 +305,31 @@ class RateStore:
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
+    @contextmanager
+    def updating(self, timeout: float) -> Iterator[bool]:
+        """The host's update lock (`update.lock`, apart from the directory's lock, which is taken inside it):
+        one process at a time reads changed rate tables from the database, so the others find the files and
+        the manifest it recorded instead of reading the same rates again. Yields False when another process
+        held it `timeout` seconds (the caller then reads for itself: a stuck process never stops the
+        others)."""
+        with open(self.directory / "update.lock", "a+b") as handle:
+            deadline = time.monotonic() + timeout
+            while True:
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    held = True
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        held = False
+                        break
+                    time.sleep(0.01)
+            try:
+                yield held
+            finally:
+                if held:
+                    fcntl.flock(handle, fcntl.LOCK_UN)
+
     def table(self, table_id: int, rates: Mapping[str, tuple]) -> MappedTable | None:
         """The mapped file of a table holding `rates` (written when no process wrote this content yet); None
         when it cannot be (a code with a line break, a registry removed under this process: the caller keeps
@@ -389,9 +414,11 @@ class RateStore:
             log.warning("routing data manifest not written", exc_info=True)
             return False
 
-    def load_manifest(self) -> tuple[dict, frozenset[str], dict[int, MappedTable]] | None:
-        """The recorded state (see save_manifest), its codes and its tables mapped; None when there is none or
-        any part of it is missing, damaged or of another code registry."""
+    def load_manifest(
+        self, codes: bool = True
+    ) -> tuple[dict, frozenset[str] | None, dict[int, MappedTable]] | None:
+        """The recorded state (see save_manifest), its codes (None unless `codes`) and its tables mapped; None
+        when there is none or any part of it is missing, damaged or of another code registry."""
         try:
             document = self._manifest()
             if document is None or document.get("version") != MANIFEST_VERSION:
@@ -407,14 +434,14 @@ class RateStore:
                 names = self.registry.names
                 code_ids = array("I")
                 code_ids.frombytes(blob)
-                codes = frozenset(map(names.__getitem__, code_ids))
+                universe = frozenset(map(names.__getitem__, code_ids)) if codes else None
                 tables = {}
                 for tid, (name, *_rest) in document["tables"].items():
                     mapped = self._maps.get(name)
                     if mapped is None:
                         mapped = self._maps[name] = MappedTable(self.directory / name, self.registry)
                     tables[int(tid)] = mapped
-            return document, codes, tables
+            return document, universe, tables
         except (OSError, ValueError, KeyError, IndexError, TypeError, StaleRegistry):
             log.info("routing data manifest not used", exc_info=True)
             return None

@@ -17,7 +17,7 @@ snapshot while a newer one is being built.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -356,6 +356,15 @@ class Snapshot:
     def subtree(self, company_id: int) -> frozenset[int]:
         """The company and every company below it."""
         return self.descendants.get(company_id, frozenset((company_id,)))
+
+
+def code_set(codes: Iterable[str]) -> frozenset[str]:
+    """The codes as a frozenset with the smallest hash table: made by iterating (CPython gives a set made
+    from another set, or from a set operation, room for twice its elements: 4 MB instead of 2 at 72,000
+    codes, in every process that holds the snapshot). The same object when `codes` is a frozenset."""
+    if type(codes) is frozenset:
+        return codes
+    return frozenset(iter(codes))
 
 
 def compile_code(code: str) -> tuple[str, re.Pattern | None]:

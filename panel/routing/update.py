@@ -33,6 +33,7 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from itertools import chain
 from types import SimpleNamespace
 
 from sqlalchemy import select
@@ -40,7 +41,15 @@ from sqlalchemy.engine import Connection
 
 from panel.routing import build, rateread
 from panel.routing.ratestore import MANIFEST_VERSION, MappedRates
-from panel.routing.snapshot import AccountEntry, IpIndex, PlanEntry, RateTableData, RuleEntry, Snapshot
+from panel.routing.snapshot import (
+    AccountEntry,
+    IpIndex,
+    PlanEntry,
+    RateTableData,
+    RuleEntry,
+    Snapshot,
+    code_set,
+)
 
 # More new audit entries than this at once: a full build is simpler and not much slower.
 MAX_ENTRIES = 5000
@@ -67,6 +76,9 @@ class Changes:
     audit_top: int = 0
     audit_seen: frozenset[int] = frozenset()
     why: str = ""
+    # The rate tables were mapped from the files another process of the host recorded for this very state
+    # (`tables_from_host`): none was read from the database.
+    from_host: bool = False
 
     @property
     def empty(self) -> bool:
@@ -81,7 +93,9 @@ class Changes:
         if self.base:
             parts.append("base")
         if self.rate_tables:
-            parts.append(f"rate tables {sorted(self.rate_tables)}")
+            parts.append(
+                f"rate tables {sorted(self.rate_tables)}" + (" (the host's files)" if self.from_host else "")
+            )
         if self.plans:
             parts.append(f"plans {sorted(self.plans)}")
         if self.quality:
@@ -240,6 +254,32 @@ def start_from_host(conn: Connection, store, quality_min_calls: int = 0) -> tupl
     return apply(conn, recorded, changes, quality_min_calls), changes
 
 
+def tables_from_host(conn: Connection, store, changes: Changes) -> dict[int, RateTableData | None] | None:
+    """The changed rate tables of `changes` as the host's manifest records them, when another process of
+    the host recorded exactly the state this update reads (the same audit tail, anchored to this database):
+    mapped from its files, no rate read (a table the state does not hold: None, deleted). None when the
+    manifest records another state: the caller reads them."""
+    loaded = store.load_manifest(codes=False)
+    if loaded is None:
+        return None
+    state, _codes, mapped = loaded
+    if state.get("audit_top") != changes.audit_top or frozenset(state["audit_seen"]) != changes.audit_seen:
+        return None
+    if _anchor(conn, changes.audit_top) != state.get("anchor"):
+        return None
+    recorded = {int(tid): (name, currency) for tid, (_file, name, currency) in state["tables"].items()}
+    # The same audit state holds the same tables; a table created or deleted without an audit entry (by
+    # hand) is not taken on trust.
+    ids = rateread.rate_tables.c.id
+    present = set(conn.execute(select(ids).where(ids.in_(sorted(changes.rate_tables)))).scalars())
+    if present != changes.rate_tables & recorded.keys():
+        return None
+    return {
+        tid: RateTableData(tid, *recorded[tid], MappedRates(mapped[tid])) if tid in recorded else None
+        for tid in changes.rate_tables
+    }
+
+
 def _anchor(conn: Connection, audit_id: int) -> float | None:
     """The time of audit entry `audit_id` (what ties a manifest to this database's history), or None."""
     entries = build.audit_entries
@@ -261,8 +301,11 @@ def apply(conn: Connection, snapshot: Snapshot, changes: Changes, quality_min_ca
         return build._read(conn, quality_min_calls, store=store)
     snap = snapshot
     if changes.rate_tables:
-        fresh = build._read_rates(conn, changes.rate_tables, store=store)
-        tables = {tid: fresh.get(tid) for tid in changes.rate_tables}
+        tables = tables_from_host(conn, store, changes) if store is not None else None
+        changes.from_host = tables is not None
+        if tables is None:
+            fresh = build._read_rates(conn, changes.rate_tables, store=store)
+            tables = {tid: fresh.get(tid) for tid in changes.rate_tables}
         if changes.base:
             merged, codes = _merge_tables(snap, tables)
             snap = dataclasses.replace(snap, rate_tables=merged, codes=codes)
@@ -343,11 +386,13 @@ def _merge_tables(
             universe: set[str] = set()
             for data in merged.values():
                 universe.update(data.rates)
-            return merged, frozenset(universe)
+            return merged, code_set(universe)
         gone = {code for code in removed if not any(code in t.rates for t in merged.values())}
-        codes = codes - gone
-    if added - codes:
-        codes = codes | added
+        if gone:
+            codes = code_set(code for code in codes if code not in gone)
+    new = added - codes
+    if new:
+        codes = code_set(chain(codes, new))
     return merged, codes
 
 

@@ -3,10 +3,12 @@ edits touched routes exactly like a snapshot built whole from the database (a pr
 sequences), untouched parts are shared with the old snapshot, and a full build happens when in doubt."""
 
 import json
+import sys
 import threading
 import time
 from datetime import UTC, datetime
 from decimal import Decimal
+from types import SimpleNamespace
 
 import pytest
 from flask import current_app
@@ -23,6 +25,7 @@ from panel.routing import update as incremental
 from panel.routing.build import build_snapshot, read_connection
 from panel.routing.engine import RouteQuery, route
 from panel.routing.ratestore import RateStore
+from panel.routing.snapshot import RateTableData, code_set
 from tests import factories as f
 from tests.routing.conftest import MONDAY_NOON, vendor
 
@@ -255,6 +258,94 @@ def test_a_process_that_starts_reads_only_the_rate_tables_changed_since_the_host
     assert read == [] and snapshots.last_changes() == "full, from the host's files (nothing read again)"
 
 
+def _update_elsewhere(snap):
+    """What another process of the host, whose snapshot is `snap`, makes of the changes since `snap`."""
+    with read_connection(db.engine) as conn:
+        changes = incremental.pending(conn, snap)
+        return incremental.apply(conn, snap, changes, _min_calls()), changes
+
+
+def test_an_update_maps_the_rate_tables_another_process_of_the_host_read_at_the_same_state(
+    carrier, monkeypatch
+):
+    """The first process of the host that sees a deck import reads the table and records the host's manifest;
+    another one whose update reads the very same audit state maps that file and reads no rate."""
+    before = snapshots.current()
+    v1, v2 = carrier["vendors"][0], carrier["vendors"][1]
+    deck = _deck([("44", "0.001"), ("4478", "0.002")])
+    import_rates(v1.table.id, deck, "replace", default_effective_from=datetime(2024, 1, 1, tzinfo=UTC))
+    first = snapshots.update()  # this process: reads the table, records the manifest
+    assert snapshots.last_changes() == f"rate tables [{v1.table.id}]"
+
+    def no_rates(*args, **kwargs):
+        raise AssertionError("rates read again")
+
+    monkeypatch.setattr(build, "_read_rates", no_rates)
+    other, changes = _update_elsewhere(before)
+    assert changes.summary() == f"rate tables [{v1.table.id}] (the host's files)"
+    assert other.rate_tables[v1.table.id].file == first.rate_tables[v1.table.id].file
+    assert other.rate_tables[v2.table.id] is before.rate_tables[v2.table.id]
+    assert "4478" in other.codes and "4478" not in before.codes
+    monkeypatch.undo()
+    assert incremental.describe(other) == incremental.describe(
+        build_snapshot(db.engine, quality_min_calls=_min_calls())
+    )
+    result = route(other, RouteQuery(number="447812345", account_id=carrier["cust"].id, at=MONDAY_NOON))
+    assert (result.routes[0].terminator_id, result.routes[0].vendor_rate) == (v1.account.id, 2000)
+
+    # One more change after the recorded state: the manifest is not this update's state, the table is read.
+    import_rates(
+        v2.table.id,
+        _deck([("44", "0.0015")]),
+        "replace",
+        default_effective_from=datetime(2024, 1, 1, tzinfo=UTC),
+    )
+    again, changes = _update_elsewhere(before)
+    assert changes.summary() == f"rate tables {sorted([v1.table.id, v2.table.id])}"
+    assert incremental.describe(again) == incremental.describe(
+        build_snapshot(db.engine, quality_min_calls=_min_calls())
+    )
+
+
+def test_a_rate_table_created_without_an_audit_entry_is_read_even_at_the_recorded_state(carrier):
+    """The manifest's state holds no such table: the same audit state is not taken on trust for it."""
+    recorded = snapshots.current()
+    table = RateTable(company_id=carrier["root"].id, name="By hand", currency="USD")
+    db.session.add(table)
+    db.session.flush()
+    db.session.add(
+        Rate(
+            rate_table_id=table.id,
+            code="44",
+            rate=Decimal("0.5"),
+            effective_from=datetime(2024, 1, 1, tzinfo=UTC),
+        )
+    )
+    db.session.commit()  # no audit entry
+    updated, changes = _update_elsewhere(recorded)
+    assert changes.audit_top == recorded.audit_top and not changes.from_host
+    assert table.id in updated.rate_tables and len(updated.rate_tables[table.id].rates) == 1
+
+
+def test_the_hosts_update_lock_lets_one_process_read_at_a_time(carrier):
+    store = snapshots.rate_store()
+    with store.updating(5) as held:
+        assert held
+        result = {}
+
+        def other():  # another process's update (a lock of its own open file: flock sees two holders)
+            started = time.monotonic()
+            with store.updating(0.3) as second:
+                result.update(held=second, waited=time.monotonic() - started)
+
+        thread = threading.Thread(target=other)
+        thread.start()
+        thread.join()
+        assert result["held"] is False and result["waited"] >= 0.3
+    with store.updating(0.3) as held:
+        assert held
+
+
 def test_a_manifest_that_is_not_this_databases_own_means_a_whole_build(carrier):
     store = snapshots.rate_store()
     manifest = store.directory / "manifest.json"
@@ -431,3 +522,18 @@ def test_one_build_at_a_time_however_many_ask(carrier, monkeypatch):
         thread.join(10)
     assert peak[0] == 1
     assert builds[0] == 2
+
+
+def test_the_codes_of_an_updated_snapshot_take_the_room_of_a_set_made_once():
+    """A snapshot's codes are held by every process of the host: a set made from another set (or by a set
+    operation) gets a hash table twice as large (4 MB instead of 2 at 72,000 codes)."""
+    codes = [str(4_400_000 + i) for i in range(72_000)]
+    table = RateTableData(1, "V", "USD", dict.fromkeys(codes, ()))
+    snap = SimpleNamespace(rate_tables={1: table}, codes=code_set(set(codes)))
+    assert sys.getsizeof(snap.codes) < sys.getsizeof(frozenset(set(codes)))
+    # A deck that drops one code and adds another: the union and difference stay as compact.
+    deck = dict.fromkeys(codes[1:] + ["4499"], ())
+    merged, updated = incremental._merge_tables(snap, {1: RateTableData(1, "V", "USD", deck)})
+    assert updated == set(deck) and merged[1].rates is deck
+    assert sys.getsizeof(updated) == sys.getsizeof(frozenset(iter(deck)))
+    assert code_set(updated) is updated
