@@ -41,7 +41,7 @@ from types import SimpleNamespace
 from flask import Flask, current_app, has_app_context
 from sqlalchemy import delete, func, select, update
 
-from panel import livecalls, manager_lock, snapshots, writes
+from panel import livecalls, manager_lock, snapshots, txn, writes
 from panel import quality as call_quality
 from panel.extensions import db
 from panel.manager_lock import LEASE_NAME, LOCK_KEY  # noqa: F401 - part of this module's interface
@@ -286,6 +286,9 @@ def _run_locked(app: Flask, force: bool) -> ManagerRun:
         run.outcome = "ok"
         run.finished_at = utcnow()
         run.duration_ms = round((time.perf_counter() - started) * 1000)
+        # What the run read (rules, drains, live calls, call records, runs) is not read again for a period:
+        # on SQLite its connection's page cache goes back, as a snapshot read's does.
+        txn.release_cache(db.session.connection())
         db.session.commit()
     except Exception as exc:  # noqa: BLE001 - recorded and retried next period
         db.session.rollback()

@@ -172,8 +172,7 @@ def _read():
     routing memory that its database costs; PostgreSQL keeps its cache in the server."""
     with _reading(), read_connection(db.engine) as conn:
         yield conn
-        if conn.dialect.name == "sqlite":
-            conn.exec_driver_sql("PRAGMA shrink_memory")
+        txn.release_cache(conn)
 
 
 def _min_calls() -> int:

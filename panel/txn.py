@@ -132,6 +132,15 @@ def read_only():
     return _declare(False)
 
 
+def release_cache(conn) -> None:
+    """Give a SQLite connection's page cache back (`PRAGMA shrink_memory`): up to 2 MB a pooled connection
+    in every process, kept after a long read (a routing build, the manager's run) that a worker will not
+    make again soon. Dirty pages of an open transaction stay. Nothing on PostgreSQL: its cache is the
+    server's."""
+    if conn.dialect.name == "sqlite":
+        conn.exec_driver_sql("PRAGMA shrink_memory")
+
+
 def is_contention(exc: BaseException) -> bool:
     """True for a failure caused by other transactions, not by the request: SQLite locked, a deadlock."""
     if not isinstance(exc, DBAPIError):
