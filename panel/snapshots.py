@@ -258,8 +258,7 @@ def _host_update(store: RateStore | None, changes: incremental.Changes):
     if store is None or changes.full or not changes.rate_tables:
         yield
         return
-    wait = float(current_app.config.get("ROUTING_UPDATE_WAIT_SECONDS", UPDATE_WAIT_SECONDS))
-    with store.updating(wait):
+    with store.updating(UPDATE_WAIT_SECONDS):
         yield
 
 
