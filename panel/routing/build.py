@@ -16,72 +16,38 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
-from sqlalchemy import column, func, select, table
+from sqlalchemy import func, select
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.types import NullType
 
-from panel import rule_columns
+from panel.routing.plans import as_float, forget_shared_sets, read_plans, shared_set, tags
 from panel.routing.rateread import RateColumns, read_rate_tables, to_timestamp
-from panel.routing.rateread import micro as _micro
 from panel.routing.ratestore import MappedRates, RateStore
 from panel.routing.snapshot import (
     INFINITY,
-    RATE_ONLY,
     AccountEntry,
     ClientEntry,
     IpIndex,
-    PlanEntry,
     QualityEntry,
     RateTableData,
-    RuleEntry,
     Snapshot,
-    code_length,
     code_set,
-    compile_code,
     policy_entry,
+)
+from panel.routing.tables import (
+    account_gateways,
+    account_networks,
+    accounts,
+    audit_entries,
+    clients,
+    companies,
+    dids,
+    gateways,
+    policies,
+    quality,
+    time_profiles,
 )
 from panel.timeprofile import CompiledProfile, TimeProfileError
 
-# Lightweight table references (Core only): routing reads raw values and converts them itself.
-_raw = NullType()
-
-
-def _table(name: str, columns: str):
-    """A table reference with these columns (names separated by spaces)."""
-    return table(name, *(column(c) for c in columns.split()))
-
-
-companies = _table("companies", "id parent_id name")
-clients = _table(
-    "clients",
-    "id company_id name orig_rate_table_id term_rate_table_id routing_plan_id drained_at drained_until",
-)
-accounts = _table(
-    "accounts",
-    "id client_id name ident_by ident_value tech_prefix orig_enabled orig_rate_table_id "
-    "orig_routing_plan_id orig_tags orig_capacity term_enabled term_rate_table_id term_tags term_capacity "
-    "protocol proxy port drained_at drained_until",
-)
-account_networks = _table("account_networks", "account_id network position")
-account_gateways = _table("account_gateways", "account_id gateway_id")
-gateways = _table("gateways", "id company_id name address")
-policies = _table("policies", "id name rate_weight asr_weight acd_weight pdd_weight")
-time_profiles = _table("time_profiles", "id weekdays ranges timezone")
-dids = _table("dids", "number account_id")
-plans = _table(
-    "routing_plans",
-    "id name company_id additional_plan_id code_deck_id loop_protection rules_hunting dr_order "
-    "match_increments vendor_limit pm_value pm_percent",
-)
-origination_limits = _table("plan_origination_limits", "plan_id company_id")
-termination_limits = _table("plan_termination_limits", "plan_id company_id")
-# A rule's columns as the rules file names them (panel.rule_columns), with its id and plan.
-rules = _table("routing_rules", " ".join(("id", "plan_id", *rule_columns.TARGET, *rule_columns.SETTINGS)))
-codes = _table("codes", "code_deck_id code name")
-quality = _table("quality", "term_account_id code attempts asr acd pdd_ms")
-audit_entries = _table("audit_entries", "id at object_type object_id action before after")
-# A plan's settings when the column is empty.
-PLAN_DEFAULTS = {"rules_hunting": "longest_only", "dr_order": "code_appeal", "match_increments": "disabled"}
 # Audit entries of transactions that commit late (after a higher id) are caught within this tail of ids: the
 # same width as the manager's data version (`panel.manager.AUDIT_TAIL`).
 AUDIT_TAIL = 1000
@@ -95,39 +61,10 @@ class _NeverInside:
         return False
 
 
-def to_datetime(value) -> datetime | None:
-    """A stored time as an aware UTC datetime."""
-    ts = to_timestamp(value)
-    return None if ts is None else datetime.fromtimestamp(ts, UTC)
-
-
 def _drained_until(row) -> float:
     """A drained row's end as POSIX seconds (INFINITY when open-ended)."""
     end = to_timestamp(row.drained_until)
     return INFINITY if end is None else end
-
-
-def _float(value) -> float | None:
-    """A stored number as float (quality figures, rule minimums)."""
-    return None if value is None else float(value)
-
-
-# One object for every equal small set (most accounts have no tags, no gateways): 10,000 accounts hold a few
-# hundred sets rather than tens of thousands.
-_SETS: dict[frozenset, frozenset] = {}
-
-
-def _shared(values) -> frozenset:
-    """`frozenset(values)`, the same object as every equal set made before."""
-    found = frozenset(values)
-    if len(_SETS) > 100_000:
-        _SETS.clear()
-    return _SETS.setdefault(found, found)
-
-
-def _tags(text: str | None) -> frozenset[str]:
-    """Space-separated tags as a set."""
-    return _shared((text or "").split())
 
 
 def _same_account(old: AccountEntry, new: AccountEntry) -> bool:
@@ -192,7 +129,7 @@ def _read(
     """
     if reuse is not None:
         store = reuse.store
-    _SETS.clear()  # the sets of this build only
+    forget_shared_sets()  # the sets of this build only
     built_at = datetime.now(UTC)
 
     # Companies: the tree, its subtrees and chains of ancestors.
@@ -297,22 +234,22 @@ def _read(
             ident_by=row.ident_by,
             ident_value=row.ident_value or "",
             tech_prefix=row.tech_prefix or "",
-            gateways=_shared(account_gws.get(row.id, ())),
+            gateways=shared_set(account_gws.get(row.id, ())),
             orig_enabled=bool(row.orig_enabled),
             orig_rate_table_id=row.orig_rate_table_id,
             orig_plan_id=row.orig_routing_plan_id,
-            orig_tags=_tags(row.orig_tags),
+            orig_tags=tags(row.orig_tags),
             orig_capacity=row.orig_capacity,
             term_enabled=bool(row.term_enabled),
             term_rate_table_id=term_table_id,
             term_rates=table_map.get(term_table_id) if term_table_id else None,
-            term_tags=_tags(row.term_tags),
+            term_tags=tags(row.term_tags),
             term_capacity=row.term_capacity,
             protocol=row.protocol or "sip",
             proxy=proxy or None,
             port=row.port or 5060,
             host=host,
-            addresses=frozenset(addresses) if addresses else _shared(()),
+            addresses=frozenset(addresses) if addresses else shared_set(()),
             drained=drained,
         )
         same = previous.get(row.id)
@@ -371,7 +308,7 @@ def _read(
 
     quality_map = read_quality(conn, quality_min_calls)
 
-    plan_map, rule_map = _read_plans(
+    plan_map, rule_map = read_plans(
         conn, policy_map, profile_map, account_map, client_map, descendants, ancestors
     )
 
@@ -433,7 +370,8 @@ def read_quality(conn: Connection, quality_min_calls: int) -> dict[tuple[int, st
     ):
         if (attempts or 0) < quality_min_calls:
             continue
-        quality_map[(account_id, code)] = QualityEntry(_float(asr), _float(acd), _float(pdd), attempts or 0)
+        figures = (as_float(asr), as_float(acd), as_float(pdd))
+        quality_map[(account_id, code)] = QualityEntry(*figures, attempts or 0)
     return quality_map
 
 
@@ -466,162 +404,3 @@ def _read_rates(
 
     read_rate_tables(conn, table_ids, consume)
     return table_map
-
-
-def plan_index(entries: list[RuleEntry]) -> dict:
-    """A plan's fields that derive from its rules: the rules indexed by the literal part of their code (each
-    list in the order they are tried), the literals' lengths, the DID rules, and whether any rule or policy
-    uses quality figures."""
-    index: dict[str, list[RuleEntry]] = defaultdict(list)
-    did_rules = []
-    uses_quality = False
-    for entry in entries:
-        if entry.type == "did":
-            did_rules.append(entry)
-        else:
-            index[entry.literal].append(entry)
-        if entry.min_asr is not None or entry.min_acd is not None:
-            uses_quality = True
-        if entry.policy is not None and any(f != "rate" for f, _ in entry.policy.weights):
-            uses_quality = True
-    return {
-        "rule_index": {k: tuple(sorted(v, key=lambda r: r.sort_key)) for k, v in index.items()},
-        "literal_lengths": tuple(sorted({len(k) for k in index}, reverse=True)),
-        "did_rules": tuple(sorted(did_rules, key=lambda r: (r.priority, r.id))),
-        "rule_count": len(entries),
-        "uses_quality": uses_quality,
-    }
-
-
-def _read_plans(
-    conn, policy_map, profile_map, account_map, client_map, descendants, ancestors, plan_ids=None
-):
-    """Plans and rules (all, or those of `plan_ids`), with each rule's candidates and each plan's rule index
-    precomputed."""
-
-    def only(stmt, col):
-        return stmt if plan_ids is None else stmt.where(col.in_(sorted(plan_ids)))
-
-    orig_limits: dict[int, set[int]] = defaultdict(set)
-    for plan_id, company_id in conn.execute(only(select(origination_limits), origination_limits.c.plan_id)):
-        orig_limits[plan_id].add(company_id)
-    term_limits: dict[int, set[int]] = defaultdict(set)
-    for plan_id, company_id in conn.execute(only(select(termination_limits), termination_limits.c.plan_id)):
-        term_limits[plan_id].add(company_id)
-
-    plan_map: dict[int, PlanEntry] = {}
-    deck_of: dict[int, int | None] = {}
-    for row in conn.execute(only(select(plans), plans.c.id)):
-        deck_of[row.id] = row.code_deck_id
-        plan_map[row.id] = PlanEntry(
-            **{key: getattr(row, key) for key in ("id", "name", "company_id", "additional_plan_id")},
-            **{key: getattr(row, key) or default for key, default in PLAN_DEFAULTS.items()},
-            vendor_limit=row.vendor_limit,
-            loop_protection=bool(row.loop_protection),
-            pm_percent=bool(row.pm_percent),
-            pm_value=_micro(row.pm_value),
-            origination_limits=frozenset(orig_limits.get(row.id, ())),
-            termination_limits=frozenset(term_limits.get(row.id, ())),
-            **plan_index([]),
-        )
-
-    # Code names from each plan's deck, for the rules' codes only.
-    code_names: dict[tuple[int, str], str] = {}
-    deck_ids = {d for d in deck_of.values() if d}
-    if deck_ids:
-        rule_codes = only(select(rules.c.code), rules.c.plan_id).distinct().scalar_subquery()
-        for deck_id, code, name in conn.execute(
-            select(codes.c.code_deck_id, codes.c.code, codes.c.name).where(
-                codes.c.code_deck_id.in_(deck_ids), codes.c.code.in_(rule_codes)
-            )
-        ):
-            code_names[(deck_id, code)] = name
-
-    # Terminator-enabled accounts, by client and as the dynamic pool.
-    by_client: dict[int, list[AccountEntry]] = defaultdict(list)
-    terminators = sorted((a for a in account_map.values() if a.term_enabled), key=lambda a: a.id)
-    for entry in terminators:
-        by_client[entry.client_id].append(entry)
-    for entries in by_client.values():
-        entries.sort(key=lambda a: (a.name, a.id))
-    dynamic_pools: dict[tuple[int, frozenset[str]], tuple[AccountEntry, ...]] = {}
-
-    def dynamic_pool(owner_id: int, tags: frozenset[str]) -> tuple[AccountEntry, ...]:
-        """Terminators of clients owned by the plan owner, its descendants or ancestors, meeting the tags."""
-        key = (owner_id, tags)
-        pool = dynamic_pools.get(key)
-        if pool is None:
-            allowed = descendants.get(owner_id, frozenset((owner_id,))) | ancestors.get(owner_id, frozenset())
-            pool = tuple(
-                a
-                for a in terminators
-                if a.company_id in allowed and (not a.term_tags.isdisjoint(tags) if tags else not a.term_tags)
-            )
-            dynamic_pools[key] = pool
-        return pool
-
-    rule_map: dict[int, RuleEntry] = {}
-    per_plan: dict[int, list[RuleEntry]] = defaultdict(list)
-    for row in conn.execute(only(select(rules), rules.c.plan_id)):
-        plan = plan_map.get(row.plan_id)
-        if plan is None:
-            continue
-        code = (row.code or "").strip() if row.type != "did" else ""
-        literal, regex = compile_code(code)
-        if row.type == "static_client":
-            candidates = tuple(by_client.get(row.terminator_client_id, ()))
-        elif row.type == "static_account":
-            account = account_map.get(row.terminator_account_id)
-            candidates = (account,) if account is not None else ()
-        elif row.type == "dynamic":
-            candidates = dynamic_pool(plan.company_id, _tags(row.term_tags))
-        else:
-            candidates = ()
-        balancing = row.balancing
-        length = code_length(code)
-        expires_at = to_datetime(row.expires_at)
-        entry = RuleEntry(
-            id=row.id,
-            plan_id=row.plan_id,
-            priority=row.priority or 0,
-            code=code,
-            code_name=code_names.get((deck_of.get(row.plan_id), code), ""),
-            length=length,
-            group_key=code.rstrip("*"),
-            literal=literal,
-            regex=regex,
-            type=row.type,
-            terminator_client_id=row.terminator_client_id,
-            terminator_account_id=row.terminator_account_id,
-            policy=policy_map.get(row.policy_id) if row.policy_id else None,
-            # Static and DID routes get the appeal of a rate-only policy; so does a dynamic rule with none.
-            appeal_policy=(policy_map.get(row.policy_id) if row.type == "dynamic" and row.policy_id else None)
-            or RATE_ONLY,
-            pm_value=_micro(row.pm_value),
-            pm_percent=bool(row.pm_percent),
-            orig_tags=_tags(row.orig_tags),
-            orig_tags_any=(row.orig_tags_mode == "any"),
-            term_tags=_tags(row.term_tags),
-            time_profile_id=row.time_profile_id,
-            time_profile=profile_map.get(row.time_profile_id) if row.time_profile_id else None,
-            expires_at=expires_at,
-            expires_ts=expires_at.timestamp() if expires_at else None,
-            balancing=balancing,
-            balanced=balancing is not None and 1 <= balancing <= 99,
-            min_length=row.min_length,
-            max_length=row.max_length,
-            min_asr=_float(row.min_asr),
-            min_acd=_float(row.min_acd),
-            capacity=row.capacity,
-            stop_hunt=bool(row.stop_hunt),
-            candidates=candidates,
-            sort_key=(-length, row.priority or 0, row.id),
-        )
-        rule_map[row.id] = entry
-        per_plan[row.plan_id].append(entry)
-
-    for plan_id, entries in per_plan.items():
-        plan = plan_map[plan_id]
-        for key, value in plan_index(entries).items():
-            setattr(plan, key, value)
-    return plan_map, rule_map

@@ -52,6 +52,12 @@ def to_timestamp(value) -> float | None:
     return value.timestamp()
 
 
+def to_datetime(value) -> datetime | None:
+    """A stored time as an aware UTC datetime."""
+    ts = to_timestamp(value)
+    return None if ts is None else datetime.fromtimestamp(ts, UTC)
+
+
 def micro(value) -> int | None:
     """A stored Decimal/float/str amount as integer millionths."""
     if value is None or value == "":

@@ -22,8 +22,8 @@ the part of the routing data it touches (`Changes`):
 are the very objects of the old one, so an edit costs memory and time in proportion to what it touched.
 The same functions serve previews of a change that is not in the database (`with_rate_tables`,
 `with_accounts`, `with_clients`, `with_plan_rules`): a copy of a snapshot with one change applied in memory.
-`describe(snapshot)` is a comparable value of everything routing reads; tests compare an incrementally
-updated snapshot with a full build through it.
+`panel.routing.compare.describe(snapshot)` is a comparable value of everything routing reads; tests compare
+an incrementally updated snapshot with a full build through it.
 """
 
 from __future__ import annotations
@@ -40,6 +40,8 @@ from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
 from panel.routing import build, rateread
+from panel.routing import tables as schema
+from panel.routing.plans import read_plans
 from panel.routing.ratestore import MANIFEST_VERSION, MappedRates
 from panel.routing.snapshot import (
     AccountEntry,
@@ -120,7 +122,7 @@ def pending(conn: Connection, snapshot: Snapshot) -> Changes:
         return _full(changes, f"{len(new)} changes")
     for start in range(0, len(new), 500):
         chunk = new[start : start + 500]
-        entries = build.audit_entries
+        entries = schema.audit_entries
         rows = conn.execute(
             select(
                 entries.c.object_type,
@@ -282,9 +284,9 @@ def tables_from_host(conn: Connection, store, changes: Changes) -> dict[int, Rat
 
 def _anchor(conn: Connection, audit_id: int) -> float | None:
     """The time of audit entry `audit_id` (what ties a manifest to this database's history), or None."""
-    entries = build.audit_entries
+    entries = schema.audit_entries
     found = conn.execute(select(entries.c.at).where(entries.c.id == audit_id)).first()
-    return build.to_timestamp(found[0]) if found is not None and found[0] is not None else None
+    return rateread.to_timestamp(found[0]) if found is not None and found[0] is not None else None
 
 
 # --- applying it ------------------------------------------------------------------------------------------
@@ -348,7 +350,7 @@ def _finish(snap: Snapshot, changes: Changes) -> Snapshot:
 
 def _reread_plans(conn: Connection, snap: Snapshot, plan_ids: set[int]) -> Snapshot:
     """`snap` with the plans of `plan_ids` (settings, rules, candidates) read again."""
-    plan_map, rule_map = build._read_plans(
+    plan_map, rule_map = read_plans(
         conn,
         snap.policies,
         snap.profiles,
@@ -504,14 +506,14 @@ def _relink_ip(index: IpIndex, relink) -> IpIndex:
 def with_plan_rules(snap: Snapshot, plan_id: int, rows: Iterable[Mapping]) -> Snapshot:
     """A copy of `snap` where plan `plan_id` has the rules of `rows` (mappings with the columns of
     `routing_rules`, as the database would return them): the plan's index is rebuilt, nothing else is."""
-    rows = [SimpleNamespace(**{c.name: row.get(c.name) for c in build.rules.c}) for row in rows]
+    rows = [SimpleNamespace(**{c.name: row.get(c.name) for c in schema.rules.c}) for row in rows]
     for row in rows:
         row.plan_id = plan_id
     return _reread_plans(_Rows(snap, plan_id, rows), snap, {plan_id})
 
 
 class _Rows:
-    """Stands for a connection in `build._read_plans`: the plan's own settings from the snapshot and the
+    """Stands for a connection in `plans.read_plans`: the plan's own settings from the snapshot and the
     given rule rows (code names are kept from the snapshot's rules)."""
 
     def __init__(self, snap: Snapshot, plan_id: int, rows: list):
@@ -526,7 +528,7 @@ class _Rows:
         if plan is None:
             return iter(())
         if "routing_plans" in froms:
-            fields = {c.name: getattr(plan, c.name, None) for c in build.plans.c}
+            fields = {c.name: getattr(plan, c.name, None) for c in schema.plans.c}
             fields["code_deck_id"] = None
             fields["pm_value"] = None if plan.pm_value is None else plan.pm_value / 1_000_000
             return iter((SimpleNamespace(**fields),))
@@ -535,75 +537,3 @@ class _Rows:
         if "plan_termination_limits" in froms:
             return iter((self.plan_id, c) for c in plan.termination_limits)
         return iter(())
-
-
-# --- comparing snapshots ----------------------------------------------------------------------------------
-
-
-def describe(snap: Snapshot) -> dict:
-    """Everything routing reads from `snap` as plain comparable values (objects by id, links checked): two
-    snapshots route every call alike when their descriptions are equal."""
-
-    def account_ref(entry) -> object:
-        # A link to an account object that is not the snapshot's own is a relink bug: make it visible.
-        return entry.id if snap.accounts.get(entry.id) is entry else ("stale account", entry.id)
-
-    def accounts_of(entries) -> tuple:
-        return tuple(account_ref(e) for e in entries)
-
-    def slots(entry, **special) -> dict:
-        return {k: special[k] if k in special else getattr(entry, k, None) for k in type(entry).__slots__}
-
-    accounts = {}
-    for aid, a in snap.accounts.items():
-        table = a.term_rates
-        table_ref = None
-        if table is not None:
-            same = snap.rate_tables.get(a.term_rate_table_id) is table
-            table_ref = table.id if same else ("stale table", table.id)
-        accounts[aid] = slots(a, term_rates=table_ref)
-    rules = {}
-    for rid, r in snap.rules.items():
-        rules[rid] = slots(
-            r,
-            candidates=accounts_of(r.candidates or ()),
-            regex=r.regex.pattern if r.regex is not None else None,
-            time_profile=r.time_profile_id if r.time_profile is not None else None,
-        )
-
-    def rule_ref(rule) -> object:
-        return rule.id if snap.rules.get(rule.id) is rule else ("stale rule", rule.id)
-
-    plans = {}
-    for pid, p in snap.plans.items():
-        plans[pid] = slots(
-            p,
-            rule_index={k: tuple(rule_ref(r) for r in v) for k, v in p.rule_index.items()},
-            did_rules=tuple(rule_ref(r) for r in p.did_rules),
-        )
-
-    def ip(index: IpIndex) -> list:
-        return [(plen, shift, {k: accounts_of(v) for k, v in t.items()}) for plen, shift, t in index.tables]
-
-    return {
-        "accounts": accounts,
-        "clients": dict(snap.clients),
-        "plans": plans,
-        "rules": rules,
-        "rate_tables": {tid: (t.name, t.currency, dict(t.rates)) for tid, t in snap.rate_tables.items()},
-        "codes": snap.codes,
-        "policies": dict(snap.policies),
-        "profiles": sorted(snap.profiles),
-        "dids": dict(snap.dids),
-        "quality": dict(snap.quality),
-        "by_login": {k: accounts_of(v) for k, v in snap.by_login.items()},
-        "by_ani": {k: accounts_of(v) for k, v in snap.by_ani.items()},
-        "ip4": ip(snap.ip4),
-        "ip6": ip(snap.ip6),
-        "gateway_keys": dict(snap.gateway_keys),
-        "gateways": dict(snap.gateways),
-        "company_names": dict(snap.company_names),
-        "descendants": dict(snap.descendants),
-        "ancestors": dict(snap.ancestors),
-        "counts": {k: v for k, v in snap.counts.items() if k not in ("bad_time_profiles", "companies")},
-    }

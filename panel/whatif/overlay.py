@@ -17,9 +17,9 @@ from __future__ import annotations
 import dataclasses
 from collections import defaultdict
 
-from panel.routing.build import _float, _tags, plan_index, to_datetime
+from panel.routing.plans import as_float, plan_index, tags
 from panel.routing.rateread import micro as _micro
-from panel.routing.rateread import to_timestamp
+from panel.routing.rateread import to_datetime, to_timestamp
 from panel.routing.snapshot import (
     INFINITY,
     RATE_ONLY,
@@ -111,8 +111,8 @@ class _Candidates:
             return (account,) if account is not None else ()
         if kind != "dynamic":
             return ()
-        tags = _tags(row.get("term_tags"))
-        key = (plan.company_id, tags)
+        wanted = tags(row.get("term_tags"))
+        key = (plan.company_id, wanted)
         pool = self.pools.get(key)
         if pool is None:
             snap = self.snapshot
@@ -123,7 +123,8 @@ class _Candidates:
             pool = self.pools[key] = tuple(
                 a
                 for a in self.terminators
-                if a.company_id in allowed and (not a.term_tags.isdisjoint(tags) if tags else not a.term_tags)
+                if a.company_id in allowed
+                and (not a.term_tags.isdisjoint(wanted) if wanted else not a.term_tags)
             )
         return pool
 
@@ -156,9 +157,9 @@ def rule_entry(snapshot: Snapshot, plan: PlanEntry, row: dict, candidates: _Cand
         appeal_policy=(policy if row["type"] == "dynamic" else None) or RATE_ONLY,
         pm_value=_micro(row.get("pm_value")),
         pm_percent=bool(row.get("pm_percent")),
-        orig_tags=_tags(row.get("orig_tags")),
+        orig_tags=tags(row.get("orig_tags")),
         orig_tags_any=(row.get("orig_tags_mode") == "any"),
-        term_tags=_tags(row.get("term_tags")),
+        term_tags=tags(row.get("term_tags")),
         time_profile_id=profile_id,
         time_profile=snapshot.profiles.get(profile_id) if profile_id else None,
         expires_at=expires_at,
@@ -167,8 +168,8 @@ def rule_entry(snapshot: Snapshot, plan: PlanEntry, row: dict, candidates: _Cand
         balanced=balancing is not None and 1 <= balancing <= 99,
         min_length=row.get("min_length"),
         max_length=row.get("max_length"),
-        min_asr=_float(row.get("min_asr")),
-        min_acd=_float(row.get("min_acd")),
+        min_asr=as_float(row.get("min_asr")),
+        min_acd=as_float(row.get("min_acd")),
         capacity=row.get("capacity"),
         stop_hunt=bool(row.get("stop_hunt")),
         candidates=candidates.of(plan, row),

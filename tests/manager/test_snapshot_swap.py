@@ -79,7 +79,7 @@ def test_a_worker_forked_after_preload_updates_the_masters_snapshot(app, routed)
     import os
 
     from panel.routing.build import build_snapshot
-    from panel.routing.update import describe
+    from panel.routing.compare import describe
 
     try:
         preloaded = snapshots.preload(app)

@@ -20,7 +20,7 @@ from panel import audit, snapshots
 from panel.extensions import db
 from panel.models import Account, Client, Policy, Quality, Rate, RateTable, RoutingPlan, RoutingRule
 from panel.rates.importer import import_rates
-from panel.routing import build
+from panel.routing import build, compare
 from panel.routing import update as incremental
 from panel.routing.build import build_snapshot, read_connection
 from panel.routing.engine import RouteQuery, route
@@ -187,13 +187,13 @@ def test_incremental_updates_equal_a_full_build(carrier, edits, sync_every):
             # Against a build held in memory (dicts) and one mapped from the host's files: the updated
             # snapshot maps the very files a full build maps (one file per table content).
             whole = build_snapshot(db.engine, quality_min_calls=_min_calls())
-            assert incremental.describe(updated) == incremental.describe(whole), (edits, step)
+            assert compare.describe(updated) == compare.describe(whole), (edits, step)
             mapped = build_snapshot(db.engine, store=snapshots.rate_store())
             assert _files(updated) == _files(mapped) and None not in _files(updated).values()
             # A process that starts now: the host's files of the last recorded state, and the rate tables
             # changed since read again, make the same snapshot.
             started, _changes = _start_elsewhere()
-            assert incremental.describe(started) == incremental.describe(whole), (edits, step)
+            assert compare.describe(started) == compare.describe(whole), (edits, step)
             assert _files(started) == _files(mapped)
 
 
@@ -245,7 +245,7 @@ def test_a_process_that_starts_reads_only_the_rate_tables_changed_since_the_host
     assert started.rate_tables[v2.table.id].file == recorded.rate_tables[v2.table.id].file
     assert started.accounts[carrier["vendors"][2].account.id].term_tags == frozenset({"late"})
     monkeypatch.undo()
-    assert incremental.describe(started) == incremental.describe(
+    assert compare.describe(started) == compare.describe(
         build_snapshot(db.engine, quality_min_calls=_min_calls())
     )
     result = route(started, RouteQuery(number="44123", account_id=carrier["cust"].id, at=MONDAY_NOON))
@@ -287,7 +287,7 @@ def test_an_update_maps_the_rate_tables_another_process_of_the_host_read_at_the_
     assert other.rate_tables[v2.table.id] is before.rate_tables[v2.table.id]
     assert "4478" in other.codes and "4478" not in before.codes
     monkeypatch.undo()
-    assert incremental.describe(other) == incremental.describe(
+    assert compare.describe(other) == compare.describe(
         build_snapshot(db.engine, quality_min_calls=_min_calls())
     )
     result = route(other, RouteQuery(number="447812345", account_id=carrier["cust"].id, at=MONDAY_NOON))
@@ -302,7 +302,7 @@ def test_an_update_maps_the_rate_tables_another_process_of_the_host_read_at_the_
     )
     again, changes = _update_elsewhere(before)
     assert changes.summary() == f"rate tables {sorted([v1.table.id, v2.table.id])}"
-    assert incremental.describe(again) == incremental.describe(
+    assert compare.describe(again) == compare.describe(
         build_snapshot(db.engine, quality_min_calls=_min_calls())
     )
 
