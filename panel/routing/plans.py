@@ -5,6 +5,7 @@ what-if previews' way), with the conversions of stored values they share with th
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Mapping
 
 from sqlalchemy import select
 
@@ -69,6 +70,47 @@ def plan_index(entries: list[RuleEntry]) -> dict:
     }
 
 
+class Candidates:
+    """The terminators a rule may route to (SPEC §4), from a snapshot's accounts: a static client's enabled
+    terminators (by name), a static account, or a dynamic rule's pool: the enabled terminators of the plan
+    owner's companies (its subtree and its ancestors) that carry one of the rule's tags (none: only those
+    without tags). Pools are made once per owner and tags, so rules that agree share one tuple."""
+
+    def __init__(self, accounts: Mapping[int, AccountEntry], descendants: Mapping, ancestors: Mapping):
+        self.accounts, self.descendants, self.ancestors = accounts, descendants, ancestors
+        self.terminators = sorted((a for a in accounts.values() if a.term_enabled), key=lambda a: a.id)
+        self.by_client: dict[int, list[AccountEntry]] = defaultdict(list)
+        for entry in self.terminators:
+            self.by_client[entry.client_id].append(entry)
+        for entries in self.by_client.values():
+            entries.sort(key=lambda a: (a.name, a.id))
+        self.pools: dict[tuple[int, frozenset[str]], tuple[AccountEntry, ...]] = {}
+
+    def of(self, kind: str, owner_id: int, client_id, account_id, term_tags: str | None) -> tuple:
+        """The candidates of a rule of type `kind` in a plan owned by company `owner_id`."""
+        if kind == "static_client":
+            return tuple(self.by_client.get(client_id, ()))
+        if kind == "static_account":
+            account = self.accounts.get(account_id)
+            return (account,) if account is not None else ()
+        if kind != "dynamic":
+            return ()
+        wanted = tags(term_tags)
+        key = (owner_id, wanted)
+        pool = self.pools.get(key)
+        if pool is None:
+            allowed = self.descendants.get(owner_id, frozenset((owner_id,))) | self.ancestors.get(
+                owner_id, frozenset()
+            )
+            pool = self.pools[key] = tuple(
+                a
+                for a in self.terminators
+                if a.company_id in allowed
+                and (not a.term_tags.isdisjoint(wanted) if wanted else not a.term_tags)
+            )
+        return pool
+
+
 def read_plans(conn, policy_map, profile_map, account_map, client_map, descendants, ancestors, plan_ids=None):
     """Plans and rules (all, or those of `plan_ids`), with each rule's candidates and each plan's rule index
     precomputed."""
@@ -111,29 +153,7 @@ def read_plans(conn, policy_map, profile_map, account_map, client_map, descendan
         ):
             code_names[(deck_id, code)] = name
 
-    # Terminator-enabled accounts, by client and as the dynamic pool.
-    by_client: dict[int, list[AccountEntry]] = defaultdict(list)
-    terminators = sorted((a for a in account_map.values() if a.term_enabled), key=lambda a: a.id)
-    for entry in terminators:
-        by_client[entry.client_id].append(entry)
-    for entries in by_client.values():
-        entries.sort(key=lambda a: (a.name, a.id))
-    dynamic_pools: dict[tuple[int, frozenset[str]], tuple[AccountEntry, ...]] = {}
-
-    def dynamic_pool(owner_id: int, wanted: frozenset[str]) -> tuple[AccountEntry, ...]:
-        """Terminators of clients owned by the plan owner, its descendants or ancestors, meeting the tags."""
-        key = (owner_id, wanted)
-        pool = dynamic_pools.get(key)
-        if pool is None:
-            allowed = descendants.get(owner_id, frozenset((owner_id,))) | ancestors.get(owner_id, frozenset())
-            pool = tuple(
-                a
-                for a in terminators
-                if a.company_id in allowed
-                and (not a.term_tags.isdisjoint(wanted) if wanted else not a.term_tags)
-            )
-            dynamic_pools[key] = pool
-        return pool
+    pool = Candidates(account_map, descendants, ancestors)
 
     rule_map: dict[int, RuleEntry] = {}
     per_plan: dict[int, list[RuleEntry]] = defaultdict(list)
@@ -143,15 +163,9 @@ def read_plans(conn, policy_map, profile_map, account_map, client_map, descendan
             continue
         code = (row.code or "").strip() if row.type != "did" else ""
         literal, regex = compile_code(code)
-        if row.type == "static_client":
-            candidates = tuple(by_client.get(row.terminator_client_id, ()))
-        elif row.type == "static_account":
-            account = account_map.get(row.terminator_account_id)
-            candidates = (account,) if account is not None else ()
-        elif row.type == "dynamic":
-            candidates = dynamic_pool(plan.company_id, tags(row.term_tags))
-        else:
-            candidates = ()
+        candidates = pool.of(
+            row.type, plan.company_id, row.terminator_client_id, row.terminator_account_id, row.term_tags
+        )
         balancing = row.balancing
         length = code_length(code)
         expires_at = to_datetime(row.expires_at)

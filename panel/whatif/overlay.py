@@ -17,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 from collections import defaultdict
 
-from panel.routing.plans import as_float, plan_index, tags
+from panel.routing.plans import Candidates, as_float, plan_index, tags
 from panel.routing.rateread import micro as _micro
 from panel.routing.rateread import to_datetime, to_timestamp
 from panel.routing.snapshot import (
@@ -86,50 +86,7 @@ def originator(
     )
 
 
-class _Candidates:
-    """Rule candidates computed from the snapshot's accounts, as `build` computes them from the database."""
-
-    def __init__(self, snapshot: Snapshot):
-        self.snapshot = snapshot
-        self.terminators = sorted(
-            (a for a in snapshot.accounts.values() if a.term_enabled), key=lambda a: a.id
-        )
-        self.by_client: dict[int, list[AccountEntry]] = defaultdict(list)
-        for entry in self.terminators:
-            self.by_client[entry.client_id].append(entry)
-        for entries in self.by_client.values():
-            entries.sort(key=lambda a: (a.name, a.id))
-        self.pools: dict[tuple, tuple] = {}
-
-    def of(self, plan: PlanEntry, row: dict) -> tuple:
-        """The candidates of a rule row of `plan`."""
-        kind = row["type"]
-        if kind == "static_client":
-            return tuple(self.by_client.get(row.get("terminator_client_id"), ()))
-        if kind == "static_account":
-            account = self.snapshot.accounts.get(row.get("terminator_account_id"))
-            return (account,) if account is not None else ()
-        if kind != "dynamic":
-            return ()
-        wanted = tags(row.get("term_tags"))
-        key = (plan.company_id, wanted)
-        pool = self.pools.get(key)
-        if pool is None:
-            snap = self.snapshot
-            owner = plan.company_id
-            allowed = snap.descendants.get(owner, frozenset((owner,))) | snap.ancestors.get(
-                owner, frozenset()
-            )
-            pool = self.pools[key] = tuple(
-                a
-                for a in self.terminators
-                if a.company_id in allowed
-                and (not a.term_tags.isdisjoint(wanted) if wanted else not a.term_tags)
-            )
-        return pool
-
-
-def rule_entry(snapshot: Snapshot, plan: PlanEntry, row: dict, candidates: _Candidates) -> RuleEntry:
+def rule_entry(snapshot: Snapshot, plan: PlanEntry, row: dict, candidates: Candidates) -> RuleEntry:
     """A RuleEntry from the column values of a RoutingRule (a dict with `id`)."""
     code = (row.get("code") or "").strip() if row["type"] != "did" else ""
     literal, regex = compile_code(code)
@@ -172,7 +129,13 @@ def rule_entry(snapshot: Snapshot, plan: PlanEntry, row: dict, candidates: _Cand
         min_acd=as_float(row.get("min_acd")),
         capacity=row.get("capacity"),
         stop_hunt=bool(row.get("stop_hunt")),
-        candidates=candidates.of(plan, row),
+        candidates=candidates.of(
+            row["type"],
+            plan.company_id,
+            row.get("terminator_client_id"),
+            row.get("terminator_account_id"),
+            row.get("term_tags"),
+        ),
         sort_key=(-length, priority, row["id"]),
     )
 
@@ -185,7 +148,7 @@ def _indexed(plan: PlanEntry, entries: list[RuleEntry]) -> PlanEntry:
 def with_plan_rules(snapshot: Snapshot, plan_id: int, rows: list[dict]) -> Snapshot:
     """The snapshot with plan `plan_id`'s rules replaced by `rows` (RoutingRule column values with ids)."""
     plan = snapshot.plans[plan_id]
-    candidates = _Candidates(snapshot)
+    candidates = Candidates(snapshot.accounts, snapshot.descendants, snapshot.ancestors)
     entries = [rule_entry(snapshot, plan, row, candidates) for row in rows]
     rules = {rid: rule for rid, rule in snapshot.rules.items() if rule.plan_id != plan_id}
     rules.update((entry.id, entry) for entry in entries)
