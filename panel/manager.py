@@ -490,6 +490,8 @@ def snapshot_info(app: Flask | None = None) -> dict:
         "build_ms": current.snapshot_build_ms,
         "age_s": None,
         "size": None,
+        # What the last build or update read ("rate tables [6] (the host's files)", "base", "full", ...).
+        "read": snapshots.last_changes(),
     }
     snap = snapshots.current()
     if snap is not None:

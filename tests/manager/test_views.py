@@ -5,9 +5,11 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+from sqlalchemy import select
 
-from panel import cdrs, livecalls, manager
+from panel import audit, cdrs, livecalls, manager, snapshots
 from panel.extensions import db
+from panel.models import RoutingRule
 from panel.models.types import utcnow
 from tests import factories
 
@@ -65,6 +67,22 @@ def test_manager_page_shows_state_and_runs(login, routed):
     # The settings and system-wide figures are the operator's (issue 14.9): see tests/ui/test_reseller.py.
     operator_page = login(routed.tree.root_admin).get("/manager/").get_data(as_text=True)
     assert "PANEL_MANAGER_PERIOD_SECONDS" in operator_page
+
+
+def test_manager_page_says_what_the_last_sync_read(login, routed, app):
+    """The operator sees what this process's last snapshot sync read from the database."""
+    admin = login(routed.tree.root_admin)
+    snapshots.rebuild()
+    text = admin.get("/manager/").get_data(as_text=True)
+    assert "Last update read" in text and '<td colspan="3">full' in text
+    rule = db.session.scalars(select(RoutingRule)).first()
+    before = audit.state(rule)
+    rule.priority = (rule.priority or 0) + 1
+    audit.record("update", rule, before=before)
+    db.session.commit()
+    snapshots.update()
+    text = admin.get("/manager/").get_data(as_text=True)
+    assert f'<td colspan="3">plans [{rule.plan_id}]' in text
 
 
 def test_run_now_is_for_admins(login, routed):

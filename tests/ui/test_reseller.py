@@ -155,6 +155,7 @@ def test_manager_page_is_scoped_for_resellers(tree, login, app):
     reseller = _text(login(tree.alpha_admin).get("/manager/"))
     assert "Run now" not in reseller
     assert "Quality rows" not in reseller and "Snapshot size" not in reseller
+    assert "Last update read" not in reseller
     assert "PANEL_MANAGER_PERIOD_SECONDS" not in reseller and "Errors in 24 h" not in reseller
     assert "Your rules expired" in reseller
     own = reseller.split("Your rules expired")[1].split("</tr>")[0]
