@@ -269,7 +269,12 @@ def tables_from_host(conn: Connection, store, changes: Changes) -> dict[int, Rat
         return None
     if _anchor(conn, changes.audit_top) != state.get("anchor"):
         return None
-    recorded = {int(tid): (name, currency) for tid, (_file, name, currency) in state["tables"].items()}
+    try:
+        recorded = {
+            int(tid): (str(name), str(currency)) for tid, (_f, name, currency) in state["tables"].items()
+        }
+    except (AttributeError, TypeError, ValueError):  # a manifest damaged by hand: read the tables instead
+        return None
     # The same audit state holds the same tables; a table created or deleted without an audit entry (by
     # hand) is not taken on trust.
     ids = rateread.rate_tables.c.id

@@ -307,6 +307,27 @@ def test_an_update_maps_the_rate_tables_another_process_of_the_host_read_at_the_
     )
 
 
+def test_a_damaged_manifest_at_the_same_state_means_the_tables_are_read(carrier):
+    before = snapshots.current()
+    v1 = carrier["vendors"][0]
+    import_rates(
+        v1.table.id,
+        _deck([("44", "0.001")]),
+        "replace",
+        default_effective_from=datetime(2024, 1, 1, tzinfo=UTC),
+    )
+    snapshots.update()  # records the manifest at this state
+    manifest = snapshots.rate_store().directory / "manifest.json"
+    document = json.loads(manifest.read_text())
+    document["tables"][str(v1.table.id)] = document["tables"][str(v1.table.id)][:1]  # name and currency lost
+    manifest.write_text(json.dumps(document))
+    other, changes = _update_elsewhere(before)
+    assert not changes.from_host and changes.summary() == f"rate tables [{v1.table.id}]"
+    assert compare.describe(other) == compare.describe(
+        build_snapshot(db.engine, quality_min_calls=_min_calls())
+    )
+
+
 def test_a_rate_table_created_without_an_audit_entry_is_read_even_at_the_recorded_state(carrier):
     """The manifest's state holds no such table: the same audit state is not taken on trust for it."""
     recorded = snapshots.current()
