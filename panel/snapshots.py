@@ -159,18 +159,14 @@ def last_changes() -> str:
     return _holder().last_changes
 
 
-def _reading():
-    """A block whose transactions only read: on SQLite a build must never hold the writer lock."""
-    return txn.read_only()
-
-
 @contextmanager
 def _read():
-    """The one read transaction of a build or an update. On SQLite the connection's page cache is given
-    back at its end (`PRAGMA shrink_memory`, then `_trim`): what it read is in the snapshot now, and the
-    cache (up to 2 MB a connection, in every worker) would otherwise be the largest part of a worker's
-    routing memory that its database costs; PostgreSQL keeps its cache in the server."""
-    with _reading(), read_connection(db.engine) as conn:
+    """The one read transaction of a build or an update, declared read-only (on SQLite a build must never
+    hold the writer lock). On SQLite the connection's page cache is given back at its end
+    (`txn.release_cache`; the C heap follows with `_trim` after the build or update): what it read is in the
+    snapshot now, and the cache (up to 2 MB a connection, in every worker) would otherwise be the largest
+    part of a worker's routing memory that its database costs; PostgreSQL keeps its cache in the server."""
+    with txn.read_only(), read_connection(db.engine) as conn:
         yield conn
         txn.release_cache(conn)
 

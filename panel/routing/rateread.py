@@ -28,16 +28,12 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
 
-from sqlalchemy import BigInteger, String, case, cast, column, func, or_, select, table
+from sqlalchemy import BigInteger, String, case, cast, func, or_, select
 from sqlalchemy.engine import Connection
 
 from panel.routing.snapshot import INFINITY, MICRO
+from panel.routing.tables import rate_tables, rates
 
-rate_tables = table("rate_tables", column("id"), column("name"), column("currency"))
-rates = table(
-    "rates",
-    *(column(c) for c in "rate_table_id code rate setup_fee min_time interval effective_from end".split()),
-)
 SEP = "\n"
 
 

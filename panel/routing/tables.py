@@ -1,6 +1,6 @@
 """The tables routing reads, as lightweight Core references (no ORM objects, no Flask): a build reads raw
-values and converts them itself (`panel.routing.build`, `panel.routing.plans`); the rates' own references
-are in `panel.routing.rateread`."""
+values and converts them itself (`panel.routing.build`, `panel.routing.plans`, the rates by columns in
+`panel.routing.rateread`)."""
 
 from sqlalchemy import column, table
 
@@ -41,3 +41,5 @@ rules = _table("routing_rules", " ".join(("id", "plan_id", *rule_columns.TARGET,
 codes = _table("codes", "code_deck_id code name")
 quality = _table("quality", "term_account_id code attempts asr acd pdd_ms")
 audit_entries = _table("audit_entries", "id at object_type object_id action before after")
+rate_tables = _table("rate_tables", "id name currency")
+rates = _table("rates", "rate_table_id code rate setup_fee min_time interval effective_from end")

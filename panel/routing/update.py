@@ -141,7 +141,7 @@ def pending(conn: Connection, snapshot: Snapshot) -> Changes:
                 return changes
     # A rate table created or deleted is read (and the base with it: a vendor comes with its table) whatever
     # the entries said: a cheap check of the table ids.
-    table_ids = set(conn.execute(select(rateread.rate_tables.c.id)).scalars())
+    table_ids = set(conn.execute(select(schema.rate_tables.c.id)).scalars())
     if table_ids != snapshot.rate_tables.keys():
         changes.rate_tables |= table_ids ^ snapshot.rate_tables.keys()
         changes.base = True
@@ -277,7 +277,7 @@ def tables_from_host(conn: Connection, store, changes: Changes) -> dict[int, Rat
         return None
     # The same audit state holds the same tables; a table created or deleted without an audit entry (by
     # hand) is not taken on trust.
-    ids = rateread.rate_tables.c.id
+    ids = schema.rate_tables.c.id
     present = set(conn.execute(select(ids).where(ids.in_(sorted(changes.rate_tables)))).scalars())
     if present != changes.rate_tables & recorded.keys():
         return None
